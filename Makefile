@@ -1,0 +1,49 @@
+# Every target that needs RabbitMQ/PostgreSQL runs scripts/ensure-infra.sh
+# first: it starts them, or installs them from Debian packages, or fails.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PYTEST := $(PY) -m pytest
+
+.PHONY: install infra migrate run test unit integration e2e lint bench clean-test-data
+
+install: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+infra:
+	bash scripts/ensure-infra.sh
+
+migrate: install infra
+	$(PY) -m services.common.migrate --all
+
+## The whole platform: five services + SMS/email capture, gateway on :8000.
+run: install infra
+	$(PY) -m devtools.platform
+
+lint: install
+	$(PY) -m ruff check services devtools tests bench
+
+## No broker, no database: passes on a bare machine.
+unit: install
+	$(PYTEST) tests/unit
+
+integration: install infra
+	$(PYTEST) tests/integration
+
+e2e: install infra
+	$(PYTEST) tests/e2e
+
+## Every tier, against real RabbitMQ and PostgreSQL. CI runs exactly this.
+test: install infra lint
+	$(PYTEST) tests/unit tests/integration tests/e2e
+
+bench: install infra
+	$(PY) -m bench.run
+
+## Drop databases and vhosts left by killed test runs.
+clean-test-data: install infra
+	$(PY) -m tests.cleanup

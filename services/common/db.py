@@ -1,0 +1,267 @@
+"""PostgreSQL access for Nameko workers.
+
+``Database(StoreClass)`` is the dependency provider: each worker gets a
+``StoreClass`` bound to one pooled connection, taken on first use and given
+back (rolled back if uncommitted) in ``worker_teardown``. Stores hold all SQL
+of a service; ``Store`` here is their base with the plumbing: cursors,
+commit, unique-violation mapping and the transactional outbox.
+"""
+
+import json
+import logging
+import uuid
+import weakref
+
+import psycopg2
+import psycopg2.errors
+import psycopg2.extensions
+import psycopg2.extras
+import psycopg2.pool
+from eventlet.semaphore import Semaphore
+from nameko.extensions import DependencyProvider
+
+from services.common.context import current_request_id
+from services.common.errors import ServiceUnavailable
+
+__all__ = ["ConnectionPool", "Database", "Store", "require_green_psycopg"]
+
+log = logging.getLogger(__name__)
+
+
+def require_green_psycopg():
+    """Refuse to start if psycopg2 would block the whole process.
+
+    ``eventlet.monkey_patch()`` (which ``nameko run`` applies) installs a wait
+    callback that makes psycopg2 yield to other green threads; without it one
+    slow query stalls every worker of the service.
+    """
+    if psycopg2.extensions.get_wait_callback() is None:
+        raise RuntimeError(
+            "psycopg2 is not green: run under `nameko run` or call "
+            "eventlet.monkey_patch() before importing the service"
+        )
+
+
+class ConnectionPool:
+    """A fixed-size psycopg2 pool that waits for a free connection.
+
+    ``ThreadedConnectionPool`` raises ``PoolError`` when exhausted instead of
+    waiting, and closes connections above ``minconn``; so a semaphore gates it
+    and ``minconn == maxconn``.
+    """
+
+    def __init__(self, dsn, size, *, application_name="service",
+                 connect_timeout=5, statement_timeout_ms=10000, acquire_timeout=10):
+        self.size = size
+        self.acquire_timeout = acquire_timeout
+        self._gate = Semaphore(size)
+        self._pool = psycopg2.pool.ThreadedConnectionPool(
+            size, size, dsn,
+            connect_timeout=connect_timeout,
+            application_name=application_name,
+            options=f"-c statement_timeout={int(statement_timeout_ms)}",
+        )
+
+    def getconn(self):
+        if not self._gate.acquire(timeout=self.acquire_timeout):
+            raise ServiceUnavailable("database_busy")
+        try:
+            conn = self._pool.getconn()
+            if conn.closed:  # server restarted since: replace it
+                self._pool.putconn(conn, close=True)
+                conn = self._pool.getconn()
+            return conn
+        except Exception:
+            self._gate.release()
+            raise
+
+    def putconn(self, conn):
+        try:
+            broken = conn.closed or conn.info.transaction_status not in (
+                psycopg2.extensions.TRANSACTION_STATUS_IDLE,
+                psycopg2.extensions.TRANSACTION_STATUS_INTRANS,
+                psycopg2.extensions.TRANSACTION_STATUS_INERROR,
+            )
+            if not conn.closed:
+                conn.rollback()
+            self._pool.putconn(conn, close=bool(broken))
+        except psycopg2.Error:
+            self._pool.putconn(conn, close=True)
+        finally:
+            self._gate.release()
+
+    def closeall(self):
+        self._pool.closeall()
+
+
+class Store:
+    """Base of every service's store: one transaction per worker.
+
+    Subclasses define methods with SQL in module constants and may set
+    ``constraint_errors`` mapping a constraint name to a zero-argument callable
+    returning the ``ServiceError`` to raise on a unique violation of it.
+    """
+
+    constraint_errors = {}
+
+    def __init__(self, pool, on_commit=None):
+        self._pool = pool
+        self._conn = None
+        self._on_commit = on_commit
+        self._events_pending = False
+
+    # -- connection and transaction -------------------------------------
+    @property
+    def conn(self):
+        if self._conn is None:
+            self._conn = self._pool.getconn()
+        return self._conn
+
+    def cursor(self):
+        return self.conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
+
+    def execute(self, sql, params=None):
+        """Run one statement; unique violations become domain errors."""
+        cur = self.cursor()
+        try:
+            cur.execute(sql, params)
+        except psycopg2.errors.UniqueViolation as exc:
+            factory = self.constraint_errors.get(exc.diag.constraint_name)
+            if factory is None:
+                raise
+            self.conn.rollback()
+            raise factory() from None
+        return cur
+
+    def fetchone(self, sql, params=None):
+        return self.execute(sql, params).fetchone()
+
+    def fetchall(self, sql, params=None):
+        return self.execute(sql, params).fetchall()
+
+    def commit(self):
+        if self._conn is None:
+            return
+        self._conn.commit()
+        if self._events_pending and self._on_commit is not None:
+            self._events_pending = False
+            self._on_commit()
+
+    def rollback(self):
+        if self._conn is not None:
+            self._conn.rollback()
+        self._events_pending = False
+
+    def close(self):
+        """Give the connection back; anything uncommitted is rolled back."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            self._pool.putconn(conn)
+
+    def ping(self):
+        return self.fetchone("SELECT 1 AS ok")["ok"] == 1
+
+    # -- transactional outbox --------------------------------------------
+    def add_event(self, event_type, payload):
+        """Queue an event in this transaction; it is published after commit.
+
+        If the transaction rolls back the event is gone with it, so no
+        consumer ever hears of a change that did not happen.
+        """
+        event_id = str(uuid.uuid4())
+        self.execute(
+            "INSERT INTO outbox (event_id, event_type, payload, request_id)"
+            " VALUES (%(event_id)s, %(event_type)s, %(payload)s, %(request_id)s)",
+            {
+                "event_id": event_id,
+                "event_type": event_type,
+                "payload": json.dumps(payload, ensure_ascii=False, default=str),
+                "request_id": current_request_id(),
+            },
+        )
+        self._events_pending = True
+        return event_id
+
+    def claim_event(self, handler, event_id):
+        """Record that ``handler`` handles ``event_id`` in this transaction.
+
+        False means it was handled before (a redelivery): skip it. If the
+        handler fails the claim rolls back with its work, so a redelivery
+        is handled again.
+        """
+        cur = self.execute(
+            "INSERT INTO processed_events (handler, event_id) VALUES (%s, %s)"
+            " ON CONFLICT DO NOTHING",
+            (handler, event_id),
+        )
+        return cur.rowcount == 1
+
+
+class Database(DependencyProvider):
+    """Injects a ``store_cls`` instance bound to one pooled connection.
+
+    Config: ``DB_URI``; optional ``DB_POOL_SIZE`` (default ``max_workers`` + 1
+    for the outbox relay), ``DB_STATEMENT_TIMEOUT_MS``, ``DB_CONNECT_TIMEOUT``.
+    Also runs this service's outbox relay (see ``services.common.outbox``).
+    """
+
+    def __init__(self, store_cls, relay_outbox=True):
+        self.store_cls = store_cls
+        self.relay_outbox = relay_outbox
+        self.stores = weakref.WeakKeyDictionary()
+        self.pool = None
+        self.relay = None
+
+    def setup(self):
+        require_green_psycopg()
+        config = self.container.config
+        size = int(config.get("DB_POOL_SIZE") or int(config.get("max_workers", 10)) + 1)
+        self.pool = ConnectionPool(
+            config["DB_URI"], size,
+            application_name=self.container.service_name,
+            connect_timeout=int(config.get("DB_CONNECT_TIMEOUT", 5)),
+            statement_timeout_ms=int(config.get("DB_STATEMENT_TIMEOUT_MS", 10000)),
+        )
+        if self.relay_outbox:
+            from services.common.outbox import OutboxRelay
+
+            self.relay = OutboxRelay(
+                self.pool, config, self.container.service_name,
+                interval=float(config.get("OUTBOX_POLL_SECONDS", 1.0)),
+            )
+
+    def start(self):
+        if self.relay is not None:
+            self.relay.start()
+
+    def stop(self):
+        if self.relay is not None:
+            self.relay.stop()
+        if self.pool is not None:
+            self.pool.closeall()
+
+    def kill(self):
+        self.stop()
+
+    def get_dependency(self, worker_ctx):
+        wake = self.relay.wake if self.relay is not None else None
+        store = self.store_cls(self.pool, on_commit=wake)
+        self.stores[worker_ctx] = store
+        return store
+
+    def worker_teardown(self, worker_ctx):
+        store = self.stores.pop(worker_ctx, None)
+        if store is not None:
+            store.close()
+
+
+def run_in_pool(pool, fn):
+    """Run ``fn(conn)`` in its own transaction on a pooled connection."""
+    conn = pool.getconn()
+    try:
+        result = fn(conn)
+        conn.commit()
+        return result
+    finally:
+        pool.putconn(conn)
+

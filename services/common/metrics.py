@@ -1,0 +1,60 @@
+"""Prometheus metrics per service (prometheus-client).
+
+``Metrics`` times every entrypoint and counts outcomes. Services without an
+HTTP surface expose ``/metrics`` on ``METRICS_PORT`` (0 or absent: not
+exposed, e.g. in tests); the gateway serves its own on ``GET /metrics``.
+"""
+
+import time
+import weakref
+
+from nameko.extensions import DependencyProvider
+from prometheus_client import Counter, Histogram, start_http_server
+
+from services.common.errors import ServiceError
+
+__all__ = ["Metrics", "ENTRYPOINT_SECONDS", "ENTRYPOINT_CALLS"]
+
+ENTRYPOINT_SECONDS = Histogram(
+    "entrypoint_duration_seconds",
+    "Time spent running one entrypoint call",
+    ["service", "entrypoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+ENTRYPOINT_CALLS = Counter(
+    "entrypoint_calls_total",
+    "Entrypoint calls by outcome (ok, refused: a ServiceError, error: a crash)",
+    ["service", "entrypoint", "outcome"],
+)
+
+_exporter_ports = set()
+
+
+class Metrics(DependencyProvider):
+    """Records duration and outcome of every worker of the service."""
+
+    def __init__(self):
+        self.started = weakref.WeakKeyDictionary()
+
+    def setup(self):
+        port = int(self.container.config.get("METRICS_PORT") or 0)
+        if port and port not in _exporter_ports:
+            start_http_server(port, addr="127.0.0.1")
+            _exporter_ports.add(port)
+
+    def worker_setup(self, worker_ctx):
+        self.started[worker_ctx] = time.perf_counter()
+
+    def worker_result(self, worker_ctx, result=None, exc_info=None):
+        started = self.started.pop(worker_ctx, None)
+        name = worker_ctx.entrypoint.method_name
+        service = worker_ctx.service_name
+        if started is not None:
+            ENTRYPOINT_SECONDS.labels(service, name).observe(time.perf_counter() - started)
+        if exc_info is None:
+            outcome = "ok"
+        elif isinstance(exc_info[1], ServiceError):
+            outcome = "refused"
+        else:
+            outcome = "error"
+        ENTRYPOINT_CALLS.labels(service, name, outcome).inc()

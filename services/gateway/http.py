@@ -1,0 +1,202 @@
+"""The gateway's HTTP entrypoint: JSON in and out, RFC 9457 problem details
+for every refusal, ``X-Request-Id`` on every response, never a stack trace.
+
+``endpoint(method, path, ...)`` declares a route (OpenAPI-style ``{name}``
+placeholders) and records what ``services.gateway.openapi`` publishes.
+Handlers return ``(status, body)`` or ``(status, headers, body)`` with a
+dict/list body, or a werkzeug ``Response``.
+"""
+
+import json
+import logging
+import re
+from functools import partial
+
+from eventlet.event import Event
+from marshmallow import ValidationError
+from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer, WsgiApp
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from services.common.context import REQUEST_ID_KEY, clean_request_id
+from services.common.errors import (
+    Conflict,
+    DeadlineExceeded,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    RuleViolation,
+    ServiceError,
+    ServiceUnavailable,
+    Throttled,
+    Unauthenticated,
+    message_for,
+)
+
+__all__ = ["endpoint", "problem_response", "json_response", "load_body", "STATUS_BY_ERROR"]
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json; charset=utf-8"
+PROBLEM_JSON = "application/problem+json; charset=utf-8"
+
+# Most specific first: the first isinstance match wins.
+STATUS_BY_ERROR = (
+    (InvalidRequest, 400),
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (RuleViolation, 422),
+    (Throttled, 429),
+    (ServiceUnavailable, 503),
+    (DeadlineExceeded, 504),
+    (ServiceError, 500),
+)
+
+
+def _prefers_english(request):
+    accept = (request.headers.get("Accept-Language") or "") if request else ""
+    return accept.lower().startswith("en")
+
+
+def json_response(status, body, headers=None):
+    return Response(
+        json.dumps(body, ensure_ascii=False, default=str),
+        status=status, headers=headers, content_type=JSON,
+    )
+
+
+def problem_response(status, code, request=None, extra=None):
+    """An RFC 9457 body: type/title/status/code/detail plus client data."""
+    zh, en = message_for(code)
+    body = {
+        "type": f"urn:problem:{code}",
+        "title": en,
+        "status": status,
+        "code": code,
+        "detail": en if _prefers_english(request) else zh,
+        "message_zh": zh,
+        "message_en": en,
+    }
+    for key, value in (extra or {}).items():
+        body.setdefault(key, value)
+    headers = {}
+    if status == 429 and body.get("retry_after") is not None:
+        headers["Retry-After"] = str(int(body["retry_after"]))
+    response = Response(
+        json.dumps(body, ensure_ascii=False, default=str),
+        status=status, headers=headers, content_type=PROBLEM_JSON,
+    )
+    return response
+
+
+def load_body(request, schema):
+    """Parse and validate a JSON body; InvalidRequest names the bad fields."""
+    raw = request.get_data(cache=True)
+    try:
+        data = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("invalid_json") from None
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        raise InvalidRequest("invalid_request", {"errors": exc.messages}) from None
+
+
+class ProblemWsgiApp(WsgiApp):
+    """Routing failures (404, 405) as problem+json with a request id too."""
+
+    def __call__(self, environ, start_response):
+        try:
+            adapter = self.url_map.bind_to_environ(environ)
+            adapter.match()
+        except HTTPException as exc:
+            from werkzeug.wrappers import Request
+
+            request = Request(environ)
+            code = "method_not_allowed" if exc.code == 405 else "not_found"
+            response = problem_response(exc.code, code, request)
+            response.headers["X-Request-Id"] = clean_request_id(
+                request.headers.get("X-Request-Id"))
+            return response(environ, start_response)
+        return super().__call__(environ, start_response)
+
+
+class ProblemWebServer(WebServer):
+    def get_wsgi_app(self):
+        return ProblemWsgiApp(self)
+
+
+class ApiHandler(HttpRequestHandler):
+    """Nameko's ``@http`` with request ids and problem details."""
+
+    server = ProblemWebServer()
+
+    def __init__(self, method, url, **kwargs):
+        kwargs.setdefault("expected_exceptions", (ServiceError,))
+        super().__init__(method, url, **kwargs)
+
+    def handle_request(self, request):
+        request.shallow = False
+        request_id = clean_request_id(request.headers.get("X-Request-Id"))
+        try:
+            args, kwargs = self.get_entrypoint_parameters(request)
+            self.check_signature(args, kwargs)
+            event = Event()
+            self.container.spawn_worker(
+                self, args, kwargs,
+                context_data={REQUEST_ID_KEY: request_id},
+                handle_result=partial(self.handle_result, event),
+            )
+            result = event.wait()
+            response = self.response_from_result(result)
+        except Exception as exc:  # every failure becomes a problem document
+            response = self.problem_from_exception(exc, request)
+        response.headers["X-Request-Id"] = request_id
+        return response
+
+    def response_from_result(self, result):
+        if isinstance(result, Response):
+            return result
+        headers = None
+        if isinstance(result, tuple) and len(result) == 3:
+            status, headers, body = result
+        elif isinstance(result, tuple):
+            status, body = result
+        else:
+            status, body = 200, result
+        if status == 204:
+            return Response(status=204, headers=headers)
+        return json_response(status, body, headers)
+
+    def problem_from_exception(self, exc, request):
+        if isinstance(exc, ServiceError):
+            status = next(s for cls, s in STATUS_BY_ERROR if isinstance(exc, cls))
+            return problem_response(status, exc.code, request, exc.extra)
+        # Anything else is a bug: the log has the trace, the client a code.
+        log.error("unexpected %s answering %s %s",
+                  type(exc).__name__, request.method, request.path)
+        return problem_response(500, "internal_error", request)
+
+
+def _werkzeug_path(path):
+    return re.sub(r"\{(\w+)\}", r"<\1>", path)
+
+
+def endpoint(method, path, *, summary, tags=("platform",), request_schema=None,
+             response_schema=None, status=200, errors=(), auth=None):
+    """Declare a gateway route and its OpenAPI description."""
+
+    def decorator(fn):
+        fn.openapi = {
+            "method": method.lower(), "path": path, "summary": summary,
+            "tags": list(tags), "request_schema": request_schema,
+            "response_schema": response_schema, "status": status,
+            "errors": list(errors), "auth": auth,
+            "description": (fn.__doc__ or "").strip(),
+        }
+        return ApiHandler.decorator(method, _werkzeug_path(path))(fn)
+
+    return decorator

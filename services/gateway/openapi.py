@@ -1,0 +1,92 @@
+"""OpenAPI 3 for the gateway, generated with apispec from the marshmallow
+schemas and the ``endpoint`` declarations, and a plain HTML page to read it
+(no CDN: the docs page works on a closed network)."""
+
+import html
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+
+from services.gateway.schemas import ProblemSchema
+
+__all__ = ["build_spec", "render_docs"]
+
+_STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content"}
+
+
+def _declared_endpoints(service_cls):
+    for attr in dir(service_cls):
+        fn = getattr(service_cls, attr)
+        meta = getattr(fn, "openapi", None)
+        if meta:
+            yield meta
+
+
+def build_spec(service_cls, server_url=None):
+    spec = APISpec(
+        title="Student account self-service gateway",
+        version="1.0.0",
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "HTTP surface of the student-account platform. "
+                             "Errors are RFC 9457 problem+json with a stable `code`."},
+        servers=[{"url": server_url}] if server_url else [],
+    )
+    spec.components.schema("Problem", schema=ProblemSchema)
+    spec.components.security_scheme("session", {"type": "http", "scheme": "bearer"})
+    for meta in sorted(_declared_endpoints(service_cls),
+                       key=lambda m: (m["path"], m["method"])):
+        operation = {
+            "summary": meta["summary"],
+            "tags": meta["tags"],
+            "parameters": [{
+                "in": "header", "name": "X-Request-Id", "required": False,
+                "schema": {"type": "string"},
+                "description": "Echoed back; generated when absent.",
+            }],
+            "responses": {},
+        }
+        if meta["description"]:
+            operation["description"] = meta["description"]
+        if meta["auth"]:
+            operation["security"] = [{meta["auth"]: []}]
+        if meta["request_schema"] is not None:
+            operation["requestBody"] = {"required": True, "content": {
+                "application/json": {"schema": meta["request_schema"]}}}
+        ok = {"description": _STATUS_TEXT.get(meta["status"], "OK")}
+        if meta["response_schema"] is not None:
+            ok["content"] = {"application/json": {"schema": meta["response_schema"]}}
+        operation["responses"][str(meta["status"])] = ok
+        for status in meta["errors"] or (400,):
+            operation["responses"][str(status)] = {
+                "description": "Problem details",
+                "content": {"application/problem+json": {"schema": "Problem"}},
+            }
+        spec.path(path=meta["path"], operations={meta["method"]: operation})
+    return spec.to_dict()
+
+
+def render_docs(spec):
+    """A readable page of every operation in ``spec``."""
+    rows = []
+    for path, operations in spec.get("paths", {}).items():
+        for method, op in operations.items():
+            statuses = ", ".join(op.get("responses", {}))
+            rows.append(
+                f"<tr><td><code>{html.escape(method.upper())}</code></td>"
+                f"<td><code>{html.escape(path)}</code></td>"
+                f"<td>{html.escape(op.get('summary', ''))}</td>"
+                f"<td>{html.escape(statuses)}</td></tr>"
+            )
+    title = html.escape(spec["info"]["title"])
+    return (
+        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
+        f"<title>{title} — API</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:.3em .8em;"
+        "border-bottom:1px solid #ddd;text-align:left}</style></head><body>"
+        f"<h1>{title}</h1><p>接口文档 / API reference. Machine-readable: "
+        "<a href='/openapi.json'>/openapi.json</a></p>"
+        "<table><thead><tr><th>Method</th><th>Path</th><th>Summary</th>"
+        f"<th>Responses</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        "</body></html>"
+    )
