@@ -27,6 +27,18 @@ __all__ = ["ConnectionPool", "Database", "Store", "require_green_psycopg"]
 
 log = logging.getLogger(__name__)
 
+# Statements are module constants named *_SQL: a test prepares every one of
+# them against the migrated schema, so SQL and migrations cannot drift apart.
+PING_SQL = "SELECT 1 AS ok"
+INSERT_OUTBOX_SQL = (
+    "INSERT INTO outbox (event_id, event_type, payload, request_id)"
+    " VALUES (%(event_id)s, %(event_type)s, %(payload)s, %(request_id)s)"
+)
+CLAIM_EVENT_SQL = (
+    "INSERT INTO processed_events (handler, event_id) VALUES (%(handler)s, %(event_id)s)"
+    " ON CONFLICT DO NOTHING"
+)
+
 
 def require_green_psycopg():
     """Refuse to start if psycopg2 would block the whole process.
@@ -159,7 +171,7 @@ class Store:
             self._pool.putconn(conn)
 
     def ping(self):
-        return self.fetchone("SELECT 1 AS ok")["ok"] == 1
+        return self.fetchone(PING_SQL)["ok"] == 1
 
     # -- transactional outbox --------------------------------------------
     def add_event(self, event_type, payload):
@@ -170,8 +182,7 @@ class Store:
         """
         event_id = str(uuid.uuid4())
         self.execute(
-            "INSERT INTO outbox (event_id, event_type, payload, request_id)"
-            " VALUES (%(event_id)s, %(event_type)s, %(payload)s, %(request_id)s)",
+            INSERT_OUTBOX_SQL,
             {
                 "event_id": event_id,
                 "event_type": event_type,
@@ -189,11 +200,7 @@ class Store:
         handler fails the claim rolls back with its work, so a redelivery
         is handled again.
         """
-        cur = self.execute(
-            "INSERT INTO processed_events (handler, event_id) VALUES (%s, %s)"
-            " ON CONFLICT DO NOTHING",
-            (handler, event_id),
-        )
+        cur = self.execute(CLAIM_EVENT_SQL, {"handler": handler, "event_id": event_id})
         return cur.rowcount == 1
 
 
@@ -253,15 +260,4 @@ class Database(DependencyProvider):
         store = self.stores.pop(worker_ctx, None)
         if store is not None:
             store.close()
-
-
-def run_in_pool(pool, fn):
-    """Run ``fn(conn)`` in its own transaction on a pooled connection."""
-    conn = pool.getconn()
-    try:
-        result = fn(conn)
-        conn.commit()
-        return result
-    finally:
-        pool.putconn(conn)
 

@@ -5,6 +5,7 @@ HTTP surface expose ``/metrics`` on ``METRICS_PORT`` (0 or absent: not
 exposed, e.g. in tests); the gateway serves its own on ``GET /metrics``.
 """
 
+import logging
 import time
 import weakref
 
@@ -29,6 +30,8 @@ ENTRYPOINT_CALLS = Counter(
 
 _exporter_ports = set()
 
+log = logging.getLogger("services.access")
+
 
 class Metrics(DependencyProvider):
     """Records duration and outcome of every worker of the service."""
@@ -49,12 +52,14 @@ class Metrics(DependencyProvider):
         started = self.started.pop(worker_ctx, None)
         name = worker_ctx.entrypoint.method_name
         service = worker_ctx.service_name
-        if started is not None:
-            ENTRYPOINT_SECONDS.labels(service, name).observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started if started is not None else 0.0
+        ENTRYPOINT_SECONDS.labels(service, name).observe(elapsed)
         if exc_info is None:
             outcome = "ok"
         elif isinstance(exc_info[1], ServiceError):
-            outcome = "refused"
+            outcome = f"refused {exc_info[1].code}"
         else:
             outcome = "error"
-        ENTRYPOINT_CALLS.labels(service, name, outcome).inc()
+        ENTRYPOINT_CALLS.labels(service, name, outcome.split()[0]).inc()
+        # One access line per call; the formatter adds the request id.
+        log.info("%s.%s %s in %.1f ms", service, name, outcome, elapsed * 1000)

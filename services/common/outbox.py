@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 100
 
-_CLAIM = """
+CLAIM_UNSENT_SQL = """
 SELECT id, event_id, event_type, payload, request_id, created_at
   FROM outbox
  WHERE sent_at IS NULL
@@ -35,8 +35,8 @@ SELECT id, event_id, event_type, payload, request_id, created_at
  LIMIT %(batch)s
    FOR UPDATE SKIP LOCKED
 """
-_MARK_SENT = "UPDATE outbox SET sent_at = now() WHERE id = ANY(%(ids)s)"
-_PURGE = "DELETE FROM outbox WHERE sent_at < now() - interval '1 day'"
+MARK_SENT_SQL = "UPDATE outbox SET sent_at = now() WHERE id = ANY(%(ids)s)"
+PURGE_SENT_SQL = "DELETE FROM outbox WHERE sent_at < now() - interval '1 day'"
 
 
 class OutboxRelay:
@@ -104,7 +104,7 @@ class OutboxRelay:
         conn = self.pool.getconn()
         try:
             with conn.cursor() as cur:
-                cur.execute(_CLAIM, {"batch": BATCH})
+                cur.execute(CLAIM_UNSENT_SQL, {"batch": BATCH})
                 rows = cur.fetchall()
                 for row_id, event_id, event_type, payload, request_id, created_at in rows:
                     envelope = {
@@ -121,7 +121,7 @@ class OutboxRelay:
                         envelope, routing_key=event_type, headers=headers
                     )
                 if rows:
-                    cur.execute(_MARK_SENT, {"ids": [r[0] for r in rows]})
+                    cur.execute(MARK_SENT_SQL, {"ids": [r[0] for r in rows]})
             conn.commit()
             return len(rows)
         finally:
@@ -131,7 +131,7 @@ class OutboxRelay:
         conn = self.pool.getconn()
         try:
             with conn.cursor() as cur:
-                cur.execute(_PURGE)
+                cur.execute(PURGE_SENT_SQL)
             conn.commit()
         finally:
             self.pool.putconn(conn)

@@ -1,0 +1,131 @@
+"""Helpers shared by the test tiers and the benchmarks (never imported by a
+service at run time): throw-away databases and vhosts, config for a service
+under test, and waiting for a condition."""
+
+import os
+import time
+import uuid
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import requests
+
+from services.common.config import load_config
+from services.common.migrate import (
+    SERVICES_ROOT,
+    SERVICES_WITH_DB,
+    drop_database,
+    ensure_database,
+    migrate,
+)
+
+__all__ = ["PG_ADMIN_URI", "RABBIT_MGMT", "random_ref", "TestDatabases",
+           "TestVhost", "service_config", "wait_until", "check_infra"]
+
+PG_ADMIN_URI = os.environ.get(
+    "TEST_PG_URI", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
+RABBIT_AMQP = os.environ.get("TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
+RABBIT_MGMT = os.environ.get("TEST_RABBIT_MGMT", "http://guest:guest@127.0.0.1:15672")
+
+
+def random_ref(prefix="t"):
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def db_uri(name):
+    parts = urlsplit(PG_ADMIN_URI)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def check_infra():
+    """Raise with a clear message if PostgreSQL or RabbitMQ is unreachable."""
+    import psycopg2
+
+    try:
+        psycopg2.connect(PG_ADMIN_URI, connect_timeout=5).close()
+    except psycopg2.Error as exc:
+        raise RuntimeError(f"PostgreSQL unreachable at {PG_ADMIN_URI}: {exc}") from exc
+    try:
+        requests.get(f"{_mgmt_base()}/api/overview", auth=_mgmt_auth(), timeout=5
+                     ).raise_for_status()
+    except requests.RequestException as exc:
+        raise RuntimeError(
+            f"RabbitMQ management API unreachable at {_mgmt_base()}: {exc} "
+            "(run scripts/ensure-infra.sh)") from exc
+
+
+class TestDatabases:
+    """Fresh, migrated databases for every service, named ``<run>_<service>``."""
+
+    __test__ = False
+
+    def __init__(self, run_id=None, services=SERVICES_WITH_DB):
+        self.run_id = run_id or random_ref()
+        self.uris = {svc: db_uri(f"{self.run_id}_{svc}") for svc in services}
+
+    def create(self):
+        for svc, uri in self.uris.items():
+            ensure_database(uri)
+            migrate(svc, uri)
+        return self
+
+    def drop(self):
+        for uri in self.uris.values():
+            drop_database(uri)
+
+    def env(self):
+        return {f"{svc.upper()}_DB_URI": uri for svc, uri in self.uris.items()}
+
+
+def _mgmt_base():
+    parts = urlsplit(RABBIT_MGMT)
+    return urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+
+
+def _mgmt_auth():
+    parts = urlsplit(RABBIT_MGMT)
+    return (parts.username or "guest", parts.password or "guest")
+
+
+class TestVhost:
+    """A RabbitMQ vhost of its own, made and removed through the management API."""
+
+    __test__ = False
+
+    def __init__(self, name=None):
+        self.name = name or random_ref("vh")
+
+    def create(self):
+        base, auth = _mgmt_base(), _mgmt_auth()
+        requests.put(f"{base}/api/vhosts/{quote(self.name, safe='')}", auth=auth,
+                     timeout=10).raise_for_status()
+        requests.put(f"{base}/api/permissions/{quote(self.name, safe='')}/{auth[0]}",
+                     json={"configure": ".*", "write": ".*", "read": ".*"},
+                     auth=auth, timeout=10).raise_for_status()
+        return self
+
+    def delete(self):
+        requests.delete(f"{_mgmt_base()}/api/vhosts/{quote(self.name, safe='')}",
+                        auth=_mgmt_auth(), timeout=10)
+
+    @property
+    def amqp_uri(self):
+        return RABBIT_AMQP.rstrip("/") + "/" + quote(self.name, safe="")
+
+
+def service_config(service, **overrides):
+    """The service's own config.yml, with test overrides applied on top."""
+    config = load_config(SERVICES_ROOT / service / "config.yml")
+    config.pop("LOGGING", None)  # pytest captures logs its own way
+    config.update(overrides)
+    return config
+
+
+def wait_until(predicate, timeout=10.0, interval=0.05, message="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)

@@ -1,0 +1,93 @@
+"""RPC plumbing through a real broker: errors keep their class across the
+wire, deadlines are enforced on both sides, and the gateway's health answers
+503 naming a stopped service within its deadline."""
+
+import time
+
+import pytest
+import requests
+from nameko.standalone.rpc import ServiceRpcProxy
+
+from services.common import base
+from services.common.db import Database, Store
+from services.common.errors import DeadlineExceeded, Throttled
+from services.common.rpc import rpc
+from services.gateway.service import GatewayService
+from services.identity.service import IdentityService
+
+ran = []
+
+
+class PickyService(base.ServiceBase):
+    name = "picky"
+    db = Database(Store, relay_outbox=False)
+
+    @rpc
+    def refuse(self):
+        raise Throttled("daily_limit_reached", {"resets_at": "2026-11-25T00:00:00+08:00"})
+
+    @rpc
+    def record(self, token):
+        ran.append(token)
+        return token
+
+
+@pytest.fixture
+def picky(container_factory, make_config):
+    config = make_config("identity")
+    container_factory(PickyService, config).start()
+    return config
+
+
+def test_service_error_arrives_as_the_same_class_with_its_data(picky):
+    with ServiceRpcProxy("picky", picky) as proxy:
+        with pytest.raises(Throttled) as caught:
+            proxy.refuse()
+    assert caught.value.code == "daily_limit_reached"
+    assert caught.value.extra == {"resets_at": "2026-11-25T00:00:00+08:00"}
+
+
+def test_request_whose_deadline_passed_is_refused_without_running(picky):
+    with ServiceRpcProxy("picky", picky, context_data={"deadline": time.time() - 1}) as proxy:
+        with pytest.raises(DeadlineExceeded):
+            proxy.record("late")
+    with ServiceRpcProxy("picky", picky, context_data={"deadline": time.time() + 30}) as proxy:
+        assert proxy.record("on-time") == "on-time"
+    assert ran == ["on-time"]
+
+
+@pytest.fixture
+def gateway(container_factory, make_config, web_port):
+    config = make_config("gateway", WEB_SERVER_ADDRESS=f"127.0.0.1:{web_port}",
+                         RPC_TIMEOUT_SECONDS=1)
+    container = container_factory(GatewayService, config)
+    container.start()
+    return f"http://127.0.0.1:{web_port}"
+
+
+def test_health_names_a_service_that_never_started_as_unavailable(gateway):
+    started = time.monotonic()
+    answer = requests.get(f"{gateway}/health", timeout=10)
+    assert answer.status_code == 503
+    assert time.monotonic() - started < 5
+    body = answer.json()
+    assert body["status"] == "degraded"
+    assert body["services"]["identity"] == {"status": "down", "error": "service_unavailable"}
+
+
+def test_rpc_to_a_stopped_service_answers_504_style_within_its_deadline(
+        gateway, container_factory, make_config):
+    identity = container_factory(IdentityService, make_config("identity"))
+    identity.start()
+    body = requests.get(f"{gateway}/health", timeout=10).json()
+    assert body["services"]["identity"]["status"] == "up"
+    assert body["services"]["identity"]["database"] == "ok"
+
+    identity.stop()  # its queue stays: requests now wait for nobody
+    started = time.monotonic()
+    answer = requests.get(f"{gateway}/health", timeout=10)
+    elapsed = time.monotonic() - started
+    assert answer.status_code == 503
+    assert answer.json()["services"]["identity"] == {
+        "status": "down", "error": "deadline_exceeded"}
+    assert elapsed < 5, f"health took {elapsed:.1f}s"
