@@ -26,6 +26,7 @@ run: install infra
 
 lint: install
 	$(PY) -m ruff check services devtools tests bench
+	$(PY) -m ruff format --check services devtools tests bench
 
 ## No broker, no database: passes on a bare machine.
 unit: install

@@ -42,11 +42,16 @@ class MessageLog:
         self.limit = limit
 
     def add(self, channel, to, body, **extra):
-        item = {"channel": channel, "to": to, "body": body,
-                "received_at": datetime.now(timezone.utc).isoformat(), **extra}
+        item = {
+            "channel": channel,
+            "to": to,
+            "body": body,
+            "received_at": datetime.now(timezone.utc).isoformat(),
+            **extra,
+        }
         with self._lock:
             self._items.append(item)
-            del self._items[:-self.limit]
+            del self._items[: -self.limit]
         return item
 
     def find(self, to=None):
@@ -56,9 +61,12 @@ class MessageLog:
             return items
         wanted = to.strip().lower()
         phone = _normalise_phone(wanted)
-        return [m for m in items
-                if m["to"].lower() == wanted
-                or (m["channel"] == "sms" and _normalise_phone(m["to"]) == phone)]
+        return [
+            m
+            for m in items
+            if m["to"].lower() == wanted
+            or (m["channel"] == "sms" and _normalise_phone(m["to"]) == phone)
+        ]
 
     def clear(self):
         with self._lock:
@@ -74,8 +82,13 @@ class _SmtpHandler:
         part = parsed.get_body(preferencelist=("plain", "html"))
         body = part.get_content() if part is not None else ""
         for rcpt in envelope.rcpt_tos:
-            self.messages.add("email", rcpt, body, subject=str(parsed.get("Subject", "")),
-                              sender=envelope.mail_from)
+            self.messages.add(
+                "email",
+                rcpt,
+                body,
+                subject=str(parsed.get("Subject", "")),
+                sender=envelope.mail_from,
+            )
         return "250 Message accepted for delivery"
 
 
@@ -115,7 +128,9 @@ def _http_handler(messages):
             except (ValueError, KeyError, TypeError):
                 return self._send(400, {"error": "need JSON with to and body"})
             item = messages.add("sms", to, body)
-            return self._send(200, {"accepted": True, "received_at": item["received_at"]})
+            return self._send(
+                200, {"accepted": True, "received_at": item["received_at"]}
+            )
 
     return Handler
 
@@ -126,7 +141,9 @@ class CaptureServer:
     def __init__(self, host="127.0.0.1", http_port=8025, smtp_port=1025):
         self.messages = MessageLog()
         self.http = ThreadingHTTPServer((host, http_port), _http_handler(self.messages))
-        self.smtp = Controller(_SmtpHandler(self.messages), hostname=host, port=smtp_port)
+        self.smtp = Controller(
+            _SmtpHandler(self.messages), hostname=host, port=smtp_port
+        )
         self._thread = threading.Thread(target=self.http.serve_forever, daemon=True)
 
     @property
@@ -151,8 +168,11 @@ def main():
     parser.add_argument("--smtp-port", type=int, default=1025)
     args = parser.parse_args()
     server = CaptureServer(args.host, args.http_port, args.smtp_port).start()
-    print(f"[capture] http://{args.host}:{server.http_port}/api/messages "
-          f"smtp://{args.host}:{args.smtp_port}", flush=True)
+    print(
+        f"[capture] http://{args.host}:{server.http_port}/api/messages "
+        f"smtp://{args.host}:{args.smtp_port}",
+        flush=True,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -25,8 +25,15 @@ SERVICES = ("identity", "verification", "recovery", "registry_sync", "gateway")
 class Platform:
     """The running platform: child processes and where to reach them."""
 
-    def __init__(self, env=None, log_dir=None, gateway_address="127.0.0.1:8000",
-                 capture_http_port=8025, capture_smtp_port=1025, with_capture=True):
+    def __init__(
+        self,
+        env=None,
+        log_dir=None,
+        gateway_address="127.0.0.1:8000",
+        capture_http_port=8025,
+        capture_smtp_port=1025,
+        with_capture=True,
+    ):
         self.env = {**os.environ, **(env or {})}
         self.env["GATEWAY_ADDRESS"] = gateway_address
         self.env.setdefault("PYTHONWARNINGS", "ignore")
@@ -40,21 +47,39 @@ class Platform:
 
     def _spawn(self, name, argv):
         log = open(self.log_dir / f"{name}.log", "ab")
-        proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         self.processes[name] = proc
         return proc
 
     def migrate(self):
-        subprocess.run([sys.executable, "-m", "services.common.migrate", "--all"],
-                       cwd=ROOT, env=self.env, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "services.common.migrate", "--all"],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+        )
 
     def start_service(self, name):
-        return self._spawn(name, [
-            sys.executable, "-m", "nameko", "run",
-            "--config", f"services/{name}/config.yml", f"services.{name}.service",
-        ])
+        return self._spawn(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "nameko",
+                "run",
+                "--config",
+                f"services/{name}/config.yml",
+                f"services.{name}.service",
+            ],
+        )
 
     def stop_service(self, name, sig=signal.SIGTERM, timeout=15):
         proc = self.processes.pop(name, None)
@@ -71,9 +96,18 @@ class Platform:
         self.migrate()
         if self.with_capture:
             http_port, smtp_port = self.capture_ports
-            self._spawn("capture", [sys.executable, "-m", "devtools.capture",
-                                    "--http-port", str(http_port),
-                                    "--smtp-port", str(smtp_port)])
+            self._spawn(
+                "capture",
+                [
+                    sys.executable,
+                    "-m",
+                    "devtools.capture",
+                    "--http-port",
+                    str(http_port),
+                    "--smtp-port",
+                    str(smtp_port),
+                ],
+            )
         for name in SERVICES:
             self.start_service(name)
         self.wait_healthy(wait)
@@ -85,8 +119,10 @@ class Platform:
         while time.monotonic() < deadline:
             for name, proc in self.processes.items():
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {proc.returncode}; "
-                                       f"see {self.log_dir / (name + '.log')}")
+                    raise RuntimeError(
+                        f"{name} exited with {proc.returncode}; "
+                        f"see {self.log_dir / (name + '.log')}"
+                    )
             try:
                 last = requests.get(f"{self.gateway_url}/health", timeout=5)
                 if last.status_code == 200:
@@ -113,15 +149,21 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     try:
         platform.start()
-        print(f"\nPlatform up. Gateway: {platform.gateway_url}  "
-              f"(health: {platform.gateway_url}/health, docs: {platform.gateway_url}/docs)")
+        print(
+            f"\nPlatform up. Gateway: {platform.gateway_url}  "
+            f"(health: {platform.gateway_url}/health, docs: {platform.gateway_url}/docs)"
+        )
         print(f"Captured SMS/email: {platform.capture_url}/api/messages?to=...")
-        print(f"Logs: {platform.log_dir}/<service>.log   Ctrl-C stops everything.",
-              flush=True)
+        print(
+            f"Logs: {platform.log_dir}/<service>.log   Ctrl-C stops everything.",
+            flush=True,
+        )
         while not stopping:
             for name, proc in list(platform.processes.items()):
                 if proc.poll() is not None:
-                    print(f"[platform] {name} exited with {proc.returncode}", flush=True)
+                    print(
+                        f"[platform] {name} exited with {proc.returncode}", flush=True
+                    )
                     platform.processes.pop(name)
             time.sleep(1)
     except KeyboardInterrupt:

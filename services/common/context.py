@@ -8,8 +8,14 @@ import uuid
 from eventlet.corolocal import local
 from nameko.extensions import DependencyProvider
 
-__all__ = ["RequestContext", "current_request_id", "new_request_id",
-           "clean_request_id", "REQUEST_ID_KEY", "DEADLINE_KEY"]
+__all__ = [
+    "RequestContext",
+    "current_request_id",
+    "new_request_id",
+    "clean_request_id",
+    "REQUEST_ID_KEY",
+    "DEADLINE_KEY",
+]
 
 REQUEST_ID_KEY = "request_id"
 DEADLINE_KEY = "deadline"  # absolute epoch seconds; see services.common.rpc

@@ -62,13 +62,23 @@ class ConnectionPool:
     and ``minconn == maxconn``.
     """
 
-    def __init__(self, dsn, size, *, application_name="service",
-                 connect_timeout=5, statement_timeout_ms=10000, acquire_timeout=10):
+    def __init__(
+        self,
+        dsn,
+        size,
+        *,
+        application_name="service",
+        connect_timeout=5,
+        statement_timeout_ms=10000,
+        acquire_timeout=10,
+    ):
         self.size = size
         self.acquire_timeout = acquire_timeout
         self._gate = Semaphore(size)
         self._pool = psycopg2.pool.ThreadedConnectionPool(
-            size, size, dsn,
+            size,
+            size,
+            dsn,
             connect_timeout=connect_timeout,
             application_name=application_name,
             options=f"-c statement_timeout={int(statement_timeout_ms)}",
@@ -224,7 +234,8 @@ class Database(DependencyProvider):
         config = self.container.config
         size = int(config.get("DB_POOL_SIZE") or int(config.get("max_workers", 10)) + 1)
         self.pool = ConnectionPool(
-            config["DB_URI"], size,
+            config["DB_URI"],
+            size,
             application_name=self.container.service_name,
             connect_timeout=int(config.get("DB_CONNECT_TIMEOUT", 5)),
             statement_timeout_ms=int(config.get("DB_STATEMENT_TIMEOUT_MS", 10000)),
@@ -233,7 +244,9 @@ class Database(DependencyProvider):
             from services.common.outbox import OutboxRelay
 
             self.relay = OutboxRelay(
-                self.pool, config, self.container.service_name,
+                self.pool,
+                config,
+                self.container.service_name,
                 interval=float(config.get("OUTBOX_POLL_SECONDS", 1.0)),
             )
 
@@ -260,4 +273,3 @@ class Database(DependencyProvider):
         store = self.stores.pop(worker_ctx, None)
         if store is not None:
             store.close()
-

@@ -20,6 +20,8 @@ gateway maps classes to HTTP status codes in one table.
     └── DeadlineExceeded     504     the caller's deadline passed
 """
 
+import json
+
 __all__ = [
     "MESSAGES",
     "ServiceError",
@@ -41,14 +43,26 @@ __all__ = [
 MESSAGES = {
     "invalid_request": ("请求格式不正确", "The request is malformed."),
     "not_found": ("未找到", "Not found."),
-    "internal_error": ("服务内部错误，请稍后重试", "Internal error; please retry later."),
-    "service_unavailable": ("服务暂不可用，请稍后重试", "A service is unavailable; please retry later."),
-    "deadline_exceeded": ("服务响应超时，请稍后重试", "A service did not answer in time; please retry."),
+    "internal_error": (
+        "服务内部错误，请稍后重试",
+        "Internal error; please retry later.",
+    ),
+    "service_unavailable": (
+        "服务暂不可用，请稍后重试",
+        "A service is unavailable; please retry later.",
+    ),
+    "deadline_exceeded": (
+        "服务响应超时，请稍后重试",
+        "A service did not answer in time; please retry.",
+    ),
     "unauthenticated": ("请先登录", "Authentication is required."),
     "forbidden": ("无权执行此操作", "You are not allowed to do this."),
     "conflict": ("与当前状态冲突", "This conflicts with the current state."),
     "rule_violation": ("不符合规则", "This breaks a rule."),
-    "too_frequent": ("不能频繁使用该功能，请稍后再试", "Too many requests; please wait and retry."),
+    "too_frequent": (
+        "不能频繁使用该功能，请稍后再试",
+        "Too many requests; please wait and retry.",
+    ),
     "method_not_allowed": ("不支持该请求方法", "Method not allowed."),
 }
 
@@ -62,15 +76,18 @@ class ServiceError(Exception):
     """A refusal with a stable ``code``; ``extra`` carries client data.
 
     Both live in ``args`` because Nameko rebuilds remote exceptions as
-    ``cls(*exc_args)``.
+    ``cls(*exc_args)``; ``extra`` travels as a JSON string because Nameko's
+    ``safe_for_serialization`` turns numbers inside args into strings.
     """
 
     default_code = "internal_error"
 
     def __init__(self, code=None, extra=None):
         code = code or self.default_code
+        if isinstance(extra, str):
+            extra = json.loads(extra)
         extra = dict(extra or {})
-        super().__init__(code, extra)
+        super().__init__(code, json.dumps(extra, ensure_ascii=False, default=str))
         self.code = code
         self.extra = extra
 
@@ -125,6 +142,14 @@ class DeadlineExceeded(ServiceError):
 
 
 ALL_ERROR_CLASSES = (
-    ServiceError, InvalidRequest, Unauthenticated, Forbidden, NotFound, Conflict,
-    RuleViolation, Throttled, ServiceUnavailable, DeadlineExceeded,
+    ServiceError,
+    InvalidRequest,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    Conflict,
+    RuleViolation,
+    Throttled,
+    ServiceUnavailable,
+    DeadlineExceeded,
 )

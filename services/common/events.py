@@ -60,15 +60,24 @@ def event_handler(source, event_type, store_attr="db", **options):
             try:
                 envelope = EnvelopeSchema().load(body)
                 schema_cls = PAYLOAD_SCHEMAS.get(event_type)
-                payload = (schema_cls().load(envelope["payload"])
-                           if schema_cls else envelope["payload"])
+                payload = (
+                    schema_cls().load(envelope["payload"])
+                    if schema_cls
+                    else envelope["payload"]
+                )
             except ValidationError as exc:
-                log.error("dropping malformed %s.%s event: %s",
-                          source, event_type, sorted(exc.messages))
+                log.error(
+                    "dropping malformed %s.%s event: %s",
+                    source,
+                    event_type,
+                    sorted(exc.messages),
+                )
                 return None
             store = getattr(self, store_attr)
             if not store.claim_event(handler_name, str(envelope["event_id"])):
-                log.info("event %s already handled by %s", envelope["event_id"], handler_name)
+                log.info(
+                    "event %s already handled by %s", envelope["event_id"], handler_name
+                )
                 return None
             result = fn(self, payload, envelope)
             store.commit()

@@ -18,7 +18,9 @@ __all__ = ["JsonFormatter", "mask_text", "mask_phone", "mask_email", "mask_id_nu
 _ID18 = re.compile(r"(?<![0-9A-Za-z])(\d{3})\d{11}(\d{3}[0-9Xx])(?![0-9A-Za-z])")
 _ID15 = re.compile(r"(?<![0-9A-Za-z])(\d{3})\d{9}(\d{3})(?![0-9A-Za-z])")
 _PHONE = re.compile(r"(?<![0-9])(\+?86)?(1[3-9]\d)\d{4}(\d{4})(?![0-9])")
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+_EMAIL = re.compile(
+    r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})"
+)
 
 
 def mask_id_number(value):

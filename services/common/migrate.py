@@ -22,8 +22,14 @@ from yoyo import get_backend, read_migrations
 
 from services.common.config import load_config
 
-__all__ = ["SERVICES_WITH_DB", "migration_dirs", "ensure_database", "migrate",
-           "drop_database", "service_db_uri"]
+__all__ = [
+    "SERVICES_WITH_DB",
+    "migration_dirs",
+    "ensure_database",
+    "migrate",
+    "drop_database",
+    "service_db_uri",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +66,10 @@ def ensure_database(db_uri):
                 try:
                     cur.execute(f'CREATE DATABASE "{name}"')
                     log.info("created database %s", name)
-                except (psycopg2.errors.DuplicateDatabase,
-                        psycopg2.errors.UniqueViolation):
+                except (
+                    psycopg2.errors.DuplicateDatabase,
+                    psycopg2.errors.UniqueViolation,
+                ):
                     pass  # another process won the race
     finally:
         conn.close()
@@ -103,8 +111,10 @@ def main(argv=None):
         parser.error("name services or use --all")
     for service in services:
         applied = migrate(service)
-        print(f"[migrate] {service}: {len(applied)} applied "
-              f"({', '.join(applied) or 'up to date'})")
+        print(
+            f"[migrate] {service}: {len(applied)} applied "
+            f"({', '.join(applied) or 'up to date'})"
+        )
     return 0
 
 

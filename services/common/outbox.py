@@ -106,26 +106,28 @@ class OutboxRelay:
             with conn.cursor() as cur:
                 cur.execute(CLAIM_UNSENT_SQL, {"batch": BATCH})
                 rows = cur.fetchall()
-                for row_id, event_id, event_type, payload, request_id, created_at in rows:
-                    envelope = {
-                        "event_id": str(event_id),
-                        "event_type": event_type,
-                        "source": self.service_name,
-                        "occurred_at": created_at.isoformat(),
-                        "payload": payload,
-                    }
-                    headers = {}
-                    if request_id:
-                        headers[f"{HEADER_PREFIX}.request_id"] = request_id
-                    self.publisher.publish(
-                        envelope, routing_key=event_type, headers=headers
-                    )
+                for row in rows:
+                    self._publish(row)
                 if rows:
                     cur.execute(MARK_SENT_SQL, {"ids": [r[0] for r in rows]})
             conn.commit()
             return len(rows)
         finally:
             self.pool.putconn(conn)
+
+    def _publish(self, row):
+        _, event_id, event_type, payload, request_id, created_at = row
+        envelope = {
+            "event_id": str(event_id),
+            "event_type": event_type,
+            "source": self.service_name,
+            "occurred_at": created_at.isoformat(),
+            "payload": payload,
+        }
+        headers = {}
+        if request_id:  # so the consumer's log lines carry the same id
+            headers[f"{HEADER_PREFIX}.request_id"] = request_id
+        self.publisher.publish(envelope, routing_key=event_type, headers=headers)
 
     def _purge(self):
         conn = self.pool.getconn()

@@ -120,7 +120,9 @@ class _PendingReply:
         except RemoteError:
             # The remote crashed on something it did not expect; its log has
             # the details, the caller gets a generic, stable error.
-            raise ServiceError("internal_error", {"service": self.service_name}) from None
+            raise ServiceError(
+                "internal_error", {"service": self.service_name}
+            ) from None
 
 
 class ServiceRpc(RpcProxy):
@@ -138,4 +140,6 @@ class ServiceRpc(RpcProxy):
 
     def get_dependency(self, worker_ctx):
         inner = super().get_dependency(worker_ctx)
-        return _DeadlineServiceProxy(worker_ctx, inner, self.target_service, self.timeout)
+        return _DeadlineServiceProxy(
+            worker_ctx, inner, self.target_service, self.timeout
+        )

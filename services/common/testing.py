@@ -18,11 +18,20 @@ from services.common.migrate import (
     migrate,
 )
 
-__all__ = ["PG_ADMIN_URI", "RABBIT_MGMT", "random_ref", "TestDatabases",
-           "TestVhost", "service_config", "wait_until", "check_infra"]
+__all__ = [
+    "PG_ADMIN_URI",
+    "RABBIT_MGMT",
+    "random_ref",
+    "TestDatabases",
+    "TestVhost",
+    "service_config",
+    "wait_until",
+    "check_infra",
+]
 
 PG_ADMIN_URI = os.environ.get(
-    "TEST_PG_URI", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
+    "TEST_PG_URI", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
+)
 RABBIT_AMQP = os.environ.get("TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 RABBIT_MGMT = os.environ.get("TEST_RABBIT_MGMT", "http://guest:guest@127.0.0.1:15672")
 
@@ -45,12 +54,14 @@ def check_infra():
     except psycopg2.Error as exc:
         raise RuntimeError(f"PostgreSQL unreachable at {PG_ADMIN_URI}: {exc}") from exc
     try:
-        requests.get(f"{_mgmt_base()}/api/overview", auth=_mgmt_auth(), timeout=5
-                     ).raise_for_status()
+        requests.get(
+            f"{_mgmt_base()}/api/overview", auth=_mgmt_auth(), timeout=5
+        ).raise_for_status()
     except requests.RequestException as exc:
         raise RuntimeError(
             f"RabbitMQ management API unreachable at {_mgmt_base()}: {exc} "
-            "(run scripts/ensure-infra.sh)") from exc
+            "(run scripts/ensure-infra.sh)"
+        ) from exc
 
 
 class TestDatabases:
@@ -78,7 +89,9 @@ class TestDatabases:
 
 def _mgmt_base():
     parts = urlsplit(RABBIT_MGMT)
-    return urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+    return urlunsplit(
+        parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
+    )
 
 
 def _mgmt_auth():
@@ -96,16 +109,23 @@ class TestVhost:
 
     def create(self):
         base, auth = _mgmt_base(), _mgmt_auth()
-        requests.put(f"{base}/api/vhosts/{quote(self.name, safe='')}", auth=auth,
-                     timeout=10).raise_for_status()
-        requests.put(f"{base}/api/permissions/{quote(self.name, safe='')}/{auth[0]}",
-                     json={"configure": ".*", "write": ".*", "read": ".*"},
-                     auth=auth, timeout=10).raise_for_status()
+        requests.put(
+            f"{base}/api/vhosts/{quote(self.name, safe='')}", auth=auth, timeout=10
+        ).raise_for_status()
+        requests.put(
+            f"{base}/api/permissions/{quote(self.name, safe='')}/{auth[0]}",
+            json={"configure": ".*", "write": ".*", "read": ".*"},
+            auth=auth,
+            timeout=10,
+        ).raise_for_status()
         return self
 
     def delete(self):
-        requests.delete(f"{_mgmt_base()}/api/vhosts/{quote(self.name, safe='')}",
-                        auth=_mgmt_auth(), timeout=10)
+        requests.delete(
+            f"{_mgmt_base()}/api/vhosts/{quote(self.name, safe='')}",
+            auth=_mgmt_auth(),
+            timeout=10,
+        )
 
     @property
     def amqp_uri(self):

@@ -34,7 +34,13 @@ from services.common.errors import (
     message_for,
 )
 
-__all__ = ["endpoint", "problem_response", "json_response", "load_body", "STATUS_BY_ERROR"]
+__all__ = [
+    "endpoint",
+    "problem_response",
+    "json_response",
+    "load_body",
+    "STATUS_BY_ERROR",
+]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +70,9 @@ def _prefers_english(request):
 def json_response(status, body, headers=None):
     return Response(
         json.dumps(body, ensure_ascii=False, default=str),
-        status=status, headers=headers, content_type=JSON,
+        status=status,
+        headers=headers,
+        content_type=JSON,
     )
 
 
@@ -87,7 +95,9 @@ def problem_response(status, code, request=None, extra=None):
         headers["Retry-After"] = str(int(body["retry_after"]))
     response = Response(
         json.dumps(body, ensure_ascii=False, default=str),
-        status=status, headers=headers, content_type=PROBLEM_JSON,
+        status=status,
+        headers=headers,
+        content_type=PROBLEM_JSON,
     )
     return response
 
@@ -119,7 +129,8 @@ class ProblemWsgiApp(WsgiApp):
             code = "method_not_allowed" if exc.code == 405 else "not_found"
             response = problem_response(exc.code, code, request)
             response.headers["X-Request-Id"] = clean_request_id(
-                request.headers.get("X-Request-Id"))
+                request.headers.get("X-Request-Id")
+            )
             return response(environ, start_response)
         return super().__call__(environ, start_response)
 
@@ -146,7 +157,9 @@ class ApiHandler(HttpRequestHandler):
             self.check_signature(args, kwargs)
             event = Event()
             self.container.spawn_worker(
-                self, args, kwargs,
+                self,
+                args,
+                kwargs,
                 context_data={REQUEST_ID_KEY: request_id},
                 handle_result=partial(self.handle_result, event),
             )
@@ -176,8 +189,12 @@ class ApiHandler(HttpRequestHandler):
             status = next(s for cls, s in STATUS_BY_ERROR if isinstance(exc, cls))
             return problem_response(status, exc.code, request, exc.extra)
         # Anything else is a bug: the log has the trace, the client a code.
-        log.error("unexpected %s answering %s %s",
-                  type(exc).__name__, request.method, request.path)
+        log.error(
+            "unexpected %s answering %s %s",
+            type(exc).__name__,
+            request.method,
+            request.path,
+        )
         return problem_response(500, "internal_error", request)
 
 
@@ -185,16 +202,31 @@ def _werkzeug_path(path):
     return re.sub(r"\{(\w+)\}", r"<\1>", path)
 
 
-def endpoint(method, path, *, summary, tags=("platform",), request_schema=None,
-             response_schema=None, status=200, errors=(), auth=None):
+def endpoint(
+    method,
+    path,
+    *,
+    summary,
+    tags=("platform",),
+    request_schema=None,
+    response_schema=None,
+    status=200,
+    errors=(),
+    auth=None,
+):
     """Declare a gateway route and its OpenAPI description."""
 
     def decorator(fn):
         fn.openapi = {
-            "method": method.lower(), "path": path, "summary": summary,
-            "tags": list(tags), "request_schema": request_schema,
-            "response_schema": response_schema, "status": status,
-            "errors": list(errors), "auth": auth,
+            "method": method.lower(),
+            "path": path,
+            "summary": summary,
+            "tags": list(tags),
+            "request_schema": request_schema,
+            "response_schema": response_schema,
+            "status": status,
+            "errors": list(errors),
+            "auth": auth,
             "description": (fn.__doc__ or "").strip(),
         }
         return ApiHandler.decorator(method, _werkzeug_path(path))(fn)

@@ -28,22 +28,29 @@ def build_spec(service_cls, server_url=None):
         version="1.0.0",
         openapi_version="3.0.3",
         plugins=[MarshmallowPlugin()],
-        info={"description": "HTTP surface of the student-account platform. "
-                             "Errors are RFC 9457 problem+json with a stable `code`."},
+        info={
+            "description": "HTTP surface of the student-account platform. "
+            "Errors are RFC 9457 problem+json with a stable `code`."
+        },
         servers=[{"url": server_url}] if server_url else [],
     )
     spec.components.schema("Problem", schema=ProblemSchema)
     spec.components.security_scheme("session", {"type": "http", "scheme": "bearer"})
-    for meta in sorted(_declared_endpoints(service_cls),
-                       key=lambda m: (m["path"], m["method"])):
+    for meta in sorted(
+        _declared_endpoints(service_cls), key=lambda m: (m["path"], m["method"])
+    ):
         operation = {
             "summary": meta["summary"],
             "tags": meta["tags"],
-            "parameters": [{
-                "in": "header", "name": "X-Request-Id", "required": False,
-                "schema": {"type": "string"},
-                "description": "Echoed back; generated when absent.",
-            }],
+            "parameters": [
+                {
+                    "in": "header",
+                    "name": "X-Request-Id",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": "Echoed back; generated when absent.",
+                }
+            ],
             "responses": {},
         }
         if meta["description"]:
@@ -51,8 +58,10 @@ def build_spec(service_cls, server_url=None):
         if meta["auth"]:
             operation["security"] = [{meta["auth"]: []}]
         if meta["request_schema"] is not None:
-            operation["requestBody"] = {"required": True, "content": {
-                "application/json": {"schema": meta["request_schema"]}}}
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": meta["request_schema"]}},
+            }
         ok = {"description": _STATUS_TEXT.get(meta["status"], "OK")}
         if meta["response_schema"] is not None:
             ok["content"] = {"application/json": {"schema": meta["response_schema"]}}

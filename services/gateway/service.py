@@ -32,8 +32,14 @@ class GatewayService:
     recovery = ServiceRpc("recovery")
     registry_sync = ServiceRpc("registry_sync")
 
-    @endpoint("GET", "/health", summary="Reachability of every service over RPC",
-              tags=("health",), response_schema=HealthSchema, errors=(503,))
+    @endpoint(
+        "GET",
+        "/health",
+        summary="Reachability of every service over RPC",
+        tags=("health",),
+        response_schema=HealthSchema,
+        errors=(503,),
+    )
     def health(self, request):
         """200 when every service answered its ``health`` RPC within 2 s, else 503.
 
@@ -52,20 +58,24 @@ class GatewayService:
             try:
                 answer = reply.result()
                 report[name] = {
-                    "status": "up", "database": answer.get("database"),
+                    "status": "up",
+                    "database": answer.get("database"),
                     "latency_ms": round((time.perf_counter() - started) * 1000, 1),
                 }
             except ServiceError as exc:
                 report[name] = {"status": "down", "error": exc.code}
         all_up = all(item["status"] == "up" for item in report.values())
-        body = HealthSchema().dump({
-            "status": "ok" if all_up else "degraded",
-            "services": {name: report[name] for name in BACKEND_SERVICES},
-        })
+        body = HealthSchema().dump(
+            {
+                "status": "ok" if all_up else "degraded",
+                "services": {name: report[name] for name in BACKEND_SERVICES},
+            }
+        )
         return (200 if all_up else 503), body
 
-    @endpoint("GET", "/metrics", summary="Prometheus metrics of the gateway",
-              tags=("health",))
+    @endpoint(
+        "GET", "/metrics", summary="Prometheus metrics of the gateway", tags=("health",)
+    )
     def prometheus_metrics(self, request):
         """Prometheus text format."""
         return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)

@@ -1,4 +1,5 @@
-"""The recovery service: Forgot-phone recovery by classmates' vouching, password reset, duplicate-ID resolution, inbox."""
+"""The recovery service: Forgot-phone recovery by classmates' vouching, password reset,
+duplicate-ID resolution, inbox."""
 
 from services.common import base
 from services.common.db import Database

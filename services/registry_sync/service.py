@@ -1,4 +1,5 @@
-"""The registry_sync service: School registry: schools, roster pushes, registry verification of accounts."""
+"""The registry_sync service: School registry: schools, roster pushes, registry
+verification of accounts."""
 
 from services.common import base
 from services.common.db import Database

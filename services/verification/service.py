@@ -1,4 +1,5 @@
-"""The verification service: SMS and email codes, their quota ledger and delivery; image captchas."""
+"""The verification service: SMS and email codes, their quota ledger and
+delivery; image captchas."""
 
 from services.common import base
 from services.common.db import Database

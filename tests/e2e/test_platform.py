@@ -31,12 +31,17 @@ def test_stopping_a_service_flips_health_to_503_naming_it_within_5s(api, platfor
         answer = answers[-1]
         body = answer.json()
         assert body["services"]["recovery"]["status"] == "down"
-        assert all(body["services"][s]["status"] == "up"
-                   for s in ("identity", "verification", "registry_sync"))
+        assert all(
+            body["services"][s]["status"] == "up"
+            for s in ("identity", "verification", "registry_sync")
+        )
     finally:
         platform.start_service("recovery")
-    wait_until(lambda: api.get("/health").status_code == 200, timeout=30,
-               message="recovery back up")
+    wait_until(
+        lambda: api.get("/health").status_code == 200,
+        timeout=30,
+        message="recovery back up",
+    )
 
 
 def test_request_id_is_echoed_and_reaches_every_service_log(api, platform):
@@ -45,8 +50,11 @@ def test_request_id_is_echoed_and_reaches_every_service_log(api, platform):
     assert answer.headers["X-Request-Id"] == request_id
     for service in ("gateway", "identity", "verification", "recovery", "registry_sync"):
         log_file = platform.log_dir / f"{service}.log"
-        wait_until(lambda: request_id in log_file.read_text(), timeout=5,
-                   message=f"request id in {service}.log")
+        wait_until(
+            lambda log_file=log_file: request_id in log_file.read_text(),
+            timeout=5,
+            message=f"request id in {service}.log",
+        )
 
 
 def test_unknown_path_is_problem_json_with_a_request_id(api):
@@ -69,7 +77,10 @@ def test_openapi_docs_and_metrics_are_served(api):
     assert docs.headers["Content-Type"].startswith("text/html")
     assert "/openapi.json" in docs.text and "/health" in docs.text
     metrics = api.get("/metrics").text
-    assert 'entrypoint_calls_total{entrypoint="health",outcome="ok",service="gateway"}' in metrics
+    assert (
+        'entrypoint_calls_total{entrypoint="health",outcome="ok",service="gateway"}'
+        in metrics
+    )
     # YAML is a superset of JSON: the spec also round-trips for YAML tooling.
     assert yaml.safe_load(api.get("/openapi.json").text)["info"]["title"]
 
@@ -77,6 +88,8 @@ def test_openapi_docs_and_metrics_are_served(api):
 def test_capture_server_is_running(platform):
     import requests
 
-    answer = requests.get(f"{platform.capture_url}/api/messages?to=13800000000", timeout=5)
+    answer = requests.get(
+        f"{platform.capture_url}/api/messages?to=13800000000", timeout=5
+    )
     assert answer.status_code == 200
     assert answer.json() == []

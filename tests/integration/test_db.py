@@ -14,8 +14,9 @@ from services.common.errors import Conflict
 
 @pytest.fixture
 def pool(databases):
-    pool = ConnectionPool(databases.uris["identity"], 2, acquire_timeout=5,
-                          statement_timeout_ms=5000)
+    pool = ConnectionPool(
+        databases.uris["identity"], 2, acquire_timeout=5, statement_timeout_ms=5000
+    )
     yield pool
     pool.closeall()
 
@@ -84,7 +85,9 @@ def test_psycopg2_is_green_so_a_blocked_query_does_not_block_the_process(pool):
     pool.putconn(b_conn)
 
 
-def test_service_refuses_to_start_when_psycopg2_is_not_green(container_factory, make_config):
+def test_service_refuses_to_start_when_psycopg2_is_not_green(
+    container_factory, make_config
+):
     class Plain:
         name = "plain"
         db = Database(Store)

@@ -15,8 +15,11 @@ PLUMBING_MODULES = ["services.common.db", "services.common.outbox"]
 
 def sql_constants(module_name):
     module = importlib.import_module(module_name)
-    return {name: value for name, value in vars(module).items()
-            if name.endswith("_SQL") and isinstance(value, str)}
+    return {
+        name: value
+        for name, value in vars(module).items()
+        if name.endswith("_SQL") and isinstance(value, str)
+    }
 
 
 def as_prepared(sql):

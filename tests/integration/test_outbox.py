@@ -5,6 +5,7 @@ that crashes is redelivered and its work done once."""
 import uuid
 
 import pytest
+from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ServiceRpcProxy
 
 from services.common import base
@@ -18,16 +19,19 @@ RECORD_SQL = "INSERT INTO test_widgets (name) VALUES (%(name)s)"
 
 class WidgetStore(Store):
     def create_table(self):
-        self.execute("CREATE TABLE IF NOT EXISTS test_widgets "
-                     "(id serial PRIMARY KEY, name text NOT NULL)")
+        self.execute(
+            "CREATE TABLE IF NOT EXISTS test_widgets "
+            "(id serial PRIMARY KEY, name text NOT NULL)"
+        )
         self.commit()
 
     def add_widget(self, name):
         self.execute(RECORD_SQL, {"name": name})
 
     def count(self, name):
-        return self.fetchone("SELECT count(*) AS n FROM test_widgets WHERE name = %(n)s",
-                             {"n": name})["n"]
+        return self.fetchone(
+            "SELECT count(*) AS n FROM test_widgets WHERE name = %(n)s", {"n": name}
+        )["n"]
 
 
 class Failure(Exception):
@@ -56,7 +60,9 @@ class WidgetService(base.ServiceBase):
 
     @rpc
     def unsent_events(self):
-        return self.db.fetchone("SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL")["n"]
+        return self.db.fetchone(
+            "SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL"
+        )["n"]
 
 
 # Shared with the listener container: same process, green threads.
@@ -100,7 +106,8 @@ def test_committed_event_is_published_with_envelope(widgets):
     widgets.create(name)
     envelope = wait_until(
         lambda: next((e for e in received if e["payload"]["name"] == name), None),
-        message="widget_created to arrive")
+        message="widget_created to arrive",
+    )
     assert envelope["source"] == "widgets"
     assert envelope["event_type"] == "widget_created"
     assert isinstance(envelope["event_id"], uuid.UUID)
@@ -109,14 +116,16 @@ def test_committed_event_is_published_with_envelope(widgets):
 
 def test_event_of_rolled_back_transaction_is_never_published(widgets):
     doomed = f"doomed-{uuid.uuid4().hex[:8]}"
-    with pytest.raises(Exception):
+    with pytest.raises(RemoteError):
         widgets.create(doomed, fail_after_write=True)
     # A committed event sent afterwards arrives; by then the doomed one would
     # have too, since the relay sends in outbox order.
     marker = f"marker-{uuid.uuid4().hex[:8]}"
     widgets.create(marker)
-    wait_until(lambda: any(e["payload"]["name"] == marker for e in received),
-               message="marker event")
+    wait_until(
+        lambda: any(e["payload"]["name"] == marker for e in received),
+        message="marker event",
+    )
     assert not any(e["payload"]["name"] == doomed for e in received)
     assert widgets.count(doomed) == 0
     assert widgets.unsent_events() == 0
@@ -125,8 +134,10 @@ def test_event_of_rolled_back_transaction_is_never_published(widgets):
 def test_crashed_handler_is_redelivered_and_its_work_done_once(widgets):
     name = f"crash-once-{uuid.uuid4().hex[:8]}"
     widgets.create(name)
-    wait_until(lambda: any(e["payload"]["name"] == name for e in received),
-               message="redelivered event handled")
+    wait_until(
+        lambda: any(e["payload"]["name"] == name for e in received),
+        message="redelivered event handled",
+    )
     assert attempts[name] == 2  # crashed once, then handled
     # The producer wrote one row; the listener's crashed attempt rolled back,
     # its second attempt wrote one: two rows in the shared table, not three.
@@ -138,20 +149,30 @@ def test_duplicate_delivery_of_one_event_is_handled_once(widgets, rabbit_config)
     from nameko.standalone.events import get_event_exchange
 
     name = f"dup-{uuid.uuid4().hex[:8]}"
-    envelope = {"event_id": str(uuid.uuid4()), "event_type": "widget_created",
-                "source": "widgets", "occurred_at": "2026-11-24T00:00:00+00:00",
-                "payload": {"name": name}}
+    envelope = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "widget_created",
+        "source": "widgets",
+        "occurred_at": "2026-11-24T00:00:00+00:00",
+        "payload": {"name": name},
+    }
     exchange = get_event_exchange("widgets", rabbit_config)
-    publisher = Publisher(rabbit_config["AMQP_URI"], exchange=exchange,
-                          declare=[exchange], serializer="json")
+    publisher = Publisher(
+        rabbit_config["AMQP_URI"],
+        exchange=exchange,
+        declare=[exchange],
+        serializer="json",
+    )
     publisher.publish(envelope, routing_key="widget_created")
     publisher.publish(envelope, routing_key="widget_created")
     wait_until(lambda: attempts.get(name, 0) >= 1, message="first delivery")
     # Wait for a later event to be sure the duplicate was consumed too.
     marker = f"marker-{uuid.uuid4().hex[:8]}"
     widgets.create(marker)
-    wait_until(lambda: any(e["payload"]["name"] == marker for e in received),
-               message="marker event")
+    wait_until(
+        lambda: any(e["payload"]["name"] == marker for e in received),
+        message="marker event",
+    )
     assert [str(e["event_id"]) for e in received].count(envelope["event_id"]) == 1
     assert widgets.count(name) == 1
 
@@ -161,11 +182,19 @@ def test_malformed_event_is_dropped_not_requeued_for_ever(widgets, rabbit_config
     from nameko.standalone.events import get_event_exchange
 
     exchange = get_event_exchange("widgets", rabbit_config)
-    publisher = Publisher(rabbit_config["AMQP_URI"], exchange=exchange,
-                          declare=[exchange], serializer="json")
-    publisher.publish({"payload": {"name": "no-envelope"}}, routing_key="widget_created")
+    publisher = Publisher(
+        rabbit_config["AMQP_URI"],
+        exchange=exchange,
+        declare=[exchange],
+        serializer="json",
+    )
+    publisher.publish(
+        {"payload": {"name": "no-envelope"}}, routing_key="widget_created"
+    )
     marker = f"marker-{uuid.uuid4().hex[:8]}"
     widgets.create(marker)
-    wait_until(lambda: any(e["payload"]["name"] == marker for e in received),
-               message="marker after malformed event")
+    wait_until(
+        lambda: any(e["payload"]["name"] == marker for e in received),
+        message="marker after malformed event",
+    )
     assert "no-envelope" not in attempts

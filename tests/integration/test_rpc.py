@@ -24,7 +24,9 @@ class PickyService(base.ServiceBase):
 
     @rpc
     def refuse(self):
-        raise Throttled("daily_limit_reached", {"resets_at": "2026-11-25T00:00:00+08:00"})
+        raise Throttled(
+            "daily_limit_reached", {"resets_at": "2026-11-25T00:00:00+08:00"}
+        )
 
     @rpc
     def record(self, token):
@@ -48,18 +50,23 @@ def test_service_error_arrives_as_the_same_class_with_its_data(picky):
 
 
 def test_request_whose_deadline_passed_is_refused_without_running(picky):
-    with ServiceRpcProxy("picky", picky, context_data={"deadline": time.time() - 1}) as proxy:
+    with ServiceRpcProxy(
+        "picky", picky, context_data={"deadline": time.time() - 1}
+    ) as proxy:
         with pytest.raises(DeadlineExceeded):
             proxy.record("late")
-    with ServiceRpcProxy("picky", picky, context_data={"deadline": time.time() + 30}) as proxy:
+    with ServiceRpcProxy(
+        "picky", picky, context_data={"deadline": time.time() + 30}
+    ) as proxy:
         assert proxy.record("on-time") == "on-time"
     assert ran == ["on-time"]
 
 
 @pytest.fixture
 def gateway(container_factory, make_config, web_port):
-    config = make_config("gateway", WEB_SERVER_ADDRESS=f"127.0.0.1:{web_port}",
-                         RPC_TIMEOUT_SECONDS=1)
+    config = make_config(
+        "gateway", WEB_SERVER_ADDRESS=f"127.0.0.1:{web_port}", RPC_TIMEOUT_SECONDS=1
+    )
     container = container_factory(GatewayService, config)
     container.start()
     return f"http://127.0.0.1:{web_port}"
@@ -72,11 +79,15 @@ def test_health_names_a_service_that_never_started_as_unavailable(gateway):
     assert time.monotonic() - started < 5
     body = answer.json()
     assert body["status"] == "degraded"
-    assert body["services"]["identity"] == {"status": "down", "error": "service_unavailable"}
+    assert body["services"]["identity"] == {
+        "status": "down",
+        "error": "service_unavailable",
+    }
 
 
 def test_rpc_to_a_stopped_service_answers_504_style_within_its_deadline(
-        gateway, container_factory, make_config):
+    gateway, container_factory, make_config
+):
     identity = container_factory(IdentityService, make_config("identity"))
     identity.start()
     body = requests.get(f"{gateway}/health", timeout=10).json()
@@ -89,5 +100,7 @@ def test_rpc_to_a_stopped_service_answers_504_style_within_its_deadline(
     elapsed = time.monotonic() - started
     assert answer.status_code == 503
     assert answer.json()["services"]["identity"] == {
-        "status": "down", "error": "deadline_exceeded"}
+        "status": "down",
+        "error": "deadline_exceeded",
+    }
     assert elapsed < 5, f"health took {elapsed:.1f}s"

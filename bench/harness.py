@@ -1,0 +1,153 @@
+"""Benchmark plumbing: start Nameko services as their own processes on a
+throw-away vhost and database, drive HTTP load from threads in this process,
+and report throughput, latency percentiles and service memory."""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def rss_mb(pid):
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+class Services:
+    """``nameko run`` processes started from one config file."""
+
+    def __init__(self, config_text, env=None):
+        self.dir = Path(tempfile.mkdtemp(prefix="bench-"))
+        self.config = self.dir / "config.yml"
+        self.config.write_text(config_text)
+        self.env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+        self.procs = {}
+
+    def start(self, name, target, config=None):
+        log = open(self.dir / f"{name}.log", "wb")
+        self.procs[name] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "nameko",
+                "run",
+                "--config",
+                str(config or self.config),
+                target,
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        return self.procs[name]
+
+    def rss(self):
+        return {name: rss_mb(p.pid) for name, p in self.procs.items()}
+
+    def stop(self):
+        for proc in self.procs.values():
+            proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def wait_http(url, timeout=60, method="GET", **kw):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.request(method, url, timeout=5, **kw).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer in {timeout}s")
+
+
+def load(
+    url,
+    clients,
+    requests_total,
+    method="POST",
+    body=None,
+    make_body=None,
+    expect=(200, 201, 202),
+    warmup=20,
+    headers=None,
+):
+    """Send ``requests_total`` requests from ``clients`` threads; latencies in ms."""
+    latencies, failures = [], []
+    lock = threading.Lock()
+    counter = iter(range(requests_total + warmup * clients))
+
+    def worker(index):
+        session = requests.Session()
+        for _ in range(warmup):  # connections, JIT-less warm caches, pools
+            next(counter, None)
+            session.request(method, url, data=_body(), headers=headers, timeout=30)
+        mine, bad = [], []
+        while next(counter, None) is not None:
+            started = time.perf_counter()
+            answer = session.request(
+                method, url, data=_body(), headers=headers, timeout=30
+            )
+            elapsed = (time.perf_counter() - started) * 1000
+            (mine if answer.status_code in expect else bad).append(
+                elapsed if answer.status_code in expect else answer.status_code
+            )
+        with lock:
+            latencies.extend(mine)
+            failures.extend(bad)
+
+    def _body():
+        if make_body is not None:
+            return json.dumps(make_body())
+        return body
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    return summarise(latencies, failures, wall)
+
+
+def summarise(latencies, failures, wall):
+    latencies = sorted(latencies)
+
+    def pct(p):
+        if not latencies:
+            return None
+        return round(latencies[min(len(latencies) - 1, int(len(latencies) * p))], 2)
+
+    return {
+        "requests": len(latencies),
+        "failed": len(failures),
+        "rps": round(len(latencies) / wall, 1) if wall else None,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "mean_ms": round(statistics.fmean(latencies), 2) if latencies else None,
+    }
+
+
+def emit(record):
+    print(json.dumps(record, ensure_ascii=False), flush=True)

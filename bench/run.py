@@ -1,0 +1,138 @@
+"""Run the benchmarks; one JSON line each, with the ratio to the floor
+measured in the same run.
+
+    python -m bench.run            # what `make bench` calls
+    python -m bench.run --quick    # fewer requests, for a smoke check
+
+Benchmarks:
+* ``bare_nameko``   — HTTP → RPC → trivial method, plain Nameko: the floor
+  of this hardware and framework.
+* ``floor``         — HTTP → gateway plumbing → RPC → one-row INSERT: the
+  floor every product endpoint is compared with (later benchmarks print
+  ``ratio_to_floor``); here it prints its own ratio to ``bare_nameko``.
+"""
+
+import argparse
+
+import psycopg2
+
+from bench.harness import Services, emit, load, wait_http
+from services.common.testing import TestDatabases, TestVhost, check_infra, random_ref
+
+CLIENTS = (1, 32)
+
+
+def floor_config(amqp_uri, db_uri, port, max_workers=32):
+    return f"""
+AMQP_URI: {amqp_uri}
+DB_URI: {db_uri}
+WEB_SERVER_ADDRESS: 127.0.0.1:{port}
+max_workers: {max_workers}
+RPC_TIMEOUT_SECONDS: 10
+LOGGING:
+  version: 1
+  root: {{level: WARNING}}
+"""
+
+
+def run(quick=False):
+    from nameko.testing.utils import find_free_port
+
+    check_infra()
+    per_client = {1: 200 if quick else 1000, 32: 600 if quick else 4000}
+    vhost = TestVhost().create()
+    dbs = TestDatabases(run_id=random_ref("bench"), services=("identity",)).create()
+    db_uri = dbs.uris["identity"]
+    conn = psycopg2.connect(db_uri)
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE bench_rows (id bigserial PRIMARY KEY, note text,"
+            " created_at timestamptz DEFAULT now())"
+        )
+    conn.close()
+    bare_port, floor_port = find_free_port(), find_free_port()
+    services = Services(floor_config(vhost.amqp_uri, db_uri, floor_port))
+    bare_config = services.dir / "bare.yml"
+    bare_config.write_text(floor_config(vhost.amqp_uri, db_uri, bare_port))
+    urls = {
+        "bare_nameko": f"http://127.0.0.1:{bare_port}/bare",
+        "floor": f"http://127.0.0.1:{floor_port}/floor",
+    }
+    results = {}
+    try:
+        services.start("bare_echo", "bench.floor:BareEcho", bare_config)
+        services.start("bare_gateway", "bench.floor:BareGateway", bare_config)
+        services.start("floor_store", "bench.floor:FloorStore")
+        services.start("floor_gateway", "bench.floor:FloorGateway")
+        for url in urls.values():
+            wait_http(url, method="POST", data="x")
+        for clients in CLIENTS:
+            for name, url in urls.items():
+                results[(name, clients)] = load(
+                    url, clients, per_client[clients], body="hello"
+                )
+            bare, floor = results[("bare_nameko", clients)], results[("floor", clients)]
+            emit({"bench": "bare_nameko", "clients": clients, **bare})
+            emit(
+                {
+                    "bench": "floor",
+                    "clients": clients,
+                    **floor,
+                    "ratio_to_bare_nameko": round(floor["rps"] / bare["rps"], 3),
+                    "rss_mb": services.rss(),
+                }
+            )
+    finally:
+        services.stop()
+        dbs.drop()
+        vhost.delete()
+    return results
+
+
+def platform_rss():
+    """RSS of each of the five real services after start-up and 100 health checks."""
+    import tempfile
+
+    import requests
+    from nameko.testing.utils import find_free_port
+
+    from bench.harness import rss_mb
+    from devtools.platform import Platform
+
+    vhost = TestVhost().create()
+    dbs = TestDatabases(run_id=random_ref("benchp"))
+    platform = Platform(
+        env={"AMQP_URI": vhost.amqp_uri, "LOG_LEVEL": "WARNING", **dbs.env()},
+        log_dir=tempfile.mkdtemp(prefix="bench-platform-"),
+        gateway_address=f"127.0.0.1:{find_free_port()}",
+        capture_http_port=find_free_port(),
+        capture_smtp_port=find_free_port(),
+    )
+    try:
+        platform.start(wait=90)
+        for _ in range(100):
+            requests.get(f"{platform.gateway_url}/health", timeout=10)
+        emit(
+            {
+                "bench": "platform_rss",
+                "rss_mb": {
+                    name: rss_mb(proc.pid) for name, proc in platform.processes.items()
+                },
+            }
+        )
+    finally:
+        platform.stop()
+        dbs.drop()
+        vhost.delete()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    run(quick=args.quick)
+    platform_rss()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Small plumbing pieces: request ids, config substitution, the clock, the
+event envelope."""
+
+from datetime import datetime, timezone
+
+import pytest
+from marshmallow import ValidationError
+
+from services.common.clock import FakeClock
+from services.common.config import load_config
+from services.common.context import clean_request_id
+from services.common.events import EnvelopeSchema
+
+
+def test_caller_request_id_is_kept_when_safe_and_replaced_when_not():
+    assert clean_request_id("abc-123") == "abc-123"
+    assert clean_request_id(None) != clean_request_id(None)
+    for bad in ("has space", "x" * 65, "new\nline", "<script>"):
+        assert clean_request_id(bad) != bad
+
+
+def test_config_takes_env_values_and_defaults(tmp_path, monkeypatch):
+    path = tmp_path / "config.yml"
+    path.write_text("A: ${SOME_A:fallback}\nB: ${SOME_B:3}\n")
+    monkeypatch.setenv("SOME_A", "from-env")
+    monkeypatch.delenv("SOME_B", raising=False)
+    assert load_config(path) == {"A": "from-env", "B": 3}
+
+
+@pytest.mark.parametrize(
+    "service", ["identity", "verification", "recovery", "registry_sync", "gateway"]
+)
+def test_every_service_config_loads(service, monkeypatch):
+    monkeypatch.delenv("AMQP_URI", raising=False)
+    config = load_config(f"services/{service}/config.yml")
+    assert config["AMQP_URI"].startswith("amqp://")
+    assert service == "gateway" or config["DB_URI"].startswith("postgresql://")
+
+
+def test_fake_clock_moves_only_when_told():
+    clock = FakeClock(datetime(2026, 11, 24, 15, 59, 59, tzinfo=timezone.utc))
+    assert clock() == clock()
+    assert clock.advance(seconds=1).hour == 16
+    with pytest.raises(ValueError):
+        FakeClock(datetime(2026, 1, 1))
+
+
+def test_envelope_requires_an_event_id_and_aware_time():
+    good = {
+        "event_id": "0b6f0a52-8f43-4c38-9a2b-0c1f33b7c9b1",
+        "event_type": "x",
+        "source": "identity",
+        "occurred_at": "2026-11-24T00:00:00+00:00",
+        "payload": {},
+    }
+    assert EnvelopeSchema().load(good)["source"] == "identity"
+    with pytest.raises(ValidationError):
+        EnvelopeSchema().load({**good, "event_id": "nope"})
+    with pytest.raises(ValidationError):
+        EnvelopeSchema().load({**good, "occurred_at": "2026-11-24T00:00:00"})
