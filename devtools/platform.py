@@ -20,6 +20,13 @@ __all__ = ["Platform", "SERVICES"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("identity", "verification", "recovery", "registry_sync", "gateway")
+# Where `make run` exposes each back-end service's Prometheus metrics.
+METRICS_PORTS = {
+    "identity": 9101,
+    "verification": 9102,
+    "recovery": 9103,
+    "registry_sync": 9104,
+}
 
 
 class Platform:
@@ -144,7 +151,11 @@ class Platform:
 
 
 def main():
-    platform = Platform(log_dir=os.environ.get("LOG_DIR"))
+    metrics_env = {
+        f"{name.upper()}_METRICS_PORT": str(port)
+        for name, port in METRICS_PORTS.items()
+    }
+    platform = Platform(env=metrics_env, log_dir=os.environ.get("LOG_DIR"))
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     try:
@@ -152,6 +163,12 @@ def main():
         print(
             f"\nPlatform up. Gateway: {platform.gateway_url}  "
             f"(health: {platform.gateway_url}/health, docs: {platform.gateway_url}/docs)"
+        )
+        print(
+            "Service metrics: "
+            + ", ".join(
+                f"{name} :{port}/metrics" for name, port in METRICS_PORTS.items()
+            )
         )
         print(f"Captured SMS/email: {platform.capture_url}/api/messages?to=...")
         print(

@@ -19,8 +19,7 @@ Speed is measured in ``bench/``, never asserted here.
 import warnings
 
 # eventlet warns on import that it is in bug-fix-only mode (see README).
-warnings.filterwarnings("ignore", module="eventlet")
-warnings.filterwarnings("ignore", message=".*eventlet.*")
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 import eventlet  # noqa: E402
 

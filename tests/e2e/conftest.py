@@ -17,7 +17,12 @@ def platform(tmp_path_factory):
         pytest.exit(f"e2e tier needs real infrastructure: {exc}", returncode=3)
     vhost = TestVhost().create()
     databases = TestDatabases()  # Platform.start() creates and migrates them
-    env = {"AMQP_URI": vhost.amqp_uri, "LOG_LEVEL": "INFO", **databases.env()}
+    env = {
+        "AMQP_URI": vhost.amqp_uri,
+        "LOG_LEVEL": "INFO",
+        **databases.env(),
+        "IDENTITY_METRICS_PORT": str(find_free_port()),
+    }
     running = Platform(
         env=env,
         log_dir=tmp_path_factory.mktemp("logs"),

@@ -93,3 +93,15 @@ def test_capture_server_is_running(platform):
     )
     assert answer.status_code == 200
     assert answer.json() == []
+
+
+def test_a_backend_service_exposes_its_own_prometheus_metrics(api, platform):
+    import requests
+
+    api.get("/health")
+    port = platform.env["IDENTITY_METRICS_PORT"]
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert (
+        'entrypoint_calls_total{entrypoint="health",outcome="ok",service="identity"}'
+        in text
+    )
