@@ -64,6 +64,53 @@ MESSAGES = {
         "Too many requests; please wait and retry.",
     ),
     "method_not_allowed": ("不支持该请求方法", "Method not allowed."),
+    "invalid_json": ("请求体不是有效的 JSON", "The request body is not valid JSON."),
+    "database_busy": ("系统繁忙，请稍后重试", "The system is busy; please retry."),
+    # verification
+    "phone_invalid": (
+        "手机号格式不正确，请填写中国大陆手机号",
+        "Not a valid mainland China mobile number.",
+    ),
+    "email_invalid": ("邮箱格式不正确", "Not a valid email address."),
+    "channel_invalid": ("不支持的发送方式", "Unknown channel."),
+    "resend_too_soon": (
+        "验证码已发送，请稍后再获取",
+        "A code was just sent; wait before asking again.",
+    ),
+    "daily_limit_reached": (
+        "今日获取验证码次数已达上限（每日5次），请明天再试",
+        "Daily code limit reached; try again tomorrow.",
+    ),
+    "ip_limit_reached": (
+        "当前网络请求验证码过于频繁，请稍后再试",
+        "Too many codes requested from this network; wait and retry.",
+    ),
+    "account_limit_reached": (
+        "该账号今日获取验证码次数已达上限",
+        "This account has asked for too many codes today.",
+    ),
+    "sending_suspended": (
+        "短信发送暂时受限，请稍后再试",
+        "Sending is suspended for a while; retry later.",
+    ),
+    "captcha_required": ("请先完成图形验证码", "Solve the image captcha first."),
+    "captcha_invalid": (
+        "图形验证码错误或已失效",
+        "The captcha answer is wrong or expired.",
+    ),
+    "code_invalid": ("验证码错误", "The code is wrong."),
+    "code_expired": (
+        "验证码已过期，请重新获取",
+        "The code has expired; ask for a new one.",
+    ),
+    "code_used": (
+        "验证码已使用，请重新获取",
+        "The code was already used; ask for a new one.",
+    ),
+    "too_many_attempts": (
+        "验证码错误次数过多，请稍后重新获取",
+        "Too many wrong codes; wait and ask for a new one.",
+    ),
 }
 
 

@@ -15,11 +15,11 @@ event_type)`` entrypoints receive them. The body is the envelope::
 
 import logging
 
-import eventlet
-from eventlet.event import Event
 from nameko.amqp.publish import Publisher
 from nameko.constants import AMQP_URI_CONFIG_KEY, HEADER_PREFIX
 from nameko.standalone.events import get_event_exchange
+
+from services.common.poller import Poller
 
 __all__ = ["OutboxRelay"]
 
@@ -40,12 +40,11 @@ PURGE_SENT_SQL = "DELETE FROM outbox WHERE sent_at < now() - interval '1 day'"
 
 
 class OutboxRelay:
-    """A green thread that drains the outbox after each commit and on a timer."""
+    """Drains the outbox after each commit (``wake``) and on a timer."""
 
     def __init__(self, pool, config, service_name, interval=1.0):
         self.pool = pool
         self.service_name = service_name
-        self.interval = interval
         exchange = get_event_exchange(service_name, config)
         self.publisher = Publisher(
             config[AMQP_URI_CONFIG_KEY],
@@ -54,38 +53,13 @@ class OutboxRelay:
             use_confirms=True,  # a row is marked sent only once the broker has it
             serializer="json",
         )
-        self._wakeup = Event()
-        self._gt = None
-        self._running = False
+        self.poller = Poller(f"{service_name} outbox relay", self.drain, interval)
+        self.start, self.stop, self.wake = (
+            self.poller.start,
+            self.poller.stop,
+            self.poller.wake,
+        )
         self._drains = 0
-
-    def start(self):
-        self._running = True
-        self._gt = eventlet.spawn(self._run)
-
-    def stop(self):
-        self._running = False
-        if self._gt is not None:
-            self._gt.kill()
-            self._gt = None
-
-    def wake(self):
-        if not self._wakeup.ready():
-            self._wakeup.send(True)
-
-    def _run(self):
-        backoff = self.interval
-        while self._running:
-            with eventlet.Timeout(backoff, False):
-                self._wakeup.wait()
-            if self._wakeup.ready():
-                self._wakeup.reset()
-            try:
-                self.drain()
-                backoff = self.interval
-            except Exception:  # broker or database away: keep rows, retry later
-                log.exception("outbox relay failed; retrying in %.1fs", backoff)
-                backoff = min(backoff * 2, 30.0)
 
     def drain(self):
         """Publish every unsent row; returns how many were published."""

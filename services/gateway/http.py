@@ -115,6 +115,15 @@ def load_body(request, schema):
         raise InvalidRequest("invalid_request", {"errors": exc.messages}) from None
 
 
+def client_ip(request, config):
+    """The caller's address; ``X-Forwarded-For`` only behind a trusted proxy."""
+    if config.get("GATEWAY_TRUST_FORWARDED_FOR"):
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()[:64]
+    return request.remote_addr
+
+
 class ProblemWsgiApp(WsgiApp):
     """Routing failures (404, 405) as problem+json with a request id too."""
 

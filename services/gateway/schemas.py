@@ -1,8 +1,15 @@
 """The gateway's public HTTP shapes (separate from the internal RPC shapes)."""
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
-__all__ = ["ProblemSchema", "HealthSchema", "ServiceHealthSchema"]
+__all__ = [
+    "ProblemSchema",
+    "HealthSchema",
+    "ServiceHealthSchema",
+    "CodeRequestSchema",
+    "CodeIssuedSchema",
+    "CaptchaSchema",
+]
 
 
 class ProblemSchema(Schema):
@@ -29,3 +36,50 @@ class HealthSchema(Schema):
     services = fields.Dict(
         keys=fields.String(), values=fields.Nested(ServiceHealthSchema), required=True
     )
+
+
+PURPOSES = (
+    "register",
+    "login_new_device",
+    "reset_password",
+    "change_phone",
+    "recover_phone",
+    "change_auth_info",
+    "deactivate",
+    "guardian_check",
+)
+
+
+class CodeRequestSchema(Schema):
+    """Ask for a verification code."""
+
+    channel = fields.String(
+        required=True,
+        validate=validate.OneOf(("sms", "email")),
+        metadata={"example": "sms"},
+    )
+    destination = fields.String(
+        required=True,
+        validate=validate.Length(1, 254),
+        metadata={"example": "13812345678"},
+    )
+    purpose = fields.String(
+        required=True,
+        validate=validate.OneOf(PURPOSES),
+        metadata={"example": "register"},
+    )
+    captcha_id = fields.UUID(load_default=None)
+    captcha_answer = fields.String(load_default=None, validate=validate.Length(max=16))
+
+
+class CodeIssuedSchema(Schema):
+    expires_at = fields.AwareDateTime(required=True)
+    resend_after = fields.Integer(required=True, metadata={"example": 60})
+    remaining_today = fields.Integer(required=True, metadata={"example": 4})
+    destination_masked = fields.String(metadata={"example": "138****5678"})
+
+
+class CaptchaSchema(Schema):
+    captcha_id = fields.UUID(required=True)
+    image_png_base64 = fields.String(required=True)
+    expires_at = fields.AwareDateTime(required=True)

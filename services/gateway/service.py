@@ -3,6 +3,7 @@ own; every answer comes from a back-end service over RPC with a deadline."""
 
 import time
 
+from nameko.dependency_providers import Config
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Response
 
@@ -10,9 +11,14 @@ from services.common.context import RequestContext
 from services.common.errors import ServiceError
 from services.common.metrics import Metrics
 from services.common.rpc import ServiceRpc
-from services.gateway.http import endpoint
+from services.gateway.http import client_ip, endpoint, load_body
 from services.gateway.openapi import build_spec, render_docs
-from services.gateway.schemas import HealthSchema
+from services.gateway.schemas import (
+    CaptchaSchema,
+    CodeIssuedSchema,
+    CodeRequestSchema,
+    HealthSchema,
+)
 
 __all__ = ["GatewayService", "BACKEND_SERVICES"]
 
@@ -31,6 +37,7 @@ class GatewayService:
     verification = ServiceRpc("verification")
     recovery = ServiceRpc("recovery")
     registry_sync = ServiceRpc("registry_sync")
+    config = Config()
 
     @endpoint(
         "GET",
@@ -90,3 +97,49 @@ class GatewayService:
         """HTML rendering of ``/openapi.json``."""
         page = render_docs(build_spec(type(self)))
         return Response(page, content_type="text/html; charset=utf-8")
+
+    # -- verification codes and captchas ---------------------------------
+    @endpoint(
+        "POST",
+        "/api/v1/captchas",
+        summary="A new image captcha",
+        tags=("verification",),
+        response_schema=CaptchaSchema,
+        status=201,
+        errors=(503, 504),
+    )
+    def create_captcha(self, request):
+        """Single use, valid 5 minutes.
+
+        `curl -s -X POST localhost:8000/api/v1/captchas` →
+        `{"captcha_id": "…", "image_png_base64": "iVBOR…", "expires_at": "…"}`
+        """
+        return 201, CaptchaSchema().dump(self.verification.issue_captcha())
+
+    @endpoint(
+        "POST",
+        "/api/v1/codes",
+        summary="Send a verification code",
+        tags=("verification",),
+        request_schema=CodeRequestSchema,
+        response_schema=CodeIssuedSchema,
+        status=202,
+        errors=(400, 403, 422, 429, 503, 504),
+    )
+    def send_code(self, request):
+        """SMS or email; 5 a day per destination (Beijing day), 60 s between sends.
+
+        `curl -s -X POST localhost:8000/api/v1/codes -H 'Content-Type: application/json'
+        -d '{"channel": "sms", "destination": "13812345678", "purpose": "register"}'` →
+        202 `{"expires_at": "…", "resend_after": 60, "remaining_today": 4}`;
+        429 `resend_too_soon` (`retry_after`) or `daily_limit_reached` (`resets_at`).
+        """
+        body = load_body(request, CodeRequestSchema())
+        answer = self.verification.issue_code(
+            {
+                **body,
+                "captcha_id": str(body["captcha_id"]) if body["captcha_id"] else None,
+                "client_ip": client_ip(request, self.config),
+            }
+        )
+        return 202, CodeIssuedSchema().dump(answer)

@@ -1,11 +1,48 @@
 """The verification service: SMS and email codes, their quota ledger and
 delivery; image captchas."""
 
+import base64
+import logging
+import uuid
+from datetime import timedelta
+
+from eventlet import tpool
+from nameko.timer import timer
+
 from services.common import base
+from services.common.clock import Clock
 from services.common.db import Database
+from services.common.errors import Forbidden, RuleViolation, ServiceError, Throttled
+from services.common.rpc import rpc
+from services.verification import domain
+from services.verification.dependencies import (
+    DeliveryQueue,
+    Keys,
+    Policies,
+    mask_destination,
+)
+from services.verification.schemas import (
+    CaptchaAnswer,
+    CheckCodeAnswer,
+    CheckCodeRequest,
+    IssueCodeAnswer,
+    IssueCodeRequest,
+    VerifyCaptchaRequest,
+)
 from services.verification.store import VerificationStore
 
 __all__ = ["VerificationService"]
+
+log = logging.getLogger(__name__)
+
+CAPTCHA_TTL = timedelta(minutes=5)
+HOUR, MINUTE = 3600, 60
+
+
+def _render_captcha(text):
+    from captcha.image import ImageCaptcha
+
+    return ImageCaptcha(width=160, height=60).generate(text, format="png").getvalue()
 
 
 class VerificationService(base.ServiceBase):
@@ -14,3 +51,309 @@ class VerificationService(base.ServiceBase):
     name = "verification"
 
     db = Database(VerificationStore)
+    clock = Clock()
+    policies = Policies()
+    keys = Keys()
+    delivery = DeliveryQueue()
+
+    # -- codes -----------------------------------------------------------
+    @rpc
+    def issue_code(self, payload):
+        """Reserve quota, store a hashed code and queue its message, atomically."""
+        request = IssueCodeRequest().load(payload)
+        now = self.clock()
+        policy = self.policies.for_purpose(request["purpose"])
+        destination = domain.normalise_destination(
+            request["channel"], request["destination"]
+        )
+        self._require_captcha_if_needed(request, now, policy)
+        try:
+            answer = self._issue(request, destination, policy, now)
+        except ServiceError as refusal:
+            self.db.rollback()
+            self._count_ip_failure(request["client_ip"], now, policy)
+            self.db.commit()
+            log.info(
+                "code refused for %s: %s", mask_destination(destination), refusal.code
+            )
+            raise
+        self.db.commit()
+        self.delivery.wake()
+        return IssueCodeAnswer().dump(answer)
+
+    def _issue(self, request, destination, policy, now):
+        prefix = domain.phone_prefix(destination)
+        open_until = self.db.breaker_open_until(prefix)
+        if open_until and open_until > now:
+            raise Throttled(
+                "sending_suspended",
+                {"retry_after": int((open_until - now).total_seconds()) + 1},
+            )
+        # Row locks are taken in one order in every transaction (destination,
+        # account, IP, prefix): no deadlocks, and the rows every request
+        # shares (IP, prefix) are locked last, held only until the commit.
+        sent_today = self.db.reserve_destination(
+            destination,
+            domain.beijing_day(now),
+            now,
+            now - policy.resend_cooldown,
+            policy.daily_limit_per_destination,
+        )
+        if sent_today is None:
+            raise domain.destination_refusal(
+                self.db.destination_quota(destination), now, policy
+            )
+        if (
+            request["account_id"]
+            and self.db.bump_counter(
+                "account_day",
+                request["account_id"],
+                domain.beijing_day_start(now),
+                policy.daily_limit_per_account,
+            )
+            is None
+        ):
+            raise Throttled(
+                "account_limit_reached",
+                {"resets_at": domain.next_beijing_midnight(now).isoformat()},
+            )
+        code = domain.generate_code()
+        expires_at = now + policy.validity
+        code_id = self.db.insert_code(
+            channel=request["channel"],
+            destination=destination,
+            purpose=request["purpose"],
+            code_hash=domain.code_hash(
+                self.keys.code_key, destination, request["purpose"], code
+            ),
+            account_id=request["account_id"],
+            client_ip=request["client_ip"],
+            quota_day=domain.beijing_day(now),
+            issued_at=now,
+            expires_at=expires_at,
+        )
+        subject, body = domain.render_message(
+            request["channel"], request["purpose"], code, policy.validity
+        )
+        self.db.insert_delivery(
+            code_id,
+            request["channel"],
+            destination,
+            self.keys.sealer.seal(
+                {"to": destination, "code": code, "subject": subject, "body": body}
+            ),
+            now,
+        )
+        self.db.add_event(
+            "code_issued",
+            {
+                "code_id": code_id,
+                "channel": request["channel"],
+                "purpose": request["purpose"],
+                "account_id": request["account_id"],
+                "destination_masked": mask_destination(destination),
+                "expires_at": expires_at.isoformat(),
+            },
+        )
+        if request["client_ip"]:
+            window = domain.window_start(now, HOUR)
+            if (
+                self.db.bump_counter(
+                    "ip_hour", request["client_ip"], window, policy.hourly_limit_per_ip
+                )
+                is None
+            ):
+                raise Throttled(
+                    "ip_limit_reached",
+                    {
+                        "retry_after": int(
+                            (window + timedelta(seconds=HOUR) - now).total_seconds()
+                        )
+                        + 1
+                    },
+                )
+        if (
+            self.db.bump_counter(
+                "prefix_minute",
+                prefix,
+                domain.window_start(now, MINUTE),
+                policy.prefix_sends_per_minute,
+            )
+            is None
+        ):
+            self._trip_breaker(prefix, now, policy)
+        return {
+            "expires_at": expires_at,
+            "resend_after": int(policy.resend_cooldown.total_seconds()),
+            "remaining_today": policy.daily_limit_per_destination - sent_today,
+            "destination_masked": mask_destination(destination),
+        }
+
+    def _trip_breaker(self, prefix, now, policy):
+        self.db.rollback()
+        self.db.trip_breaker(prefix, now + policy.breaker_open_for, now)
+        self.db.commit()
+        # An alert for the on-call: someone may be pumping SMS to premium numbers.
+        log.error(
+            "ALERT sms-pumping breaker tripped for prefix %s: more than %s sends "
+            "a minute; sending suspended until %s",
+            prefix,
+            policy.prefix_sends_per_minute,
+            now + policy.breaker_open_for,
+        )
+        raise Throttled(
+            "sending_suspended",
+            {"retry_after": int(policy.breaker_open_for.total_seconds())},
+        )
+
+    def _count_ip_failure(self, client_ip, now, policy):
+        if client_ip:
+            self.db.bump_counter(
+                "ip_fail_hour", client_ip, domain.window_start(now, HOUR), 10**9
+            )
+
+    def _require_captcha_if_needed(self, request, now, policy):
+        if not request["client_ip"]:
+            return
+        failures = self.db.counter_value(
+            "ip_fail_hour", request["client_ip"], domain.window_start(now, HOUR)
+        )
+        if failures < policy.ip_failures_before_captcha:
+            return
+        if not request["captcha_id"]:
+            raise Forbidden("captcha_required")
+        self._consume_captcha(request["captcha_id"], request["captcha_answer"], now)
+
+    @rpc
+    def check_code(self, payload):
+        """Use a code: any live one for destination + purpose; single use."""
+        request = CheckCodeRequest().load(payload)
+        now = self.clock()
+        policy = self.policies.for_purpose(request["purpose"])
+        channel = request["channel"] or (
+            "email" if "@" in request["destination"] else "sms"
+        )
+        destination = domain.normalise_destination(channel, request["destination"])
+        purpose = request["purpose"]
+        counter = self.db.guess_counter(destination, purpose)
+        if counter and counter["locked_until"] and counter["locked_until"] > now:
+            raise Throttled(
+                "too_many_attempts",
+                {
+                    "retry_after": int((counter["locked_until"] - now).total_seconds())
+                    + 1
+                },
+            )
+        # Count the attempt first, in its own transaction, so parallel guesses
+        # all count (Kratos' rule).
+        attempt = self.db.count_attempt(
+            destination, purpose, now, stale_before=now - policy.validity
+        )
+        self.db.commit()
+        if attempt["attempts"] > policy.max_wrong_guesses:
+            self._lock_out(destination, purpose, attempt, now, policy)
+        hashed = domain.code_hash(
+            self.keys.code_key, destination, purpose, request["code"]
+        )
+        candidates = self.db.candidate_codes(
+            destination, purpose, since=now - policy.validity - timedelta(days=1)
+        )
+        match = next(
+            (c for c in candidates if domain.codes_match(c["code_hash"], hashed)), None
+        )
+        refusal = domain.judge_code(match, now)
+        if refusal is None and not self.db.consume_code(match["id"], now):
+            refusal = "code_used"  # a concurrent check won
+        if refusal is not None:
+            self._count_ip_failure(request["client_ip"], now, policy)
+            outcome = domain.after_wrong_guess(
+                attempt["attempts"], self._lockouts_today(attempt, now), policy, now
+            )
+            if outcome.kill_codes:
+                self._lock_out(destination, purpose, attempt, now, policy)
+            self.db.commit()
+            raise RuleViolation(refusal)
+        self.db.reset_attempts(destination, purpose, now)
+        self.db.add_event(
+            "code_verified",
+            {
+                "purpose": purpose,
+                "account_id": match["account_id"],
+                "destination_masked": mask_destination(destination),
+            },
+        )
+        self.db.commit()
+        return CheckCodeAnswer().dump(
+            {
+                "verified": True,
+                "destination": destination,
+                "purpose": purpose,
+                "account_id": match["account_id"],
+            }
+        )
+
+    @staticmethod
+    def _lockouts_today(attempt, now):
+        if attempt["lockout_day"] == domain.beijing_day(now):
+            return attempt["lockouts"]
+        return 0
+
+    def _lock_out(self, destination, purpose, attempt, now, policy):
+        outcome = domain.after_wrong_guess(
+            policy.max_wrong_guesses, self._lockouts_today(attempt, now), policy, now
+        )
+        self.db.kill_live_codes(destination, purpose, now)
+        self.db.record_lockout(
+            destination, purpose, domain.beijing_day(now), outcome.lock_until, now
+        )
+        self.db.commit()
+        extra = {}
+        if outcome.lock_until:
+            extra["retry_after"] = int((outcome.lock_until - now).total_seconds())
+        raise Throttled("too_many_attempts", extra)
+
+    # -- captchas ----------------------------------------------------------
+    @rpc
+    def issue_captcha(self):
+        """A new image captcha: ``{captcha_id, image_png_base64, expires_at}``."""
+        now = self.clock()
+        captcha_id = str(uuid.uuid4())
+        text = domain.generate_captcha_text()
+        png = tpool.execute(_render_captcha, text)  # CPU-bound: keep workers free
+        expires_at = now + CAPTCHA_TTL
+        self.db.insert_captcha(
+            captcha_id,
+            domain.captcha_hash(self.keys.code_key, captcha_id, text),
+            expires_at,
+        )
+        self.db.commit()
+        return CaptchaAnswer().dump(
+            {
+                "captcha_id": captcha_id,
+                "expires_at": expires_at,
+                "image_png_base64": base64.b64encode(png).decode(),
+            }
+        )
+
+    @rpc
+    def verify_captcha(self, payload):
+        """Use a captcha (single use, right or wrong); refuses ``captcha_invalid``."""
+        request = VerifyCaptchaRequest().load(payload)
+        self._consume_captcha(request["captcha_id"], request["answer"], self.clock())
+        return {"valid": True}
+
+    def _consume_captcha(self, captcha_id, answer, now):
+        stored = self.db.consume_captcha(str(captcha_id), now)
+        self.db.commit()  # used up even when the answer is wrong: no retries on one image
+        expected = domain.captcha_hash(
+            self.keys.code_key, str(captcha_id), answer or ""
+        )
+        if stored is None or not domain.codes_match(stored, expected):
+            raise RuleViolation("captcha_invalid")
+
+    # -- housekeeping --------------------------------------------------------
+    @timer(interval=3600)
+    def purge_expired(self):
+        """Drop captchas and quota windows older than two days."""
+        self.db.purge(self.clock() - timedelta(days=2))
+        self.db.commit()

@@ -1,0 +1,282 @@
+"""Verification-code rules as plain Python: destinations, policies and
+profiles, the Beijing calendar day, code generation and hashing, message
+templates, and the guess-counting decision. No I/O here.
+
+The lifecycle of one code (states live in the ``codes`` table columns)::
+
+    issued ──deliver ok──▶ delivered ──check ok──▶ used
+      │                       │
+      │ delivery failed       ├──expires_at passed──▶ expired
+      ▼                       │
+    dead ◀──5 wrong guesses───┘   (per destination + purpose, across codes)
+
+See ``code_lifecycle.mermaid`` beside this file.
+"""
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass, replace
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+
+from services.common.errors import InvalidRequest, Throttled
+
+__all__ = [
+    "PURPOSES",
+    "CHANNELS",
+    "BEIJING",
+    "Policy",
+    "PROFILES",
+    "policy_for",
+    "normalise_destination",
+    "beijing_day",
+    "next_beijing_midnight",
+    "generate_code",
+    "code_hash",
+    "phone_prefix",
+    "render_message",
+    "GuessOutcome",
+    "after_wrong_guess",
+]
+
+PURPOSES = (
+    "register",
+    "login_new_device",
+    "reset_password",
+    "change_phone",
+    "recover_phone",
+    "change_auth_info",
+    "deactivate",
+    "guardian_check",
+)
+CHANNELS = ("sms", "email")
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
+)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Limits for issuing and checking codes. All counts are per window."""
+
+    name: str
+    validity: timedelta
+    daily_limit_per_destination: int = 5  # Zhihuishu: 5 a day
+    resend_cooldown: timedelta = timedelta(seconds=60)
+    hourly_limit_per_ip: int = 30
+    daily_limit_per_account: int = 20
+    max_wrong_guesses: int = 5
+    lockouts_before_lock: int = 3  # rounds of 5 wrong within a day
+    lock_duration: timedelta = timedelta(hours=1)
+    ip_failures_before_captcha: int = 5  # refusals from one IP per hour
+    prefix_sends_per_minute: int = 600  # SMS-pumping breaker
+    breaker_open_for: timedelta = timedelta(minutes=5)
+
+
+PROFILES = {
+    # Zhihuishu's help pages: valid 30 minutes.
+    "default": Policy("default", validity=timedelta(minutes=30)),
+    # CHSI: valid 24 hours.
+    "chsi": Policy("chsi", validity=timedelta(hours=24)),
+    # OWASP ASVS 5.0 (6.5.5) and NIST SP 800-63B-4: out-of-band codes by SMS
+    # live at most 10 minutes.
+    "strict": Policy("strict", validity=timedelta(minutes=10)),
+}
+
+
+def policy_for(profile, overrides=None):
+    """The named profile with numeric overrides applied (from config)."""
+    try:
+        base = PROFILES[profile]
+    except KeyError:
+        raise ValueError(f"unknown verification profile {profile!r}") from None
+    changes = {}
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        current = getattr(base, key)
+        changes[key] = (
+            timedelta(seconds=float(value))
+            if isinstance(current, timedelta)
+            else type(current)(value)
+        )
+    return replace(base, **changes)
+
+
+def normalise_destination(channel, destination):
+    """A mainland mobile in E.164 (``+8613812345678``) or a lower-cased email."""
+    destination = (destination or "").strip()
+    if channel == "sms":
+        try:
+            number = phonenumbers.parse(destination, "CN")
+        except phonenumbers.NumberParseException:
+            raise InvalidRequest("phone_invalid") from None
+        number_type = phonenumbers.number_type(number)
+        if (
+            number.country_code != 86
+            or not phonenumbers.is_valid_number(number)
+            or number_type
+            not in (
+                phonenumbers.PhoneNumberType.MOBILE,
+                phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+            )
+        ):
+            raise InvalidRequest("phone_invalid")
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if channel == "email":
+        if len(destination) > 254 or not _EMAIL.match(destination):
+            raise InvalidRequest("email_invalid")
+        local, _, domain = destination.rpartition("@")
+        return f"{local}@{domain.lower()}"
+    raise InvalidRequest("channel_invalid")
+
+
+def beijing_day(now):
+    """The calendar day in Beijing for an aware ``now``, whatever the server's zone."""
+    return now.astimezone(BEIJING).date()
+
+
+def next_beijing_midnight(now):
+    """When today's quota resets: the next 00:00 in Asia/Shanghai."""
+    tomorrow = beijing_day(now) + timedelta(days=1)
+    return datetime.combine(tomorrow, time(0, 0), tzinfo=BEIJING)
+
+
+def generate_code():
+    """Six digits from the OS's cryptographic RNG."""
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
+def code_hash(key, destination, purpose, code):
+    """Keyed hash bound to destination and purpose: a leaked table reveals
+    nothing, and a code verifies only where and for what it was sent."""
+    message = f"{destination}\x1f{purpose}\x1f{code}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def codes_match(stored_hash, candidate_hash):
+    return hmac.compare_digest(stored_hash, candidate_hash)
+
+
+def phone_prefix(destination):
+    """The breaker's unit: country code + the 3-digit mobile network prefix."""
+    if destination.startswith("+86"):
+        return destination[:6]
+    return "email:" + destination.rpartition("@")[2]
+
+
+_PURPOSE_TEXT = {
+    "register": ("注册账号", "registering an account"),
+    "login_new_device": ("在新设备上登录", "signing in on a new device"),
+    "reset_password": ("重置密码", "resetting your password"),
+    "change_phone": ("更换绑定手机号", "changing your phone number"),
+    "recover_phone": ("找回账号（忘记手机号）", "recovering your account"),
+    "change_auth_info": ("修改认证信息", "changing your authentication info"),
+    "deactivate": ("注销账号", "closing your account"),
+    "guardian_check": ("监护人确认", "guardian confirmation"),
+}
+
+
+def _validity_text(validity):
+    minutes = int(validity.total_seconds() // 60)
+    if minutes % 60 == 0 and minutes >= 60:
+        hours = minutes // 60
+        return f"{hours}小时", f"{hours} hour{'s' if hours > 1 else ''}"
+    return f"{minutes}分钟", f"{minutes} minutes"
+
+
+def render_message(channel, purpose, code, validity):
+    """Chinese first, then English. Returns ``(subject, body)``; SMS has no subject."""
+    zh_purpose, en_purpose = _PURPOSE_TEXT[purpose]
+    zh_valid, en_valid = _validity_text(validity)
+    body = (
+        f"【学生账号自助服务】您正在{zh_purpose}，验证码：{code}，{zh_valid}内有效。"
+        f"请勿将验证码告诉他人。"
+        f"\nYour code for {en_purpose} is {code}, valid for {en_valid}. "
+        f"Do not share it."
+    )
+    subject = None
+    if channel == "email":
+        subject = f"验证码 / Verification code: {zh_purpose}"
+        body += (
+            "\n\n如非本人操作，请忽略本邮件。 If this was not you, ignore this email."
+        )
+    return subject, body
+
+
+@dataclass(frozen=True)
+class GuessOutcome:
+    kill_codes: bool  # the live codes for destination + purpose die
+    lock_until: datetime | None
+
+
+def after_wrong_guess(wrong_guesses, lockouts_today, policy, now):
+    """What a wrong guess leads to, given the counts *including* this guess."""
+    if wrong_guesses < policy.max_wrong_guesses:
+        return GuessOutcome(kill_codes=False, lock_until=None)
+    lock_until = None
+    if lockouts_today + 1 >= policy.lockouts_before_lock:
+        lock_until = now + policy.lock_duration
+    return GuessOutcome(kill_codes=True, lock_until=lock_until)
+
+
+def window_start(now, seconds):
+    """Start of the fixed ``seconds``-long window containing ``now`` (UTC epoch aligned)."""
+    epoch = int(now.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % seconds, tz=now.tzinfo)
+
+
+def beijing_day_start(now):
+    """00:00 Beijing time of ``now``'s Beijing day, for per-day counters."""
+    return datetime.combine(beijing_day(now), time(0, 0), tzinfo=BEIJING)
+
+
+def destination_refusal(quota, now, policy):
+    """Why the destination's reservation failed: cooldown first, then the day."""
+    if quota and quota["last_sent_at"] is not None:
+        wait = quota["last_sent_at"] + policy.resend_cooldown - now
+        if wait.total_seconds() > 0:
+            return Throttled(
+                "resend_too_soon",
+                {"retry_after": max(1, int(-(-wait.total_seconds() // 1)))},
+            )
+    resets_at = next_beijing_midnight(now)
+    return Throttled(
+        "daily_limit_reached",
+        {
+            "resets_at": resets_at.isoformat(),
+            "retry_after": int((resets_at - now).total_seconds()) + 1,
+        },
+    )
+
+
+def judge_code(match, now):
+    """``None`` if ``match`` (a stored code row, or None) may be used now,
+    else the refusal code."""
+    if match is None or match["dead_at"] is not None:
+        return "code_invalid"
+    if match["used_at"] is not None:
+        return "code_used"
+    if match["expires_at"] <= now:
+        return "code_expired"
+    return None
+
+
+CAPTCHA_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+
+
+def generate_captcha_text(length=4):
+    return "".join(secrets.choice(CAPTCHA_ALPHABET) for _ in range(length))
+
+
+def captcha_hash(key, captcha_id, answer):
+    normalised = (answer or "").strip().upper()
+    return hmac.new(
+        key, f"{captcha_id}\x1f{normalised}".encode(), hashlib.sha256
+    ).hexdigest()

@@ -1,0 +1,84 @@
+"""Delivery adapters without the network: sealing, the HTTP gateway's body
+template, and Alibaba Cloud's request signing rules."""
+
+import base64
+import hashlib
+import hmac
+from datetime import datetime, timezone
+from urllib.parse import quote
+
+import pytest
+
+from services.verification.providers import (
+    AliyunSms,
+    HttpSmsGateway,
+    Sealer,
+    aliyun_signature,
+)
+
+
+def test_sealed_message_round_trips_and_hides_the_code():
+    sealer = Sealer(b"s" * 32)
+    sealed = sealer.seal(
+        {"to": "+8613812345678", "code": "123456", "body": "验证码：123456"}
+    )
+    assert b"123456" not in sealed
+    assert sealer.open(sealed)["code"] == "123456"
+    with pytest.raises(Exception):
+        Sealer(b"t" * 32).open(sealed)
+
+
+def test_http_gateway_renders_its_body_template_in_nested_values():
+    gateway = HttpSmsGateway(
+        "http://x",
+        {"msisdn": "$to", "text": {"content": "$body"}, "tags": ["otp", "$code"]},
+    )
+    body = gateway._render(
+        gateway.body_template, {"to": "+86138", "body": "hi $x", "code": "1"}
+    )
+    assert body == {
+        "msisdn": "+86138",
+        "text": {"content": "hi $x"},
+        "tags": ["otp", "1"],
+    }
+
+
+def _independent_signature(params, secret):
+    # Written from Alibaba Cloud's "signature method" page, step by step.
+    def enc(value):
+        return quote(str(value), safe="-_.~")
+
+    pairs = sorted(params.items())
+    canonical = "&".join(enc(k) + "=" + enc(v) for k, v in pairs)
+    string_to_sign = "GET" + "&" + enc("/") + "&" + enc(canonical)
+    mac = hmac.new(
+        (secret + "&").encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha1
+    )
+    return base64.b64encode(mac.digest()).decode()
+
+
+def test_aliyun_request_is_signed_per_the_published_rules():
+    sms = AliyunSms(
+        "http://127.0.0.1:1/", "testid", "testsecret", "阿里云短信测试", "SMS_154950909"
+    )
+    params = sms.request_params(
+        "+8613812345678",
+        "123456",
+        now=datetime(2026, 11, 24, 1, 2, 3, tzinfo=timezone.utc),
+        nonce="nonce-1",
+    )
+    assert params["PhoneNumbers"] == "13812345678"
+    assert params["Timestamp"] == "2026-11-24T01:02:03Z"
+    assert params["TemplateParam"] == '{"code":"123456"}'
+    signature = params.pop("Signature")
+    assert signature == _independent_signature(params, "testsecret")
+    assert (
+        aliyun_signature({**params, "PhoneNumbers": "13812345679"}, "testsecret")
+        != signature
+    )
+
+
+def test_percent_encoding_keeps_unreserved_and_encodes_space_and_star():
+    a = aliyun_signature({"A": "x y*~"}, "s")
+    b = _independent_signature({"A": "x y*~"}, "s")
+    assert a == b
