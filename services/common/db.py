@@ -16,7 +16,6 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 import psycopg2.extras
-import psycopg2.pool
 from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 
@@ -55,12 +54,23 @@ def require_green_psycopg():
 
 
 class ConnectionPool:
-    """A fixed-size psycopg2 pool that waits for a free connection.
+    """A fixed-size pool of psycopg2 connections that waits for a free one.
 
-    ``ThreadedConnectionPool`` raises ``PoolError`` when exhausted instead of
-    waiting, and closes connections above ``minconn``; so a semaphore gates it
-    and ``minconn == maxconn``.
+    Not ``psycopg2.pool.ThreadedConnectionPool``: it raises ``PoolError`` when
+    exhausted instead of waiting, closes connections above ``minconn``, and
+    its ``closeall`` also closes connections still in use — under eventlet a
+    connection whose green thread was killed mid-query can hold psycopg2's
+    connection mutex, and closing it then blocks the whole process (seen when
+    a container is killed). Here a semaphore bounds the connections, idle
+    ones are kept (none is closed for being "extra") and ``closeall`` closes
+    only idle ones; a connection coming back after that is closed on return.
     """
+
+    _HEALTHY = (
+        psycopg2.extensions.TRANSACTION_STATUS_IDLE,
+        psycopg2.extensions.TRANSACTION_STATUS_INTRANS,
+        psycopg2.extensions.TRANSACTION_STATUS_INERROR,
+    )
 
     def __init__(
         self,
@@ -75,45 +85,51 @@ class ConnectionPool:
         self.size = size
         self.acquire_timeout = acquire_timeout
         self._gate = Semaphore(size)
-        self._pool = psycopg2.pool.ThreadedConnectionPool(
-            size,
-            size,
-            dsn,
-            connect_timeout=connect_timeout,
-            application_name=application_name,
-            options=f"-c statement_timeout={int(statement_timeout_ms)}",
-        )
+        self._idle = []
+        self._closed = False
+        self._connect_kwargs = {
+            "dsn": dsn,
+            "connect_timeout": connect_timeout,
+            "application_name": application_name,
+            "options": f"-c statement_timeout={int(statement_timeout_ms)}",
+        }
+        # Open one now so a wrong DSN fails the service's start, not its first call.
+        self._idle.append(self._connect())
+
+    def _connect(self):
+        return psycopg2.connect(**self._connect_kwargs)
 
     def getconn(self):
         if not self._gate.acquire(timeout=self.acquire_timeout):
             raise ServiceUnavailable("database_busy")
         try:
-            conn = self._pool.getconn()
-            if conn.closed:  # server restarted since: replace it
-                self._pool.putconn(conn, close=True)
-                conn = self._pool.getconn()
-            return conn
+            while self._idle:
+                conn = self._idle.pop()
+                if not conn.closed:  # closed: the server restarted since
+                    return conn
+            return self._connect()
         except Exception:
             self._gate.release()
             raise
 
     def putconn(self, conn):
         try:
-            broken = conn.closed or conn.info.transaction_status not in (
-                psycopg2.extensions.TRANSACTION_STATUS_IDLE,
-                psycopg2.extensions.TRANSACTION_STATUS_INTRANS,
-                psycopg2.extensions.TRANSACTION_STATUS_INERROR,
-            )
-            if not conn.closed:
+            healthy = not conn.closed and conn.info.transaction_status in self._HEALTHY
+            if healthy:
                 conn.rollback()
-            self._pool.putconn(conn, close=bool(broken))
+            if healthy and not self._closed:
+                self._idle.append(conn)
+            else:
+                conn.close()
         except psycopg2.Error:
-            self._pool.putconn(conn, close=True)
+            conn.close()
         finally:
             self._gate.release()
 
     def closeall(self):
-        self._pool.closeall()
+        self._closed = True
+        while self._idle:
+            self._idle.pop().close()
 
 
 class Store:

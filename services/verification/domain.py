@@ -15,6 +15,7 @@ See ``code_lifecycle.mermaid`` beside this file.
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
 from dataclasses import dataclass, replace
@@ -239,21 +240,23 @@ def beijing_day_start(now):
 
 def destination_refusal(quota, now, policy):
     """Why the destination's reservation failed: cooldown first, then the day."""
-    if quota and quota["last_sent_at"] is not None:
+    if policy.resend_cooldown and quota and quota["last_sent_at"] is not None:
         wait = quota["last_sent_at"] + policy.resend_cooldown - now
         if wait.total_seconds() > 0:
-            return Throttled(
-                "resend_too_soon",
-                {"retry_after": max(1, int(-(-wait.total_seconds() // 1)))},
-            )
+            return Throttled("resend_too_soon", {"retry_after": seconds_until(wait)})
     resets_at = next_beijing_midnight(now)
     return Throttled(
         "daily_limit_reached",
         {
             "resets_at": resets_at.isoformat(),
-            "retry_after": int((resets_at - now).total_seconds()) + 1,
+            "retry_after": seconds_until(resets_at - now),
         },
     )
+
+
+def seconds_until(delta):
+    """Whole seconds to wait (rounded up, at least 1) for a Retry-After."""
+    return max(1, math.ceil(delta.total_seconds()))
 
 
 def judge_code(match, now):

@@ -87,7 +87,7 @@ class VerificationService(base.ServiceBase):
         if open_until and open_until > now:
             raise Throttled(
                 "sending_suspended",
-                {"retry_after": int((open_until - now).total_seconds()) + 1},
+                {"retry_after": domain.seconds_until(open_until - now)},
             )
         # Row locks are taken in one order in every transaction (destination,
         # account, IP, prefix): no deadlocks, and the rows every request
@@ -166,10 +166,9 @@ class VerificationService(base.ServiceBase):
                 raise Throttled(
                     "ip_limit_reached",
                     {
-                        "retry_after": int(
-                            (window + timedelta(seconds=HOUR) - now).total_seconds()
+                        "retry_after": domain.seconds_until(
+                            window + timedelta(seconds=HOUR) - now
                         )
-                        + 1
                     },
                 )
         if (
@@ -239,10 +238,7 @@ class VerificationService(base.ServiceBase):
         if counter and counter["locked_until"] and counter["locked_until"] > now:
             raise Throttled(
                 "too_many_attempts",
-                {
-                    "retry_after": int((counter["locked_until"] - now).total_seconds())
-                    + 1
-                },
+                {"retry_after": domain.seconds_until(counter["locked_until"] - now)},
             )
         # Count the attempt first, in its own transaction, so parallel guesses
         # all count (Kratos' rule).
@@ -309,7 +305,7 @@ class VerificationService(base.ServiceBase):
         self.db.commit()
         extra = {}
         if outcome.lock_until:
-            extra["retry_after"] = int((outcome.lock_until - now).total_seconds())
+            extra["retry_after"] = domain.seconds_until(outcome.lock_until - now)
         raise Throttled("too_many_attempts", extra)
 
     # -- captchas ----------------------------------------------------------

@@ -17,7 +17,8 @@ ON CONFLICT (destination) DO UPDATE
    SET sent_today = CASE WHEN q.day = EXCLUDED.day THEN q.sent_today + 1 ELSE 1 END,
        day = EXCLUDED.day,
        last_sent_at = EXCLUDED.last_sent_at
- WHERE (q.last_sent_at IS NULL OR q.last_sent_at <= %(cooldown_edge)s)
+ WHERE (%(cooldown_edge)s::timestamptz IS NULL OR q.last_sent_at IS NULL
+        OR q.last_sent_at <= %(cooldown_edge)s)
    AND (q.day <> EXCLUDED.day OR q.sent_today < %(limit)s)
 RETURNING sent_today
 """

@@ -36,3 +36,51 @@ def make_config(rabbit_config, databases):
         return config
 
     return make
+
+
+@pytest.fixture(scope="session")
+def capture():
+    """The development SMS/email capture server, as its own process."""
+    import subprocess
+    import sys
+
+    import requests
+    from nameko.testing.utils import find_free_port
+
+    from services.common.testing import wait_until
+
+    http_port, smtp_port = find_free_port(), find_free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "devtools.capture",
+            "--http-port",
+            str(http_port),
+            "--smtp-port",
+            str(smtp_port),
+        ]
+    )
+    url = f"http://127.0.0.1:{http_port}"
+
+    def up():
+        try:
+            return requests.get(f"{url}/api/messages", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_until(up, timeout=20, message="capture server")
+
+    class Capture:
+        base = url
+        smtp = smtp_port
+        sms_url = f"{url}/api/sms"
+
+        def messages(self, to):
+            return requests.get(
+                f"{url}/api/messages", params={"to": to}, timeout=5
+            ).json()
+
+    yield Capture()
+    proc.terminate()
+    proc.wait(10)

@@ -69,7 +69,7 @@ def test_refusal_is_daily_limit_with_reset_time_once_cooled_down():
     refusal = domain.destination_refusal(quota, now, DEFAULT)
     assert refusal.code == "daily_limit_reached"
     assert refusal.extra["resets_at"] == "2026-11-25T00:00:00+08:00"
-    assert refusal.extra["retry_after"] == 61
+    assert refusal.extra["retry_after"] == 60
 
 
 @pytest.mark.parametrize(
