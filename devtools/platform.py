@@ -47,6 +47,9 @@ class Platform:
         self.gateway_url = f"http://{gateway_address}"
         self.capture_url = f"http://127.0.0.1:{capture_http_port}"
         self.capture_ports = (capture_http_port, capture_smtp_port)
+        if with_capture:  # the verification service delivers to the capture server
+            self.env.setdefault("SMS_HTTP_URL", f"{self.capture_url}/api/sms")
+            self.env.setdefault("SMTP_PORT", str(capture_smtp_port))
         self.with_capture = with_capture
         self.log_dir = Path(log_dir or ROOT / ".run" / "logs")
         self.log_dir.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from services.common.context import RequestContext
 from services.common.errors import ServiceError
 from services.common.metrics import Metrics
 from services.common.rpc import ServiceRpc
-from services.gateway.http import client_ip, endpoint, load_body
+from services.gateway.http import client_ip, endpoint, load_body, reshape
 from services.gateway.openapi import build_spec, render_docs
 from services.gateway.schemas import (
     CaptchaSchema,
@@ -114,7 +114,7 @@ class GatewayService:
         `curl -s -X POST localhost:8000/api/v1/captchas` →
         `{"captcha_id": "…", "image_png_base64": "iVBOR…", "expires_at": "…"}`
         """
-        return 201, CaptchaSchema().dump(self.verification.issue_captcha())
+        return 201, reshape(CaptchaSchema(), self.verification.issue_captcha())
 
     @endpoint(
         "POST",
@@ -142,4 +142,4 @@ class GatewayService:
                 "client_ip": client_ip(request, self.config),
             }
         )
-        return 202, CodeIssuedSchema().dump(answer)
+        return 202, reshape(CodeIssuedSchema(), answer)

@@ -22,6 +22,10 @@ def platform(tmp_path_factory):
         "LOG_LEVEL": "INFO",
         **databases.env(),
         "IDENTITY_METRICS_PORT": str(find_free_port()),
+        # A 1 s resend cooldown lets a test use the whole daily quota quickly;
+        # the 60 s default is covered by the integration tier.
+        "CODE_RESEND_COOLDOWN_SECONDS": "1",
+        "CODE_IP_FAILURES_BEFORE_CAPTCHA": "50",
     }
     running = Platform(
         env=env,
