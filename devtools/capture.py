@@ -94,6 +94,8 @@ class _SmtpHandler:
 
 def _http_handler(messages):
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: senders reuse connections
+
         def log_message(self, *args):  # keep test output quiet
             pass
 

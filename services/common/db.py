@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 # Statements are module constants named *_SQL: a test prepares every one of
 # them against the migrated schema, so SQL and migrations cannot drift apart.
 PING_SQL = "SELECT 1 AS ok"
+# Not *_SQL: a utility statement, which PREPARE cannot check.
+RELAX_DURABILITY = "SET LOCAL synchronous_commit = off"
 INSERT_OUTBOX_SQL = (
     "INSERT INTO outbox (event_id, event_type, payload, request_id)"
     " VALUES (%(event_id)s, %(event_type)s, %(payload)s, %(request_id)s)"
@@ -195,6 +197,14 @@ class Store:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             self._pool.putconn(conn)
+
+    def relax_durability(self):
+        """Let this transaction's commit return before its WAL is flushed.
+
+        For counters whose loss in a crash is harmless (rate-limit windows):
+        the row lock is released sooner and the caller does not wait for fsync.
+        """
+        self.execute(RELAX_DURABILITY)
 
     def ping(self):
         return self.fetchone(PING_SQL)["ok"] == 1

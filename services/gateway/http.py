@@ -39,6 +39,8 @@ __all__ = [
     "problem_response",
     "json_response",
     "load_body",
+    "client_ip",
+    "reshape",
     "STATUS_BY_ERROR",
 ]
 

@@ -129,6 +129,7 @@ class DeliveryQueue(DependencyProvider):
             store = self._store()
             try:
                 now = self.clock()
+                store.relax_durability()  # a lost lease only delays a retry
                 claimed = store.claim_deliveries(now, now + self.lease, batch=20)
                 store.commit()
             finally:

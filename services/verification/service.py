@@ -35,6 +35,14 @@ __all__ = ["VerificationService"]
 
 log = logging.getLogger(__name__)
 
+# Schemas hold no per-call state: built once, not per request.
+_ISSUE_CODE_REQUEST = IssueCodeRequest()
+_ISSUE_CODE_ANSWER = IssueCodeAnswer()
+_CHECK_CODE_REQUEST = CheckCodeRequest()
+_CHECK_CODE_ANSWER = CheckCodeAnswer()
+_CAPTCHA_ANSWER = CaptchaAnswer()
+_VERIFY_CAPTCHA_REQUEST = VerifyCaptchaRequest()
+
 CAPTCHA_TTL = timedelta(minutes=5)
 HOUR, MINUTE = 3600, 60
 
@@ -60,17 +68,23 @@ class VerificationService(base.ServiceBase):
     @rpc
     def issue_code(self, payload):
         """Reserve quota, store a hashed code and queue its message, atomically."""
-        request = IssueCodeRequest().load(payload)
+        request = _ISSUE_CODE_REQUEST.load(payload)
         now = self.clock()
         policy = self.policies.for_purpose(request["purpose"])
         destination = domain.normalise_destination(
             request["channel"], request["destination"]
         )
         self._require_captcha_if_needed(request, now, policy)
+        prefix = domain.phone_prefix(destination)
+        # The per-IP and per-prefix rows are shared by many requests (one NAT,
+        # one mobile network): bumped in their own short transaction so their
+        # row locks are not held through the code's transaction.
+        self._take_shared_quota(request["client_ip"], prefix, now, policy)
         try:
-            answer = self._issue(request, destination, policy, now)
+            answer = self._issue(request, destination, prefix, policy, now)
         except ServiceError as refusal:
             self.db.rollback()
+            self._return_shared_quota(request["client_ip"], prefix, now)
             self._count_ip_failure(request["client_ip"], now, policy)
             self.db.commit()
             log.info(
@@ -79,19 +93,61 @@ class VerificationService(base.ServiceBase):
             raise
         self.db.commit()
         self.delivery.wake()
-        return IssueCodeAnswer().dump(answer)
+        return _ISSUE_CODE_ANSWER.dump(answer)
 
-    def _issue(self, request, destination, policy, now):
-        prefix = domain.phone_prefix(destination)
+    def _shared_windows(self, client_ip, prefix, now):
+        windows = [("prefix_minute", prefix, domain.window_start(now, MINUTE))]
+        if client_ip:
+            windows.append(("ip_hour", client_ip, domain.window_start(now, HOUR)))
+        return windows
+
+    def _take_shared_quota(self, client_ip, prefix, now, policy):
         open_until = self.db.breaker_open_until(prefix)
         if open_until and open_until > now:
+            self.db.rollback()
             raise Throttled(
                 "sending_suspended",
                 {"retry_after": domain.seconds_until(open_until - now)},
             )
-        # Row locks are taken in one order in every transaction (destination,
-        # account, IP, prefix): no deadlocks, and the rows every request
-        # shares (IP, prefix) are locked last, held only until the commit.
+        ip_window = domain.window_start(now, HOUR)
+        ip_count, prefix_count = self.db.bump_shared_counters(
+            client_ip,
+            ip_window,
+            policy.hourly_limit_per_ip,
+            prefix,
+            domain.window_start(now, MINUTE),
+            policy.prefix_sends_per_minute,
+        )
+        if client_ip and ip_count is None:
+            self.db.relax_durability()
+            if prefix_count is not None:  # this send will not happen
+                self.db.refund_counter(
+                    "prefix_minute", prefix, domain.window_start(now, MINUTE)
+                )
+            self._count_ip_failure(client_ip, now, policy)
+            self.db.commit()
+            raise Throttled(
+                "ip_limit_reached",
+                {
+                    "retry_after": domain.seconds_until(
+                        ip_window + timedelta(seconds=HOUR) - now
+                    )
+                },
+            )
+        if prefix_count is None:
+            if client_ip:
+                self.db.refund_counter("ip_hour", client_ip, ip_window)
+            self._trip_breaker(prefix, now, policy)
+
+    def _return_shared_quota(self, client_ip, prefix, now):
+        self.db.relax_durability()
+        for scope, key, window in self._shared_windows(client_ip, prefix, now):
+            self.db.refund_counter(scope, key, window)
+
+    def _issue(self, request, destination, prefix, policy, now):
+        # Row locks in one order (destination, then account): no deadlocks.
+        # Concurrent requests for one destination queue on its row, so the
+        # daily quota holds across any number of instances.
         sent_today = self.db.reserve_destination(
             destination,
             domain.beijing_day(now),
@@ -155,32 +211,6 @@ class VerificationService(base.ServiceBase):
                 "expires_at": expires_at.isoformat(),
             },
         )
-        if request["client_ip"]:
-            window = domain.window_start(now, HOUR)
-            if (
-                self.db.bump_counter(
-                    "ip_hour", request["client_ip"], window, policy.hourly_limit_per_ip
-                )
-                is None
-            ):
-                raise Throttled(
-                    "ip_limit_reached",
-                    {
-                        "retry_after": domain.seconds_until(
-                            window + timedelta(seconds=HOUR) - now
-                        )
-                    },
-                )
-        if (
-            self.db.bump_counter(
-                "prefix_minute",
-                prefix,
-                domain.window_start(now, MINUTE),
-                policy.prefix_sends_per_minute,
-            )
-            is None
-        ):
-            self._trip_breaker(prefix, now, policy)
         return {
             "expires_at": expires_at,
             "resend_after": int(policy.resend_cooldown.total_seconds()),
@@ -189,7 +219,6 @@ class VerificationService(base.ServiceBase):
         }
 
     def _trip_breaker(self, prefix, now, policy):
-        self.db.rollback()
         self.db.trip_breaker(prefix, now + policy.breaker_open_for, now)
         self.db.commit()
         # An alert for the on-call: someone may be pumping SMS to premium numbers.
@@ -226,7 +255,7 @@ class VerificationService(base.ServiceBase):
     @rpc
     def check_code(self, payload):
         """Use a code: any live one for destination + purpose; single use."""
-        request = CheckCodeRequest().load(payload)
+        request = _CHECK_CODE_REQUEST.load(payload)
         now = self.clock()
         policy = self.policies.for_purpose(request["purpose"])
         channel = request["channel"] or (
@@ -279,7 +308,7 @@ class VerificationService(base.ServiceBase):
             },
         )
         self.db.commit()
-        return CheckCodeAnswer().dump(
+        return _CHECK_CODE_ANSWER.dump(
             {
                 "verified": True,
                 "destination": destination,
@@ -323,7 +352,7 @@ class VerificationService(base.ServiceBase):
             expires_at,
         )
         self.db.commit()
-        return CaptchaAnswer().dump(
+        return _CAPTCHA_ANSWER.dump(
             {
                 "captcha_id": captcha_id,
                 "expires_at": expires_at,
@@ -334,7 +363,7 @@ class VerificationService(base.ServiceBase):
     @rpc
     def verify_captcha(self, payload):
         """Use a captcha (single use, right or wrong); refuses ``captcha_invalid``."""
-        request = VerifyCaptchaRequest().load(payload)
+        request = _VERIFY_CAPTCHA_REQUEST.load(payload)
         self._consume_captcha(request["captcha_id"], request["answer"], self.clock())
         return {"valid": True}
 

@@ -43,6 +43,30 @@ ON CONFLICT (scope, key, window_start) DO UPDATE
 RETURNING count
 """
 
+# The per-IP and per-prefix rows are shared by many requests. One statement
+# bumps both and commits on its own (autocommit, no WAL flush), so each row
+# lock lasts one statement, not a round trip through a busy green thread.
+BUMP_SHARED_COUNTERS_SQL = """
+WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting),
+ip AS (
+    INSERT INTO rate_counters AS c (scope, key, window_start, count)
+    SELECT 'ip_hour', %(ip)s, %(ip_window)s, 1 FROM relaxed WHERE %(ip)s::text IS NOT NULL
+    ON CONFLICT (scope, key, window_start) DO UPDATE
+       SET count = c.count + 1
+     WHERE c.count < %(ip_limit)s
+    RETURNING count
+),
+prefix AS (
+    INSERT INTO rate_counters AS c (scope, key, window_start, count)
+    SELECT 'prefix_minute', %(prefix)s, %(prefix_window)s, 1 FROM relaxed
+    ON CONFLICT (scope, key, window_start) DO UPDATE
+       SET count = c.count + 1
+     WHERE c.count < %(prefix_limit)s
+    RETURNING count
+)
+SELECT (SELECT count FROM ip) AS ip_count, (SELECT count FROM prefix) AS prefix_count
+"""
+
 COUNTER_VALUE_SQL = """
 SELECT count FROM rate_counters
  WHERE scope = %(scope)s AND key = %(key)s AND window_start = %(window_start)s
@@ -221,6 +245,28 @@ class VerificationStore(Store):
             {"scope": scope, "key": key, "window_start": window_start, "limit": limit},
         )
         return row["count"] if row else None
+
+    def bump_shared_counters(
+        self, ip, ip_window, ip_limit, prefix, prefix_window, prefix_limit
+    ):
+        """``(ip_count, prefix_count)``; ``None`` where that limit refused."""
+        self.commit()  # autocommit can only be switched between transactions
+        self.conn.autocommit = True
+        try:
+            row = self.fetchone(
+                BUMP_SHARED_COUNTERS_SQL,
+                {
+                    "ip": ip,
+                    "ip_window": ip_window,
+                    "ip_limit": ip_limit,
+                    "prefix": prefix,
+                    "prefix_window": prefix_window,
+                    "prefix_limit": prefix_limit,
+                },
+            )
+        finally:
+            self.conn.autocommit = False
+        return row["ip_count"], row["prefix_count"]
 
     def counter_value(self, scope, key, window_start):
         row = self.fetchone(
