@@ -13,6 +13,7 @@ import argparse
 import logging
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -54,36 +55,34 @@ def _split(db_uri):
     return name, admin
 
 
-def ensure_database(db_uri):
-    """CREATE DATABASE unless it exists; safe to run concurrently."""
-    name, admin_uri = _split(db_uri)
-    conn = psycopg2.connect(admin_uri, connect_timeout=5)
+@contextmanager
+def _admin_cursor(db_uri):
+    """An autocommit cursor on the server's ``postgres`` database."""
+    conn = psycopg2.connect(_split(db_uri)[1], connect_timeout=5)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-            if cur.fetchone() is None:
-                try:
-                    cur.execute(f'CREATE DATABASE "{name}"')
-                    log.info("created database %s", name)
-                except (
-                    psycopg2.errors.DuplicateDatabase,
-                    psycopg2.errors.UniqueViolation,
-                ):
-                    pass  # another process won the race
+            yield cur
     finally:
         conn.close()
+
+
+def ensure_database(db_uri):
+    """CREATE DATABASE unless it exists; safe to run concurrently."""
+    name = _split(db_uri)[0]
+    with _admin_cursor(db_uri) as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if cur.fetchone() is None:
+            try:
+                cur.execute(f'CREATE DATABASE "{name}"')
+                log.info("created database %s", name)
+            except (psycopg2.errors.DuplicateDatabase, psycopg2.errors.UniqueViolation):
+                pass  # another process won the race
 
 
 def drop_database(db_uri):
-    name, admin_uri = _split(db_uri)
-    conn = psycopg2.connect(admin_uri, connect_timeout=5)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        conn.close()
+    with _admin_cursor(db_uri) as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{_split(db_uri)[0]}" WITH (FORCE)')
 
 
 def migrate(service, db_uri=None):

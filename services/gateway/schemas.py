@@ -2,6 +2,8 @@
 
 from marshmallow import Schema, fields, validate
 
+from services.common.vocabulary import CODE_CHANNELS, CODE_PURPOSES
+
 __all__ = [
     "ProblemSchema",
     "HealthSchema",
@@ -38,24 +40,12 @@ class HealthSchema(Schema):
     )
 
 
-PURPOSES = (
-    "register",
-    "login_new_device",
-    "reset_password",
-    "change_phone",
-    "recover_phone",
-    "change_auth_info",
-    "deactivate",
-    "guardian_check",
-)
-
-
 class CodeRequestSchema(Schema):
     """Ask for a verification code."""
 
     channel = fields.String(
         required=True,
-        validate=validate.OneOf(("sms", "email")),
+        validate=validate.OneOf(CODE_CHANNELS),
         metadata={"example": "sms"},
     )
     destination = fields.String(
@@ -65,7 +55,7 @@ class CodeRequestSchema(Schema):
     )
     purpose = fields.String(
         required=True,
-        validate=validate.OneOf(PURPOSES),
+        validate=validate.OneOf(CODE_PURPOSES),
         metadata={"example": "register"},
     )
     captcha_id = fields.UUID(load_default=None)

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 
 from services.common.errors import InvalidRequest, Throttled
+from services.common.vocabulary import CODE_CHANNELS, CODE_PURPOSES
 
 __all__ = [
     "PURPOSES",
@@ -44,17 +45,8 @@ __all__ = [
     "after_wrong_guess",
 ]
 
-PURPOSES = (
-    "register",
-    "login_new_device",
-    "reset_password",
-    "change_phone",
-    "recover_phone",
-    "change_auth_info",
-    "deactivate",
-    "guardian_check",
-)
-CHANNELS = ("sms", "email")
+PURPOSES = CODE_PURPOSES
+CHANNELS = CODE_CHANNELS
 BEIJING = ZoneInfo("Asia/Shanghai")
 
 _EMAIL = re.compile(

@@ -144,10 +144,21 @@ def test_crashed_handler_is_redelivered_and_its_work_done_once(widgets):
     assert widgets.count(name) == 2
 
 
-def test_duplicate_delivery_of_one_event_is_handled_once(widgets, rabbit_config):
+def widgets_publisher(rabbit_config):
+    """Publishes straight to the widgets exchange, as a redelivery would arrive."""
     from nameko.amqp.publish import Publisher
     from nameko.standalone.events import get_event_exchange
 
+    exchange = get_event_exchange("widgets", rabbit_config)
+    return Publisher(
+        rabbit_config["AMQP_URI"],
+        exchange=exchange,
+        declare=[exchange],
+        serializer="json",
+    )
+
+
+def test_duplicate_delivery_of_one_event_is_handled_once(widgets, rabbit_config):
     name = f"dup-{uuid.uuid4().hex[:8]}"
     envelope = {
         "event_id": str(uuid.uuid4()),
@@ -156,13 +167,7 @@ def test_duplicate_delivery_of_one_event_is_handled_once(widgets, rabbit_config)
         "occurred_at": "2026-11-24T00:00:00+00:00",
         "payload": {"name": name},
     }
-    exchange = get_event_exchange("widgets", rabbit_config)
-    publisher = Publisher(
-        rabbit_config["AMQP_URI"],
-        exchange=exchange,
-        declare=[exchange],
-        serializer="json",
-    )
+    publisher = widgets_publisher(rabbit_config)
     publisher.publish(envelope, routing_key="widget_created")
     publisher.publish(envelope, routing_key="widget_created")
     wait_until(lambda: attempts.get(name, 0) >= 1, message="first delivery")
@@ -178,16 +183,7 @@ def test_duplicate_delivery_of_one_event_is_handled_once(widgets, rabbit_config)
 
 
 def test_malformed_event_is_dropped_not_requeued_for_ever(widgets, rabbit_config):
-    from nameko.amqp.publish import Publisher
-    from nameko.standalone.events import get_event_exchange
-
-    exchange = get_event_exchange("widgets", rabbit_config)
-    publisher = Publisher(
-        rabbit_config["AMQP_URI"],
-        exchange=exchange,
-        declare=[exchange],
-        serializer="json",
-    )
+    publisher = widgets_publisher(rabbit_config)
     publisher.publish(
         {"payload": {"name": "no-envelope"}}, routing_key="widget_created"
     )

@@ -1,0 +1,17 @@
+"""Words every service and the gateway agree on (the public contract's
+enumerations), kept once so services need not import each other."""
+
+__all__ = ["CODE_PURPOSES", "CODE_CHANNELS"]
+
+# What a verification code may be used for; a code verifies only for its own.
+CODE_PURPOSES = (
+    "register",
+    "login_new_device",
+    "reset_password",
+    "change_phone",
+    "recover_phone",
+    "change_auth_info",
+    "deactivate",
+    "guardian_check",
+)
+CODE_CHANNELS = ("sms", "email")
