@@ -87,3 +87,44 @@ def event_handler(source, event_type, store_attr="db", **options):
         return nameko_event_handler(source, event_type, **options)(wrapper)
 
     return decorator
+
+
+# -- verification ------------------------------------------------------------
+# Codes themselves never travel on the bus; destinations only masked.
+
+
+@payload_schema("code_issued")
+class CodeIssuedPayload(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    code_id = fields.Integer(required=True)
+    channel = fields.String(required=True)
+    purpose = fields.String(required=True)
+    account_id = fields.String(allow_none=True)
+    destination_masked = fields.String(required=True)
+    expires_at = fields.AwareDateTime(required=True)
+
+
+@payload_schema("code_verified")
+class CodeVerifiedPayload(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    purpose = fields.String(required=True)
+    account_id = fields.String(allow_none=True)
+    destination_masked = fields.String(required=True)
+
+
+@payload_schema("code_delivery_failed")
+class CodeDeliveryFailedPayload(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    delivery_id = fields.Integer(required=True)
+    channel = fields.String(required=True)
+    purpose = fields.String(required=True)
+    account_id = fields.String(allow_none=True)
+    destination_masked = fields.String(required=True)
+    attempts = fields.Integer(required=True)
+    reason = fields.String(allow_none=True)

@@ -85,7 +85,7 @@ class WidgetListener(base.ServiceBase):
         self.db.add_widget(name)  # the handler's work, in the claim's transaction
         if name.startswith("crash-once") and attempts[name] == 1:
             raise RuntimeError("handler crashed mid-way")
-        received.append(envelope)
+        received.append({**envelope, "request_id": self.request_context})
 
 
 @pytest.fixture
@@ -101,9 +101,13 @@ def widgets(container_factory, make_config):
         yield proxy
 
 
-def test_committed_event_is_published_with_envelope(widgets):
+def test_committed_event_is_published_with_envelope(widgets, make_config):
     name = f"ok-{uuid.uuid4().hex[:8]}"
-    widgets.create(name)
+    config = make_config("identity")
+    with ServiceRpcProxy(
+        "widgets", config, context_data={"request_id": "req-outbox-1"}
+    ) as proxy:
+        proxy.create(name)
     envelope = wait_until(
         lambda: next((e for e in received if e["payload"]["name"] == name), None),
         message="widget_created to arrive",
@@ -111,6 +115,8 @@ def test_committed_event_is_published_with_envelope(widgets):
     assert envelope["source"] == "widgets"
     assert envelope["event_type"] == "widget_created"
     assert isinstance(envelope["event_id"], uuid.UUID)
+    # The producer's request id rode along in the event's headers.
+    assert envelope["request_id"] == "req-outbox-1"
     wait_until(lambda: widgets.unsent_events() == 0, message="outbox drained")
 
 

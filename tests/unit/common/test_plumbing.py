@@ -58,3 +58,12 @@ def test_envelope_requires_an_event_id_and_aware_time():
         EnvelopeSchema().load({**good, "event_id": "nope"})
     with pytest.raises(ValidationError):
         EnvelopeSchema().load({**good, "occurred_at": "2026-11-24T00:00:00"})
+
+
+def test_verification_event_payloads_are_registered_and_carry_no_code():
+    from services.common.events import PAYLOAD_SCHEMAS
+
+    for event in ("code_issued", "code_verified", "code_delivery_failed"):
+        fields_ = PAYLOAD_SCHEMAS[event]().fields
+        assert "code" not in fields_ and "destination" not in fields_
+        assert "destination_masked" in fields_
