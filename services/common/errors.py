@@ -107,6 +107,45 @@ MESSAGES = {
         "验证码已使用，请重新获取",
         "The code was already used; ask for a new one.",
     ),
+    # identity: real-name rules
+    "id_type_invalid": ("不支持的证件类型", "Unknown ID document type."),
+    "id_number_required": ("请填写证件号码", "The ID number is required."),
+    "id_length_invalid": (
+        "身份证号码应为18位（或旧版15位）",
+        "A resident ID has 18 characters (or 15 for old cards).",
+    ),
+    "id_format_invalid": ("证件号码格式不正确", "The ID number has the wrong format."),
+    "id_checksum_invalid": (
+        "身份证号码校验位不正确，请核对",
+        "The ID number's check character is wrong.",
+    ),
+    "id_birth_date_invalid": (
+        "证件号码中的出生日期无效",
+        "The birth date in the ID number is not a real date.",
+    ),
+    "id_birth_date_in_future": (
+        "证件号码中的出生日期晚于今天",
+        "The birth date in the ID number is in the future.",
+    ),
+    "id_permit_region_invalid": (
+        "港澳台居民居住证号码应以810000、820000或830000开头",
+        "HK/Macao/Taiwan residence permits start with 810000, 820000 or 830000.",
+    ),
+    "name_too_short": ("姓名至少2个字", "A name has at least 2 characters."),
+    "name_too_long": ("姓名过长", "The name is too long."),
+    "name_has_space": ("姓名中不能有空格", "A name has no spaces."),
+    "name_middle_dot_misplaced": (
+        "“·”只能用在姓名中间",
+        "The middle dot goes only between name parts.",
+    ),
+    "name_invalid_character": (
+        "姓名中有不支持的字符",
+        "The name has characters that are not letters.",
+    ),
+    "name_traditional": (
+        "请使用简体字填写姓名",
+        "Write the name in simplified characters.",
+    ),
     "too_many_attempts": (
         "验证码错误次数过多，请稍后重新获取",
         "Too many wrong codes; wait and ask for a new one.",

@@ -11,6 +11,7 @@ import re
 from datetime import datetime, timezone
 
 from services.common.context import current_request_id
+from services.common.masking import mask_email, mask_id_number, mask_phone
 
 __all__ = ["JsonFormatter", "mask_text", "mask_phone", "mask_email", "mask_id_number"]
 
@@ -21,25 +22,6 @@ _PHONE = re.compile(r"(?<![0-9])(\+?86)?(1[3-9]\d)\d{4}(\d{4})(?![0-9])")
 _EMAIL = re.compile(
     r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})"
 )
-
-
-def mask_id_number(value):
-    """``11010519491231002X`` -> ``110***********002X``."""
-    if len(value) <= 7:
-        return "*" * len(value)
-    return value[:3] + "*" * (len(value) - 7) + value[-4:]
-
-
-def mask_phone(value):
-    """``13812345678`` / ``+8613812345678`` -> ``138****5678``."""
-    digits = value[-11:]
-    return digits[:3] + "****" + digits[-4:]
-
-
-def mask_email(value):
-    """``zhang.san@example.com`` -> ``z***@example.com``."""
-    local_part, _, domain = value.partition("@")
-    return (local_part[:1] or "*") + "***@" + domain
 
 
 def mask_text(text):

@@ -12,7 +12,7 @@ from nameko.extensions import DependencyProvider
 
 from services.common.clock import utc_now
 from services.common.db import Database
-from services.common.logs import mask_email, mask_phone
+from services.common.masking import mask_email, mask_phone
 from services.common.poller import Poller
 from services.verification import domain
 from services.verification.providers import ProviderRefused, Sealer, build_providers

@@ -1,0 +1,243 @@
+"""Real-name rules: ID documents (GB 11643 resident ID and its relatives)
+and personal names. Pure functions; every failure is a ``RuleViolation``
+whose code names the rule that failed.
+
+    normalise_id("resident_id", " 110105491231002 ", today)  -> IdCheck("11010519491231002X", ...)
+    check_name("張三")  -> RuleViolation("name_traditional", {"suggestion": "张三"})
+"""
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date
+
+from services.common.errors import RuleViolation
+
+__all__ = [
+    "ID_TYPES",
+    "IdCheck",
+    "normalise_id",
+    "check_name",
+    "resident_check_char",
+    "birth_date_of",
+    "is_minor",
+    "PROVINCE_CODES",
+]
+
+ID_TYPES = (
+    "resident_id",
+    "hmt_residence_permit",
+    "passport",
+    "foreign_permanent_residence",
+    "other",
+)
+
+# GB/T 2260 province-level codes, plus 71 (Taiwan) and 81/82 (HK/Macao),
+# which resident IDs may carry; 83 only appears on residence permits.
+PROVINCE_CODES = frozenset(
+    {
+        11,
+        12,
+        13,
+        14,
+        15,
+        21,
+        22,
+        23,
+        31,
+        32,
+        33,
+        34,
+        35,
+        36,
+        37,
+        41,
+        42,
+        43,
+        44,
+        45,
+        46,
+        50,
+        51,
+        52,
+        53,
+        54,
+        61,
+        62,
+        63,
+        64,
+        65,
+        71,
+        81,
+        82,
+    }
+)
+HMT_PERMIT_PREFIXES = {"810000": "hong_kong", "820000": "macao", "830000": "taiwan"}
+
+# ISO 7064 MOD 11-2 as GB 11643 applies it: weight of position i is 2^(17-i) mod 11.
+_WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
+_CHECK_CHARS = "10X98765432"
+
+
+@dataclass(frozen=True)
+class IdCheck:
+    """A valid, normalised ID number and what it tells."""
+
+    id_type: str
+    number: str
+    birth_date: date | None = None
+    warnings: tuple = field(default=())  # soft checks that failed, e.g. region
+
+
+def resident_check_char(first17):
+    total = sum(
+        int(digit) * weight for digit, weight in zip(first17, _WEIGHTS, strict=True)
+    )
+    return _CHECK_CHARS[total % 11]
+
+
+def _clean(raw):
+    return re.sub(r"\s+", "", raw or "").upper()
+
+
+def _birth_date(yyyymmdd, today):
+    try:
+        born = date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:8]))
+    except ValueError:
+        raise RuleViolation("id_birth_date_invalid") from None
+    if born > today:
+        raise RuleViolation("id_birth_date_in_future")
+    if born.year < 1880:
+        raise RuleViolation("id_birth_date_invalid")
+    return born
+
+
+def _check_18(number, today):
+    if not re.fullmatch(r"\d{17}[\dX]", number):
+        raise RuleViolation("id_format_invalid")
+    born = _birth_date(number[6:14], today)
+    if resident_check_char(number[:17]) != number[17]:
+        raise RuleViolation("id_checksum_invalid")
+    return born
+
+
+def _resident(number, today):
+    if re.fullmatch(r"\d{15}", number):
+        # Legacy 15-digit card (before 1999): 2-digit year of the 1900s, no
+        # check character. Convert to the 18-character form.
+        first17 = number[:6] + "19" + number[6:]
+        number = first17 + resident_check_char(first17)
+    elif len(number) != 18:
+        raise RuleViolation("id_length_invalid")
+    born = _check_18(number, today)
+    warnings = ()
+    if int(number[:2]) not in PROVINCE_CODES:
+        warnings = ("id_region_unknown",)
+    return IdCheck("resident_id", number, born, warnings)
+
+
+def _hmt_permit(number, today):
+    if len(number) != 18:
+        raise RuleViolation("id_length_invalid")
+    if number[:6] not in HMT_PERMIT_PREFIXES:
+        raise RuleViolation("id_permit_region_invalid")
+    return IdCheck("hmt_residence_permit", number, _check_18(number, today))
+
+
+def _passport(number, today):
+    # Chinese passports: E/G + 8 digits (or E + letter + 7 digits); foreign
+    # ones vary, so only a plausible alphanumeric shape is required.
+    if not re.fullmatch(r"[A-Z0-9]{5,17}", number):
+        raise RuleViolation("id_format_invalid")
+    return IdCheck("passport", number)
+
+
+def _foreign_permanent(number, today):
+    if re.fullmatch(r"[A-Z]{3}\d{12}", number):  # 2004 card: nationality + 12 digits
+        return IdCheck("foreign_permanent_residence", number)
+    if re.fullmatch(r"9\d{16}[\dX]", number):  # 2023 card: the resident-ID layout
+        return IdCheck("foreign_permanent_residence", number, _check_18(number, today))
+    raise RuleViolation("id_format_invalid")
+
+
+def _other(number, today):
+    # Registry lookups only: no checksum, just something plausible.
+    if not re.fullmatch(r"[A-Z0-9-]{4,32}", number):
+        raise RuleViolation("id_format_invalid")
+    return IdCheck("other", number)
+
+
+_CHECKERS = {
+    "resident_id": _resident,
+    "hmt_residence_permit": _hmt_permit,
+    "passport": _passport,
+    "foreign_permanent_residence": _foreign_permanent,
+    "other": _other,
+}
+
+
+def normalise_id(id_type, raw, today):
+    """Validate and normalise an ID number (spaces stripped, ``x`` -> ``X``,
+    15 -> 18 digits). ``today`` is the Beijing date."""
+    if id_type not in _CHECKERS:
+        raise RuleViolation("id_type_invalid")
+    number = _clean(raw)
+    if not number:
+        raise RuleViolation("id_number_required")
+    return _CHECKERS[id_type](number, today)
+
+
+def birth_date_of(id_check):
+    return id_check.birth_date
+
+
+def is_minor(birth_date, today, age=14):
+    """Under ``age`` on ``today`` (the guardian rule uses 14)."""
+    if birth_date is None:
+        return False
+    had_birthday = (today.month, today.day) >= (birth_date.month, birth_date.day)
+    return today.year - birth_date.year - (0 if had_birthday else 1) < age
+
+
+MIDDLE_DOT = "\u00b7"
+# Look-alikes people type for the middle dot in minority names.
+_DOT_VARIANTS = {
+    "\u2022": MIDDLE_DOT,
+    "\u30fb": MIDDLE_DOT,
+    "\u2027": MIDDLE_DOT,
+    "\uff0e": MIDDLE_DOT,
+    "\u22c5": MIDDLE_DOT,
+}
+_traditional_to_simplified = None
+
+
+def _t2s(text):
+    global _traditional_to_simplified
+    if _traditional_to_simplified is None:
+        from opencc import OpenCC  # loaded once, on first use
+
+        _traditional_to_simplified = OpenCC("t2s")
+    return _traditional_to_simplified.convert(text)
+
+
+def check_name(raw):
+    """A real name: 2+ characters, no spaces, ``·`` only between parts,
+    letters of any script (CJK extension blocks included), simplified."""
+    name = unicodedata.normalize("NFC", raw or "")
+    name = "".join(_DOT_VARIANTS.get(ch, ch) for ch in name)
+    if any(ch.isspace() for ch in name):
+        raise RuleViolation("name_has_space")
+    if len(name) < 2:
+        raise RuleViolation("name_too_short")
+    if len(name) > 40:
+        raise RuleViolation("name_too_long")
+    parts = name.split(MIDDLE_DOT)
+    if any(part == "" for part in parts):
+        raise RuleViolation("name_middle_dot_misplaced")
+    for ch in name:
+        if ch != MIDDLE_DOT and not ch.isalpha():
+            raise RuleViolation("name_invalid_character")
+    simplified = _t2s(name)
+    if simplified != name:
+        raise RuleViolation("name_traditional", {"suggestion": simplified})
+    return name
