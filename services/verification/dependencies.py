@@ -11,11 +11,12 @@ from eventlet.greenpool import GreenPool
 from nameko.extensions import DependencyProvider
 
 from services.common.clock import utc_now
+from services.common.crypto import Sealer
 from services.common.db import Database
 from services.common.masking import mask_email, mask_phone
 from services.common.poller import Poller
 from services.verification import domain
-from services.verification.providers import ProviderRefused, Sealer, build_providers
+from services.verification.providers import ProviderRefused, build_providers
 from services.verification.store import VerificationStore
 
 __all__ = ["Policies", "Keys", "DeliveryQueue", "mask_destination"]
@@ -61,7 +62,7 @@ class Policies(DependencyProvider):
 class KeySet:
     def __init__(self, code_key, seal_key):
         self.code_key = code_key
-        self.sealer = Sealer(seal_key)
+        self.sealer = Sealer(seal_key, b"delivery")
 
 
 class Keys(DependencyProvider):
@@ -90,7 +91,7 @@ class DeliveryQueue(DependencyProvider):
     def setup(self):
         config = self.container.config
         self.providers = build_providers(config)
-        self.sealer = Sealer(base64.b64decode(config["MESSAGE_SEAL_KEY"]))
+        self.sealer = Sealer(base64.b64decode(config["MESSAGE_SEAL_KEY"]), b"delivery")
         self.max_attempts = int(config.get("DELIVERY_MAX_ATTEMPTS", 4))
         self.retry_base = float(config.get("DELIVERY_RETRY_BASE_SECONDS", 2))
         self.lease = timedelta(seconds=float(config.get("DELIVERY_LEASE_SECONDS", 60)))

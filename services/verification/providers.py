@@ -16,7 +16,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import smtplib
 import uuid
 from datetime import datetime, timezone
@@ -26,11 +25,9 @@ from urllib.parse import quote
 
 import requests
 import urllib3
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = [
     "ProviderRefused",
-    "Sealer",
     "SmtpMailer",
     "HttpSmsGateway",
     "AliyunSms",
@@ -46,24 +43,6 @@ class ProviderRefused(Exception):
         super().__init__(detail)
         self.detail = detail
         self.permanent = permanent
-
-
-class Sealer:
-    """AES-GCM for messages waiting for delivery: they carry the code."""
-
-    def __init__(self, key):
-        if len(key) != 32:
-            raise ValueError("the sealing key must be 32 bytes (base64 in config)")
-        self._aead = AESGCM(key)
-
-    def seal(self, message):
-        nonce = os.urandom(12)
-        plain = json.dumps(message, ensure_ascii=False).encode()
-        return nonce + self._aead.encrypt(nonce, plain, b"delivery")
-
-    def open(self, sealed):
-        sealed = bytes(sealed)
-        return json.loads(self._aead.decrypt(sealed[:12], sealed[12:], b"delivery"))
 
 
 class SmtpMailer:

@@ -7,23 +7,21 @@ import pytest
 from cryptography.exceptions import InvalidTag
 
 from devtools.fake_aliyun import expected_signature
-from services.verification.providers import (
-    AliyunSms,
-    HttpSmsGateway,
-    Sealer,
-    aliyun_signature,
-)
+from services.common.crypto import Sealer
+from services.verification.providers import AliyunSms, HttpSmsGateway, aliyun_signature
 
 
 def test_sealed_message_round_trips_and_hides_the_code():
-    sealer = Sealer(b"s" * 32)
+    sealer = Sealer(b"s" * 32, b"delivery")
     sealed = sealer.seal(
         {"to": "+8613812345678", "code": "123456", "body": "验证码：123456"}
     )
     assert b"123456" not in sealed
     assert sealer.open(sealed)["code"] == "123456"
     with pytest.raises(InvalidTag):
-        Sealer(b"t" * 32).open(sealed)
+        Sealer(b"t" * 32, b"delivery").open(sealed)
+    with pytest.raises(InvalidTag):  # sealed for delivery, not for anything else
+        Sealer(b"s" * 32, b"id_number").open(sealed)
 
 
 def test_http_gateway_renders_its_body_template_in_nested_values():
