@@ -146,6 +146,16 @@ MESSAGES = {
         "请使用简体字填写姓名",
         "Write the name in simplified characters.",
     ),
+    "password_too_short": ("密码至少8位", "A password has at least 8 characters."),
+    "password_too_long": ("密码最多64位", "A password has at most 64 characters."),
+    "password_too_common": (
+        "密码过于常见，请换一个",
+        "This password is too common; choose another.",
+    ),
+    "id_already_registered": (
+        "该证件号码已注册，可通过“找回用户名”找回账号",
+        "This ID number is already registered; use username recovery to find the account.",
+    ),
     "too_many_attempts": (
         "验证码错误次数过多，请稍后重新获取",
         "Too many wrong codes; wait and ask for a new one.",

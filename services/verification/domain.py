@@ -22,8 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import phonenumbers
-
+from services.common.contacts import normalise_email, normalise_mobile
 from services.common.errors import InvalidRequest, Throttled
 from services.common.vocabulary import CODE_CHANNELS, CODE_PURPOSES
 
@@ -104,29 +103,10 @@ def policy_for(profile, overrides=None):
 
 def normalise_destination(channel, destination):
     """A mainland mobile in E.164 (``+8613812345678``) or a lower-cased email."""
-    destination = (destination or "").strip()
     if channel == "sms":
-        try:
-            number = phonenumbers.parse(destination, "CN")
-        except phonenumbers.NumberParseException:
-            raise InvalidRequest("phone_invalid") from None
-        number_type = phonenumbers.number_type(number)
-        if (
-            number.country_code != 86
-            or not phonenumbers.is_valid_number(number)
-            or number_type
-            not in (
-                phonenumbers.PhoneNumberType.MOBILE,
-                phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-            )
-        ):
-            raise InvalidRequest("phone_invalid")
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return normalise_mobile(destination)
     if channel == "email":
-        if len(destination) > 254 or not _EMAIL.match(destination):
-            raise InvalidRequest("email_invalid")
-        local, _, domain = destination.rpartition("@")
-        return f"{local}@{domain.lower()}"
+        return normalise_email(destination)
     raise InvalidRequest("channel_invalid")
 
 
