@@ -16,12 +16,16 @@ See ``code_lifecycle.mermaid`` beside this file.
 import hashlib
 import hmac
 import math
-import re
 import secrets
 from dataclasses import dataclass, replace
-from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
+from services.common.calendar import (
+    BEIJING,
+    beijing_day,
+    beijing_day_start,
+    next_beijing_midnight,
+)
 from services.common.contacts import normalise_email, normalise_mobile
 from services.common.errors import InvalidRequest, Throttled
 from services.common.vocabulary import CODE_CHANNELS, CODE_PURPOSES
@@ -35,22 +39,26 @@ __all__ = [
     "policy_for",
     "normalise_destination",
     "beijing_day",
+    "beijing_day_start",
     "next_beijing_midnight",
     "generate_code",
     "code_hash",
+    "codes_match",
     "phone_prefix",
     "render_message",
     "GuessOutcome",
     "after_wrong_guess",
+    "window_start",
+    "destination_refusal",
+    "seconds_until",
+    "judge_code",
+    "generate_captcha_text",
+    "captcha_hash",
+    "CAPTCHA_ALPHABET",
 ]
 
 PURPOSES = CODE_PURPOSES
 CHANNELS = CODE_CHANNELS
-BEIJING = ZoneInfo("Asia/Shanghai")
-
-_EMAIL = re.compile(
-    r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
-)
 
 
 @dataclass(frozen=True)
@@ -108,17 +116,6 @@ def normalise_destination(channel, destination):
     if channel == "email":
         return normalise_email(destination)
     raise InvalidRequest("channel_invalid")
-
-
-def beijing_day(now):
-    """The calendar day in Beijing for an aware ``now``, whatever the server's zone."""
-    return now.astimezone(BEIJING).date()
-
-
-def next_beijing_midnight(now):
-    """When today's quota resets: the next 00:00 in Asia/Shanghai."""
-    tomorrow = beijing_day(now) + timedelta(days=1)
-    return datetime.combine(tomorrow, time(0, 0), tzinfo=BEIJING)
 
 
 def generate_code():
@@ -203,11 +200,6 @@ def window_start(now, seconds):
     """Start of the fixed ``seconds``-long window containing ``now`` (UTC epoch aligned)."""
     epoch = int(now.timestamp())
     return datetime.fromtimestamp(epoch - epoch % seconds, tz=now.tzinfo)
-
-
-def beijing_day_start(now):
-    """00:00 Beijing time of ``now``'s Beijing day, for per-day counters."""
-    return datetime.combine(beijing_day(now), time(0, 0), tzinfo=BEIJING)
 
 
 def destination_refusal(quota, now, policy):
