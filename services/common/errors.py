@@ -156,6 +156,14 @@ MESSAGES = {
         "该证件号码已注册，可通过“找回用户名”找回账号",
         "This ID number is already registered; use username recovery to find the account.",
     ),
+    "phone_already_bound": (
+        "该手机号已绑定其他账号",
+        "This phone number is bound to another account.",
+    ),
+    "email_already_bound": (
+        "该邮箱已绑定其他账号",
+        "This email is bound to another account.",
+    ),
     "too_many_attempts": (
         "验证码错误次数过多，请稍后重新获取",
         "Too many wrong codes; wait and ask for a new one.",

@@ -73,3 +73,51 @@ class CaptchaSchema(Schema):
     captcha_id = fields.UUID(required=True)
     image_png_base64 = fields.String(required=True)
     expires_at = fields.AwareDateTime(required=True)
+
+
+ID_TYPES = (
+    "resident_id",
+    "hmt_residence_permit",
+    "passport",
+    "foreign_permanent_residence",
+    "other",
+)
+
+
+class AccountRegistrationSchema(Schema):
+    """Register with phone, SMS code, password, real name and ID document."""
+
+    phone = fields.String(
+        required=True,
+        validate=validate.Length(1, 32),
+        metadata={"example": "13812345678"},
+    )
+    code = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^\d{6}$"),
+        metadata={"example": "123456"},
+    )
+    password = fields.String(
+        required=True, validate=validate.Length(1, 256), load_only=True
+    )
+    name = fields.String(
+        required=True, validate=validate.Length(1, 64), metadata={"example": "张三"}
+    )
+    id_type = fields.String(
+        required=True,
+        validate=validate.OneOf(ID_TYPES),
+        metadata={"example": "resident_id"},
+    )
+    id_number = fields.String(
+        required=True,
+        validate=validate.Length(1, 64),
+        metadata={"example": "11010519491231002X"},
+    )
+    email = fields.String(load_default=None, validate=validate.Length(max=254))
+    register_anyway = fields.Boolean(load_default=False)
+
+
+class AccountCreatedSchema(Schema):
+    account_id = fields.UUID(required=True)
+    passport_id = fields.String(required=True, metadata={"example": "P7KQ2M9XHT4CA"})
+    status = fields.String(required=True, metadata={"example": "active"})

@@ -14,6 +14,8 @@ from services.common.rpc import ServiceRpc
 from services.gateway.http import client_ip, endpoint, load_body, reshape
 from services.gateway.openapi import build_spec, render_docs
 from services.gateway.schemas import (
+    AccountCreatedSchema,
+    AccountRegistrationSchema,
     CaptchaSchema,
     CodeIssuedSchema,
     CodeRequestSchema,
@@ -143,3 +145,27 @@ class GatewayService:
             }
         )
         return 202, reshape(CodeIssuedSchema(), answer)
+
+    # -- accounts --------------------------------------------------------
+    @endpoint(
+        "POST",
+        "/api/v1/accounts",
+        summary="Register by phone",
+        tags=("accounts",),
+        request_schema=AccountRegistrationSchema,
+        response_schema=AccountCreatedSchema,
+        status=201,
+        errors=(400, 409, 422, 429, 503, 504),
+    )
+    def register_account(self, request):
+        """Needs a `register` code sent to the phone first (`POST /api/v1/codes`).
+
+        409 `id_already_registered` points to username recovery; repeat with
+        `register_anyway: true` for a limited `duplicate_pending` account.
+        422 names the rule that failed (`id_checksum_invalid`, `name_traditional`
+        with `suggestion`, `password_too_common`, …).
+        """
+        body = load_body(request, AccountRegistrationSchema())
+        return 201, reshape(
+            AccountCreatedSchema(), self.identity.register_by_phone(body)
+        )
