@@ -47,4 +47,4 @@ bench: install infra
 
 ## Drop databases and vhosts left by killed test runs.
 clean-test-data: install infra
-	$(PY) -m tests.cleanup
+	$(PY) -m devtools.cleanup
