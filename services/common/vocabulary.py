@@ -1,7 +1,7 @@
 """Words every service and the gateway agree on (the public contract's
 enumerations), kept once so services need not import each other."""
 
-__all__ = ["CODE_PURPOSES", "CODE_CHANNELS"]
+__all__ = ["CODE_PURPOSES", "CODE_CHANNELS", "ID_TYPES"]
 
 # What a verification code may be used for; a code verifies only for its own.
 CODE_PURPOSES = (
@@ -15,3 +15,12 @@ CODE_PURPOSES = (
     "guardian_check",
 )
 CODE_CHANNELS = ("sms", "email")
+
+# ID documents accepted at registration (API.md: id_type).
+ID_TYPES = (
+    "resident_id",
+    "hmt_residence_permit",
+    "passport",
+    "foreign_permanent_residence",
+    "other",
+)

@@ -2,7 +2,7 @@
 
 from marshmallow import Schema, fields, validate
 
-from services.common.vocabulary import CODE_CHANNELS, CODE_PURPOSES
+from services.common.vocabulary import CODE_CHANNELS, CODE_PURPOSES, ID_TYPES
 
 __all__ = [
     "ProblemSchema",
@@ -73,15 +73,6 @@ class CaptchaSchema(Schema):
     captcha_id = fields.UUID(required=True)
     image_png_base64 = fields.String(required=True)
     expires_at = fields.AwareDateTime(required=True)
-
-
-ID_TYPES = (
-    "resident_id",
-    "hmt_residence_permit",
-    "passport",
-    "foreign_permanent_residence",
-    "other",
-)
 
 
 class AccountRegistrationSchema(Schema):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from services.common.errors import RuleViolation
+from services.common.vocabulary import ID_TYPES
 
 __all__ = [
     "ID_TYPES",
@@ -24,13 +25,6 @@ __all__ = [
     "PROVINCE_CODES",
 ]
 
-ID_TYPES = (
-    "resident_id",
-    "hmt_residence_permit",
-    "passport",
-    "foreign_permanent_residence",
-    "other",
-)
 
 # GB/T 2260 province-level codes, plus 71 (Taiwan) and 81/82 (HK/Macao),
 # which resident IDs may carry; 83 only appears on residence permits.

@@ -84,3 +84,28 @@ def capture():
     yield Capture()
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture
+def db_query(databases):
+    """``db_query(service)`` -> a function running SQL on that service's test database."""
+    import psycopg2
+    import psycopg2.extras
+
+    connections = []
+
+    def for_service(service):
+        conn = psycopg2.connect(databases.uris[service])
+        conn.autocommit = True
+        connections.append(conn)
+
+        def query(statement, params=None):
+            with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                cur.execute(statement, params)
+                return cur.fetchall() if cur.description else None
+
+        return query
+
+    yield for_service
+    for conn in connections:
+        conn.close()

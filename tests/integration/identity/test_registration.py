@@ -6,8 +6,6 @@ import random
 import re
 import uuid
 
-import psycopg2
-import psycopg2.extras
 import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
 
@@ -46,17 +44,8 @@ def platform(container_factory, make_config, capture):
 
 
 @pytest.fixture
-def identity_sql(databases):
-    conn = psycopg2.connect(databases.uris["identity"])
-    conn.autocommit = True
-
-    def query(statement, params=None):
-        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            cur.execute(statement, params)
-            return cur.fetchall()
-
-    yield query
-    conn.close()
+def identity_sql(db_query):
+    return db_query("identity")
 
 
 def register(config, capture, phone, id_number, **extra):

@@ -1,7 +1,5 @@
 import random
 
-import psycopg2
-import psycopg2.extras
 import pytest
 
 from services.verification.service import VerificationService
@@ -46,17 +44,8 @@ def start_verification(container_factory, verification_config):
 
 
 @pytest.fixture
-def sql(databases):
-    conn = psycopg2.connect(databases.uris["verification"])
-    conn.autocommit = True
-
-    def query(statement, params=None):
-        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            cur.execute(statement, params)
-            return cur.fetchall() if cur.description else None
-
-    yield query
-    conn.close()
+def sql(db_query):
+    return db_query("verification")
 
 
 def code_in(message):
