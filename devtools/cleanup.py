@@ -7,7 +7,7 @@ import re
 import psycopg2
 import requests
 
-from services.common.testing import PG_ADMIN_URI, TestVhost, _mgmt_auth, _mgmt_base
+from services.common.testing import PG_ADMIN_URI, TestVhost, mgmt_auth, mgmt_base
 
 DB_PATTERN = re.compile(
     r"^(t[0-9a-f]{10}|mig_[a-z_]+t[0-9a-f]{10}|bench[0-9a-f]{10}|"
@@ -28,7 +28,7 @@ def main():
     vhosts = [
         v["name"]
         for v in requests.get(
-            f"{_mgmt_base()}/api/vhosts", auth=_mgmt_auth(), timeout=10
+            f"{mgmt_base()}/api/vhosts", auth=mgmt_auth(), timeout=10
         ).json()
         if VHOST_PATTERN.match(v["name"])
     ]

@@ -55,11 +55,11 @@ def check_infra():
         raise RuntimeError(f"PostgreSQL unreachable at {PG_ADMIN_URI}: {exc}") from exc
     try:
         requests.get(
-            f"{_mgmt_base()}/api/overview", auth=_mgmt_auth(), timeout=5
+            f"{mgmt_base()}/api/overview", auth=mgmt_auth(), timeout=5
         ).raise_for_status()
     except requests.RequestException as exc:
         raise RuntimeError(
-            f"RabbitMQ management API unreachable at {_mgmt_base()}: {exc} "
+            f"RabbitMQ management API unreachable at {mgmt_base()}: {exc} "
             "(run scripts/ensure-infra.sh)"
         ) from exc
 
@@ -87,14 +87,14 @@ class TestDatabases:
         return {f"{svc.upper()}_DB_URI": uri for svc, uri in self.uris.items()}
 
 
-def _mgmt_base():
+def mgmt_base():
     parts = urlsplit(RABBIT_MGMT)
     return urlunsplit(
         parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
     )
 
 
-def _mgmt_auth():
+def mgmt_auth():
     parts = urlsplit(RABBIT_MGMT)
     return (parts.username or "guest", parts.password or "guest")
 
@@ -108,7 +108,7 @@ class TestVhost:
         self.name = name or random_ref("vh")
 
     def create(self):
-        base, auth = _mgmt_base(), _mgmt_auth()
+        base, auth = mgmt_base(), mgmt_auth()
         requests.put(
             f"{base}/api/vhosts/{quote(self.name, safe='')}", auth=auth, timeout=10
         ).raise_for_status()
@@ -122,8 +122,8 @@ class TestVhost:
 
     def delete(self):
         requests.delete(
-            f"{_mgmt_base()}/api/vhosts/{quote(self.name, safe='')}",
-            auth=_mgmt_auth(),
+            f"{mgmt_base()}/api/vhosts/{quote(self.name, safe='')}",
+            auth=mgmt_auth(),
             timeout=10,
         )
 

@@ -49,6 +49,8 @@ __all__ = [
     "GuessOutcome",
     "after_wrong_guess",
     "window_start",
+    "captcha_required",
+    "lock_refusal",
     "destination_refusal",
     "seconds_until",
     "judge_code",
@@ -194,6 +196,21 @@ def after_wrong_guess(wrong_guesses, lockouts_today, policy, now):
     if lockouts_today + 1 >= policy.lockouts_before_lock:
         lock_until = now + policy.lock_duration
     return GuessOutcome(kill_codes=True, lock_until=lock_until)
+
+
+def captcha_required(failures_this_hour, policy):
+    """After repeated refusals from one IP, the next send needs a captcha."""
+    return failures_this_hour >= policy.ip_failures_before_captcha
+
+
+def lock_refusal(guess_counter, now):
+    """``too_many_attempts`` while the destination is locked, else None."""
+    locked_until = guess_counter["locked_until"] if guess_counter else None
+    if locked_until and locked_until > now:
+        return Throttled(
+            "too_many_attempts", {"retry_after": seconds_until(locked_until - now)}
+        )
+    return None
 
 
 def window_start(now, seconds):

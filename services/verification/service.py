@@ -246,7 +246,7 @@ class VerificationService(base.ServiceBase):
         failures = self.db.counter_value(
             "ip_fail_hour", request["client_ip"], domain.window_start(now, HOUR)
         )
-        if failures < policy.ip_failures_before_captcha:
+        if not domain.captcha_required(failures, policy):
             return
         if not request["captcha_id"]:
             raise Forbidden("captcha_required")
@@ -263,12 +263,9 @@ class VerificationService(base.ServiceBase):
         )
         destination = domain.normalise_destination(channel, request["destination"])
         purpose = request["purpose"]
-        counter = self.db.guess_counter(destination, purpose)
-        if counter and counter["locked_until"] and counter["locked_until"] > now:
-            raise Throttled(
-                "too_many_attempts",
-                {"retry_after": domain.seconds_until(counter["locked_until"] - now)},
-            )
+        refusal = domain.lock_refusal(self.db.guess_counter(destination, purpose), now)
+        if refusal is not None:
+            raise refusal
         # Count the attempt first, in its own transaction, so parallel guesses
         # all count (Kratos' rule).
         attempt = self.db.count_attempt(
