@@ -3,7 +3,9 @@
 * SMS: the HTTP SMS adapter posts ``{"to", "body"}`` (or any JSON with those
   fields) to ``POST /api/sms``.
 * Email: a real SMTP server (aiosmtpd) on ``--smtp-port`` takes any message.
-* Both are read back at ``GET /api/messages?to=<phone or email>`` →
+* Captchas (development only): ``POST /api/captcha`` ``{"to": captcha_id,
+  "body": text}`` when the verification service has ``CAPTCHA_CAPTURE_URL``.
+* All are read back at ``GET /api/messages?to=<phone or email>`` →
   ``[{channel, to, body, received_at}]``, newest first.
 
 Never part of a production deployment.
@@ -121,7 +123,12 @@ def _http_handler(messages):
             return self._send(200, {"cleared": True})
 
         def do_POST(self):
-            if urlsplit(self.path).path != "/api/sms":
+            # /api/captcha: development builds post each captcha's text here
+            # (CAPTCHA_CAPTURE_URL), so tests and developers can answer it.
+            channel = {"/api/sms": "sms", "/api/captcha": "captcha"}.get(
+                urlsplit(self.path).path
+            )
+            if channel is None:
                 return self._send(404, {"error": "not_found"})
             length = int(self.headers.get("Content-Length") or 0)
             try:
@@ -129,7 +136,7 @@ def _http_handler(messages):
                 to, body = str(data["to"]), str(data["body"])
             except (ValueError, KeyError, TypeError):
                 return self._send(400, {"error": "need JSON with to and body"})
-            item = messages.add("sms", to, body)
+            item = messages.add(channel, to, body)
             return self._send(
                 200, {"accepted": True, "received_at": item["received_at"]}
             )

@@ -168,6 +168,78 @@ MESSAGES = {
         "验证码错误次数过多，请稍后重新获取",
         "Too many wrong codes; wait and ask for a new one.",
     ),
+    # -- identity: login, sessions, devices ------------------------------
+    "invalid_credentials": ("账号或密码错误", "Wrong login name or password."),
+    "login_throttled": (
+        "登录失败次数过多，请稍后再试",
+        "Too many failed logins; wait before trying again.",
+    ),
+    "device_id_required": (
+        "缺少设备标识（X-Device-Id）",
+        "The X-Device-Id header is required.",
+    ),
+    "device_verification_required": (
+        "您正在新设备上登录，请输入发送到绑定手机的验证码",
+        "New device: enter the code sent to your bound phone.",
+    ),
+    "no_bound_phone": (
+        "账号未绑定手机号，请使用“忘记手机号”找回",
+        "The account has no bound phone; use forgot-phone recovery.",
+    ),
+    "invalid_token": ("登录已失效，请重新登录", "Your session is invalid or expired."),
+    "account_limited": (
+        "账号身份证号重复待处理，暂不能使用此功能",
+        "This account is limited until its duplicate ID number is resolved.",
+    ),
+    "password_incorrect": ("密码错误", "The password is wrong."),
+    # -- identity: registration and profile ------------------------------
+    "student_number_registered": (
+        "该学校的此学号已注册",
+        "This student number of this school is already registered.",
+    ),
+    "school_code_invalid": ("学校代码格式不正确", "The school code is malformed."),
+    "student_number_invalid": ("学号格式不正确", "The student number is malformed."),
+    "same_as_current": ("与当前信息相同", "This is the same as the current value."),
+    "questions_invalid": (
+        "需要设置三个互不相同的安全问题",
+        "Set three different security questions.",
+    ),
+    "answer_too_short": (
+        "安全问题答案至少 2 个字符",
+        "A security answer needs at least 2 characters.",
+    ),
+    "guardian_not_needed": (
+        "仅未满 14 周岁的账号需要绑定监护人手机",
+        "Only accounts of children under 14 need a guardian phone.",
+    ),
+    "guardian_required": (
+        "未满 14 周岁，需先绑定并验证监护人手机",
+        "Under 14: a verified guardian phone is required first.",
+    ),
+    "no_match": ("未找到匹配的账号", "No matching account."),
+    # -- identity: authentication info and deactivation ------------------
+    "field_locked": (
+        "当前学习情况下，部分认证信息不能修改",
+        "Some authentication fields cannot change now.",
+    ),
+    "nothing_to_change": ("没有需要修改的内容", "Nothing to change."),
+    "enrollment_year_invalid": ("入学年份不正确", "The enrollment year is invalid."),
+    "department_invalid": ("院系名称不正确", "The department is invalid."),
+    "not_eligible": (
+        "暂不满足注销条件",
+        "The account does not meet the conditions for closing.",
+    ),
+    # -- identity: linked identities -------------------------------------
+    "provider_unknown": ("不支持的第三方平台", "Unknown identity provider."),
+    "assertion_invalid": (
+        "第三方登录凭证无效或已过期",
+        "The provider assertion is invalid or expired.",
+    ),
+    "link_taken": (
+        "该第三方账号已绑定其他账号",
+        "This provider identity is linked to another account.",
+    ),
+    "link_not_found": ("未绑定该第三方账号", "No such linked identity."),
 }
 
 

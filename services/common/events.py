@@ -11,8 +11,10 @@ work, and has Nameko requeue the message when the handler crashes.
 import functools
 import logging
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from nameko.events import event_handler as nameko_event_handler
+
+from services.common.vocabulary import AUTH_INFO_FIELDS
 
 __all__ = ["EnvelopeSchema", "PAYLOAD_SCHEMAS", "event_handler"]
 
@@ -128,3 +130,132 @@ class CodeDeliveryFailedPayload(Schema):
     destination_masked = fields.String(required=True)
     attempts = fields.Integer(required=True)
     reason = fields.String(allow_none=True)
+
+
+# -- identity ------------------------------------------------------------------
+# Only ids and masked values: events are not a side door to personal data.
+
+
+@payload_schema("sessions_revoked")
+class SessionsRevokedPayload(Schema):
+    """Every gateway instance drops its cached sessions of ``account_id``
+    (broadcast); ``session_ids`` empty means all of them."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    account_id = fields.String(required=True)
+    session_ids = fields.List(fields.String(), load_default=list)
+    reason = fields.String(required=True)
+
+
+@payload_schema("phone_taken_over")
+class PhoneTakenOverPayload(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    account_id = fields.String(required=True)
+    by_account_id = fields.String(required=True)
+    phone_masked = fields.String(required=True)
+    notify_email = fields.Boolean(required=True)
+
+
+@payload_schema("account_deactivated")
+class AccountDeactivatedPayload(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    account_id = fields.String(required=True)
+    passport_id = fields.String(required=True)
+
+
+@payload_schema("auth_info_changed")
+class AuthInfoChangedPayload(Schema):
+    """Which fields changed (names only) and whether registry verification
+    went back to pending."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    account_id = fields.String(required=True)
+    fields_changed = fields.List(fields.String(), required=True)
+    school_code = fields.String(allow_none=True)
+    registry_reset = fields.Boolean(required=True)
+
+
+# -- registry_sync (consumed by identity's projection) --------------------------
+# Pushes may arrive twice or out of order: ``as_of`` orders them, the newest wins.
+
+
+@payload_schema("enrollment_changed")
+class EnrollmentChangedPayload(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    school_code = fields.String(required=True, validate=validate.Length(1, 32))
+    student_number = fields.String(required=True, validate=validate.Length(1, 64))
+    course_id = fields.String(required=True, validate=validate.Length(1, 64))
+    term = fields.String(required=True, validate=validate.Length(1, 32))
+    kind = fields.String(
+        required=True, validate=validate.OneOf(("school_arranged", "free_elective"))
+    )
+    exam_ended = fields.Boolean(required=True)
+    exam_ends_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    grades_published = fields.Boolean(required=True)
+    makeup_pending = fields.Boolean(load_default=False)
+    dropped = fields.Boolean(load_default=False)
+    as_of = fields.AwareDateTime(required=True)
+
+
+@payload_schema("change_window_changed")
+class ChangeWindowChangedPayload(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    school_code = fields.String(required=True, validate=validate.Length(1, 32))
+    window_id = fields.String(required=True, validate=validate.Length(1, 64))
+    fields_ = fields.List(
+        fields.String(validate=validate.OneOf(AUTH_INFO_FIELDS)),
+        required=True,
+        data_key="fields",
+        validate=validate.Length(min=1),
+    )
+    starts_at = fields.AwareDateTime(required=True)
+    ends_at = fields.AwareDateTime(required=True)
+    cancelled = fields.Boolean(load_default=False)
+    as_of = fields.AwareDateTime(required=True)
+
+
+# -- wallet and course systems (consumed by identity for deactivation) ----------
+
+
+@payload_schema("wallet_balance_changed")
+class WalletBalanceChangedPayload(Schema):
+    """知点 balance in fen (1/100), an integer: no floats for money."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    account_id = fields.UUID(required=True)
+    balance_fen = fields.Integer(required=True, validate=validate.Range(min=0))
+    as_of = fields.AwareDateTime(required=True)
+
+
+OWNED_COURSE_KINDS = ("shared", "flipped", "interest", "open")
+
+
+class OwnedCourse(Schema):
+    course_id = fields.String(required=True, validate=validate.Length(1, 64))
+    kind = fields.String(required=True, validate=validate.OneOf(OWNED_COURSE_KINDS))
+
+
+@payload_schema("course_ownership_changed")
+class CourseOwnershipChangedPayload(Schema):
+    """The whole list of courses the account owns now (not a delta)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    account_id = fields.UUID(required=True)
+    owned = fields.List(fields.Nested(OwnedCourse), required=True)
+    as_of = fields.AwareDateTime(required=True)

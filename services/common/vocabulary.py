@@ -1,7 +1,7 @@
 """Words every service and the gateway agree on (the public contract's
 enumerations), kept once so services need not import each other."""
 
-__all__ = ["CODE_PURPOSES", "CODE_CHANNELS", "ID_TYPES"]
+__all__ = ["CODE_PURPOSES", "CODE_CHANNELS", "ID_TYPES", "AUTH_INFO_FIELDS"]
 
 # What a verification code may be used for; a code verifies only for its own.
 CODE_PURPOSES = (
@@ -9,6 +9,7 @@ CODE_PURPOSES = (
     "login_new_device",
     "reset_password",
     "change_phone",
+    "change_email",
     "recover_phone",
     "change_auth_info",
     "deactivate",
@@ -23,4 +24,13 @@ ID_TYPES = (
     "passport",
     "foreign_permanent_residence",
     "other",
+)
+
+# Authentication info (认证信息) a student may change under the school's rules.
+AUTH_INFO_FIELDS = (
+    "school_code",
+    "student_number",
+    "name",
+    "department",
+    "enrollment_year",
 )

@@ -1,31 +1,47 @@
-"""Dependency providers of the identity service: keys for ID numbers, and
-the password hasher that keeps argon2 off the event loop."""
+"""Dependency providers of the identity service: keys for ID numbers and
+session tokens, the password hasher that keeps argon2 off the event loop,
+and the verifier of identity-provider assertions."""
 
 import base64
+import logging
 
+import jwt
 from eventlet import tpool
 from nameko.extensions import DependencyProvider
 
-from services.common.crypto import Sealer
+from services.common.crypto import Sealer, keyed_hash
+from services.common.errors import RuleViolation, Unauthenticated
 from services.identity.passwords import new_hasher, verify_password
 
-__all__ = ["IdentityKeys", "PasswordHasher"]
+__all__ = ["IdentityKeys", "PasswordHasher", "LinkProviders"]
+
+log = logging.getLogger(__name__)
 
 
 class _Keys:
-    def __init__(self, seal_key, lookup_key):
+    def __init__(self, seal_key, lookup_key, token_key):
         self.id_sealer = Sealer(seal_key, b"id_number")
         self.id_lookup_key = lookup_key
+        self._token_key = token_key
+
+    def token_hash(self, token):
+        return keyed_hash(self._token_key, "session", token)
+
+    def lookup_hash(self, *parts):
+        """Keyed hash for lookups and throttle keys: no plaintext stored."""
+        return keyed_hash(self.id_lookup_key, *parts)
 
 
 class IdentityKeys(DependencyProvider):
-    """``ID_SEAL_KEY`` (AES-GCM) and ``ID_LOOKUP_KEY`` (HMAC), base64, 32 bytes."""
+    """``ID_SEAL_KEY`` (AES-GCM), ``ID_LOOKUP_KEY`` and ``SESSION_TOKEN_KEY``
+    (HMAC), base64, 32 bytes each."""
 
     def setup(self):
         config = self.container.config
         self.keys = _Keys(
             base64.b64decode(config["ID_SEAL_KEY"]),
             base64.b64decode(config["ID_LOOKUP_KEY"]),
+            base64.b64decode(config["SESSION_TOKEN_KEY"]),
         )
 
     def get_dependency(self, worker_ctx):
@@ -35,6 +51,9 @@ class IdentityKeys(DependencyProvider):
 class _GreenHasher:
     def __init__(self, hasher):
         self._hasher = hasher
+        # Verified against when a login name matches no account, so a miss
+        # costs the same time as a wrong password (no enumeration by timing).
+        self.dummy_hash = hasher.hash("no such account: equal timing")
 
     def hash(self, password):
         # argon2 takes tens of milliseconds of CPU: a real thread, so the
@@ -60,3 +79,53 @@ class PasswordHasher(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.hasher
+
+
+class _Assertions:
+    """Verifies a provider's assertion: a JWT signed with the provider's key,
+    for our audience, not expired; returns the provider's subject."""
+
+    ALGORITHMS = ["RS256", "ES256"]
+
+    def __init__(self, providers, audience):
+        self._providers = providers
+        self._audience = audience
+
+    def subject(self, provider, assertion):
+        settings = self._providers.get(provider)
+        if settings is None:
+            raise RuleViolation("provider_unknown")
+        try:
+            claims = jwt.decode(
+                assertion,
+                settings["key"],
+                algorithms=self.ALGORITHMS,
+                audience=self._audience,
+                issuer=settings["issuer"],
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+                leeway=30,
+            )
+        except jwt.PyJWTError as exc:
+            log.info("refused a %s assertion: %s", provider, type(exc).__name__)
+            raise Unauthenticated("assertion_invalid") from None
+        return str(claims["sub"])
+
+
+class LinkProviders(DependencyProvider):
+    """``LINK_PROVIDERS``: ``{name: {public_key_b64, issuer}}`` (PEM public key,
+    base64); a provider without a key is off. ``LINK_AUDIENCE``: our id."""
+
+    def setup(self):
+        config = self.container.config
+        providers = {}
+        for name, settings in (config.get("LINK_PROVIDERS") or {}).items():
+            key_b64 = (settings or {}).get("public_key_b64")
+            if key_b64:
+                providers[name] = {
+                    "key": base64.b64decode(key_b64),
+                    "issuer": settings["issuer"],
+                }
+        self.assertions = _Assertions(providers, config.get("LINK_AUDIENCE"))
+
+    def get_dependency(self, worker_ctx):
+        return self.assertions

@@ -1,20 +1,70 @@
-"""Identity rules that are not about one document or one password: passport
-IDs and what a registration becomes when its ID number is already taken.
-(Real-name rules: ``realname.py``; passwords: ``passwords.py``.)"""
+"""Identity rules that are not about one document or one password (those are
+``realname.py`` and ``passwords.py``): passport IDs, what a registration
+becomes when its ID is taken, login names, throttles, the login decision,
+the authentication-info lock rules, deactivation conditions and security
+answers. Pure: no Nameko, no database; times are passed in.
 
+The account and login flows are drawn in ``account_flows.mermaid``.
+"""
+
+import re
 import secrets
+import unicodedata
+from dataclasses import dataclass
+from datetime import timedelta
 
-from services.common.errors import Conflict
+from services.common.contacts import normalise_email, normalise_mobile
+from services.common.errors import (
+    Conflict,
+    InvalidRequest,
+    RuleViolation,
+    Throttled,
+)
+from services.common.masking import mask_email, mask_id_number, mask_phone
+from services.common.vocabulary import AUTH_INFO_FIELDS, ID_TYPES
+from services.identity import realname
 
-__all__ = ["new_passport_id", "registration_status", "PASSPORT_ALPHABET"]
+__all__ = [
+    "PASSPORT_ALPHABET",
+    "new_passport_id",
+    "new_session_token",
+    "registration_status",
+    "classify_login",
+    "id_number_candidates",
+    "ThrottlePolicy",
+    "LOGIN_PER_ACCOUNT",
+    "LOGIN_PER_IP",
+    "USERNAME_RECOVERY",
+    "throttle_refusal",
+    "login_decision",
+    "LoginDecision",
+    "check_school_code",
+    "check_student_number",
+    "check_department",
+    "check_enrollment_year",
+    "auth_info_permissions",
+    "locked_fields",
+    "registry_reset_needed",
+    "deactivation_unmet",
+    "normalise_answer",
+    "check_security_questions",
+    "masked_login_names",
+    "AUTH_INFO_FIELDS",
+]
 
 # No 0/O or 1/I/L: people read passport IDs aloud and type them from paper.
 PASSPORT_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+PASSPORT_ID = re.compile(rf"^P[{PASSPORT_ALPHABET}]{{12}}$")
 
 
 def new_passport_id():
     """Immutable and not guessable: 12 random symbols (~59 bits), ``P`` first."""
     return "P" + "".join(secrets.choice(PASSPORT_ALPHABET) for _ in range(12))
+
+
+def new_session_token():
+    """An opaque bearer token: 256 random bits; only its keyed hash is kept."""
+    return secrets.token_urlsafe(32)
 
 
 def registration_status(active_holder_of_id, register_anyway):
@@ -26,3 +76,326 @@ def registration_status(active_holder_of_id, register_anyway):
     if register_anyway:
         return "duplicate_pending"
     raise Conflict("id_already_registered", {"see": "/api/v1/username-recovery"})
+
+
+# -- login names ---------------------------------------------------------------
+
+
+def classify_login(raw):
+    """``(kind, value)``: ``phone`` (E.164), ``email``, ``passport`` or
+    ``id_number`` (raw, see ``id_number_candidates``)."""
+    login = unicodedata.normalize("NFKC", raw or "").strip()
+    if not login:
+        raise InvalidRequest("invalid_request", {"errors": {"login": ["empty"]}})
+    if "@" in login:
+        return "email", normalise_email(login)
+    if PASSPORT_ID.match(login.upper()):
+        return "passport", login.upper()
+    digits = login.replace(" ", "").replace("-", "")
+    if re.fullmatch(r"(\+?86)?1\d{10}", digits):
+        return "phone", normalise_mobile(digits)
+    return "id_number", login
+
+
+def id_number_candidates(raw, today):
+    """``[(id_type, normalised number)]`` the raw text could be, for lookup by
+    keyed hash (the hash binds the type). Numbers that fail a type's rules
+    simply are not candidates of that type."""
+    candidates = []
+    for id_type in ID_TYPES:
+        try:
+            checked = realname.normalise_id(id_type, raw, today)
+        except RuleViolation:
+            continue
+        candidates.append((checked.id_type, checked.number))
+    return candidates
+
+
+# -- throttles -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThrottlePolicy:
+    """``free`` failures inside ``window`` cost nothing; after that each one
+    blocks for ``base * 2**(extra-1)``, at most ``cap``. Never permanent:
+    the counter forgets failures older than ``window``."""
+
+    prefix: str
+    free: int
+    base: timedelta
+    cap: timedelta
+    window: timedelta
+    refusal: str
+
+    def block_after(self, failures):
+        """How long the ``failures``-th failure blocks (zero while free)."""
+        extra = failures - self.free
+        if extra <= 0:
+            return timedelta(0)
+        return min(self.base * 2 ** (extra - 1), self.cap)
+
+    def key(self, subject):
+        return f"{self.prefix}:{subject}"
+
+
+# Per account: 5 free, then 1 s, 2 s, 4 s … capped at 15 min. A stranger can
+# slow an account down but not lock it: the cap is short, and logins from a
+# device the account has proved skip this throttle (OWASP "device cookies").
+LOGIN_PER_ACCOUNT = ThrottlePolicy(
+    "login-account",
+    free=5,
+    base=timedelta(seconds=1),
+    cap=timedelta(minutes=15),
+    window=timedelta(hours=24),
+    refusal="login_throttled",
+)
+# Per client IP: a school NAT has many students, so more free failures.
+LOGIN_PER_IP = ThrottlePolicy(
+    "login-ip",
+    free=30,
+    base=timedelta(seconds=1),
+    cap=timedelta(minutes=15),
+    window=timedelta(hours=1),
+    refusal="login_throttled",
+)
+# "不能频繁使用该功能": 5 failed lookups a day, then an hour's cooling period.
+USERNAME_RECOVERY = ThrottlePolicy(
+    "recovery",
+    free=5,
+    base=timedelta(hours=1),
+    cap=timedelta(hours=1),
+    window=timedelta(hours=24),
+    refusal="too_frequent",
+)
+
+
+def throttle_refusal(policy, blocked_until, now):
+    """A ``Throttled`` to raise while ``blocked_until`` is ahead, else None."""
+    if blocked_until is None or blocked_until <= now:
+        return None
+    seconds = max(1, int((blocked_until - now).total_seconds() + 0.999))
+    return Throttled(policy.refusal, {"retry_after": seconds})
+
+
+# -- the login decision --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoginDecision:
+    """What a login with correct credentials leads to."""
+
+    outcome: str  # "session" | "send_device_code" | "check_device_code"
+    code_destination: str | None = None
+
+
+def login_decision(account, device_known, code_given):
+    """Credentials were right. A device the account has proved gets a
+    session; an unseen one needs a ``login_new_device`` code sent to the
+    bound phone (the guardian's for K-12 accounts without one)."""
+    if device_known:
+        return LoginDecision("session")
+    destination = account.get("phone") or account.get("guardian_phone")
+    if destination is None:
+        # The phone is gone: forgot-phone recovery (two classmates vouch).
+        raise RuleViolation("no_bound_phone", {"see": "/api/v1/phone-recoveries"})
+    if code_given:
+        return LoginDecision("check_device_code", destination)
+    return LoginDecision("send_device_code", destination)
+
+
+# -- school data ----------------------------------------------------------------
+
+
+def check_school_code(raw):
+    value = (raw or "").strip().upper()
+    if not re.fullmatch(r"[0-9A-Z][0-9A-Z_-]{1,31}", value):
+        raise RuleViolation("school_code_invalid")
+    return value
+
+
+def check_student_number(raw):
+    value = (raw or "").strip().upper()
+    if not re.fullmatch(r"[0-9A-Z][0-9A-Z_-]{0,31}", value):
+        raise RuleViolation("student_number_invalid")
+    return value
+
+
+def check_department(raw):
+    value = unicodedata.normalize("NFC", (raw or "").strip())
+    if not 1 <= len(value) <= 64 or any(not ch.isprintable() for ch in value):
+        raise RuleViolation("department_invalid")
+    return value
+
+
+def check_enrollment_year(year, today):
+    if not isinstance(year, int) or not 1950 <= year <= today.year + 1:
+        raise RuleViolation("enrollment_year_invalid")
+    return year
+
+
+# -- authentication-info lock rules (seed 000 §一.4) ---------------------------
+
+_RULE1_FIELDS = ("school_code", "name", "student_number")
+
+
+def _is_open(enrollment):
+    return not enrollment["dropped"] and not enrollment["exam_ended"]
+
+
+def auth_info_permissions(enrollments, windows, now):
+    """Per field ``{changeable, reason, unlocks_at}``.
+
+    1. A school-arranged credit course whose exam has not ended locks school,
+       name and student number — unless a change window covering now opens
+       that field. It unlocks at the earliest of: the last such exam's end
+       (when every one is known) and the next window opening the field.
+    2. An unfinished free elective locks the school (windows are the school's
+       tool for rule 1 only); it unlocks when the last one's exam ends.
+    3. Otherwise every field may change.
+    """
+    arranged = [
+        e for e in enrollments if e["kind"] == "school_arranged" and _is_open(e)
+    ]
+    electives = [e for e in enrollments if e["kind"] == "free_elective" and _is_open(e)]
+    live_windows = [w for w in windows if not w["cancelled"]]
+
+    def last_exam_end(courses):
+        ends = [c.get("exam_ends_at") for c in courses]
+        if not ends or any(end is None for end in ends):
+            return None
+        return max(ends)
+
+    answer = {}
+    for field in AUTH_INFO_FIELDS:
+        reasons, unlocks = [], []
+        if field in _RULE1_FIELDS and arranged:
+            open_now = any(
+                field in w["fields"] and w["starts_at"] <= now < w["ends_at"]
+                for w in live_windows
+            )
+            if not open_now:
+                reasons.append("school_arranged_course")
+                upcoming = [
+                    w["starts_at"]
+                    for w in live_windows
+                    if field in w["fields"] and w["starts_at"] > now
+                ]
+                candidates = [
+                    t
+                    for t in (last_exam_end(arranged), min(upcoming, default=None))
+                    if t
+                ]
+                unlocks.append(min(candidates) if candidates else None)
+        if field == "school_code" and electives:
+            reasons.append("free_elective_unfinished")
+            unlocks.append(last_exam_end(electives))
+        if not reasons:
+            answer[field] = {"changeable": True, "reason": None, "unlocks_at": None}
+            continue
+        # Every lock must lift: the field unlocks at the latest of them, and
+        # is unknown if any is.
+        unlocks_at = None if any(u is None for u in unlocks) else max(unlocks)
+        answer[field] = {
+            "changeable": False,
+            "reason": reasons[0],
+            "reasons": reasons,
+            "unlocks_at": unlocks_at,
+        }
+    return answer
+
+
+def locked_fields(permissions, requested):
+    """The requested fields that may not change, with why and until when."""
+    return [
+        {
+            "field": field,
+            "reason": permissions[field]["reason"],
+            "unlocks_at": permissions[field]["unlocks_at"],
+        }
+        for field in requested
+        if not permissions[field]["changeable"]
+    ]
+
+
+def registry_reset_needed(changed_fields):
+    """A change of school, name or student number sends registry
+    verification back to pending."""
+    return bool(set(changed_fields) & set(_RULE1_FIELDS))
+
+
+# -- deactivation (seed 000 §三.2) ------------------------------------------------
+
+
+def deactivation_unmet(balance_fen, enrollments, owned_courses):
+    """Every unmet condition as ``{condition, detail}``; empty when eligible."""
+    unmet = []
+    if balance_fen > 0:
+        unmet.append(
+            {"condition": "wallet_balance", "detail": {"balance_fen": balance_fen}}
+        )
+    current = [e for e in enrollments if not e["dropped"]]
+    for condition, test in (
+        ("credit_course_unfinished", lambda e: not e["exam_ended"]),
+        ("grades_unpublished", lambda e: e["exam_ended"] and not e["grades_published"]),
+        ("makeup_exam_pending", lambda e: e["makeup_pending"]),
+    ):
+        courses = sorted(e["course_id"] for e in current if test(e))
+        if courses:
+            unmet.append({"condition": condition, "detail": {"courses": courses}})
+    by_kind = {}
+    for course in owned_courses:
+        by_kind.setdefault(course["kind"], []).append(course["course_id"])
+    if by_kind:
+        unmet.append(
+            {
+                "condition": "courses_owned",
+                "detail": {kind: sorted(ids) for kind, ids in sorted(by_kind.items())},
+            }
+        )
+    return unmet
+
+
+# -- security questions ---------------------------------------------------------
+
+
+def normalise_answer(raw, to_simplified=realname.to_simplified):
+    """Case, width, spaces, punctuation and traditional/simplified script do
+    not matter: ``" 北京 市！"`` and ``"北京市"`` are one answer."""
+    text = unicodedata.normalize("NFKC", raw or "").casefold()
+    text = "".join(
+        ch for ch in text if not ch.isspace() and unicodedata.category(ch)[0] != "P"
+    )
+    return to_simplified(text)
+
+
+def check_security_questions(questions):
+    """Three different questions with answers of 2+ characters, normalised:
+    ``[(question, normalised answer)]``."""
+    if len(questions) != 3:
+        raise RuleViolation("questions_invalid")
+    cleaned = []
+    for item in questions:
+        question = unicodedata.normalize("NFKC", item["question"]).strip()
+        answer = normalise_answer(item["answer"])
+        if len(answer) < 2:
+            raise RuleViolation("answer_too_short")
+        cleaned.append((question, answer))
+    if len({q for q, _ in cleaned}) != 3 or not all(q for q, _ in cleaned):
+        raise RuleViolation("questions_invalid")
+    return cleaned
+
+
+# -- username recovery ------------------------------------------------------------
+
+
+def masked_login_names(account, id_number):
+    """The login names of a matched account, masked; the passport ID whole
+    (it is an identifier the user needs to type, not personal data)."""
+    names = [{"kind": "passport_id", "value": account["passport_id"]}]
+    if account.get("phone"):
+        names.append({"kind": "phone", "value": mask_phone(account["phone"])})
+    if account.get("email"):
+        names.append({"kind": "email", "value": mask_email(account["email"])})
+    if id_number:
+        names.append({"kind": "id_number", "value": mask_id_number(id_number)})
+    return names

@@ -22,6 +22,7 @@ __all__ = [
     "resident_check_char",
     "birth_date_of",
     "is_minor",
+    "to_simplified",
     "PROVINCE_CODES",
 ]
 
@@ -205,7 +206,8 @@ _DOT_VARIANTS = {
 _traditional_to_simplified = None
 
 
-def _t2s(text):
+def to_simplified(text):
+    """Traditional -> simplified Chinese (OpenCC t2s, loaded on first use)."""
     global _traditional_to_simplified
     if _traditional_to_simplified is None:
         from opencc import OpenCC  # loaded once, on first use
@@ -231,7 +233,7 @@ def check_name(raw):
     for ch in name:
         if ch != MIDDLE_DOT and not ch.isalpha():
             raise RuleViolation("name_invalid_character")
-    simplified = _t2s(name)
+    simplified = to_simplified(name)
     if simplified != name:
         raise RuleViolation("name_traditional", {"suggestion": simplified})
     return name

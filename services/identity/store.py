@@ -2,11 +2,22 @@
 
 import json
 
+from psycopg2.extras import Json
+
 from services.common.context import current_request_id
 from services.common.db import Store
 from services.common.errors import Conflict
 
 __all__ = ["IdentityStore"]
+
+_ACCOUNT_COLUMNS = """
+id, passport_id, status, phone, email, name, id_type, id_number_sealed,
+id_number_hash, birth_date, password_hash, roles, school_code, student_number,
+department, enrollment_year, registry_status, guardian_phone,
+guardian_verified_at, security_questions, created_at
+"""
+
+# -- accounts ------------------------------------------------------------------
 
 ACTIVE_ACCOUNT_BY_ID_HASH_SQL = """
 SELECT id, passport_id, status FROM accounts
@@ -26,17 +37,238 @@ UPDATE accounts SET phone = NULL, updated_at = %(now)s WHERE id = %(id)s
 INSERT_ACCOUNT_SQL = """
 INSERT INTO accounts (id, passport_id, status, phone, email, name, id_type,
                       id_number_sealed, id_number_hash, birth_date, password_hash,
-                      created_at, updated_at)
+                      school_code, student_number, registry_status, guardian_phone,
+                      guardian_verified_at, created_at, updated_at)
 VALUES (%(id)s, %(passport_id)s, %(status)s, %(phone)s, %(email)s, %(name)s,
         %(id_type)s, %(id_number_sealed)s, %(id_number_hash)s, %(birth_date)s,
-        %(password_hash)s, %(now)s, %(now)s)
+        %(password_hash)s, %(school_code)s, %(student_number)s, %(registry_status)s,
+        %(guardian_phone)s, %(guardian_verified_at)s, %(now)s, %(now)s)
 """
 
-ACCOUNT_SQL = """
-SELECT id, passport_id, status, phone, email, name, id_type, id_number_sealed,
-       birth_date, roles, created_at
-  FROM accounts WHERE id = %(id)s
+ACCOUNT_SQL = f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id = %(id)s"
+
+ACCOUNT_FOR_UPDATE_SQL = (
+    f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id = %(id)s FOR UPDATE"
+)
+
+LIVE_ACCOUNT_BY_LOGIN_SQL = f"""
+SELECT {_ACCOUNT_COLUMNS} FROM accounts
+ WHERE status <> 'deactivated'
+   AND (phone = %(phone)s
+        OR lower(email) = lower(%(email)s)
+        OR passport_id = %(passport)s
+        OR (id_number_hash = ANY(%(id_hashes)s) AND status = 'active'))
+ ORDER BY status = 'active' DESC, created_at
+ LIMIT 1
 """
+
+LIVE_ACCOUNTS_BY_ID_HASH_SQL = f"""
+SELECT {_ACCOUNT_COLUMNS} FROM accounts
+ WHERE id_number_hash = ANY(%(id_hashes)s) AND status <> 'deactivated'
+ ORDER BY created_at
+"""
+
+UPDATE_PHONE_SQL = """
+UPDATE accounts SET phone = %(phone)s, updated_at = %(now)s WHERE id = %(id)s
+"""
+
+UPDATE_EMAIL_SQL = """
+UPDATE accounts SET email = %(email)s, updated_at = %(now)s WHERE id = %(id)s
+"""
+
+UPDATE_SECURITY_QUESTIONS_SQL = """
+UPDATE accounts SET security_questions = %(questions)s, updated_at = %(now)s
+ WHERE id = %(id)s
+"""
+
+UPDATE_GUARDIAN_SQL = """
+UPDATE accounts SET guardian_phone = %(guardian_phone)s,
+                    guardian_verified_at = %(now)s, updated_at = %(now)s
+ WHERE id = %(id)s
+"""
+
+UPDATE_AUTH_INFO_SQL = """
+UPDATE accounts SET school_code = %(school_code)s,
+                    student_number = %(student_number)s,
+                    name = %(name)s,
+                    department = %(department)s,
+                    enrollment_year = %(enrollment_year)s,
+                    registry_status = %(registry_status)s,
+                    updated_at = %(now)s
+ WHERE id = %(id)s
+"""
+
+# Deactivation: login names released, personal data erased; the row stays
+# so audit records still point somewhere.
+ERASE_ACCOUNT_SQL = """
+UPDATE accounts SET status = 'deactivated', phone = NULL, email = NULL, name = NULL,
+                    id_type = NULL, id_number_sealed = NULL, id_number_hash = NULL,
+                    birth_date = NULL, password_hash = NULL, school_code = NULL,
+                    student_number = NULL, department = NULL, enrollment_year = NULL,
+                    guardian_phone = NULL, guardian_verified_at = NULL,
+                    security_questions = NULL, deactivated_at = %(now)s,
+                    updated_at = %(now)s
+ WHERE id = %(id)s AND status <> 'deactivated'
+"""
+
+DELETE_DEVICES_SQL = "DELETE FROM devices WHERE account_id = %(account_id)s"
+
+DELETE_LINKS_SQL = "DELETE FROM linked_identities WHERE account_id = %(account_id)s"
+
+DELETE_FACTS_SQL = "DELETE FROM account_facts WHERE account_id = %(account_id)s"
+
+# -- sessions and devices --------------------------------------------------------
+
+INSERT_SESSION_SQL = """
+INSERT INTO sessions (id, token_hash, account_id, device_id, created_at, expires_at)
+VALUES (%(id)s, %(token_hash)s, %(account_id)s, %(device_id)s, %(now)s, %(expires_at)s)
+"""
+
+SESSION_BY_TOKEN_SQL = """
+SELECT s.id AS session_id, s.account_id, s.device_id, s.expires_at,
+       a.status, a.roles, a.school_code
+  FROM sessions s JOIN accounts a ON a.id = s.account_id
+ WHERE s.token_hash = %(token_hash)s AND s.revoked_at IS NULL
+   AND s.expires_at > %(now)s AND a.status <> 'deactivated'
+"""
+
+REVOKE_SESSION_SQL = """
+UPDATE sessions SET revoked_at = %(now)s, revoked_why = %(why)s
+ WHERE id = %(id)s AND revoked_at IS NULL
+RETURNING account_id
+"""
+
+REVOKE_ACCOUNT_SESSIONS_SQL = """
+UPDATE sessions SET revoked_at = %(now)s, revoked_why = %(why)s
+ WHERE account_id = %(account_id)s AND revoked_at IS NULL
+RETURNING id
+"""
+
+DEVICE_KNOWN_SQL = """
+UPDATE devices SET last_seen_at = %(now)s
+ WHERE account_id = %(account_id)s AND device_id = %(device_id)s
+RETURNING first_seen_at
+"""
+
+REMEMBER_DEVICE_SQL = """
+INSERT INTO devices (account_id, device_id, first_seen_at, last_seen_at)
+VALUES (%(account_id)s, %(device_id)s, %(now)s, %(now)s)
+ON CONFLICT (account_id, device_id) DO UPDATE SET last_seen_at = %(now)s
+"""
+
+# -- throttles -------------------------------------------------------------------
+
+THROTTLE_SQL = """
+SELECT failures, last_failure, blocked_until FROM throttles WHERE key = ANY(%(keys)s)
+"""
+
+# Failures older than the policy's window are forgotten: counting restarts.
+COUNT_FAILURE_SQL = """
+INSERT INTO throttles (key, failures, last_failure)
+VALUES (%(key)s, 1, %(now)s)
+ON CONFLICT (key) DO UPDATE
+   SET failures = CASE WHEN throttles.last_failure < %(forget_before)s THEN 1
+                       ELSE throttles.failures + 1 END,
+       last_failure = %(now)s
+RETURNING failures
+"""
+
+BLOCK_SQL = "UPDATE throttles SET blocked_until = %(until)s WHERE key = %(key)s"
+
+CLEAR_THROTTLE_SQL = "DELETE FROM throttles WHERE key = %(key)s"
+
+# -- linked identities ------------------------------------------------------------
+
+INSERT_LINK_SQL = """
+INSERT INTO linked_identities (provider, subject, account_id, linked_at)
+VALUES (%(provider)s, %(subject)s, %(account_id)s, %(now)s)
+ON CONFLICT (provider, subject) DO NOTHING
+RETURNING account_id
+"""
+
+LINK_SQL = """
+SELECT account_id FROM linked_identities
+ WHERE provider = %(provider)s AND subject = %(subject)s
+"""
+
+LINKS_OF_ACCOUNT_SQL = """
+SELECT provider, linked_at FROM linked_identities
+ WHERE account_id = %(account_id)s ORDER BY provider
+"""
+
+DELETE_LINK_SQL = """
+DELETE FROM linked_identities WHERE account_id = %(account_id)s AND provider = %(provider)s
+"""
+
+# -- projections of other systems' facts ------------------------------------------
+
+# Out-of-order pushes: a row is replaced only by a newer ``as_of``.
+UPSERT_ENROLLMENT_SQL = """
+INSERT INTO enrollments (school_code, student_number, course_id, term, kind,
+                         exam_ended, exam_ends_at, grades_published, makeup_pending,
+                         dropped, as_of)
+VALUES (%(school_code)s, %(student_number)s, %(course_id)s, %(term)s, %(kind)s,
+        %(exam_ended)s, %(exam_ends_at)s, %(grades_published)s, %(makeup_pending)s,
+        %(dropped)s, %(as_of)s)
+ON CONFLICT (school_code, student_number, course_id, term) DO UPDATE
+   SET kind = EXCLUDED.kind, exam_ended = EXCLUDED.exam_ended,
+       exam_ends_at = EXCLUDED.exam_ends_at,
+       grades_published = EXCLUDED.grades_published,
+       makeup_pending = EXCLUDED.makeup_pending, dropped = EXCLUDED.dropped,
+       as_of = EXCLUDED.as_of
+ WHERE enrollments.as_of < EXCLUDED.as_of
+"""
+
+ENROLLMENTS_SQL = """
+SELECT course_id, term, kind, exam_ended, exam_ends_at, grades_published,
+       makeup_pending, dropped
+  FROM enrollments
+ WHERE school_code = %(school_code)s AND student_number = %(student_number)s
+ ORDER BY term, course_id
+"""
+
+UPSERT_WINDOW_SQL = """
+INSERT INTO change_windows (school_code, window_id, fields, starts_at, ends_at,
+                            cancelled, as_of)
+VALUES (%(school_code)s, %(window_id)s, %(fields)s, %(starts_at)s, %(ends_at)s,
+        %(cancelled)s, %(as_of)s)
+ON CONFLICT (school_code, window_id) DO UPDATE
+   SET fields = EXCLUDED.fields, starts_at = EXCLUDED.starts_at,
+       ends_at = EXCLUDED.ends_at, cancelled = EXCLUDED.cancelled,
+       as_of = EXCLUDED.as_of
+ WHERE change_windows.as_of < EXCLUDED.as_of
+"""
+
+WINDOWS_SQL = """
+SELECT window_id, fields, starts_at, ends_at, cancelled FROM change_windows
+ WHERE school_code = %(school_code)s AND ends_at > %(now)s
+"""
+
+UPSERT_WALLET_SQL = """
+INSERT INTO account_facts (account_id, wallet_balance_fen, wallet_as_of)
+VALUES (%(account_id)s, %(balance_fen)s, %(as_of)s)
+ON CONFLICT (account_id) DO UPDATE
+   SET wallet_balance_fen = EXCLUDED.wallet_balance_fen,
+       wallet_as_of = EXCLUDED.wallet_as_of
+ WHERE account_facts.wallet_as_of IS NULL
+    OR account_facts.wallet_as_of < EXCLUDED.wallet_as_of
+"""
+
+UPSERT_COURSES_SQL = """
+INSERT INTO account_facts (account_id, owned_courses, courses_as_of)
+VALUES (%(account_id)s, %(owned)s, %(as_of)s)
+ON CONFLICT (account_id) DO UPDATE
+   SET owned_courses = EXCLUDED.owned_courses, courses_as_of = EXCLUDED.courses_as_of
+ WHERE account_facts.courses_as_of IS NULL
+    OR account_facts.courses_as_of < EXCLUDED.courses_as_of
+"""
+
+ACCOUNT_FACTS_SQL = """
+SELECT wallet_balance_fen, owned_courses FROM account_facts
+ WHERE account_id = %(account_id)s
+"""
+
+# -- audit -----------------------------------------------------------------------
 
 INSERT_AUDIT_SQL = """
 INSERT INTO audit_log (account_id, actor, action, request_id, detail, at)
@@ -45,14 +277,18 @@ VALUES (%(account_id)s, %(actor)s, %(action)s, %(request_id)s, %(detail)s, %(at)
 
 
 class IdentityStore(Store):
-    """Accounts, login names, real-name data, audit."""
+    """Accounts, login names, sessions, devices, throttles, links,
+    projections, audit."""
 
     constraint_errors = {
         "accounts_id_number_active": lambda: Conflict("id_already_registered"),
         "accounts_phone_live": lambda: Conflict("phone_already_bound"),
         "accounts_email_live": lambda: Conflict("email_already_bound"),
+        "accounts_student_live": lambda: Conflict("student_number_registered"),
+        "linked_identities_account_id_provider_key": lambda: Conflict("link_taken"),
     }
 
+    # -- accounts --------------------------------------------------------
     def active_account_by_id_hash(self, id_number_hash):
         return self.fetchone(
             ACTIVE_ACCOUNT_BY_ID_HASH_SQL, {"id_number_hash": id_number_hash}
@@ -66,12 +302,202 @@ class IdentityStore(Store):
         self.execute(RELEASE_PHONE_SQL, {"id": account_id, "now": now})
 
     def insert_account(self, **fields):
-        self.execute(INSERT_ACCOUNT_SQL, fields)
+        defaults = {
+            "phone": None,
+            "email": None,
+            "id_type": None,
+            "id_number_sealed": None,
+            "id_number_hash": None,
+            "birth_date": None,
+            "school_code": None,
+            "student_number": None,
+            "registry_status": "unverified",
+            "guardian_phone": None,
+            "guardian_verified_at": None,
+        }
+        self.execute(INSERT_ACCOUNT_SQL, {**defaults, **fields})
 
-    def account(self, account_id):
-        return self.fetchone(ACCOUNT_SQL, {"id": account_id})
+    def account(self, account_id, for_update=False):
+        return self.fetchone(
+            ACCOUNT_FOR_UPDATE_SQL if for_update else ACCOUNT_SQL, {"id": account_id}
+        )
 
+    def live_account_by_login(
+        self, phone=None, email=None, passport=None, id_hashes=()
+    ):
+        return self.fetchone(
+            LIVE_ACCOUNT_BY_LOGIN_SQL,
+            {
+                "phone": phone,
+                "email": email,
+                "passport": passport,
+                "id_hashes": list(id_hashes),
+            },
+        )
+
+    def live_accounts_by_id_hashes(self, id_hashes):
+        return self.fetchall(
+            LIVE_ACCOUNTS_BY_ID_HASH_SQL, {"id_hashes": list(id_hashes)}
+        )
+
+    def update_phone(self, account_id, phone, now):
+        self.execute(UPDATE_PHONE_SQL, {"id": account_id, "phone": phone, "now": now})
+
+    def update_email(self, account_id, email, now):
+        self.execute(UPDATE_EMAIL_SQL, {"id": account_id, "email": email, "now": now})
+
+    def update_security_questions(self, account_id, questions, now):
+        self.execute(
+            UPDATE_SECURITY_QUESTIONS_SQL,
+            {"id": account_id, "questions": Json(questions), "now": now},
+        )
+
+    def update_guardian(self, account_id, guardian_phone, now):
+        self.execute(
+            UPDATE_GUARDIAN_SQL,
+            {"id": account_id, "guardian_phone": guardian_phone, "now": now},
+        )
+
+    def update_auth_info(self, account_id, info, registry_status, now):
+        self.execute(
+            UPDATE_AUTH_INFO_SQL,
+            {**info, "id": account_id, "registry_status": registry_status, "now": now},
+        )
+
+    def erase_account(self, account_id, now):
+        """True if this call deactivated it (False: it already was)."""
+        erased = self.execute(
+            ERASE_ACCOUNT_SQL, {"id": account_id, "now": now}
+        ).rowcount
+        for statement in (DELETE_DEVICES_SQL, DELETE_LINKS_SQL, DELETE_FACTS_SQL):
+            self.execute(statement, {"account_id": account_id})
+        return erased == 1
+
+    # -- sessions and devices ----------------------------------------------
+    def insert_session(self, **fields):
+        self.execute(INSERT_SESSION_SQL, fields)
+
+    def session_by_token(self, token_hash, now):
+        return self.fetchone(
+            SESSION_BY_TOKEN_SQL, {"token_hash": token_hash, "now": now}
+        )
+
+    def revoke_session(self, session_id, why, now):
+        row = self.fetchone(
+            REVOKE_SESSION_SQL, {"id": session_id, "why": why, "now": now}
+        )
+        return row["account_id"] if row else None
+
+    def revoke_account_sessions(self, account_id, why, now):
+        rows = self.fetchall(
+            REVOKE_ACCOUNT_SESSIONS_SQL,
+            {"account_id": account_id, "why": why, "now": now},
+        )
+        return [str(row["id"]) for row in rows]
+
+    def device_known(self, account_id, device_id, now):
+        return (
+            self.fetchone(
+                DEVICE_KNOWN_SQL,
+                {"account_id": account_id, "device_id": device_id, "now": now},
+            )
+            is not None
+        )
+
+    def remember_device(self, account_id, device_id, now):
+        self.execute(
+            REMEMBER_DEVICE_SQL,
+            {"account_id": account_id, "device_id": device_id, "now": now},
+        )
+
+    # -- throttles -----------------------------------------------------------
+    def blocked_until(self, keys):
+        """The latest ``blocked_until`` among ``keys`` (None if none)."""
+        rows = self.fetchall(THROTTLE_SQL, {"keys": list(keys)})
+        times = [row["blocked_until"] for row in rows if row["blocked_until"]]
+        return max(times, default=None)
+
+    def count_failure(self, key, now, forget_before):
+        return self.fetchone(
+            COUNT_FAILURE_SQL, {"key": key, "now": now, "forget_before": forget_before}
+        )["failures"]
+
+    def block(self, key, until):
+        self.execute(BLOCK_SQL, {"key": key, "until": until})
+
+    def clear_throttle(self, key):
+        self.execute(CLEAR_THROTTLE_SQL, {"key": key})
+
+    # -- linked identities ---------------------------------------------------
+    def insert_link(self, provider, subject, account_id, now):
+        """The account the (provider, subject) is linked to after this call."""
+        row = self.fetchone(
+            INSERT_LINK_SQL,
+            {
+                "provider": provider,
+                "subject": subject,
+                "account_id": account_id,
+                "now": now,
+            },
+        )
+        if row:
+            return row["account_id"]
+        return self.linked_account(provider, subject)
+
+    def linked_account(self, provider, subject):
+        row = self.fetchone(LINK_SQL, {"provider": provider, "subject": subject})
+        return row["account_id"] if row else None
+
+    def links_of(self, account_id):
+        return self.fetchall(LINKS_OF_ACCOUNT_SQL, {"account_id": account_id})
+
+    def delete_link(self, account_id, provider):
+        return (
+            self.execute(
+                DELETE_LINK_SQL, {"account_id": account_id, "provider": provider}
+            ).rowcount
+            == 1
+        )
+
+    # -- projections -----------------------------------------------------------
+    def upsert_enrollment(self, enrollment):
+        self.execute(UPSERT_ENROLLMENT_SQL, enrollment)
+
+    def enrollments(self, school_code, student_number):
+        if not school_code or not student_number:
+            return []
+        return self.fetchall(
+            ENROLLMENTS_SQL,
+            {"school_code": school_code, "student_number": student_number},
+        )
+
+    def upsert_window(self, window):
+        self.execute(UPSERT_WINDOW_SQL, window)
+
+    def windows(self, school_code, now):
+        if not school_code:
+            return []
+        return self.fetchall(WINDOWS_SQL, {"school_code": school_code, "now": now})
+
+    def set_wallet_balance(self, account_id, balance_fen, as_of):
+        self.execute(
+            UPSERT_WALLET_SQL,
+            {"account_id": account_id, "balance_fen": balance_fen, "as_of": as_of},
+        )
+
+    def set_owned_courses(self, account_id, owned, as_of):
+        self.execute(
+            UPSERT_COURSES_SQL,
+            {"account_id": account_id, "owned": Json(owned), "as_of": as_of},
+        )
+
+    def account_facts(self, account_id):
+        row = self.fetchone(ACCOUNT_FACTS_SQL, {"account_id": account_id})
+        return row or {"wallet_balance_fen": 0, "owned_courses": []}
+
+    # -- audit -----------------------------------------------------------------
     def audit(self, account_id, actor, action, at, **detail):
+        """Who did what, when, under which request; never personal data."""
         self.execute(
             INSERT_AUDIT_SQL,
             {

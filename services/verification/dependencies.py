@@ -181,6 +181,8 @@ class DeliveryQueue(DependencyProvider):
     def _give_up(self, store, delivery, now, detail):
         if not store.fail_delivery(delivery["id"], now, detail):
             return
+        if delivery["code_id"] is None:  # a notice: nothing to refund
+            return
         code = store.code_for_refund(delivery["code_id"])
         store.kill_code(delivery["code_id"], now)
         # The user did not get the code: the send does not count.

@@ -46,6 +46,7 @@ __all__ = [
     "codes_match",
     "phone_prefix",
     "render_message",
+    "render_notice",
     "GuessOutcome",
     "after_wrong_guess",
     "window_start",
@@ -148,6 +149,7 @@ _PURPOSE_TEXT = {
     "login_new_device": ("在新设备上登录", "signing in on a new device"),
     "reset_password": ("重置密码", "resetting your password"),
     "change_phone": ("更换绑定手机号", "changing your phone number"),
+    "change_email": ("更换绑定邮箱", "changing your email address"),
     "recover_phone": ("找回账号（忘记手机号）", "recovering your account"),
     "change_auth_info": ("修改认证信息", "changing your authentication info"),
     "deactivate": ("注销账号", "closing your account"),
@@ -179,6 +181,52 @@ def render_message(channel, purpose, code, validity):
         body += (
             "\n\n如非本人操作，请忽略本邮件。 If this was not you, ignore this email."
         )
+    return subject, body
+
+
+# Notices: messages that carry no code. ``{masked}`` is filled from params.
+_NOTICE_TEXT = {
+    "phone_taken_over": (
+        "您账号绑定的手机号{phone_masked}已被该号码的新持有人验证并绑定到另一账号，"
+        "您的账号已解除该手机号。请登录后绑定新的手机号。",
+        "The phone number {phone_masked} on your account was verified by its new "
+        "holder and bound to another account; it was removed from yours. Please "
+        "sign in and bind a new phone.",
+    ),
+    "phone_changed": (
+        "您账号绑定的手机号已更换为{phone_masked}。",
+        "The phone number on your account was changed to {phone_masked}.",
+    ),
+    "email_changed": (
+        "您账号绑定的邮箱已更换为{email_masked}。",
+        "The email address on your account was changed to {email_masked}.",
+    ),
+    "password_reset": (
+        "您账号的密码已重置，所有设备已退出登录。",
+        "The password of your account was reset and every session was ended.",
+    ),
+    "account_deactivated": (
+        "您的账号已注销，此操作不可恢复。",
+        "Your account was closed. This cannot be undone.",
+    ),
+}
+NOTICE_KINDS = tuple(_NOTICE_TEXT)
+_NOT_YOU = (
+    "如非本人操作，请立即联系学校或平台客服举报。",
+    "If this was not you, report it to your school or the platform at once.",
+)
+
+
+def render_notice(channel, kind, params):
+    """``(subject, body)`` of a notice, Chinese first; params are masked values."""
+    zh, en = _NOTICE_TEXT[kind]
+    values = {key: str(value) for key, value in (params or {}).items()}
+    try:
+        zh, en = zh.format(**values), en.format(**values)
+    except KeyError as missing:
+        raise ValueError(f"notice {kind} needs {missing}") from None
+    body = f"【学生账号自助服务】{zh}{_NOT_YOU[0]}\n{en} {_NOT_YOU[1]}"
+    subject = "账号安全通知 / Account security notice" if channel == "email" else None
     return subject, body
 
 

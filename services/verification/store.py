@@ -101,6 +101,15 @@ VALUES (%(code_id)s, %(channel)s, %(destination)s, %(sealed_message)s, %(now)s, 
 RETURNING id
 """
 
+INSERT_NOTICE_SQL = """
+INSERT INTO deliveries (code_id, channel, destination, sealed_message,
+                        next_attempt_at, created_at, notice_key)
+VALUES (NULL, %(channel)s, %(destination)s, %(sealed_message)s, %(now)s, %(now)s,
+        %(notice_key)s)
+ON CONFLICT (notice_key) WHERE notice_key IS NOT NULL DO NOTHING
+RETURNING id
+"""
+
 CANDIDATE_CODES_SQL = """
 SELECT id, code_hash, expires_at, used_at, dead_at, account_id
   FROM codes
@@ -381,9 +390,24 @@ class VerificationStore(Store):
             },
         )
 
+    def insert_notice(self, channel, destination, sealed_message, notice_key, now):
+        """Queue a notice once per ``notice_key``; None when already queued."""
+        row = self.fetchone(
+            INSERT_NOTICE_SQL,
+            {
+                "channel": channel,
+                "destination": destination,
+                "sealed_message": sealed_message,
+                "notice_key": notice_key,
+                "now": now,
+            },
+        )
+        return row["id"] if row else None
+
     def mark_delivered(self, delivery_id, code_id, now):
         self.execute(MARK_DELIVERY_SENT_SQL, {"id": delivery_id, "now": now})
-        self.execute(MARK_CODE_DELIVERED_SQL, {"code_id": code_id, "now": now})
+        if code_id is not None:
+            self.execute(MARK_CODE_DELIVERED_SQL, {"code_id": code_id, "now": now})
 
     def retry_delivery(self, delivery_id, next_attempt_at, error):
         self.execute(
