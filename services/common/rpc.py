@@ -23,6 +23,7 @@ import sys
 import time
 
 import eventlet
+from marshmallow import ValidationError
 from nameko.exceptions import RemoteError, UnknownService, deserialize_to_instance
 from nameko.rpc import Rpc, RpcProxy
 
@@ -30,6 +31,7 @@ from services.common.context import DEADLINE_KEY
 from services.common.errors import (
     ALL_ERROR_CLASSES,
     DeadlineExceeded,
+    InvalidRequest,
     ServiceError,
     ServiceUnavailable,
 )
@@ -49,7 +51,7 @@ class DeadlineRpc(Rpc):
         if not isinstance(expected, tuple):
             expected = (expected,)
         super().__init__(
-            expected_exceptions=expected + (ServiceError,),
+            expected_exceptions=expected + (ServiceError, ValidationError),
             sensitive_arguments=sensitive_arguments,
             **kwargs,
         )
@@ -63,6 +65,18 @@ class DeadlineRpc(Rpc):
                 self.rpc_consumer.handle_result(message, None, sys.exc_info())
             return
         super().handle_message(body, message)
+
+    def handle_result(self, message, worker_ctx, result, exc_info):
+        # A payload that fails its marshmallow schema is the caller's
+        # mistake: answer InvalidRequest naming the fields, not a crash.
+        if exc_info is not None and isinstance(exc_info[1], ValidationError):
+            try:
+                raise InvalidRequest(
+                    "invalid_request", {"errors": exc_info[1].messages}
+                ) from None
+            except InvalidRequest:
+                exc_info = sys.exc_info()
+        return super().handle_result(message, worker_ctx, result, exc_info)
 
 
 rpc = DeadlineRpc.decorator

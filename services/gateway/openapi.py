@@ -3,6 +3,7 @@ schemas and the ``endpoint`` declarations, and a plain HTML page to read it
 (no CDN: the docs page works on a closed network)."""
 
 import html
+import re
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -36,6 +37,14 @@ def build_spec(service_cls, server_url=None):
     )
     spec.components.schema("Problem", schema=ProblemSchema)
     spec.components.security_scheme("session", {"type": "http", "scheme": "bearer"})
+    spec.components.security_scheme(
+        "internal",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "INTERNAL_API_TOKEN of other platform systems",
+        },
+    )
     for meta in sorted(
         _declared_endpoints(service_cls), key=lambda m: (m["path"], m["method"])
     ):
@@ -53,6 +62,25 @@ def build_spec(service_cls, server_url=None):
             ],
             "responses": {},
         }
+        for name in re.findall(r"\{(\w+)\}", meta["path"]):
+            operation["parameters"].append(
+                {
+                    "in": "path",
+                    "name": name,
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            )
+        if meta["auth"] == "session":
+            operation["parameters"].append(
+                {
+                    "in": "header",
+                    "name": "X-Device-Id",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": "The app's device id; a session works only from it.",
+                }
+            )
         if meta["description"]:
             operation["description"] = meta["description"]
         if meta["auth"]:

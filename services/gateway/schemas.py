@@ -2,7 +2,12 @@
 
 from marshmallow import Schema, fields, validate
 
-from services.common.vocabulary import CODE_CHANNELS, CODE_PURPOSES, ID_TYPES
+from services.common.vocabulary import (
+    AUTH_INFO_FIELDS,
+    CODE_CHANNELS,
+    CODE_PURPOSES,
+    ID_TYPES,
+)
 
 __all__ = [
     "ProblemSchema",
@@ -112,3 +117,271 @@ class AccountCreatedSchema(Schema):
     account_id = fields.UUID(required=True)
     passport_id = fields.String(required=True, metadata={"example": "P7KQ2M9XHT4CA"})
     status = fields.String(required=True, metadata={"example": "active"})
+
+
+CODE_FIELD = {
+    "validate": validate.Regexp(r"^\d{6}$"),
+    "metadata": {"example": "123456"},
+}
+PROVIDERS = ("wechat", "alipay")
+
+
+def _code(required=True):
+    if required:
+        return fields.String(required=True, **CODE_FIELD)
+    return fields.String(load_default=None, **CODE_FIELD)
+
+
+def _password():
+    return fields.String(
+        required=True, validate=validate.Length(1, 256), load_only=True
+    )
+
+
+class StudentNumberRegistrationSchema(Schema):
+    """K-12 registration: the guardian's phone receives a `guardian_check` code."""
+
+    school_code = fields.String(
+        required=True, validate=validate.Length(1, 32), metadata={"example": "BJ101"}
+    )
+    student_number = fields.String(
+        required=True, validate=validate.Length(1, 32), metadata={"example": "20240117"}
+    )
+    name = fields.String(
+        required=True, validate=validate.Length(1, 64), metadata={"example": "李小花"}
+    )
+    guardian_phone = fields.String(
+        required=True,
+        validate=validate.Length(1, 32),
+        metadata={"example": "13912345678"},
+    )
+    code = _code()
+    password = _password()
+
+
+class LoginSchema(Schema):
+    """`login` (phone, email, ID number or passport ID) + `password`, or a
+    linked provider's `provider` + `assertion`; `code` after a 403
+    `device_verification_required`."""
+
+    login = fields.String(
+        load_default=None,
+        validate=validate.Length(1, 254),
+        metadata={"example": "13812345678"},
+    )
+    password = fields.String(
+        load_default=None, validate=validate.Length(1, 256), load_only=True
+    )
+    provider = fields.String(load_default=None, validate=validate.OneOf(PROVIDERS))
+    assertion = fields.String(load_default=None, validate=validate.Length(1, 8192))
+    code = _code(required=False)
+
+
+class SessionSchema(Schema):
+    token = fields.String(required=True)
+    session_id = fields.UUID(required=True)
+    account_id = fields.UUID(required=True)
+    expires_at = fields.AwareDateTime(required=True)
+
+
+class EndedSchema(Schema):
+    ended = fields.Integer(required=True)
+
+
+class GuardianInfoSchema(Schema):
+    required = fields.Boolean(required=True)
+    verified = fields.Boolean(required=True)
+    phone_masked = fields.String(allow_none=True)
+
+
+class ProfileSchema(Schema):
+    account_id = fields.UUID(required=True)
+    passport_id = fields.String(required=True)
+    status = fields.String(required=True, metadata={"example": "active"})
+    roles = fields.List(fields.String(), required=True)
+    name = fields.String(allow_none=True)
+    phone_masked = fields.String(allow_none=True, metadata={"example": "138****5678"})
+    email_masked = fields.String(allow_none=True)
+    id_type = fields.String(allow_none=True)
+    id_number_masked = fields.String(
+        allow_none=True, metadata={"example": "110***********002X"}
+    )
+    school_code = fields.String(allow_none=True)
+    student_number = fields.String(allow_none=True)
+    department = fields.String(allow_none=True)
+    enrollment_year = fields.Integer(allow_none=True)
+    registry_status = fields.String(required=True, metadata={"example": "pending"})
+    guardian = fields.Nested(GuardianInfoSchema, required=True)
+    security_questions_set = fields.Boolean(required=True)
+    linked_providers = fields.List(fields.String(), required=True)
+    created_at = fields.AwareDateTime(required=True)
+
+
+class UsernameRecoverySchema(Schema):
+    id_number = fields.String(
+        required=True,
+        validate=validate.Length(1, 64),
+        metadata={"example": "11010519491231002X"},
+    )
+    name = fields.String(
+        required=True, validate=validate.Length(1, 64), metadata={"example": "张三"}
+    )
+    captcha_id = fields.UUID(required=True)
+    captcha_answer = fields.String(required=True, validate=validate.Length(1, 16))
+
+
+class LoginNameSchema(Schema):
+    kind = fields.String(required=True, metadata={"example": "phone"})
+    value = fields.String(required=True, metadata={"example": "138****5678"})
+
+
+class LoginNamesSchema(Schema):
+    login_names = fields.List(fields.Nested(LoginNameSchema), required=True)
+
+
+class PhoneChangeSchema(Schema):
+    password = _password()
+    new_phone = fields.String(
+        required=True,
+        validate=validate.Length(1, 32),
+        metadata={"example": "13912345678"},
+    )
+    code = _code()
+
+
+class PhoneChangedSchema(Schema):
+    phone_masked = fields.String(required=True)
+
+
+class EmailChangeSchema(Schema):
+    password = _password()
+    new_email = fields.String(
+        required=True,
+        validate=validate.Length(1, 254),
+        metadata={"example": "zhang@school.edu.cn"},
+    )
+    code = _code()
+
+
+class EmailChangedSchema(Schema):
+    email_masked = fields.String(required=True)
+
+
+class SecurityQuestionSchema(Schema):
+    question = fields.String(required=True, validate=validate.Length(2, 100))
+    answer = fields.String(
+        required=True, validate=validate.Length(1, 100), load_only=True
+    )
+
+
+class SecurityQuestionsSchema(Schema):
+    password = _password()
+    questions = fields.List(
+        fields.Nested(SecurityQuestionSchema),
+        required=True,
+        validate=validate.Length(3, 3),
+    )
+
+
+class QuestionsSetSchema(Schema):
+    questions = fields.List(fields.String(), required=True)
+
+
+class GuardianSchema(Schema):
+    guardian_phone = fields.String(
+        required=True,
+        validate=validate.Length(1, 32),
+        metadata={"example": "13912345678"},
+    )
+    code = _code()
+
+
+class GuardianSetSchema(Schema):
+    guardian_phone_masked = fields.String(required=True)
+
+
+class FieldPermissionSchema(Schema):
+    changeable = fields.Boolean(required=True)
+    reason = fields.String(
+        allow_none=True,
+        metadata={"example": "school_arranged_course"},
+    )
+    reasons = fields.List(fields.String())
+    unlocks_at = fields.AwareDateTime(allow_none=True)
+
+
+class PermissionsSchema(Schema):
+    """Per field (`school_code`, `student_number`, `name`, `department`,
+    `enrollment_year`): may it change now, why not, when it unlocks."""
+
+    fields_ = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(AUTH_INFO_FIELDS)),
+        values=fields.Nested(FieldPermissionSchema),
+        required=True,
+        data_key="fields",
+    )
+
+
+class AuthInfoChangeSchema(Schema):
+    code = _code()
+    school_code = fields.String(load_default=None, validate=validate.Length(1, 32))
+    student_number = fields.String(load_default=None, validate=validate.Length(1, 32))
+    name = fields.String(load_default=None, validate=validate.Length(1, 64))
+    department = fields.String(load_default=None, validate=validate.Length(1, 64))
+    enrollment_year = fields.Integer(load_default=None, strict=True)
+
+
+class AuthInfoChangedSchema(Schema):
+    changed = fields.List(fields.String(), required=True)
+    registry_status = fields.String(required=True)
+
+
+class UnmetSchema(Schema):
+    condition = fields.String(required=True, metadata={"example": "wallet_balance"})
+    detail = fields.Dict(required=True)
+
+
+class DeactivationStatusSchema(Schema):
+    eligible = fields.Boolean(required=True)
+    unmet = fields.List(fields.Nested(UnmetSchema), required=True)
+
+
+class DeactivateSchema(Schema):
+    code = _code()
+
+
+class DeactivatedSchema(Schema):
+    deactivated = fields.Boolean(required=True)
+
+
+class LinkSchema(Schema):
+    provider = fields.String(required=True, validate=validate.OneOf(PROVIDERS))
+    assertion = fields.String(required=True, validate=validate.Length(1, 8192))
+
+
+class LinkedSchema(Schema):
+    provider = fields.String(required=True)
+    linked = fields.Boolean(required=True)
+
+
+class OwnedCourseSchema(Schema):
+    course_id = fields.String(required=True, validate=validate.Length(1, 64))
+    kind = fields.String(
+        required=True,
+        validate=validate.OneOf(("shared", "flipped", "interest", "open")),
+    )
+
+
+class AccountFactsSchema(Schema):
+    """What the wallet and course systems know of an account, as of a time;
+    an older `as_of` than the one stored is ignored."""
+
+    balance_fen = fields.Integer(
+        load_default=None, strict=True, validate=validate.Range(min=0)
+    )
+    owned = fields.List(fields.Nested(OwnedCourseSchema), load_default=None)
+    as_of = fields.AwareDateTime(required=True)
+
+
+class AccountFactsStoredSchema(Schema):
+    account_id = fields.UUID(required=True)

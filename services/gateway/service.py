@@ -1,30 +1,67 @@
 """The gateway: the platform's only HTTP surface. It keeps no state of its
 own; every answer comes from a back-end service over RPC with a deadline."""
 
+import logging
 import time
 
+from marshmallow import ValidationError
 from nameko.dependency_providers import Config
+from nameko.events import BROADCAST, event_handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Response
 
 from services.common.context import RequestContext
 from services.common.errors import ServiceError
+from services.common.events import EnvelopeSchema, SessionsRevokedPayload
 from services.common.metrics import Metrics
 from services.common.rpc import ServiceRpc
+from services.gateway.auth import (
+    SessionCache,
+    bearer_token,
+    device_id,
+    require_internal,
+)
 from services.gateway.http import client_ip, endpoint, load_body, reshape
 from services.gateway.openapi import build_spec, render_docs
 from services.gateway.schemas import (
     AccountCreatedSchema,
+    AccountFactsSchema,
+    AccountFactsStoredSchema,
     AccountRegistrationSchema,
+    AuthInfoChangedSchema,
+    AuthInfoChangeSchema,
     CaptchaSchema,
     CodeIssuedSchema,
     CodeRequestSchema,
+    DeactivatedSchema,
+    DeactivateSchema,
+    DeactivationStatusSchema,
+    EmailChangedSchema,
+    EmailChangeSchema,
+    EndedSchema,
+    GuardianSchema,
+    GuardianSetSchema,
     HealthSchema,
+    LinkedSchema,
+    LinkSchema,
+    LoginNamesSchema,
+    LoginSchema,
+    PermissionsSchema,
+    PhoneChangedSchema,
+    PhoneChangeSchema,
+    ProfileSchema,
+    QuestionsSetSchema,
+    SecurityQuestionsSchema,
+    SessionSchema,
+    StudentNumberRegistrationSchema,
+    UsernameRecoverySchema,
 )
 
 __all__ = ["GatewayService", "BACKEND_SERVICES"]
 
 BACKEND_SERVICES = ("identity", "verification", "recovery", "registry_sync")
+
+log = logging.getLogger(__name__)
 
 
 class GatewayService:
@@ -40,6 +77,32 @@ class GatewayService:
     recovery = ServiceRpc("recovery")
     registry_sync = ServiceRpc("registry_sync")
     config = Config()
+    sessions = SessionCache()
+
+    def _principal(self, request):
+        """The caller's session, from the cache or from ``identity``."""
+        token = bearer_token(request)
+        device = device_id(request)
+        principal = self.sessions.get(token, device)
+        if principal is None:
+            principal = self.identity.authenticate(
+                {"token": token, "device_id": device}
+            )
+            self.sessions.put(token, device, principal)
+        return principal
+
+    @event_handler(
+        "identity", "sessions_revoked", handler_type=BROADCAST, reliable_delivery=False
+    )
+    def forget_sessions(self, body):
+        """Every gateway instance drops the account's cached sessions."""
+        try:
+            envelope = EnvelopeSchema().load(body)
+            payload = SessionsRevokedPayload().load(envelope["payload"])
+        except ValidationError:
+            log.error("dropping a malformed sessions_revoked event")
+            return
+        self.sessions.evict_account(payload["account_id"])
 
     @endpoint(
         "GET",
@@ -169,3 +232,357 @@ class GatewayService:
         return 201, reshape(
             AccountCreatedSchema(), self.identity.register_by_phone(body)
         )
+
+    @endpoint(
+        "POST",
+        "/api/v1/accounts/by-student-number",
+        summary="Register by student number (K-12, guardian's phone)",
+        tags=("accounts",),
+        request_schema=StudentNumberRegistrationSchema,
+        response_schema=AccountCreatedSchema,
+        status=201,
+        errors=(400, 409, 422, 429, 503, 504),
+    )
+    def register_by_student_number(self, request):
+        """Needs a `guardian_check` code sent to the guardian's phone. The
+        answer's `passport_id` is the child's login name.
+
+        `curl -s -X POST localhost:8000/api/v1/accounts/by-student-number
+        -H 'Content-Type: application/json' -d '{"school_code": "BJ101",
+        "student_number": "20240117", "name": "李小花", "guardian_phone":
+        "13912345678", "code": "123456", "password": "a long secret"}'`
+        """
+        body = load_body(request, StudentNumberRegistrationSchema())
+        answer = self.identity.register_by_student_number(
+            {**body, "device_id": device_id(request)}
+        )
+        return 201, reshape(AccountCreatedSchema(), answer)
+
+    # -- sessions ----------------------------------------------------------
+    @endpoint(
+        "POST",
+        "/api/v1/sessions",
+        summary="Log in",
+        tags=("sessions",),
+        request_schema=LoginSchema,
+        response_schema=SessionSchema,
+        status=201,
+        errors=(400, 401, 403, 404, 422, 429, 503, 504),
+    )
+    def login(self, request):
+        """`X-Device-Id` is required. An unseen device gets 403
+        `device_verification_required` and a `login_new_device` code on the
+        bound phone; repeat with `code`. 401 `invalid_credentials`, 429
+        `login_throttled` (`retry_after`).
+
+        `curl -s -X POST localhost:8000/api/v1/sessions -H 'X-Device-Id: my-phone-1'
+        -H 'Content-Type: application/json'
+        -d '{"login": "13812345678", "password": "a long secret"}'`
+        """
+        body = load_body(request, LoginSchema())
+        answer = self.identity.login(
+            {
+                **body,
+                "device_id": device_id(request, required=True),
+                "client_ip": client_ip(request, self.config),
+            }
+        )
+        return 201, reshape(SessionSchema(), answer)
+
+    @endpoint(
+        "DELETE",
+        "/api/v1/sessions/current",
+        summary="Log out",
+        tags=("sessions",),
+        status=204,
+        errors=(401, 503, 504),
+        auth="session",
+    )
+    def logout(self, request):
+        """`curl -s -X DELETE localhost:8000/api/v1/sessions/current
+        -H "Authorization: Bearer $TOKEN" -H 'X-Device-Id: my-phone-1'` → 204"""
+        principal = self._principal(request)
+        self.identity.logout(principal["session_id"])
+        self.sessions.evict_account(principal["account_id"])
+        return 204, None
+
+    @endpoint(
+        "DELETE",
+        "/api/v1/sessions",
+        summary="Log out everywhere",
+        tags=("sessions",),
+        response_schema=EndedSchema,
+        errors=(401, 503, 504),
+        auth="session",
+    )
+    def logout_everywhere(self, request):
+        """Ends every session of the account, this one included."""
+        principal = self._principal(request)
+        answer = self.identity.end_all_sessions(principal["account_id"], "user")
+        self.sessions.evict_account(principal["account_id"])
+        return 200, reshape(EndedSchema(), answer)
+
+    @endpoint(
+        "GET",
+        "/api/v1/me",
+        summary="My account",
+        tags=("accounts",),
+        response_schema=ProfileSchema,
+        errors=(401, 503, 504),
+        auth="session",
+    )
+    def me(self, request):
+        """Phone, email and ID number masked.
+
+        `curl -s localhost:8000/api/v1/me -H "Authorization: Bearer $TOKEN"
+        -H 'X-Device-Id: my-phone-1'`
+        """
+        principal = self._principal(request)
+        return 200, reshape(ProfileSchema(), self.identity.me(principal["account_id"]))
+
+    @endpoint(
+        "POST",
+        "/api/v1/username-recovery",
+        summary="Find my login names",
+        tags=("accounts",),
+        request_schema=UsernameRecoverySchema,
+        response_schema=LoginNamesSchema,
+        errors=(400, 404, 422, 429, 503, 504),
+    )
+    def recover_username(self, request):
+        """ID number + name + an image captcha (`POST /api/v1/captchas`) →
+        login names, masked. 422 `captcha_invalid`, 404 `no_match`, 429
+        `too_frequent` after 5 failures (an hour's cooling period).
+
+        `curl -s -X POST localhost:8000/api/v1/username-recovery
+        -H 'Content-Type: application/json' -d '{"id_number": "11010519491231002X",
+        "name": "张三", "captcha_id": "…", "captcha_answer": "AB3D"}'`
+        """
+        body = load_body(request, UsernameRecoverySchema())
+        answer = self.identity.recover_username(
+            {
+                **body,
+                "captcha_id": str(body["captcha_id"]),
+                "client_ip": client_ip(request, self.config),
+            }
+        )
+        return 200, reshape(LoginNamesSchema(), answer)
+
+    # -- profile -----------------------------------------------------------
+    def _account_call(self, request, method, schema, answer_schema):
+        principal = self._principal(request)
+        body = load_body(request, schema) if schema is not None else {}
+        answer = getattr(self.identity, method)(
+            {**body, "account_id": principal["account_id"]}
+        )
+        return 200, reshape(answer_schema, answer)
+
+    @endpoint(
+        "PUT",
+        "/api/v1/me/phone",
+        summary="Change my phone",
+        tags=("profile",),
+        request_schema=PhoneChangeSchema,
+        response_schema=PhoneChangedSchema,
+        errors=(400, 401, 403, 422, 429, 503, 504),
+        auth="session",
+    )
+    def change_phone(self, request):
+        """Password + a `change_phone` code sent to the new phone.
+
+        `curl -s -X PUT localhost:8000/api/v1/me/phone -H "Authorization: Bearer $TOKEN"
+        -H 'X-Device-Id: my-phone-1' -H 'Content-Type: application/json'
+        -d '{"password": "…", "new_phone": "13912345678", "code": "123456"}'`
+        """
+        return self._account_call(
+            request, "change_phone", PhoneChangeSchema(), PhoneChangedSchema()
+        )
+
+    @endpoint(
+        "PUT",
+        "/api/v1/me/email",
+        summary="Change my email",
+        tags=("profile",),
+        request_schema=EmailChangeSchema,
+        response_schema=EmailChangedSchema,
+        errors=(400, 401, 403, 409, 422, 429, 503, 504),
+        auth="session",
+    )
+    def change_email(self, request):
+        """Password + a `change_email` code sent to the new address."""
+        return self._account_call(
+            request, "change_email", EmailChangeSchema(), EmailChangedSchema()
+        )
+
+    @endpoint(
+        "PUT",
+        "/api/v1/me/security-questions",
+        summary="Set my three security questions",
+        tags=("profile",),
+        request_schema=SecurityQuestionsSchema,
+        response_schema=QuestionsSetSchema,
+        errors=(400, 401, 403, 422, 429, 503, 504),
+        auth="session",
+    )
+    def set_security_questions(self, request):
+        """Answers are normalised (case, width, spaces, punctuation,
+        traditional/simplified) and stored hashed."""
+        return self._account_call(
+            request,
+            "set_security_questions",
+            SecurityQuestionsSchema(),
+            QuestionsSetSchema(),
+        )
+
+    @endpoint(
+        "POST",
+        "/api/v1/me/guardian",
+        summary="Bind a guardian phone (children under 14)",
+        tags=("profile",),
+        request_schema=GuardianSchema,
+        response_schema=GuardianSetSchema,
+        errors=(400, 401, 422, 429, 503, 504),
+        auth="session",
+    )
+    def set_guardian(self, request):
+        """A `guardian_check` code sent to the guardian's phone."""
+        return self._account_call(
+            request, "set_guardian", GuardianSchema(), GuardianSetSchema()
+        )
+
+    # -- authentication info ----------------------------------------------
+    @endpoint(
+        "GET",
+        "/api/v1/me/auth-info/permissions",
+        summary="Which authentication fields may change now",
+        tags=("profile",),
+        response_schema=PermissionsSchema,
+        errors=(401, 503, 504),
+        auth="session",
+    )
+    def auth_info_permissions(self, request):
+        """`{"fields": {"school_code": {"changeable": false, "reason":
+        "school_arranged_course", "unlocks_at": "…"}, …}}`"""
+        principal = self._principal(request)
+        answer = self.identity.auth_info_permissions(principal["account_id"])
+        return 200, reshape(PermissionsSchema(), answer)
+
+    @endpoint(
+        "POST",
+        "/api/v1/me/auth-info",
+        summary="Change authentication info",
+        tags=("profile",),
+        request_schema=AuthInfoChangeSchema,
+        response_schema=AuthInfoChangedSchema,
+        errors=(400, 401, 403, 409, 422, 429, 503, 504),
+        auth="session",
+    )
+    def change_auth_info(self, request):
+        """A `change_auth_info` code to the bound phone, then the fields to
+        change. 422 `field_locked` lists `locked_fields` with `reason` and
+        `unlocks_at`. Changing school, name or student number sets registry
+        verification back to `pending`."""
+        return self._account_call(
+            request, "change_auth_info", AuthInfoChangeSchema(), AuthInfoChangedSchema()
+        )
+
+    # -- deactivation ------------------------------------------------------
+    @endpoint(
+        "GET",
+        "/api/v1/me/deactivation",
+        summary="May I close my account?",
+        tags=("profile",),
+        response_schema=DeactivationStatusSchema,
+        errors=(401, 503, 504),
+        auth="session",
+    )
+    def deactivation_status(self, request):
+        """`{"eligible": false, "unmet": [{"condition": "wallet_balance", …}]}`"""
+        principal = self._principal(request)
+        answer = self.identity.deactivation_status(principal["account_id"])
+        return 200, reshape(DeactivationStatusSchema(), answer)
+
+    @endpoint(
+        "POST",
+        "/api/v1/me/deactivation",
+        summary="Close my account (immediate, irreversible)",
+        tags=("profile",),
+        request_schema=DeactivateSchema,
+        response_schema=DeactivatedSchema,
+        errors=(400, 401, 422, 429, 503, 504),
+        auth="session",
+    )
+    def deactivate(self, request):
+        """A `deactivate` code to the bound phone. 422 `not_eligible` with `unmet`."""
+        principal = self._principal(request)
+        body = load_body(request, DeactivateSchema())
+        answer = self.identity.deactivate(
+            {**body, "account_id": principal["account_id"]}
+        )
+        self.sessions.evict_account(principal["account_id"])
+        return 200, reshape(DeactivatedSchema(), answer)
+
+    # -- linked identities --------------------------------------------------
+    @endpoint(
+        "POST",
+        "/api/v1/me/links",
+        summary="Link a WeChat or Alipay identity",
+        tags=("profile",),
+        request_schema=LinkSchema,
+        response_schema=LinkedSchema,
+        status=201,
+        errors=(400, 401, 403, 409, 422, 503, 504),
+        auth="session",
+    )
+    def link_identity(self, request):
+        """`assertion`: the provider's signed JWT (`sub`, `iss`, `aud`, `exp`).
+        Afterwards `POST /api/v1/sessions {"provider", "assertion"}` logs in."""
+        status, body = self._account_call(
+            request, "link_identity", LinkSchema(), LinkedSchema()
+        )
+        return 201, body
+
+    @endpoint(
+        "DELETE",
+        "/api/v1/me/links/{provider}",
+        summary="Unlink a provider",
+        tags=("profile",),
+        response_schema=LinkedSchema,
+        errors=(401, 404, 503, 504),
+        auth="session",
+    )
+    def unlink_identity(self, request, provider):
+        principal = self._principal(request)
+        answer = self.identity.unlink_identity(principal["account_id"], provider)
+        return 200, reshape(LinkedSchema(), answer)
+
+    # -- other platform systems ---------------------------------------------
+    @endpoint(
+        "PUT",
+        "/api/v1/internal/accounts/{account_id}/facts",
+        summary="Wallet balance and owned courses of an account (internal)",
+        tags=("internal",),
+        request_schema=AccountFactsSchema,
+        response_schema=AccountFactsStoredSchema,
+        errors=(400, 401, 503, 504),
+        auth="internal",
+    )
+    def set_account_facts(self, request, account_id):
+        """For the wallet and course systems, with `INTERNAL_API_TOKEN`; the
+        same facts also arrive as `wallet_balance_changed` and
+        `course_ownership_changed` events.
+
+        `curl -s -X PUT localhost:8000/api/v1/internal/accounts/$ID/facts
+        -H "Authorization: Bearer $INTERNAL_API_TOKEN" -H 'Content-Type: application/json'
+        -d '{"balance_fen": 0, "owned": [], "as_of": "2026-11-24T08:00:00+08:00"}'`
+        """
+        require_internal(request, self.config)
+        body = load_body(request, AccountFactsSchema())
+        answer = self.identity.set_account_facts(
+            {
+                **body,
+                "as_of": body["as_of"].isoformat(),
+                "account_id": account_id,
+            }
+        )
+        return 200, reshape(AccountFactsStoredSchema(), answer)

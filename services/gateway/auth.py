@@ -1,0 +1,96 @@
+"""Who is calling: session tokens checked by ``identity`` and cached here for
+a short while, and the internal token of other platform systems.
+
+The cache keeps a principal for ``SESSION_CACHE_SECONDS`` (default 30 s).
+Revocation does not wait for that: ``identity`` publishes
+``sessions_revoked`` and every gateway instance drops the account's entries
+on receipt (a broadcast queue per instance). The TTL only bounds the damage
+if a broadcast is lost while a gateway is disconnected from the broker.
+"""
+
+import hashlib
+import hmac
+import time
+
+from nameko.extensions import DependencyProvider
+
+from services.common.errors import InvalidRequest, Unauthenticated
+
+__all__ = ["SessionCache", "bearer_token", "device_id", "require_internal"]
+
+
+def bearer_token(request):
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("unauthenticated")
+    return token.strip()
+
+
+def device_id(request, required=False):
+    value = (request.headers.get("X-Device-Id") or "").strip()
+    if not value:
+        if required:
+            raise InvalidRequest("device_id_required")
+        return None
+    if len(value) > 128:
+        raise InvalidRequest("device_id_required")
+    return value
+
+
+def require_internal(request, config):
+    """Other platform systems (wallet, courses) use ``INTERNAL_API_TOKEN``."""
+    expected = config.get("INTERNAL_API_TOKEN") or ""
+    given = bearer_token(request)
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Unauthenticated("unauthenticated")
+
+
+class _Cache:
+    def __init__(self, ttl, max_entries):
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries = {}  # token digest -> (principal, device_id, stored_at)
+
+    @staticmethod
+    def _digest(token):
+        # The raw token is not kept in memory longer than the request.
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def get(self, token, device):
+        entry = self._entries.get(self._digest(token))
+        if entry is None:
+            return None
+        principal, cached_device, stored_at = entry
+        if time.monotonic() - stored_at > self.ttl or cached_device != device:
+            return None
+        return principal
+
+    def put(self, token, device, principal):
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()  # crude but bounded; misses just ask identity
+        self._entries[self._digest(token)] = (principal, device, time.monotonic())
+
+    def evict_account(self, account_id):
+        stale = [
+            key
+            for key, (principal, _, _) in self._entries.items()
+            if principal["account_id"] == account_id
+        ]
+        for key in stale:
+            self._entries.pop(key, None)
+        return len(stale)
+
+
+class SessionCache(DependencyProvider):
+    """One cache per gateway process, shared by its workers."""
+
+    def setup(self):
+        config = self.container.config
+        self.cache = _Cache(
+            ttl=float(config.get("SESSION_CACHE_SECONDS", 30)),
+            max_entries=int(config.get("SESSION_CACHE_ENTRIES", 100_000)),
+        )
+
+    def get_dependency(self, worker_ctx):
+        return self.cache
