@@ -229,9 +229,10 @@ class GatewayService:
         with `suggestion`, `password_too_common`, …).
         """
         body = load_body(request, AccountRegistrationSchema())
-        return 201, reshape(
-            AccountCreatedSchema(), self.identity.register_by_phone(body)
+        answer = self.identity.register_by_phone(
+            {**body, "device_id": device_id(request)}
         )
+        return 201, reshape(AccountCreatedSchema(), answer)
 
     @endpoint(
         "POST",

@@ -2,15 +2,34 @@
 ``nameko run`` process per service plus the capture server — on its own
 vhost, databases and ports, then driven over HTTP."""
 
+import base64
+import random
+import re
+import time
+import uuid
+from datetime import datetime, timezone
+
 import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from nameko.standalone.events import event_dispatcher
 from nameko.testing.utils import find_free_port
 
 from devtools.platform import Platform
-from services.common.testing import TestDatabases, TestVhost, check_infra
+from services.common.testing import TestDatabases, TestVhost, check_infra, wait_until
+
+INTERNAL_TOKEN = "e2e-internal-" + uuid.uuid4().hex
 
 
 @pytest.fixture(scope="session")
-def platform(tmp_path_factory):
+def wechat_key():
+    """The test's own "WeChat": a key pair whose public half the platform trusts."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory, wechat_key):
     try:
         check_infra()
     except RuntimeError as exc:  # fail loudly: this tier never skips
@@ -26,6 +45,17 @@ def platform(tmp_path_factory):
         # the 60 s default is covered by the integration tier.
         "CODE_RESEND_COOLDOWN_SECONDS": "1",
         "CODE_IP_FAILURES_BEFORE_CAPTCHA": "50",
+        # Long enough that only the sessions_revoked broadcast can explain
+        # a revoked token being refused at once.
+        "SESSION_CACHE_SECONDS": "600",
+        "INTERNAL_API_TOKEN": INTERNAL_TOKEN,
+        "LINK_WECHAT_PUBLIC_KEY_B64": base64.b64encode(
+            wechat_key.public_key().public_bytes(
+                serialization.Encoding.PEM,
+                serialization.PublicFormat.SubjectPublicKeyInfo,
+            )
+        ).decode(),
+        "LINK_WECHAT_ISSUER": "https://open.weixin.qq.com",
     }
     running = Platform(
         env=env,
@@ -36,6 +66,7 @@ def platform(tmp_path_factory):
     )
     try:
         running.start(wait=90)
+        running.amqp_uri = vhost.amqp_uri
         yield running
     finally:
         running.stop()
@@ -67,3 +98,133 @@ def api(platform):
             return session.delete(base + path, timeout=15, **kw)
 
     return Api()
+
+
+# -- helpers shared by the account tests --------------------------------------
+
+
+def random_phone(prefix="137"):
+    return f"{prefix}{random.randint(0, 99_999_999):08d}"
+
+
+def random_id_number(year=1990):
+    from services.identity.realname import resident_check_char
+
+    first17 = (
+        f"320102{year}{random.randint(1, 12):02d}{random.randint(10, 28)}"
+        f"{random.randint(100, 999)}"
+    )
+    return first17 + resident_check_char(first17)
+
+
+@pytest.fixture
+def inbox(platform):
+    """``inbox.code(to)``: the newest code sent to a phone or address;
+    ``inbox.captcha(captcha_id)``: a captcha's text (development capture)."""
+
+    class Inbox:
+        def messages(self, to):
+            return requests.get(
+                f"{platform.capture_url}/api/messages", params={"to": to}, timeout=5
+            ).json()
+
+        def wait_for_new(self, to, before):
+            def newer():
+                found = self.messages(to)
+                return found[0] if len(found) > before else None
+
+            return wait_until(newer, timeout=15, message=f"a message to {to}")
+
+        def code(self, to, before):
+            body = self.wait_for_new(to, before)["body"]
+            return re.search(r"验证码：(\d{6})", body).group(1)
+
+        def captcha(self, captcha_id):
+            return wait_until(
+                lambda: self.messages(captcha_id), message="captcha text"
+            )[0]["body"]
+
+    return Inbox()
+
+
+@pytest.fixture
+def codes(api, inbox):
+    """``codes(purpose, to)``: ask for a code and read it from the capture server."""
+
+    def get(purpose, to, channel=None):
+        channel = channel or ("email" if "@" in to else "sms")
+        before = len(inbox.messages(to))
+        for _ in range(5):
+            answer = api.post(
+                "/api/v1/codes",
+                json={"channel": channel, "destination": to, "purpose": purpose},
+            )
+            if answer.status_code == 429 and answer.json()["code"] == "resend_too_soon":
+                time.sleep(answer.json()["retry_after"])
+                continue
+            assert answer.status_code == 202, answer.text
+            return inbox.code(to, before)
+        raise AssertionError("could not get a code")
+
+    return get
+
+
+@pytest.fixture
+def student(api, codes):
+    """``student()`` registers a fresh account by phone and logs it in on its
+    registration device; returns a dict with what the test needs."""
+
+    def make(name="王小明", email=None, year=1990, login=True):
+        phone = random_phone()
+        device = "dev-" + uuid.uuid4().hex
+        body = {
+            "phone": phone,
+            "code": codes("register", phone),
+            "password": "a long enough secret",
+            "name": name,
+            "id_type": "resident_id",
+            "id_number": random_id_number(year),
+        }
+        if email:
+            body["email"] = email
+        created = api.post(
+            "/api/v1/accounts", json=body, headers={"X-Device-Id": device}
+        )
+        assert created.status_code == 201, created.text
+        who = {**body, **created.json(), "device": device}
+        if login:
+            session = api.post(
+                "/api/v1/sessions",
+                json={"login": phone, "password": body["password"]},
+                headers={"X-Device-Id": device},
+            )
+            assert session.status_code == 201, session.text
+            who["token"] = session.json()["token"]
+            who["auth"] = {
+                "Authorization": f"Bearer {who['token']}",
+                "X-Device-Id": device,
+            }
+        return who
+
+    return make
+
+
+@pytest.fixture
+def publish(platform):
+    """``publish(source, event_type, payload)`` as another system would."""
+    dispatch = event_dispatcher({"AMQP_URI": platform.amqp_uri})
+
+    def send(source, event_type, payload):
+        dispatch(
+            source,
+            event_type,
+            {
+                "event_id": str(uuid.uuid4()),
+                "event_type": event_type,
+                "source": source,
+                "occurred_at": datetime.now(timezone.utc).isoformat(),
+                "payload": payload,
+            },
+        )
+
+    return send
