@@ -40,6 +40,25 @@ def random_ref(prefix="t"):
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
 
+def random_phone(prefix="137"):
+    """A random mainland mobile number, so test runs never share quotas."""
+    import random
+
+    return f"{prefix}{random.randint(0, 99_999_999):08d}"
+
+
+def random_resident_id(birth_year=1990):
+    """A random valid 18-digit resident ID (Nanjing region) born in ``birth_year``."""
+    import random
+
+    first17 = (
+        f"320102{birth_year}{random.randint(1, 12):02d}{random.randint(10, 28)}"
+        f"{random.randint(100, 999)}"
+    )
+    total = sum(int(d) * pow(2, 17 - i, 11) for i, d in enumerate(first17))
+    return first17 + "10X98765432"[total % 11]
+
+
 def db_uri(name):
     parts = urlsplit(PG_ADMIN_URI)
     return urlunsplit(parts._replace(path=f"/{name}"))

@@ -34,7 +34,8 @@ __all__ = [
     "ThrottlePolicy",
     "LOGIN_PER_ACCOUNT",
     "LOGIN_PER_IP",
-    "USERNAME_RECOVERY",
+    "USERNAME_RECOVERY_PER_ID",
+    "USERNAME_RECOVERY_PER_IP",
     "throttle_refusal",
     "login_decision",
     "LoginDecision",
@@ -158,10 +159,19 @@ LOGIN_PER_IP = ThrottlePolicy(
     window=timedelta(hours=1),
     refusal="login_throttled",
 )
-# "不能频繁使用该功能": 5 failed lookups a day, then an hour's cooling period.
-USERNAME_RECOVERY = ThrottlePolicy(
-    "recovery",
-    free=5,
+# "不能频繁使用该功能": the 5th failed lookup of one ID number in a day
+# starts an hour's cooling period; per IP more are allowed (school NATs).
+USERNAME_RECOVERY_PER_ID = ThrottlePolicy(
+    "recovery-id",
+    free=4,
+    base=timedelta(hours=1),
+    cap=timedelta(hours=1),
+    window=timedelta(hours=24),
+    refusal="too_frequent",
+)
+USERNAME_RECOVERY_PER_IP = ThrottlePolicy(
+    "recovery-ip",
+    free=30,
     base=timedelta(hours=1),
     cap=timedelta(hours=1),
     window=timedelta(hours=24),

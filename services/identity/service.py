@@ -415,13 +415,24 @@ class IdentityService(base.ServiceBase):
         attempts (captcha or no match) are throttled per IP and per ID number."""
         request = _USERNAME_RECOVERY.load(payload)
         now = self.clock()
-        policy = domain.USERNAME_RECOVERY
         raw_id = request["id_number"].replace(" ", "").upper()
-        keys = [
-            policy.key("ip:" + (request["client_ip"] or "unknown")),
-            policy.key("id:" + self.keys.lookup_hash("recovery", raw_id)),
+        throttles = [
+            (
+                domain.USERNAME_RECOVERY_PER_IP,
+                domain.USERNAME_RECOVERY_PER_IP.key(request["client_ip"] or "unknown"),
+            ),
+            (
+                domain.USERNAME_RECOVERY_PER_ID,
+                domain.USERNAME_RECOVERY_PER_ID.key(
+                    self.keys.lookup_hash("recovery", raw_id)
+                ),
+            ),
         ]
-        refusal = domain.throttle_refusal(policy, self.db.blocked_until(keys), now)
+        refusal = domain.throttle_refusal(
+            domain.USERNAME_RECOVERY_PER_ID,
+            self.db.blocked_until([key for _, key in throttles]),
+            now,
+        )
         self.db.rollback()
         if refusal is not None:
             raise refusal
@@ -435,7 +446,7 @@ class IdentityService(base.ServiceBase):
         except RuleViolation:
             # Decided before any lookup: the answer and its timing cannot
             # depend on whether the ID number exists.
-            self._recovery_failed(policy, keys, now)
+            self._recovery_failed(throttles, now)
             raise
         candidates = domain.id_number_candidates(request["id_number"], beijing_day(now))
         hashes = [self.keys.lookup_hash(t, n) for t, n in candidates]
@@ -446,7 +457,7 @@ class IdentityService(base.ServiceBase):
             if account["name"] == name
         ]
         if not matches:
-            self._recovery_failed(policy, keys, now)
+            self._recovery_failed(throttles, now)
             raise NotFound("no_match")
         names = []
         for account in matches:
@@ -456,8 +467,8 @@ class IdentityService(base.ServiceBase):
         self.db.commit()
         return _LOGIN_NAMES.dump({"login_names": names})
 
-    def _recovery_failed(self, policy, keys, now):
-        for key in keys:
+    def _recovery_failed(self, throttles, now):
+        for policy, key in throttles:
             self._count_failure(policy, key, now)
         self.db.commit()
 

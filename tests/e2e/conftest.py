@@ -3,7 +3,6 @@
 vhost, databases and ports, then driven over HTTP."""
 
 import base64
-import random
 import re
 import time
 import uuid
@@ -17,7 +16,14 @@ from nameko.standalone.events import event_dispatcher
 from nameko.testing.utils import find_free_port
 
 from devtools.platform import Platform
-from services.common.testing import TestDatabases, TestVhost, check_infra, wait_until
+from services.common.testing import (
+    TestDatabases,
+    TestVhost,
+    check_infra,
+    random_phone,
+    random_resident_id,
+    wait_until,
+)
 
 INTERNAL_TOKEN = "e2e-internal-" + uuid.uuid4().hex
 
@@ -103,20 +109,6 @@ def api(platform):
 # -- helpers shared by the account tests --------------------------------------
 
 
-def random_phone(prefix="137"):
-    return f"{prefix}{random.randint(0, 99_999_999):08d}"
-
-
-def random_id_number(year=1990):
-    from services.identity.realname import resident_check_char
-
-    first17 = (
-        f"320102{year}{random.randint(1, 12):02d}{random.randint(10, 28)}"
-        f"{random.randint(100, 999)}"
-    )
-    return first17 + resident_check_char(first17)
-
-
 @pytest.fixture
 def inbox(platform):
     """``inbox.code(to)``: the newest code sent to a phone or address;
@@ -183,7 +175,7 @@ def student(api, codes):
             "password": "a long enough secret",
             "name": name,
             "id_type": "resident_id",
-            "id_number": random_id_number(year),
+            "id_number": random_resident_id(year),
         }
         if email:
             body["email"] = email
