@@ -207,16 +207,43 @@ def publish(platform):
     dispatch = event_dispatcher({"AMQP_URI": platform.amqp_uri})
 
     def send(source, event_type, payload):
+        event_id = str(uuid.uuid4())
         dispatch(
             source,
             event_type,
             {
-                "event_id": str(uuid.uuid4()),
+                "event_id": event_id,
                 "event_type": event_type,
                 "source": source,
                 "occurred_at": datetime.now(timezone.utc).isoformat(),
                 "payload": payload,
             },
         )
+        return event_id
 
     return send
+
+
+@pytest.fixture
+def handled(platform):
+    """``handled(event_id)``: wait until a service's handler recorded the event."""
+    import psycopg2
+
+    def wait(event_id, service="identity"):
+        conn = psycopg2.connect(platform.env[f"{service.upper()}_DB_URI"])
+        conn.autocommit = True
+        try:
+
+            def seen():
+                with conn.cursor() as cur:
+                    cur.execute(
+                        "SELECT 1 FROM processed_events WHERE event_id = %s",
+                        (event_id,),
+                    )
+                    return cur.fetchone() is not None
+
+            wait_until(seen, message=f"event {event_id} handled by {service}")
+        finally:
+            conn.close()
+
+    return wait
