@@ -247,3 +247,9 @@ def handled(platform):
             conn.close()
 
     return wait
+
+
+@pytest.fixture
+def internal_auth():
+    """Headers of another platform system (wallet, courses) on /api/v1/internal."""
+    return {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
