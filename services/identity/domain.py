@@ -371,11 +371,13 @@ def deactivation_unmet(balance_fen, enrollments, owned_courses):
 def normalise_answer(raw, to_simplified=realname.to_simplified):
     """Case, width, spaces, punctuation and traditional/simplified script do
     not matter: ``" 北京 市！"`` and ``"北京市"`` are one answer."""
+    # NFKC again after casefold: folding can leave decomposed sequences.
     text = unicodedata.normalize("NFKC", raw or "").casefold()
+    text = unicodedata.normalize("NFKC", text)
     text = "".join(
         ch for ch in text if not ch.isspace() and unicodedata.category(ch)[0] != "P"
     )
-    return to_simplified(text)
+    return unicodedata.normalize("NFKC", to_simplified(text))
 
 
 def check_security_questions(questions):
