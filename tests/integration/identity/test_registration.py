@@ -174,3 +174,19 @@ def test_rule_failures_do_not_consume_the_code(platform, capture):
                 identity.register_by_phone({**base, **change})
             assert caught.value.code == rule
         assert identity.register_by_phone(base)["status"] == "active"
+
+
+def test_the_account_losing_its_phone_is_told_by_email(platform, capture):
+    """Through the outbox: phone_taken_over -> identity's own handler ->
+    verification.send_notice -> the delivery queue -> real SMTP."""
+    mobile = phone()
+    address = f"old-{uuid.uuid4().hex[:8]}@school.edu.cn"
+    register(platform, capture, mobile, random_id_number(), email=address)
+    register(platform, capture, mobile, random_id_number())
+    notice = wait_until(
+        lambda: capture.messages(address), timeout=15, message="takeover email"
+    )[0]
+    assert notice["channel"] == "email"
+    assert mobile[:3] + "****" + mobile[-4:] in notice["body"]
+    assert mobile not in notice["body"]
+    assert "验证码" not in notice["body"]  # a notice, not a code
