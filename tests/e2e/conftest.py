@@ -51,6 +51,9 @@ def platform(tmp_path_factory, wechat_key):
         # the 60 s default is covered by the integration tier.
         "CODE_RESEND_COOLDOWN_SECONDS": "1",
         "CODE_IP_FAILURES_BEFORE_CAPTCHA": "50",
+        # Every e2e request comes from 127.0.0.1; the per-IP hourly limit is
+        # covered by the integration tier.
+        "CODE_IP_HOURLY_LIMIT": "1000",
         # Long enough that only the sessions_revoked broadcast can explain
         # a revoked token being refused at once.
         "SESSION_CACHE_SECONDS": "600",
