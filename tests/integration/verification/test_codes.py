@@ -250,3 +250,19 @@ def test_daily_quota_follows_the_beijing_calendar_with_a_frozen_clock(
         assert refused.value.extra["retry_after"] == 1
         clock.advance(seconds=1)  # 00:00:00 in Beijing: a new day
         assert issue(proxy, phone)["remaining_today"] == 4
+
+
+def test_one_ip_gets_a_limited_number_of_codes_an_hour(start_verification):
+    config, _ = start_verification(
+        limits={"hourly_limit_per_ip": 3, "ip_failures_before_captcha": 100}
+    )
+    ip = f"10.2.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+    with ServiceRpcProxy("verification", config) as proxy:
+        for _ in range(3):
+            issue(proxy, random_phone(), client_ip=ip)
+        with pytest.raises(Throttled) as refused:
+            issue(proxy, random_phone(), client_ip=ip)
+        assert refused.value.code == "ip_limit_reached"
+        assert refused.value.extra["retry_after"] > 0
+        # Another network is not affected.
+        issue(proxy, random_phone(), client_ip=ip + "1")
