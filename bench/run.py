@@ -10,6 +10,11 @@ Benchmarks:
 * ``floor``         — HTTP → gateway plumbing → RPC → one-row INSERT: the
   floor every product endpoint is compared with (later benchmarks print
   ``ratio_to_floor``); here it prints its own ratio to ``bare_nameko``.
+* ``send_code``     — POST /api/v1/codes on the real platform vs ``floor``.
+* ``argon2id_hash``, ``register``, ``login`` — password work vs the hash
+  rate of this machine measured in the same run (``bench/login.py``).
+
+    python -m bench.run --only login   # just the login/registration part
 """
 
 import argparse
@@ -17,6 +22,7 @@ import argparse
 import psycopg2
 
 from bench.harness import Services, emit, load, wait_http
+from bench.login import login_benchmarks
 from services.common.testing import TestDatabases, TestVhost, check_infra, random_ref
 
 CLIENTS = (1, 32)
@@ -89,10 +95,9 @@ def run(quick=False):
     return results
 
 
-def platform_benchmarks(floor_32, quick=False):
-    """The real platform: POST /api/v1/codes to distinct phones with 32
-    clients against the floor's 32-client figure, then each service's RSS."""
-    import random
+def platform_benchmarks(floor_32, quick=False, only=None):
+    """The real platform: send_code against the floor's 32-client figure,
+    logins and registrations against the hash rate, then each service's RSS."""
     import tempfile
 
     from nameko.testing.utils import find_free_port
@@ -121,28 +126,9 @@ def platform_benchmarks(floor_32, quick=False):
     )
     try:
         platform.start(wait=90)
-        result = load(
-            f"{platform.gateway_url}/api/v1/codes",
-            32,
-            600 if quick else 4000,
-            make_body=lambda: {
-                "channel": "sms",
-                "purpose": "register",
-                "destination": f"13{random.randint(0, 999_999_999):09d}",
-            },
-            headers={"Content-Type": "application/json"},
-            expect=(202,),
-        )
-        emit(
-            {
-                "bench": "send_code",
-                "clients": 32,
-                **result,
-                "ratio_to_floor": round(result["rps"] / floor_32["rps"], 3),
-                "p99_over_p50": round(result["p99_ms"] / result["p50_ms"], 2),
-                "target": "ratio_to_floor >= 0.5 and p99_over_p50 <= 4",
-            }
-        )
+        if only != "login":
+            send_code_benchmark(platform, floor_32, quick)
+        login_benchmarks(platform, quick=quick)
         emit(
             {
                 "bench": "platform_rss",
@@ -157,10 +143,41 @@ def platform_benchmarks(floor_32, quick=False):
         vhost.delete()
 
 
+def send_code_benchmark(platform, floor_32, quick):
+    import random
+
+    result = load(
+        f"{platform.gateway_url}/api/v1/codes",
+        32,
+        600 if quick else 4000,
+        make_body=lambda: {
+            "channel": "sms",
+            "purpose": "register",
+            "destination": f"13{random.randint(0, 999_999_999):09d}",
+        },
+        headers={"Content-Type": "application/json"},
+        expect=(202,),
+    )
+    emit(
+        {
+            "bench": "send_code",
+            "clients": 32,
+            **result,
+            "ratio_to_floor": round(result["rps"] / floor_32["rps"], 3),
+            "p99_over_p50": round(result["p99_ms"] / result["p50_ms"], 2),
+            "target": "ratio_to_floor >= 0.5 and p99_over_p50 <= 4",
+        }
+    )
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", choices=("login",), default=None)
     args = parser.parse_args()
+    if args.only == "login":
+        platform_benchmarks(None, quick=args.quick, only="login")
+        return
     results = run(quick=args.quick)
     platform_benchmarks(results[("floor", 32)], quick=args.quick)
 
