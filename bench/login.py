@@ -19,7 +19,7 @@ import time
 
 import requests
 
-from bench.harness import emit, load, summarise
+from bench.harness import cpu_seconds, emit, load, summarise
 from services.common.testing import random_phone, random_resident_id
 from services.identity.passwords import new_hasher
 
@@ -112,6 +112,10 @@ def register_accounts(platform, count, clients):
     return phones, summarise(latencies, failures, wall)
 
 
+def _cpu(platform):
+    return {name: cpu_seconds(proc.pid) for name, proc in platform.processes.items()}
+
+
 def login_benchmarks(platform, quick=False):
     cores = os.cpu_count() or 1
     seconds = hash_seconds()
@@ -136,6 +140,7 @@ def login_benchmarks(platform, quick=False):
         }
     )
     for clients in (2, 16):
+        before = _cpu(platform)
         result = load(
             f"{platform.gateway_url}/api/v1/sessions",
             clients,
@@ -154,5 +159,11 @@ def login_benchmarks(platform, quick=False):
                 "logins_per_core": round(result["rps"] / cores, 1),
                 "keycloak_logins_per_vcpu": KEYCLOAK_LOGINS_PER_VCPU,
                 "target": "ratio_to_hash_ceiling >= 0.9; logins_per_core > 15",
+                # Where the CPU went, per login, in milliseconds.
+                "cpu_ms_per_login": {
+                    name: round((after - before[name]) * 1000 / result["requests"], 1)
+                    for name, after in _cpu(platform).items()
+                    if before.get(name) is not None and after is not None
+                },
             }
         )

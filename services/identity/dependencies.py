@@ -4,9 +4,11 @@ and the verifier of identity-provider assertions."""
 
 import base64
 import logging
+import os
 
 import jwt
 from eventlet import tpool
+from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 
 from services.common.crypto import Sealer, keyed_hash
@@ -49,8 +51,11 @@ class IdentityKeys(DependencyProvider):
 
 
 class _GreenHasher:
-    def __init__(self, hasher):
+    def __init__(self, hasher, concurrency):
         self._hasher = hasher
+        # More argon2 runs at once than cores only adds cache and memory
+        # thrash (19 MiB each): the rest wait here, green, without a thread.
+        self._slots = Semaphore(concurrency)
         # Verified against when a login name matches no account, so a miss
         # costs the same time as a wrong password (no enumeration by timing).
         self.dummy_hash = hasher.hash("no such account: equal timing")
@@ -58,10 +63,12 @@ class _GreenHasher:
     def hash(self, password):
         # argon2 takes tens of milliseconds of CPU: a real thread, so the
         # service's other green threads keep running meanwhile.
-        return tpool.execute(self._hasher.hash, password)
+        with self._slots:
+            return tpool.execute(self._hasher.hash, password)
 
     def verify(self, stored_hash, password):
-        return tpool.execute(verify_password, self._hasher, stored_hash, password)
+        with self._slots:
+            return tpool.execute(verify_password, self._hasher, stored_hash, password)
 
 
 class PasswordHasher(DependencyProvider):
@@ -74,7 +81,8 @@ class PasswordHasher(DependencyProvider):
                 memory_kib=int(config.get("ARGON2_MEMORY_KIB", 19456)),
                 time_cost=int(config.get("ARGON2_TIME_COST", 2)),
                 parallelism=int(config.get("ARGON2_PARALLELISM", 1)),
-            )
+            ),
+            int(config.get("ARGON2_CONCURRENCY") or os.cpu_count() or 1),
         )
 
     def get_dependency(self, worker_ctx):

@@ -145,9 +145,7 @@ RETURNING id
 """
 
 DEVICE_KNOWN_SQL = """
-UPDATE devices SET last_seen_at = %(now)s
- WHERE account_id = %(account_id)s AND device_id = %(device_id)s
-RETURNING first_seen_at
+SELECT 1 FROM devices WHERE account_id = %(account_id)s AND device_id = %(device_id)s
 """
 
 REMEMBER_DEVICE_SQL = """
@@ -159,7 +157,8 @@ ON CONFLICT (account_id, device_id) DO UPDATE SET last_seen_at = %(now)s
 # -- throttles -------------------------------------------------------------------
 
 THROTTLE_SQL = """
-SELECT failures, last_failure, blocked_until FROM throttles WHERE key = ANY(%(keys)s)
+SELECT key, failures, last_failure, blocked_until FROM throttles
+ WHERE key = ANY(%(keys)s)
 """
 
 # Failures older than the policy's window are forgotten: counting restarts.
@@ -411,10 +410,18 @@ class IdentityStore(Store):
         )
 
     # -- throttles -----------------------------------------------------------
+    def throttles(self, keys):
+        """``{key: row}`` of the throttle rows that exist among ``keys``."""
+        rows = self.fetchall(THROTTLE_SQL, {"keys": list(keys)})
+        return {row["key"]: row for row in rows}
+
     def blocked_until(self, keys):
         """The latest ``blocked_until`` among ``keys`` (None if none)."""
-        rows = self.fetchall(THROTTLE_SQL, {"keys": list(keys)})
-        times = [row["blocked_until"] for row in rows if row["blocked_until"]]
+        times = [
+            row["blocked_until"]
+            for row in self.throttles(keys).values()
+            if row["blocked_until"]
+        ]
         return max(times, default=None)
 
     def count_failure(self, key, now, forget_before):
