@@ -50,7 +50,9 @@ class Platform:
         if with_capture:  # the verification service delivers to the capture server
             self.env.setdefault("SMS_HTTP_URL", f"{self.capture_url}/api/sms")
             self.env.setdefault("SMTP_PORT", str(capture_smtp_port))
-            self.env.setdefault("CAPTCHA_CAPTURE_URL", f"{self.capture_url}/api/captcha")
+            self.env.setdefault(
+                "CAPTCHA_CAPTURE_URL", f"{self.capture_url}/api/captcha"
+            )
         self.with_capture = with_capture
         self.log_dir = Path(log_dir or ROOT / ".run" / "logs")
         self.log_dir.mkdir(parents=True, exist_ok=True)

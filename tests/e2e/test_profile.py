@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 
 import jwt
+import psycopg2
 
 from services.common.testing import random_phone, random_resident_id
 
@@ -98,7 +99,7 @@ def test_student_number_registration_with_a_guardian_code(api, codes):
     assert again.json()["code"] == "student_number_registered"
 
 
-def test_change_email_and_security_questions(api, student, codes):
+def test_change_email_and_security_questions(api, student, codes, platform):
     me = student()
     address = f"new{uuid.uuid4().hex[:8]}@school.edu.cn"
     bad_password = api.put(
@@ -141,6 +142,28 @@ def test_change_email_and_security_questions(api, student, codes):
     )
     assert stored.status_code == 200, stored.text
     assert api.get("/api/v1/me", headers=me["auth"]).json()["security_questions_set"]
+    # Stored as argon2id hashes of the normalised answers, never as typed.
+    conn = psycopg2.connect(platform.env["IDENTITY_DB_URI"])
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT security_questions::text, email FROM accounts WHERE id = %s",
+                (me["account_id"],),
+            )
+            questions_json, email = cur.fetchone()
+            cur.execute(
+                "SELECT string_agg(detail::text, ' ') FROM audit_log"
+                " WHERE account_id = %s",
+                (me["account_id"],),
+            )
+            audit = cur.fetchone()[0]
+    finally:
+        conn.close()
+    assert email == address
+    assert questions_json.count("$argon2id$") == 3
+    for raw in ("北京", "王老", "lucky", "Lucky"):
+        assert raw not in questions_json
+    assert address not in audit and me["phone"] not in audit
 
 
 def test_guardian_phone_only_for_children(api, student, codes):
