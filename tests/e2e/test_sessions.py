@@ -196,3 +196,48 @@ def test_a_token_only_works_from_its_device(api, student):
     answer = api.get("/api/v1/me", headers=elsewhere)
     assert answer.status_code == 401 and answer.json()["code"] == "invalid_token"
     assert api.get("/api/v1/me").json()["code"] == "unauthenticated"
+
+
+def test_a_duplicate_pending_account_is_limited(api, student, codes):
+    first = student(login=False)
+    phone = "158" + first["phone"][3:]
+    device = {"X-Device-Id": "dup-" + uuid.uuid4().hex}
+    created = api.post(
+        "/api/v1/accounts",
+        json={
+            "phone": phone,
+            "code": codes("register", phone),
+            "password": "a long enough secret",
+            "name": first["name"],
+            "id_type": "resident_id",
+            "id_number": first["id_number"],
+            "register_anyway": True,
+        },
+        headers=device,
+    )
+    assert (
+        created.status_code == 201 and created.json()["status"] == "duplicate_pending"
+    )
+    session = api.post(
+        "/api/v1/sessions",
+        json={"login": phone, "password": "a long enough secret"},
+        headers=device,
+    )
+    assert session.status_code == 201, session.text
+    auth = {"Authorization": f"Bearer {session.json()['token']}", **device}
+    assert api.get("/api/v1/me", headers=auth).json()["status"] == "duplicate_pending"
+    limited = api.post(
+        "/api/v1/me/auth-info",
+        json={"code": "123456", "name": "王大明"},
+        headers=auth,
+    )
+    assert limited.status_code == 403 and limited.json()["code"] == "account_limited"
+    # The ID number still logs into the active account, not the pending one.
+    by_id = api.post(
+        "/api/v1/sessions",
+        json={"login": first["id_number"], "password": first["password"]},
+        headers={"X-Device-Id": first["device"]},
+    )
+    assert (
+        by_id.status_code == 201 and by_id.json()["account_id"] == first["account_id"]
+    )
