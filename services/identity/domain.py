@@ -37,6 +37,7 @@ __all__ = [
     "USERNAME_RECOVERY_PER_ID",
     "USERNAME_RECOVERY_PER_IP",
     "throttle_refusal",
+    "LONGEST_THROTTLE_WINDOW",
     "login_decision",
     "LoginDecision",
     "check_school_code",
@@ -176,6 +177,17 @@ USERNAME_RECOVERY_PER_IP = ThrottlePolicy(
     cap=timedelta(hours=1),
     window=timedelta(hours=24),
     refusal="too_frequent",
+)
+
+
+LONGEST_THROTTLE_WINDOW = max(
+    p.window
+    for p in (
+        LOGIN_PER_ACCOUNT,
+        LOGIN_PER_IP,
+        USERNAME_RECOVERY_PER_ID,
+        USERNAME_RECOVERY_PER_IP,
+    )
 )
 
 

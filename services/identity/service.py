@@ -14,6 +14,7 @@ import uuid
 from datetime import timedelta
 
 from nameko.dependency_providers import Config
+from nameko.timer import timer
 
 from services.common import base
 from services.common.calendar import beijing_day
@@ -794,6 +795,17 @@ class IdentityService(base.ServiceBase):
         )
         self.db.commit()
         return {"provider": provider, "linked": False}
+
+    @timer(interval=3600)
+    def purge_expired(self):
+        """Hourly: throttle rows that no longer count, sessions dead 30 days."""
+        now = self.clock()
+        throttles, sessions = self.db.purge(
+            now, now - domain.LONGEST_THROTTLE_WINDOW, now - timedelta(days=30)
+        )
+        self.db.commit()
+        if throttles or sessions:
+            log.info("purged %s throttle rows, %s sessions", throttles, sessions)
 
     # -- facts other systems own ---------------------------------------------------
     @rpc

@@ -176,6 +176,18 @@ BLOCK_SQL = "UPDATE throttles SET blocked_until = %(until)s WHERE key = %(key)s"
 
 CLEAR_THROTTLE_SQL = "DELETE FROM throttles WHERE key = %(key)s"
 
+# Rows whose failures are all forgotten (the longest window is a day) and
+# that block nothing any more.
+PURGE_THROTTLES_SQL = """
+DELETE FROM throttles
+ WHERE last_failure < %(forget_before)s
+   AND (blocked_until IS NULL OR blocked_until < %(now)s)
+"""
+
+PURGE_SESSIONS_SQL = """
+DELETE FROM sessions WHERE expires_at < %(before)s OR revoked_at < %(before)s
+"""
+
 # -- linked identities ------------------------------------------------------------
 
 INSERT_LINK_SQL = """
@@ -434,6 +446,16 @@ class IdentityStore(Store):
 
     def clear_throttle(self, key):
         self.execute(CLEAR_THROTTLE_SQL, {"key": key})
+
+    def purge(self, now, forget_before, sessions_before):
+        """Forgotten throttles and long-dead sessions; returns rows removed."""
+        throttles = self.execute(
+            PURGE_THROTTLES_SQL, {"now": now, "forget_before": forget_before}
+        ).rowcount
+        sessions = self.execute(
+            PURGE_SESSIONS_SQL, {"before": sessions_before}
+        ).rowcount
+        return throttles, sessions
 
     # -- linked identities ---------------------------------------------------
     def insert_link(self, provider, subject, account_id, now):
