@@ -44,6 +44,8 @@ class Platform:
         self.env = {**os.environ, **(env or {})}
         self.env["GATEWAY_ADDRESS"] = gateway_address
         self.env.setdefault("PYTHONWARNINGS", "ignore")
+        # argon2's 19 MiB per hash would stay in per-thread malloc arenas.
+        self.env.setdefault("MALLOC_ARENA_MAX", "2")
         self.gateway_url = f"http://{gateway_address}"
         self.capture_url = f"http://127.0.0.1:{capture_http_port}"
         self.capture_ports = (capture_http_port, capture_smtp_port)
