@@ -14,12 +14,11 @@ weaker default hash, PBKDF2): ``logins_per_core`` is compared with that.
 import os
 import random
 import re
-import threading
 import time
 
 import requests
 
-from bench.harness import cpu_seconds, emit, load, summarise
+from bench.harness import cpu_seconds, emit, load
 from services.common.testing import random_phone, random_resident_id
 from services.identity.passwords import new_hasher
 
@@ -70,46 +69,29 @@ def register_accounts(platform, count, clients):
     """``count`` registrations with ``clients`` threads; returns (phones, result)."""
     phones = [random_phone("150") for _ in range(count)]
     codes = _codes(platform, phones)
-    queue = list(phones)
-    lock = threading.Lock()
-    latencies, failures = [], []
+    waiting = list(phones)  # list.pop is atomic: each request takes its own
 
-    def worker():
-        session = requests.Session()
-        while True:
-            with lock:
-                if not queue:
-                    return
-                phone = queue.pop()
-            started = time.perf_counter()
-            answer = session.post(
-                f"{platform.gateway_url}/api/v1/accounts",
-                json={
-                    "phone": phone,
-                    "code": codes[phone],
-                    "password": PASSWORD,
-                    "name": "基准测试",
-                    "id_type": "resident_id",
-                    "id_number": random_resident_id(),
-                },
-                headers={"X-Device-Id": DEVICE},
-                timeout=60,
-            )
-            elapsed = (time.perf_counter() - started) * 1000
-            with lock:
-                if answer.status_code == 201:
-                    latencies.append(elapsed)
-                else:
-                    failures.append(answer.status_code)
+    def body():
+        phone = waiting.pop()
+        return {
+            "phone": phone,
+            "code": codes[phone],
+            "password": PASSWORD,
+            "name": "基准测试",
+            "id_type": "resident_id",
+            "id_number": random_resident_id(),
+        }
 
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - started
-    return phones, summarise(latencies, failures, wall)
+    result = load(
+        f"{platform.gateway_url}/api/v1/accounts",
+        clients,
+        count,
+        make_body=body,
+        headers={"Content-Type": "application/json", "X-Device-Id": DEVICE},
+        expect=(201,),
+        warmup=0,
+    )
+    return phones, result
 
 
 def _cpu(platform):

@@ -10,13 +10,15 @@ work, and has Nameko requeue the message when the handler crashes.
 
 import functools
 import logging
+import uuid
+from datetime import datetime, timezone
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from nameko.events import event_handler as nameko_event_handler
 
-from services.common.vocabulary import AUTH_INFO_FIELDS
+from services.common.vocabulary import AUTH_INFO_FIELDS, OWNED_COURSE_KINDS
 
-__all__ = ["EnvelopeSchema", "PAYLOAD_SCHEMAS", "event_handler"]
+__all__ = ["EnvelopeSchema", "PAYLOAD_SCHEMAS", "event_handler", "new_envelope"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,17 @@ class EnvelopeSchema(Schema):
     source = fields.String(required=True)
     occurred_at = fields.AwareDateTime(required=True)
     payload = fields.Dict(required=True)
+
+
+def new_envelope(source, event_type, payload, event_id=None, occurred_at=None):
+    """The envelope every event travels in (what ``EnvelopeSchema`` loads)."""
+    return {
+        "event_id": str(event_id or uuid.uuid4()),
+        "event_type": event_type,
+        "source": source,
+        "occurred_at": (occurred_at or datetime.now(timezone.utc)).isoformat(),
+        "payload": payload,
+    }
 
 
 # event_type -> payload schema; each issue adds the events it introduces.
@@ -239,9 +252,6 @@ class WalletBalanceChangedPayload(Schema):
     account_id = fields.UUID(required=True)
     balance_fen = fields.Integer(required=True, validate=validate.Range(min=0))
     as_of = fields.AwareDateTime(required=True)
-
-
-OWNED_COURSE_KINDS = ("shared", "flipped", "interest", "open")
 
 
 class OwnedCourse(Schema):

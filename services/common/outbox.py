@@ -20,6 +20,7 @@ from nameko.constants import AMQP_URI_CONFIG_KEY, HEADER_PREFIX
 from nameko.standalone.events import get_event_exchange
 
 from services.common.db import RELAX_DURABILITY
+from services.common.events import new_envelope
 from services.common.poller import Poller
 
 __all__ = ["OutboxRelay"]
@@ -95,13 +96,9 @@ class OutboxRelay:
 
     def _publish(self, row):
         _, event_id, event_type, payload, request_id, created_at = row
-        envelope = {
-            "event_id": str(event_id),
-            "event_type": event_type,
-            "source": self.service_name,
-            "occurred_at": created_at.isoformat(),
-            "payload": payload,
-        }
+        envelope = new_envelope(
+            self.service_name, event_type, payload, event_id, created_at
+        )
         headers = {}
         if request_id:  # so the consumer's log lines carry the same id
             headers[f"{HEADER_PREFIX}.request_id"] = request_id

@@ -1,7 +1,14 @@
 """Words every service and the gateway agree on (the public contract's
 enumerations), kept once so services need not import each other."""
 
-__all__ = ["CODE_PURPOSES", "CODE_CHANNELS", "ID_TYPES", "AUTH_INFO_FIELDS"]
+__all__ = [
+    "CODE_PURPOSES",
+    "CODE_CHANNELS",
+    "ID_TYPES",
+    "AUTH_INFO_FIELDS",
+    "LINK_PROVIDERS",
+    "OWNED_COURSE_KINDS",
+]
 
 # What a verification code may be used for; a code verifies only for its own.
 CODE_PURPOSES = (
@@ -34,3 +41,9 @@ AUTH_INFO_FIELDS = (
     "department",
     "enrollment_year",
 )
+
+# Third-party identities an account may link (API.md: POST /api/v1/me/links).
+LINK_PROVIDERS = ("wechat", "alipay")
+
+# Courses an account may own; any of them blocks deactivation (seed 000 §三).
+OWNED_COURSE_KINDS = ("shared", "flipped", "interest", "open")

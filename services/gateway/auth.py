@@ -51,6 +51,8 @@ class _Cache:
         self.ttl = ttl
         self.max_entries = max_entries
         self._entries = {}  # token digest -> (principal, device_id, stored_at)
+        # account id -> its token digests: a revocation evicts without a scan.
+        self._by_account = {}
 
     @staticmethod
     def _digest(token):
@@ -68,18 +70,18 @@ class _Cache:
 
     def put(self, token, device, principal):
         if len(self._entries) >= self.max_entries:
-            self._entries.clear()  # crude but bounded; misses just ask identity
-        self._entries[self._digest(token)] = (principal, device, time.monotonic())
+            # Crude but bounded; misses just ask identity again.
+            self._entries.clear()
+            self._by_account.clear()
+        digest = self._digest(token)
+        self._entries[digest] = (principal, device, time.monotonic())
+        self._by_account.setdefault(principal["account_id"], set()).add(digest)
 
     def evict_account(self, account_id):
-        stale = [
-            key
-            for key, (principal, _, _) in self._entries.items()
-            if principal["account_id"] == account_id
-        ]
-        for key in stale:
-            self._entries.pop(key, None)
-        return len(stale)
+        digests = self._by_account.pop(account_id, set())
+        for digest in digests:
+            self._entries.pop(digest, None)
+        return len(digests)
 
 
 class SessionCache(DependencyProvider):

@@ -2,11 +2,13 @@
 
 from marshmallow import Schema, fields, validate
 
+from services.common.events import OwnedCourse
 from services.common.vocabulary import (
     AUTH_INFO_FIELDS,
     CODE_CHANNELS,
     CODE_PURPOSES,
     ID_TYPES,
+    LINK_PROVIDERS,
 )
 
 __all__ = [
@@ -123,7 +125,6 @@ CODE_FIELD = {
     "validate": validate.Regexp(r"^\d{6}$"),
     "metadata": {"example": "123456"},
 }
-PROVIDERS = ("wechat", "alipay")
 
 
 def _code(required=True):
@@ -172,7 +173,7 @@ class LoginSchema(Schema):
     password = fields.String(
         load_default=None, validate=validate.Length(1, 256), load_only=True
     )
-    provider = fields.String(load_default=None, validate=validate.OneOf(PROVIDERS))
+    provider = fields.String(load_default=None, validate=validate.OneOf(LINK_PROVIDERS))
     assertion = fields.String(load_default=None, validate=validate.Length(1, 8192))
     code = _code(required=False)
 
@@ -355,21 +356,13 @@ class DeactivatedSchema(Schema):
 
 
 class LinkSchema(Schema):
-    provider = fields.String(required=True, validate=validate.OneOf(PROVIDERS))
+    provider = fields.String(required=True, validate=validate.OneOf(LINK_PROVIDERS))
     assertion = fields.String(required=True, validate=validate.Length(1, 8192))
 
 
 class LinkedSchema(Schema):
     provider = fields.String(required=True)
     linked = fields.Boolean(required=True)
-
-
-class OwnedCourseSchema(Schema):
-    course_id = fields.String(required=True, validate=validate.Length(1, 64))
-    kind = fields.String(
-        required=True,
-        validate=validate.OneOf(("shared", "flipped", "interest", "open")),
-    )
 
 
 class AccountFactsSchema(Schema):
@@ -379,7 +372,7 @@ class AccountFactsSchema(Schema):
     balance_fen = fields.Integer(
         load_default=None, strict=True, validate=validate.Range(min=0)
     )
-    owned = fields.List(fields.Nested(OwnedCourseSchema), load_default=None)
+    owned = fields.List(fields.Nested(OwnedCourse), load_default=None)
     as_of = fields.AwareDateTime(required=True)
 
 

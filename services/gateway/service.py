@@ -91,6 +91,18 @@ class GatewayService:
             self.sessions.put(token, device, principal)
         return principal
 
+    def _account_call(self, request, method, answer_schema, request_schema=None):
+        """The caller's account through ``identity.<method>``: with the body
+        (validated by ``request_schema``) plus ``account_id`` when there is
+        one, else with the account id alone."""
+        account_id = self._principal(request)["account_id"]
+        if request_schema is None:
+            answer = getattr(self.identity, method)(account_id)
+        else:
+            body = load_body(request, request_schema)
+            answer = getattr(self.identity, method)({**body, "account_id": account_id})
+        return reshape(answer_schema, answer)
+
     @event_handler(
         "identity", "sessions_revoked", handler_type=BROADCAST, reliable_delivery=False
     )
@@ -338,8 +350,7 @@ class GatewayService:
         `curl -s localhost:8000/api/v1/me -H "Authorization: Bearer $TOKEN"
         -H 'X-Device-Id: my-phone-1'`
         """
-        principal = self._principal(request)
-        return 200, reshape(ProfileSchema(), self.identity.me(principal["account_id"]))
+        return 200, self._account_call(request, "me", ProfileSchema())
 
     @endpoint(
         "POST",
@@ -370,14 +381,6 @@ class GatewayService:
         return 200, reshape(LoginNamesSchema(), answer)
 
     # -- profile -----------------------------------------------------------
-    def _account_call(self, request, method, schema, answer_schema):
-        principal = self._principal(request)
-        body = load_body(request, schema) if schema is not None else {}
-        answer = getattr(self.identity, method)(
-            {**body, "account_id": principal["account_id"]}
-        )
-        return 200, reshape(answer_schema, answer)
-
     @endpoint(
         "PUT",
         "/api/v1/me/phone",
@@ -395,8 +398,8 @@ class GatewayService:
         -H 'X-Device-Id: my-phone-1' -H 'Content-Type: application/json'
         -d '{"password": "…", "new_phone": "13912345678", "code": "123456"}'`
         """
-        return self._account_call(
-            request, "change_phone", PhoneChangeSchema(), PhoneChangedSchema()
+        return 200, self._account_call(
+            request, "change_phone", PhoneChangedSchema(), PhoneChangeSchema()
         )
 
     @endpoint(
@@ -411,8 +414,8 @@ class GatewayService:
     )
     def change_email(self, request):
         """Password + a `change_email` code sent to the new address."""
-        return self._account_call(
-            request, "change_email", EmailChangeSchema(), EmailChangedSchema()
+        return 200, self._account_call(
+            request, "change_email", EmailChangedSchema(), EmailChangeSchema()
         )
 
     @endpoint(
@@ -428,11 +431,11 @@ class GatewayService:
     def set_security_questions(self, request):
         """Answers are normalised (case, width, spaces, punctuation,
         traditional/simplified) and stored hashed."""
-        return self._account_call(
+        return 200, self._account_call(
             request,
             "set_security_questions",
-            SecurityQuestionsSchema(),
             QuestionsSetSchema(),
+            SecurityQuestionsSchema(),
         )
 
     @endpoint(
@@ -447,8 +450,8 @@ class GatewayService:
     )
     def set_guardian(self, request):
         """A `guardian_check` code sent to the guardian's phone."""
-        return self._account_call(
-            request, "set_guardian", GuardianSchema(), GuardianSetSchema()
+        return 200, self._account_call(
+            request, "set_guardian", GuardianSetSchema(), GuardianSchema()
         )
 
     # -- authentication info ----------------------------------------------
@@ -464,9 +467,9 @@ class GatewayService:
     def auth_info_permissions(self, request):
         """`{"fields": {"school_code": {"changeable": false, "reason":
         "school_arranged_course", "unlocks_at": "…"}, …}}`"""
-        principal = self._principal(request)
-        answer = self.identity.auth_info_permissions(principal["account_id"])
-        return 200, reshape(PermissionsSchema(), answer)
+        return 200, self._account_call(
+            request, "auth_info_permissions", PermissionsSchema()
+        )
 
     @endpoint(
         "POST",
@@ -483,8 +486,8 @@ class GatewayService:
         change. 422 `field_locked` lists `locked_fields` with `reason` and
         `unlocks_at`. Changing school, name or student number sets registry
         verification back to `pending`."""
-        return self._account_call(
-            request, "change_auth_info", AuthInfoChangeSchema(), AuthInfoChangedSchema()
+        return 200, self._account_call(
+            request, "change_auth_info", AuthInfoChangedSchema(), AuthInfoChangeSchema()
         )
 
     # -- deactivation ------------------------------------------------------
@@ -499,9 +502,9 @@ class GatewayService:
     )
     def deactivation_status(self, request):
         """`{"eligible": false, "unmet": [{"condition": "wallet_balance", …}]}`"""
-        principal = self._principal(request)
-        answer = self.identity.deactivation_status(principal["account_id"])
-        return 200, reshape(DeactivationStatusSchema(), answer)
+        return 200, self._account_call(
+            request, "deactivation_status", DeactivationStatusSchema()
+        )
 
     @endpoint(
         "POST",
@@ -538,10 +541,9 @@ class GatewayService:
     def link_identity(self, request):
         """`assertion`: the provider's signed JWT (`sub`, `iss`, `aud`, `exp`).
         Afterwards `POST /api/v1/sessions {"provider", "assertion"}` logs in."""
-        status, body = self._account_call(
-            request, "link_identity", LinkSchema(), LinkedSchema()
+        return 201, self._account_call(
+            request, "link_identity", LinkedSchema(), LinkSchema()
         )
-        return 201, body
 
     @endpoint(
         "DELETE",

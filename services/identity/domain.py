@@ -16,6 +16,7 @@ from datetime import timedelta
 from services.common.contacts import normalise_email, normalise_mobile
 from services.common.errors import (
     Conflict,
+    Forbidden,
     InvalidRequest,
     RuleViolation,
     Throttled,
@@ -39,6 +40,13 @@ __all__ = [
     "throttle_refusal",
     "LONGEST_THROTTLE_WINDOW",
     "login_decision",
+    "code_destination",
+    "require_unlimited",
+    "check_auth_info",
+    "changed_auth_fields",
+    "check_guardian_allowed",
+    "refuse_locked",
+    "require_eligible",
     "LoginDecision",
     "check_school_code",
     "check_student_number",
@@ -210,16 +218,30 @@ class LoginDecision:
     code_destination: str | None = None
 
 
-def login_decision(account, device_known, code_given):
-    """Credentials were right. A device the account has proved gets a
-    session; an unseen one needs a ``login_new_device`` code sent to the
-    bound phone (the guardian's for K-12 accounts without one)."""
-    if device_known:
-        return LoginDecision("session")
+def code_destination(account):
+    """Where an account's own codes go: the bound phone, or the guardian's
+    for K-12 accounts without one. No phone at all: forgot-phone recovery
+    (two classmates vouch)."""
     destination = account.get("phone") or account.get("guardian_phone")
     if destination is None:
-        # The phone is gone: forgot-phone recovery (two classmates vouch).
         raise RuleViolation("no_bound_phone", {"see": "/api/v1/phone-recoveries"})
+    return destination
+
+
+def require_unlimited(account):
+    """A ``duplicate_pending`` account may log in and look, but not change
+    its authentication info or link identities until recovery settles it."""
+    if account["status"] == "duplicate_pending":
+        raise Forbidden("account_limited")
+
+
+def login_decision(account, device_known, code_given):
+    """Credentials were right. A device the account has proved gets a
+    session; an unseen one needs a ``login_new_device`` code sent to
+    ``code_destination``."""
+    if device_known:
+        return LoginDecision("session")
+    destination = code_destination(account)
     if code_given:
         return LoginDecision("check_device_code", destination)
     return LoginDecision("send_device_code", destination)
@@ -253,6 +275,38 @@ def check_enrollment_year(year, today):
     if not isinstance(year, int) or not 1950 <= year <= today.year + 1:
         raise RuleViolation("enrollment_year_invalid")
     return year
+
+
+def check_auth_info(requested, today):
+    """The fields given (not None) of ``requested``, each checked by its rule."""
+    checks = {
+        "school_code": check_school_code,
+        "student_number": check_student_number,
+        "name": realname.check_name,
+        "department": check_department,
+        "enrollment_year": lambda year: check_enrollment_year(year, today),
+    }
+    return {
+        field: check(requested[field])
+        for field, check in checks.items()
+        if requested.get(field) is not None
+    }
+
+
+def changed_auth_fields(account, wanted):
+    """The fields whose wanted value differs from the account's; refused
+    when there are none."""
+    changed = sorted(f for f, value in wanted.items() if value != account[f])
+    if not changed:
+        raise RuleViolation("nothing_to_change")
+    return changed
+
+
+def check_guardian_allowed(birth_date, today):
+    """A guardian phone is for children under 14; an account without a
+    birth date (K-12, registered by student number) may set one too."""
+    if birth_date is not None and not realname.is_minor(birth_date, today):
+        raise RuleViolation("guardian_not_needed")
 
 
 # -- authentication-info lock rules (seed 000 §一.4) ---------------------------
@@ -339,6 +393,13 @@ def locked_fields(permissions, requested):
     ]
 
 
+def refuse_locked(permissions, requested):
+    """``field_locked`` with ``locked_fields`` if any requested field is locked."""
+    locked = locked_fields(permissions, requested)
+    if locked:
+        raise RuleViolation("field_locked", {"locked_fields": locked})
+
+
 def registry_reset_needed(changed_fields):
     """A change of school, name or student number sends registry
     verification back to pending."""
@@ -346,6 +407,12 @@ def registry_reset_needed(changed_fields):
 
 
 # -- deactivation (seed 000 §三.2) ------------------------------------------------
+
+
+def require_eligible(unmet):
+    """``not_eligible`` listing every unmet condition, if there is one."""
+    if unmet:
+        raise RuleViolation("not_eligible", {"unmet": unmet})
 
 
 def deactivation_unmet(balance_fen, enrollments, owned_courses):

@@ -10,7 +10,7 @@ from marshmallow import (
 )
 
 from services.common.events import OwnedCourse
-from services.common.vocabulary import AUTH_INFO_FIELDS
+from services.common.vocabulary import AUTH_INFO_FIELDS, LINK_PROVIDERS
 from services.identity.realname import ID_TYPES
 
 __all__ = [
@@ -38,7 +38,6 @@ __all__ = [
 
 CODE = validate.Regexp(r"^\d{6}$")
 DEVICE_ID = validate.Regexp(r"^[A-Za-z0-9._:-]{8,128}$")
-PROVIDERS = ("wechat", "alipay")
 
 
 class _Strict(Schema):
@@ -82,7 +81,7 @@ class LoginRequest(_Strict):
 
     login = fields.String(load_default=None, validate=validate.Length(1, 254))
     password = fields.String(load_default=None, validate=validate.Length(1, 256))
-    provider = fields.String(load_default=None, validate=validate.OneOf(PROVIDERS))
+    provider = fields.String(load_default=None, validate=validate.OneOf(LINK_PROVIDERS))
     assertion = fields.String(load_default=None, validate=validate.Length(1, 8192))
     code = fields.String(load_default=None, validate=CODE)
     device_id = fields.String(required=True, validate=DEVICE_ID)
@@ -211,7 +210,7 @@ class DeactivateRequest(_AccountAction):
 
 
 class LinkRequest(_AccountAction):
-    provider = fields.String(required=True, validate=validate.OneOf(PROVIDERS))
+    provider = fields.String(required=True, validate=validate.OneOf(LINK_PROVIDERS))
     assertion = fields.String(required=True, validate=validate.Length(1, 8192))
 
 

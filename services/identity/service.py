@@ -622,9 +622,7 @@ class IdentityService(base.ServiceBase):
         request = _GUARDIAN.load(payload)
         now = self.clock()
         account = self._live_account(request["account_id"])
-        minor = realname.is_minor(account["birth_date"], beijing_day(now))
-        if account["birth_date"] is not None and not minor:
-            raise RuleViolation("guardian_not_needed")
+        domain.check_guardian_allowed(account["birth_date"], beijing_day(now))
         guardian_phone = normalise_mobile(request["guardian_phone"])
         self.db.rollback()
         self._use_code(guardian_phone, "guardian_check", request["code"])
@@ -656,63 +654,35 @@ class IdentityService(base.ServiceBase):
         request = _AUTH_INFO_CHANGE.load(payload)
         now = self.clock()
         account = self._live_account(request["account_id"])
-        if account["status"] == "duplicate_pending":
-            raise Forbidden("account_limited")
-        wanted = self._checked_auth_info(request, now)
-        changed = [f for f, value in wanted.items() if value != account[f]]
-        if not changed:
-            raise RuleViolation("nothing_to_change")
-        locked = domain.locked_fields(self._permissions(account, now), changed)
-        if locked:
-            raise RuleViolation("field_locked", {"locked_fields": locked})
-        destination = account["phone"] or account["guardian_phone"]
-        if destination is None:
-            raise RuleViolation("no_bound_phone", {"see": "/api/v1/phone-recoveries"})
+        domain.require_unlimited(account)
+        wanted = domain.check_auth_info(request, beijing_day(now))
+        changed = domain.changed_auth_fields(account, wanted)
+        domain.refuse_locked(self._permissions(account, now), changed)
+        destination = domain.code_destination(account)
         self.db.rollback()
         self._use_code(destination, "change_auth_info", request["code"])
         account = self._live_account(request["account_id"], for_update=True)
         # The lock rules again, under the row lock: a projection update may
         # have landed while the code was being checked.
-        locked = domain.locked_fields(self._permissions(account, now), changed)
-        if locked:
-            raise RuleViolation("field_locked", {"locked_fields": locked})
+        domain.refuse_locked(self._permissions(account, now), changed)
         info = {f: account[f] for f in domain.AUTH_INFO_FIELDS}
         info.update({f: wanted[f] for f in changed})
         reset = domain.registry_reset_needed(changed)
         registry_status = "pending" if reset else account["registry_status"]
         account_id = str(account["id"])
         self.db.update_auth_info(account_id, info, registry_status, now)
-        self.db.audit(
-            account_id, account_id, "auth_info_changed", now, fields=sorted(changed)
-        )
+        self.db.audit(account_id, account_id, "auth_info_changed", now, fields=changed)
         self.db.add_event(
             "auth_info_changed",
             {
                 "account_id": account_id,
-                "fields_changed": sorted(changed),
+                "fields_changed": changed,
                 "school_code": info["school_code"],
                 "registry_reset": reset,
             },
         )
         self.db.commit()
-        return {"changed": sorted(changed), "registry_status": registry_status}
-
-    @staticmethod
-    def _checked_auth_info(request, now):
-        checks = {
-            "school_code": domain.check_school_code,
-            "student_number": domain.check_student_number,
-            "name": realname.check_name,
-            "department": domain.check_department,
-            "enrollment_year": lambda y: domain.check_enrollment_year(
-                y, beijing_day(now)
-            ),
-        }
-        return {
-            field: check(request[field])
-            for field, check in checks.items()
-            if request[field] is not None
-        }
+        return {"changed": changed, "registry_status": registry_status}
 
     # -- deactivation -----------------------------------------------------------
     def _unmet(self, account):
@@ -736,18 +706,12 @@ class IdentityService(base.ServiceBase):
         request = _DEACTIVATE.load(payload)
         now = self.clock()
         account = self._live_account(request["account_id"])
-        unmet = self._unmet(account)
-        if unmet:
-            raise RuleViolation("not_eligible", {"unmet": unmet})
-        destination = account["phone"] or account["guardian_phone"]
-        if destination is None:
-            raise RuleViolation("no_bound_phone", {"see": "/api/v1/phone-recoveries"})
+        domain.require_eligible(self._unmet(account))
+        destination = domain.code_destination(account)
         self.db.rollback()
         self._use_code(destination, "deactivate", request["code"])
         account = self._live_account(request["account_id"], for_update=True)
-        unmet = self._unmet(account)
-        if unmet:
-            raise RuleViolation("not_eligible", {"unmet": unmet})
+        domain.require_eligible(self._unmet(account))  # again, under the lock
         account_id = str(account["id"])
         ended = self.db.revoke_account_sessions(account_id, "deactivated", now)
         self.db.erase_account(account_id, now)
@@ -767,8 +731,7 @@ class IdentityService(base.ServiceBase):
         request = _LINK.load(payload)
         now = self.clock()
         account = self._live_account(request["account_id"])
-        if account["status"] == "duplicate_pending":
-            raise Forbidden("account_limited")
+        domain.require_unlimited(account)
         subject = self.assertions.subject(request["provider"], request["assertion"])
         account_id = str(account["id"])
         holder = self.db.insert_link(request["provider"], subject, account_id, now)

@@ -6,7 +6,6 @@ import base64
 import re
 import time
 import uuid
-from datetime import datetime, timezone
 
 import pytest
 import requests
@@ -16,6 +15,7 @@ from nameko.standalone.events import event_dispatcher
 from nameko.testing.utils import find_free_port
 
 from devtools.platform import Platform
+from services.common.events import new_envelope
 from services.common.testing import (
     TestDatabases,
     TestVhost,
@@ -210,19 +210,9 @@ def publish(platform):
     dispatch = event_dispatcher({"AMQP_URI": platform.amqp_uri})
 
     def send(source, event_type, payload):
-        event_id = str(uuid.uuid4())
-        dispatch(
-            source,
-            event_type,
-            {
-                "event_id": event_id,
-                "event_type": event_type,
-                "source": source,
-                "occurred_at": datetime.now(timezone.utc).isoformat(),
-                "payload": payload,
-            },
-        )
-        return event_id
+        envelope = new_envelope(source, event_type, payload)
+        dispatch(source, event_type, envelope)
+        return envelope["event_id"]
 
     return send
 

@@ -60,12 +60,8 @@ def test_each_blocker_refuses_then_deactivation_is_immediate(
             },
         )
     )
-    # Credit courses: one unfinished, one without grades, one with a make-up.
-    for course, exam_ended, grades, makeup in (
-        ("C1", False, False, False),
-        ("C2", True, False, False),
-        ("C3", True, True, True),
-    ):
+
+    def enrol(course, exam_ended, grades_published, makeup_pending, as_of):
         handled(
             publish(
                 "registry_sync",
@@ -77,12 +73,20 @@ def test_each_blocker_refuses_then_deactivation_is_immediate(
                     "term": "2026-autumn",
                     "kind": "free_elective",
                     "exam_ended": exam_ended,
-                    "grades_published": grades,
-                    "makeup_pending": makeup,
-                    "as_of": NOW.isoformat(),
+                    "grades_published": grades_published,
+                    "makeup_pending": makeup_pending,
+                    "as_of": as_of,
                 },
             )
         )
+
+    # Credit courses: one unfinished, one without grades, one with a make-up.
+    for course, exam_ended, grades, makeup in (
+        ("C1", False, False, False),
+        ("C2", True, False, False),
+        ("C3", True, True, True),
+    ):
+        enrol(course, exam_ended, grades, makeup, NOW.isoformat())
     report = status(api, me)
     assert report["eligible"] is False
     assert {u["condition"]: u["detail"] for u in report["unmet"]} == {
@@ -119,23 +123,7 @@ def test_each_blocker_refuses_then_deactivation_is_immediate(
         )
     )
     for course in ("C1", "C2", "C3"):
-        handled(
-            publish(
-                "registry_sync",
-                "enrollment_changed",
-                {
-                    "school_code": school,
-                    "student_number": "9001",
-                    "course_id": course,
-                    "term": "2026-autumn",
-                    "kind": "free_elective",
-                    "exam_ended": True,
-                    "grades_published": True,
-                    "makeup_pending": False,
-                    "as_of": later,
-                },
-            )
-        )
+        enrol(course, True, True, False, later)
     assert status(api, me) == {"eligible": True, "unmet": []}
     # The code from the refused attempt was not used: it still works.
     done = api.post(

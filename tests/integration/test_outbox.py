@@ -10,7 +10,7 @@ from nameko.standalone.rpc import ServiceRpcProxy
 
 from services.common import base
 from services.common.db import Database, Store
-from services.common.events import event_handler
+from services.common.events import event_handler, new_envelope
 from services.common.rpc import rpc
 from services.common.testing import wait_until
 
@@ -166,13 +166,7 @@ def widgets_publisher(rabbit_config):
 
 def test_duplicate_delivery_of_one_event_is_handled_once(widgets, rabbit_config):
     name = f"dup-{uuid.uuid4().hex[:8]}"
-    envelope = {
-        "event_id": str(uuid.uuid4()),
-        "event_type": "widget_created",
-        "source": "widgets",
-        "occurred_at": "2026-11-24T00:00:00+00:00",
-        "payload": {"name": name},
-    }
+    envelope = new_envelope("widgets", "widget_created", {"name": name})
     publisher = widgets_publisher(rabbit_config)
     publisher.publish(envelope, routing_key="widget_created")
     publisher.publish(envelope, routing_key="widget_created")
