@@ -7,11 +7,14 @@ of a service; ``Store`` here is their base with the plumbing: cursors,
 commit, unique-violation mapping and the transactional outbox.
 """
 
+import functools
 import json
 import logging
+import random
 import uuid
 import weakref
 
+import eventlet
 import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
@@ -22,7 +25,15 @@ from nameko.extensions import DependencyProvider
 from services.common.context import current_request_id
 from services.common.errors import ServiceUnavailable
 
-__all__ = ["ConnectionPool", "Database", "Store", "require_green_psycopg"]
+__all__ = [
+    "ConnectionPool",
+    "Database",
+    "Store",
+    "require_green_psycopg",
+    "retry_conflicts",
+    "is_conflict",
+    "CONFLICT_ATTEMPTS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +64,64 @@ def require_green_psycopg():
             "psycopg2 is not green: run under `nameko run` or call "
             "eventlet.monkey_patch() before importing the service"
         )
+
+
+# A deadlock (40P01) or serialization failure (40001) means PostgreSQL rolled
+# the transaction back and the same work would most likely succeed now.
+CONFLICT_ATTEMPTS = 4
+
+
+def is_conflict(exc):
+    """True for SQLSTATE 40P01 / 40001 (``TransactionRollbackError``)."""
+    return isinstance(exc, psycopg2.extensions.TransactionRollbackError)
+
+
+def _stores_of(service):
+    return [value for value in vars(service).values() if isinstance(value, Store)]
+
+
+def retry_conflicts(fn, attempts=None):
+    """Run a worker method again, whole, when the database aborted it for a
+    conflict: every store of the worker is rolled back, a short jittered
+    pause lets the other transaction finish, and the method starts over.
+
+    Whole-method replay is safe because every command is written to be
+    idempotent (the brief's rule): what an earlier attempt committed before
+    the conflict is found again, not done twice. After ``attempts`` tries
+    the caller gets ``ServiceUnavailable("database_conflict")`` (503, with
+    ``retry_after``), never an internal error.
+    """
+    attempts = attempts or CONFLICT_ATTEMPTS
+
+    @functools.wraps(fn)
+    def run_unit_of_work(self, *args, **kwargs):
+        for attempt in range(1, attempts + 1):
+            try:
+                return fn(self, *args, **kwargs)
+            except psycopg2.extensions.TransactionRollbackError as exc:
+                for store in _stores_of(self):
+                    store.rollback()
+                if attempt == attempts:
+                    log.error(
+                        "ALERT %s: database conflict (%s) persisted through %d tries",
+                        fn.__qualname__,
+                        exc.pgcode,
+                        attempts,
+                    )
+                    raise ServiceUnavailable(
+                        "database_conflict", {"retry_after": 1}
+                    ) from None
+                log.warning(
+                    "%s: database conflict (%s); unit of work retried (%d/%d)",
+                    fn.__qualname__,
+                    exc.pgcode,
+                    attempt,
+                    attempts - 1,
+                )
+                eventlet.sleep(random.uniform(0.005, 0.02 * 2**attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return run_unit_of_work
 
 
 class ConnectionPool:
@@ -178,6 +247,19 @@ class Store:
 
     def fetchall(self, sql, params=None):
         return self.execute(sql, params).fetchall()
+
+    def fetchone_alone(self, sql, params=None):
+        """Run one statement as its own transaction (autocommit) and return
+        its row. For rows many requests share (rate-limit windows): the row
+        lock lasts one statement, and a statement that locks one row cannot
+        deadlock. Commits the worker's open transaction first (autocommit
+        can only be switched between transactions)."""
+        self.commit()
+        self.conn.autocommit = True
+        try:
+            return self.execute(sql, params).fetchone()
+        finally:
+            self.conn.autocommit = False
 
     def commit(self):
         if self._conn is None:

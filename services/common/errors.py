@@ -66,6 +66,10 @@ MESSAGES = {
     "method_not_allowed": ("不支持该请求方法", "Method not allowed."),
     "invalid_json": ("请求体不是有效的 JSON", "The request body is not valid JSON."),
     "database_busy": ("系统繁忙，请稍后重试", "The system is busy; please retry."),
+    "database_conflict": (
+        "系统繁忙，请稍后重试",
+        "Too many simultaneous changes; please retry.",
+    ),
     # verification
     "phone_invalid": (
         "手机号格式不正确，请填写中国大陆手机号",

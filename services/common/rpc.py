@@ -10,7 +10,8 @@ Nameko 2.14's service-to-service ``RpcProxy`` waits for ever. Here:
 * ``rpc`` — the entrypoint decorator every service uses instead of Nameko's:
   a request whose deadline has already passed is answered with
   ``DeadlineExceeded`` without running, so a service that comes back after an
-  outage does not burn its workers on answers nobody waits for.
+  outage does not burn its workers on answers nobody waits for; a unit of
+  work aborted by a deadlock or serialization failure is run again.
 
 Deadlines are wall-clock epoch seconds: services on different hosts need
 synchronised clocks (NTP), as any deadline propagation does.
@@ -28,6 +29,7 @@ from nameko.exceptions import RemoteError, UnknownService, deserialize_to_instan
 from nameko.rpc import Rpc, RpcProxy
 
 from services.common.context import DEADLINE_KEY
+from services.common.db import retry_conflicts
 from services.common.errors import (
     ALL_ERROR_CLASSES,
     DeadlineExceeded,
@@ -79,7 +81,18 @@ class DeadlineRpc(Rpc):
         return super().handle_result(message, worker_ctx, result, exc_info)
 
 
-rpc = DeadlineRpc.decorator
+def rpc(*args, **kwargs):
+    """``@rpc`` / ``@rpc(expected_exceptions=...)``: a ``DeadlineRpc``
+    entrypoint whose method is replayed whole on a database conflict
+    (``services.common.db.retry_conflicts``), so a deadlock under a burst
+    is retried, not answered as an internal error."""
+    if len(args) == 1 and callable(args[0]) and not kwargs:
+        return DeadlineRpc.decorator(retry_conflicts(args[0]))
+
+    def decorate(fn):
+        return DeadlineRpc.decorator(*args, **kwargs)(retry_conflicts(fn))
+
+    return decorate
 
 
 class _DeadlineServiceProxy:

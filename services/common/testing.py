@@ -22,6 +22,9 @@ __all__ = [
     "PG_ADMIN_URI",
     "RABBIT_MGMT",
     "random_ref",
+    "random_client_ip",
+    "random_phone",
+    "random_resident_id",
     "TestDatabases",
     "TestVhost",
     "service_config",
@@ -45,6 +48,16 @@ def random_phone(prefix="137"):
     import random
 
     return f"{prefix}{random.randint(0, 99_999_999):08d}"
+
+
+def random_client_ip():
+    """A random address from the documentation ranges (RFC 5737 TEST-NET-2
+    and -3, RFC 3849): never routed, so never a real client's."""
+    import random
+
+    if random.random() < 0.2:
+        return f"2001:db8::{random.randint(1, 0xFFFF):x}"
+    return f"{random.choice(('198.51.100', '203.0.113'))}.{random.randint(1, 254)}"
 
 
 def random_resident_id(birth_year=1990):

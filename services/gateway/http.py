@@ -7,6 +7,7 @@ Handlers return ``(status, body)`` or ``(status, headers, body)`` with a
 dict/list body, or a werkzeug ``Response``.
 """
 
+import ipaddress
 import json
 import logging
 import re
@@ -40,6 +41,7 @@ __all__ = [
     "json_response",
     "load_body",
     "client_ip",
+    "forwarded_client",
     "reshape",
     "STATUS_BY_ERROR",
 ]
@@ -117,13 +119,43 @@ def load_body(request, schema):
         raise InvalidRequest("invalid_request", {"errors": exc.messages}) from None
 
 
+def forwarded_client(header, trusted_hops):
+    """The client address a chain of ``trusted_hops`` proxies vouches for.
+
+    Each proxy *appends* the address it received the request from, so only
+    the rightmost ``trusted_hops`` entries were written by our own proxies;
+    anything left of them is whatever the client chose to send. With one
+    trusted proxy the client is the last entry, with two the one before it.
+    ``None`` when the header has fewer entries than that or the entry is
+    not an IP address (then the caller falls back to the socket's peer).
+    """
+    entries = [part.strip() for part in (header or "").split(",")]
+    entries = [part for part in entries if part]
+    if trusted_hops < 1 or len(entries) < trusted_hops:
+        return None
+    candidate = entries[-trusted_hops]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return None
+
+
 def client_ip(request, config):
-    """The caller's address; ``X-Forwarded-For`` only behind a trusted proxy."""
-    if config.get("GATEWAY_TRUST_FORWARDED_FOR"):
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()[:64]
+    """The caller's address; ``X-Forwarded-For`` only behind trusted proxies
+    (``GATEWAY_TRUST_FORWARDED_FOR``), counted ``GATEWAY_TRUSTED_PROXY_HOPS``
+    entries from the right."""
+    if _truthy(config.get("GATEWAY_TRUST_FORWARDED_FOR")):
+        hops = int(config.get("GATEWAY_TRUSTED_PROXY_HOPS") or 1)
+        found = forwarded_client(request.headers.get("X-Forwarded-For"), hops)
+        if found:
+            return found
     return request.remote_addr
+
+
+def _truthy(value):
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
 
 
 def reshape(schema, answer):

@@ -13,7 +13,7 @@ from nameko.timer import timer
 
 from services.common import base
 from services.common.clock import Clock
-from services.common.db import Database
+from services.common.db import Database, is_conflict
 from services.common.errors import Forbidden, RuleViolation, ServiceError, Throttled
 from services.common.rpc import rpc
 from services.verification import domain
@@ -82,7 +82,7 @@ class VerificationService(base.ServiceBase):
         self._require_captcha_if_needed(request, now, policy)
         prefix = domain.phone_prefix(destination)
         # The per-IP and per-prefix rows are shared by many requests (one NAT,
-        # one mobile network): bumped in their own short transaction so their
+        # one mobile network): each bumped by a statement of its own, so their
         # row locks are not held through the code's transaction.
         self._take_shared_quota(request["client_ip"], prefix, now, policy)
         try:
@@ -91,16 +91,21 @@ class VerificationService(base.ServiceBase):
             self.db.rollback()
             self._return_shared_quota(request["client_ip"], prefix, now)
             self._count_ip_failure(request["client_ip"], now, policy)
-            self.db.commit()
             log.info(
                 "code refused for %s: %s", mask_destination(destination), refusal.code
             )
+            raise
+        except Exception as exc:
+            if is_conflict(exc):  # @rpc replays the whole call: give back first
+                self.db.rollback()
+                self._return_shared_quota(request["client_ip"], prefix, now)
             raise
         self.db.commit()
         self.delivery.wake()
         return _ISSUE_CODE_ANSWER.dump(answer)
 
     def _shared_windows(self, client_ip, prefix, now):
+        """The shared rows one send counts in, in the one order they are taken."""
         windows = [("prefix_minute", prefix, domain.window_start(now, MINUTE))]
         if client_ip:
             windows.append(("ip_hour", client_ip, domain.window_start(now, HOUR)))
@@ -114,40 +119,32 @@ class VerificationService(base.ServiceBase):
                 "sending_suspended",
                 {"retry_after": domain.seconds_until(open_until - now)},
             )
-        ip_window = domain.window_start(now, HOUR)
-        ip_count, prefix_count = self.db.bump_shared_counters(
-            client_ip,
-            ip_window,
-            policy.hourly_limit_per_ip,
-            prefix,
-            domain.window_start(now, MINUTE),
-            policy.prefix_sends_per_minute,
-        )
-        if client_ip and ip_count is None:
-            self.db.relax_durability()
-            if prefix_count is not None:  # this send will not happen
-                self.db.refund_counter(
-                    "prefix_minute", prefix, domain.window_start(now, MINUTE)
+        limits = {
+            "prefix_minute": policy.prefix_sends_per_minute,
+            "ip_hour": policy.hourly_limit_per_ip,
+        }
+        taken = []
+        for scope, key, window in self._shared_windows(client_ip, prefix, now):
+            if self.db.bump_shared_counter(scope, key, window, limits[scope]) is None:
+                # This send will not happen: what it already took goes back.
+                for taken_scope, taken_key, taken_window in taken:
+                    self.db.refund_shared_counter(taken_scope, taken_key, taken_window)
+                if scope == "prefix_minute":
+                    self._trip_breaker(prefix, now, policy)
+                self._count_ip_failure(client_ip, now, policy)
+                raise Throttled(
+                    "ip_limit_reached",
+                    {
+                        "retry_after": domain.seconds_until(
+                            window + timedelta(seconds=HOUR) - now
+                        )
+                    },
                 )
-            self._count_ip_failure(client_ip, now, policy)
-            self.db.commit()
-            raise Throttled(
-                "ip_limit_reached",
-                {
-                    "retry_after": domain.seconds_until(
-                        ip_window + timedelta(seconds=HOUR) - now
-                    )
-                },
-            )
-        if prefix_count is None:
-            if client_ip:
-                self.db.refund_counter("ip_hour", client_ip, ip_window)
-            self._trip_breaker(prefix, now, policy)
+            taken.append((scope, key, window))
 
     def _return_shared_quota(self, client_ip, prefix, now):
-        self.db.relax_durability()
         for scope, key, window in self._shared_windows(client_ip, prefix, now):
-            self.db.refund_counter(scope, key, window)
+            self.db.refund_shared_counter(scope, key, window)
 
     def _issue(self, request, destination, prefix, policy, now):
         # Row locks in one order (destination, then account): no deadlocks.
@@ -240,8 +237,10 @@ class VerificationService(base.ServiceBase):
         )
 
     def _count_ip_failure(self, client_ip, now, policy):
+        """One more refusal from this address (shared row: its own statement,
+        committing the worker's open transaction first)."""
         if client_ip:
-            self.db.bump_counter(
+            self.db.bump_shared_counter(
                 "ip_fail_hour", client_ip, domain.window_start(now, HOUR), 10**9
             )
 

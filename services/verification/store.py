@@ -43,37 +43,38 @@ ON CONFLICT (scope, key, window_start) DO UPDATE
 RETURNING count
 """
 
-# The per-IP and per-prefix rows are shared by many requests. One statement
-# bumps both and commits on its own (autocommit, no WAL flush), so each row
-# lock lasts one statement, not a round trip through a busy green thread.
-BUMP_SHARED_COUNTERS_SQL = """
-WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting),
-ip AS (
-    INSERT INTO rate_counters AS c (scope, key, window_start, count)
-    SELECT 'ip_hour', %(ip)s, %(ip_window)s, 1 FROM relaxed WHERE %(ip)s::text IS NOT NULL
-    ON CONFLICT (scope, key, window_start) DO UPDATE
-       SET count = c.count + 1
-     WHERE c.count < %(ip_limit)s
-    RETURNING count
-),
-prefix AS (
-    INSERT INTO rate_counters AS c (scope, key, window_start, count)
-    SELECT 'prefix_minute', %(prefix)s, %(prefix_window)s, 1 FROM relaxed
-    ON CONFLICT (scope, key, window_start) DO UPDATE
-       SET count = c.count + 1
-     WHERE c.count < %(prefix_limit)s
-    RETURNING count
-)
-SELECT (SELECT count FROM ip) AS ip_count, (SELECT count FROM prefix) AS prefix_count
+# The per-IP and per-prefix rows are shared by many requests (one school
+# NAT, one mobile network). Each is bumped or refunded by a statement of its
+# own that commits alone (autocommit, no WAL flush): its row lock lasts one
+# statement, and a statement that locks a single row cannot be part of a
+# deadlock. (Bumping both in one statement, and refunding them in another
+# transaction, deadlocked under bursts from one address.)
+BUMP_SHARED_COUNTER_SQL = """
+WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)
+INSERT INTO rate_counters AS c (scope, key, window_start, count)
+SELECT %(scope)s, %(key)s, %(window_start)s, 1 FROM relaxed
+ON CONFLICT (scope, key, window_start) DO UPDATE
+   SET count = c.count + 1
+ WHERE c.count < %(limit)s
+RETURNING count
+"""
+
+# For per-account rows, inside the transaction that undoes the send.
+REFUND_COUNTER_SQL = """
+UPDATE rate_counters SET count = greatest(count - 1, 0)
+ WHERE scope = %(scope)s AND key = %(key)s AND window_start = %(window_start)s
+"""
+
+REFUND_SHARED_COUNTER_SQL = """
+WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)
+UPDATE rate_counters SET count = greatest(count - 1, 0)
+ WHERE scope = %(scope)s AND key = %(key)s AND window_start = %(window_start)s
+   AND EXISTS (SELECT 1 FROM relaxed)
+RETURNING count
 """
 
 COUNTER_VALUE_SQL = """
 SELECT count FROM rate_counters
- WHERE scope = %(scope)s AND key = %(key)s AND window_start = %(window_start)s
-"""
-
-REFUND_COUNTER_SQL = """
-UPDATE rate_counters SET count = greatest(count - 1, 0)
  WHERE scope = %(scope)s AND key = %(key)s AND window_start = %(window_start)s
 """
 
@@ -255,27 +256,14 @@ class VerificationStore(Store):
         )
         return row["count"] if row else None
 
-    def bump_shared_counters(
-        self, ip, ip_window, ip_limit, prefix, prefix_window, prefix_limit
-    ):
-        """``(ip_count, prefix_count)``; ``None`` where that limit refused."""
-        self.commit()  # autocommit can only be switched between transactions
-        self.conn.autocommit = True
-        try:
-            row = self.fetchone(
-                BUMP_SHARED_COUNTERS_SQL,
-                {
-                    "ip": ip,
-                    "ip_window": ip_window,
-                    "ip_limit": ip_limit,
-                    "prefix": prefix,
-                    "prefix_window": prefix_window,
-                    "prefix_limit": prefix_limit,
-                },
-            )
-        finally:
-            self.conn.autocommit = False
-        return row["ip_count"], row["prefix_count"]
+    def bump_shared_counter(self, scope, key, window_start, limit):
+        """Count one more in a shared window, alone in its own transaction
+        (commits the worker's open one first); ``None`` when at the limit."""
+        row = self.fetchone_alone(
+            BUMP_SHARED_COUNTER_SQL,
+            {"scope": scope, "key": key, "window_start": window_start, "limit": limit},
+        )
+        return row["count"] if row else None
 
     def counter_value(self, scope, key, window_start):
         row = self.fetchone(
@@ -287,6 +275,13 @@ class VerificationStore(Store):
     def refund_counter(self, scope, key, window_start):
         self.execute(
             REFUND_COUNTER_SQL,
+            {"scope": scope, "key": key, "window_start": window_start},
+        )
+
+    def refund_shared_counter(self, scope, key, window_start):
+        """Give one back to a shared window, alone in its own transaction."""
+        self.fetchone_alone(
+            REFUND_SHARED_COUNTER_SQL,
             {"scope": scope, "key": key, "window_start": window_start},
         )
 

@@ -54,6 +54,10 @@ def platform(tmp_path_factory, wechat_key):
         # Every e2e request comes from 127.0.0.1; the per-IP hourly limit is
         # covered by the integration tier.
         "CODE_IP_HOURLY_LIMIT": "1000",
+        # As behind one load balancer: the tests speak for many client
+        # addresses by sending X-Forwarded-For, the last entry counts.
+        "GATEWAY_TRUST_FORWARDED_FOR": "true",
+        "GATEWAY_TRUSTED_PROXY_HOPS": "1",
         # Long enough that only the sessions_revoked broadcast can explain
         # a revoked token being refused at once.
         "SESSION_CACHE_SECONDS": "600",
@@ -240,6 +244,43 @@ def handled(platform):
             conn.close()
 
     return wait
+
+
+@pytest.fixture
+def service_sql(platform):
+    """``service_sql(service, statement, params)``: rows from a service's database."""
+    import psycopg2
+    import psycopg2.extras
+
+    connections = {}
+
+    def query(service, statement, params=None):
+        if service not in connections:
+            conn = psycopg2.connect(platform.env[f"{service.upper()}_DB_URI"])
+            conn.autocommit = True
+            connections[service] = conn
+        with connections[service].cursor(
+            cursor_factory=psycopg2.extras.RealDictCursor
+        ) as cur:
+            cur.execute(statement, params)
+            return cur.fetchall() if cur.description else None
+
+    yield query
+    for conn in connections.values():
+        conn.close()
+
+
+@pytest.fixture
+def platform_logs(platform):
+    """The text of every service log of the running platform so far."""
+
+    def read():
+        return {
+            path.stem: path.read_text(errors="replace")
+            for path in platform.log_dir.glob("*.log")
+        }
+
+    return read
 
 
 @pytest.fixture
