@@ -46,6 +46,20 @@ INSERT_OUTBOX_SQL = (
     "INSERT INTO outbox (event_id, event_type, payload, request_id)"
     " VALUES (%(event_id)s, %(event_type)s, %(payload)s, %(request_id)s)"
 )
+COUNT_EVENT_FAILURE_SQL = """
+INSERT INTO event_failures AS f (handler, event_id, attempts, last_error)
+VALUES (%(handler)s, %(event_id)s, 1, %(error)s)
+ON CONFLICT (handler, event_id) DO UPDATE
+   SET attempts = f.attempts + 1, last_error = EXCLUDED.last_error, updated_at = now()
+RETURNING attempts
+"""
+PARK_EVENT_SQL = """
+INSERT INTO dead_events (handler, queue, source, event_type, event_id, body, reason,
+                         error, attempts)
+VALUES (%(handler)s, %(queue)s, %(source)s, %(event_type)s, %(event_id)s, %(body)s,
+        %(reason)s, %(error)s, %(attempts)s)
+RETURNING id
+"""
 CLAIM_EVENT_SQL = (
     "INSERT INTO processed_events (handler, event_id) VALUES (%(handler)s, %(event_id)s)"
     " ON CONFLICT DO NOTHING"
@@ -213,6 +227,10 @@ class Store:
 
     constraint_errors = {}
 
+    # How often an event handler may fail on one event before it is parked;
+    # set from the EVENT_MAX_ATTEMPTS config key by ``Database``.
+    event_max_attempts = 5
+
     def __init__(self, pool, on_commit=None):
         self._pool = pool
         self._conn = None
@@ -321,12 +339,35 @@ class Store:
         cur = self.execute(CLAIM_EVENT_SQL, {"handler": handler, "event_id": event_id})
         return cur.rowcount == 1
 
+    def count_event_failure(self, handler, event_id, error):
+        """One more failed attempt of ``handler`` on ``event_id``, committed at
+        once (the handler's own work was rolled back); returns the count."""
+        self.rollback()
+        row = self.fetchone(
+            COUNT_EVENT_FAILURE_SQL,
+            {"handler": handler, "event_id": event_id, "error": error},
+        )
+        self.commit()
+        return row["attempts"]
+
+    def park_event(self, **dead):
+        """Keep an event its handler cannot take, for ops to see and replay."""
+        self.rollback()
+        row = self.fetchone(
+            PARK_EVENT_SQL,
+            {**dead, "body": json.dumps(dead["body"], ensure_ascii=False, default=str)},
+        )
+        self.commit()
+        return row["id"]
+
 
 class Database(DependencyProvider):
     """Injects a ``store_cls`` instance bound to one pooled connection.
 
     Config: ``DB_URI``; optional ``DB_POOL_SIZE`` (default ``max_workers`` + 1
-    for the outbox relay), ``DB_STATEMENT_TIMEOUT_MS``, ``DB_CONNECT_TIMEOUT``.
+    for the outbox relay), ``DB_STATEMENT_TIMEOUT_MS``, ``DB_CONNECT_TIMEOUT``,
+    ``EVENT_MAX_ATTEMPTS`` (failures of a handler on one event before it is
+    parked, default 5).
     Also runs this service's outbox relay (see ``services.common.outbox``).
     """
 
@@ -336,10 +377,12 @@ class Database(DependencyProvider):
         self.stores = weakref.WeakKeyDictionary()
         self.pool = None
         self.relay = None
+        self.event_max_attempts = Store.event_max_attempts
 
     def setup(self):
         require_green_psycopg()
         config = self.container.config
+        self.event_max_attempts = int(config.get("EVENT_MAX_ATTEMPTS") or 5)
         size = int(config.get("DB_POOL_SIZE") or int(config.get("max_workers", 10)) + 1)
         self.pool = ConnectionPool(
             config["DB_URI"],
@@ -374,6 +417,7 @@ class Database(DependencyProvider):
     def get_dependency(self, worker_ctx):
         wake = self.relay.wake if self.relay is not None else None
         store = self.store_cls(self.pool, on_commit=wake)
+        store.event_max_attempts = self.event_max_attempts
         self.stores[worker_ctx] = store
         return store
 

@@ -14,7 +14,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 
 from services.common.errors import ServiceError
 
-__all__ = ["Metrics", "ENTRYPOINT_SECONDS", "ENTRYPOINT_CALLS"]
+__all__ = ["Metrics", "ENTRYPOINT_SECONDS", "ENTRYPOINT_CALLS", "EVENTS_PARKED"]
 
 ENTRYPOINT_SECONDS = Histogram(
     "entrypoint_duration_seconds",
@@ -26,6 +26,12 @@ ENTRYPOINT_CALLS = Counter(
     "entrypoint_calls_total",
     "Entrypoint calls by outcome (ok, refused: a ServiceError, error: a crash)",
     ["service", "entrypoint", "outcome"],
+)
+
+EVENTS_PARKED = Counter(
+    "events_parked_total",
+    "Events parked in dead_events (reason: failing after N attempts, malformed)",
+    ["service", "handler", "reason"],
 )
 
 _exporter_ports = set()

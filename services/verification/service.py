@@ -397,7 +397,13 @@ class VerificationService(base.ServiceBase):
             request["channel"],
             destination,
             self.keys.sealer.seal(
-                {"to": destination, "subject": subject, "body": body}
+                {
+                    "to": destination,
+                    "subject": subject,
+                    "body": body,
+                    "kind": request["kind"],
+                    "params": request["params"],
+                }
             ),
             request["notice_key"],
             now,
@@ -409,6 +415,14 @@ class VerificationService(base.ServiceBase):
 
     @timer(interval=3600)
     def purge_expired(self):
-        """Drop captchas and quota windows older than two days."""
-        self.db.purge(self.clock() - timedelta(days=2))
+        """Hourly: captchas and quota windows older than two days; codes and
+        delivered notices older than ``RETENTION_DAYS`` (default 30)."""
+        now = self.clock()
+        self.db.purge(now - timedelta(days=2))
+        retention = timedelta(days=float(self.config.get("RETENTION_DAYS") or 30))
+        codes, deliveries = self.db.purge_retained(now - retention)
         self.db.commit()
+        if codes or deliveries:
+            log.info(
+                "purged %s codes and %s deliveries past retention", codes, deliveries
+            )

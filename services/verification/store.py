@@ -223,6 +223,23 @@ RETURNING answer_hash
 """
 
 PURGE_CAPTCHAS_SQL = "DELETE FROM captchas WHERE expires_at < %(before)s"
+
+# Retention: a code is over at its expiry at the latest (used or killed
+# sooner); it and its delivery go once that is older than the retention.
+# Notices (no code) go once delivered or given up on as long ago.
+PURGE_OLD_ATTEMPTS_SQL = """
+DELETE FROM delivery_attempts a
+ USING deliveries d
+ WHERE a.delivery_id = d.id
+   AND ((d.code_id IS NULL AND d.status <> 'pending' AND d.finished_at < %(before)s)
+        OR d.code_id IN (SELECT id FROM codes WHERE expires_at < %(before)s))
+"""
+PURGE_OLD_DELIVERIES_SQL = """
+DELETE FROM deliveries
+ WHERE (code_id IS NULL AND status <> 'pending' AND finished_at < %(before)s)
+    OR code_id IN (SELECT id FROM codes WHERE expires_at < %(before)s)
+"""
+PURGE_OLD_CODES_SQL = "DELETE FROM codes WHERE expires_at < %(before)s"
 PURGE_COUNTERS_SQL = "DELETE FROM rate_counters WHERE window_start < %(before)s"
 
 
@@ -435,3 +452,10 @@ class VerificationStore(Store):
     def purge(self, before):
         self.execute(PURGE_CAPTCHAS_SQL, {"before": before})
         self.execute(PURGE_COUNTERS_SQL, {"before": before})
+
+    def purge_retained(self, before):
+        """Codes over, and notices finished, before ``before``: ``(codes, deliveries)``."""
+        self.execute(PURGE_OLD_ATTEMPTS_SQL, {"before": before})
+        deliveries = self.execute(PURGE_OLD_DELIVERIES_SQL, {"before": before}).rowcount
+        codes = self.execute(PURGE_OLD_CODES_SQL, {"before": before}).rowcount
+        return codes, deliveries

@@ -68,6 +68,7 @@ class WidgetService(base.ServiceBase):
 # Shared with the listener container: same process, green threads.
 received = []
 attempts = {}
+handler_fixed = False  # the poison-event test "deploys a fix" by setting it
 
 
 class ListenerStore(WidgetStore):
@@ -85,13 +86,17 @@ class WidgetListener(base.ServiceBase):
         self.db.add_widget(name)  # the handler's work, in the claim's transaction
         if name.startswith("crash-once") and attempts[name] == 1:
             raise RuntimeError("handler crashed mid-way")
+        if name.startswith("poison") and not handler_fixed:
+            raise RuntimeError("this handler cannot take this event")
         received.append({**envelope, "request_id": self.request_context})
 
 
 @pytest.fixture
 def widgets(container_factory, make_config):
     # Both test services share one scratch database (identity's, from this run).
-    config = make_config("identity", OUTBOX_POLL_SECONDS=0.2)
+    global handler_fixed
+    handler_fixed = False
+    config = make_config("identity", OUTBOX_POLL_SECONDS=0.2, EVENT_MAX_ATTEMPTS=3)
     listener = container_factory(WidgetListener, config)
     producer = container_factory(WidgetService, config)
     listener.start()
@@ -182,10 +187,38 @@ def test_duplicate_delivery_of_one_event_is_handled_once(widgets, rabbit_config)
     assert widgets.count(name) == 1
 
 
-def test_malformed_event_is_dropped_not_requeued_for_ever(widgets, rabbit_config):
+LISTENER_QUEUE = "evt-widgets-widget_created--widget_listener.handle_widget_created"
+
+
+def queue_state(rabbit_manager, rabbit_config):
+    return rabbit_manager.get_queue(rabbit_config["vhost"], LISTENER_QUEUE)
+
+
+def wait_queue_empty(rabbit_manager, rabbit_config):
+    # The management API's counts lag the broker by its stats interval.
+    wait_until(
+        lambda: queue_state(rabbit_manager, rabbit_config).get("messages") == 0,
+        timeout=20,
+        interval=0.5,
+        message="listener queue empty",
+    )
+
+
+def parked(db_query, handler_suffix="handle_widget_created"):
+    return db_query("identity")(
+        "SELECT * FROM dead_events WHERE handler LIKE %s ORDER BY id",
+        (f"%{handler_suffix}",),
+    )
+
+
+def test_malformed_event_is_parked_at_once_not_requeued(
+    widgets, rabbit_config, rabbit_manager, db_query
+):
     publisher = widgets_publisher(rabbit_config)
+    bad_id = str(uuid.uuid4())
     publisher.publish(
-        {"payload": {"name": "no-envelope"}}, routing_key="widget_created"
+        {"event_id": bad_id, "payload": {"name": "no-envelope"}},
+        routing_key="widget_created",
     )
     marker = f"marker-{uuid.uuid4().hex[:8]}"
     widgets.create(marker)
@@ -193,4 +226,77 @@ def test_malformed_event_is_dropped_not_requeued_for_ever(widgets, rabbit_config
         lambda: any(e["payload"]["name"] == marker for e in received),
         message="marker after malformed event",
     )
-    assert "no-envelope" not in attempts
+    assert "no-envelope" not in attempts  # the handler itself never ran
+    rows = [r for r in parked(db_query) if r["event_id"] == bad_id]
+    assert len(rows) == 1
+    assert rows[0]["reason"] == "malformed" and rows[0]["attempts"] == 1
+    assert rows[0]["body"]["payload"] == {"name": "no-envelope"}
+    assert rows[0]["queue"] == LISTENER_QUEUE
+    # Acknowledged, not requeued: nothing is left on the queue or unacked.
+    wait_queue_empty(rabbit_manager, rabbit_config)
+    assert queue_state(rabbit_manager, rabbit_config)["messages_unacknowledged"] == 0
+
+
+def test_poison_event_is_parked_after_n_attempts_and_replays_once_fixed(
+    widgets, rabbit_config, rabbit_manager, db_query, make_config, caplog
+):
+    global handler_fixed
+    from prometheus_client import REGISTRY
+
+    from services.common.dead_events import list_parked, replay
+
+    def parked_metric():
+        return (
+            REGISTRY.get_sample_value(
+                "events_parked_total",
+                {
+                    "service": "widget_listener",
+                    "handler": "handle_widget_created",
+                    "reason": "failing",
+                },
+            )
+            or 0
+        )
+
+    metric_before = parked_metric()
+    poison = f"poison-{uuid.uuid4().hex[:8]}"
+    good = f"good-{uuid.uuid4().hex[:8]}"
+    widgets.create(poison)
+    widgets.create(good)
+    # The good event behind the poison one is handled.
+    wait_until(
+        lambda: any(e["payload"]["name"] == good for e in received),
+        message="the good event behind the poison one",
+    )
+    rows = wait_until(
+        lambda: [r for r in parked(db_query) if r["body"]["payload"]["name"] == poison],
+        message="poison event parked",
+    )
+    assert len(rows) == 1 and rows[0]["reason"] == "failing"
+    assert rows[0]["attempts"] == 3
+    assert "RuntimeError" in rows[0]["error"]
+    wait_queue_empty(rabbit_manager, rabbit_config)
+    # Exactly three deliveries (EVENT_MAX_ATTEMPTS), then never again.
+    assert attempts[poison] == 3
+    assert widgets.count(poison) == 1  # the producer's row; every try rolled back
+    assert parked_metric() == metric_before + 1
+    assert any(
+        "ALERT" in r.getMessage() and str(rows[0]["id"]) in r.getMessage()
+        for r in caplog.records
+    )
+    db_uri = make_config("identity")["DB_URI"]
+    assert [r["id"] for r in list_parked(db_uri)] == [
+        r["id"] for r in parked(db_query) if r["replayed_at"] is None
+    ]
+
+    handler_fixed = True  # the fix is deployed; ops replay the parked event
+    assert replay(db_uri, rabbit_config["AMQP_URI"], [rows[0]["id"]]) == [rows[0]["id"]]
+    wait_until(
+        lambda: any(e["payload"]["name"] == poison for e in received),
+        message="replayed event handled",
+    )
+    assert attempts[poison] == 4
+    assert widgets.count(poison) == 2  # producer's row + the listener's, once
+    # Replayed rows leave the waiting list and are not replayed twice.
+    assert rows[0]["id"] not in [r["id"] for r in list_parked(db_uri)]
+    assert replay(db_uri, rabbit_config["AMQP_URI"], [rows[0]["id"]]) == []
