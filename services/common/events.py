@@ -243,6 +243,19 @@ class PhoneTakenOverPayload(Schema):
     notify_email = fields.Boolean(required=True)
 
 
+@payload_schema("notice_requested")
+class NoticeRequestedPayload(Schema):
+    """A security notice identity wrote with a change; its destination stays
+    sealed in identity's ``notices`` table, never on the bus."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    notice_id = fields.Integer(required=True)
+    account_id = fields.String(required=True)
+    kind = fields.String(required=True)
+
+
 @payload_schema("account_deactivated")
 class AccountDeactivatedPayload(Schema):
     class Meta:

@@ -93,14 +93,22 @@ class GatewayService:
 
     def _account_call(self, request, method, answer_schema, request_schema=None):
         """The caller's account through ``identity.<method>``: with the body
-        (validated by ``request_schema``) plus ``account_id`` when there is
-        one, else with the account id alone."""
+        (validated by ``request_schema``) plus ``account_id`` and where the
+        request came from (for the notice a change sends) when there is one,
+        else with the account id alone."""
         account_id = self._principal(request)["account_id"]
         if request_schema is None:
             answer = getattr(self.identity, method)(account_id)
         else:
             body = load_body(request, request_schema)
-            answer = getattr(self.identity, method)({**body, "account_id": account_id})
+            answer = getattr(self.identity, method)(
+                {
+                    **body,
+                    "account_id": account_id,
+                    "device_id": device_id(request),
+                    "client_ip": client_ip(request, self.config),
+                }
+            )
         return reshape(answer_schema, answer)
 
     @event_handler(

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 class _Keys:
     def __init__(self, seal_key, lookup_key, token_key):
         self.id_sealer = Sealer(seal_key, b"id_number")
+        # Destinations of notices waiting to be handed to verification.
+        self.notice_sealer = Sealer(seal_key, b"notice_destination")
         self.id_lookup_key = lookup_key
         self._token_key = token_key
 

@@ -13,6 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 
+from services.common.calendar import BEIJING
 from services.common.contacts import normalise_email, normalise_mobile
 from services.common.errors import (
     Conflict,
@@ -21,11 +22,20 @@ from services.common.errors import (
     RuleViolation,
     Throttled,
 )
-from services.common.masking import mask_email, mask_id_number, mask_phone
+from services.common.masking import (
+    mask_device,
+    mask_email,
+    mask_id_number,
+    mask_ip,
+    mask_phone,
+)
 from services.common.vocabulary import AUTH_INFO_FIELDS, ID_TYPES
 from services.identity import realname
 
 __all__ = [
+    "NOTICE_KINDS",
+    "notice_destinations",
+    "notice_params",
     "PASSPORT_ALPHABET",
     "new_passport_id",
     "new_session_token",
@@ -490,3 +500,44 @@ def masked_login_names(account, id_number):
     if id_number:
         names.append({"kind": "id_number", "value": mask_id_number(id_number)})
     return names
+
+
+# -- credential-change notices -------------------------------------------------
+# Which channels hear of a change: every one the account had bound *before*
+# it, so whoever made the change cannot silence the old phone or address.
+NOTICE_KINDS = (
+    "phone_changed",
+    "email_changed",
+    "new_device_login",
+    "security_questions_set",
+    "account_deactivated",
+    "phone_taken_over",
+)
+
+
+def notice_destinations(kind, account):
+    """``[(channel, destination)]`` for a notice of ``kind`` about ``account``
+    as it was before the change."""
+    if kind not in NOTICE_KINDS:
+        raise ValueError(f"unknown notice kind {kind}")
+    destinations = []
+    # The account that lost its phone to a new holder no longer has it.
+    if account.get("phone") and kind != "phone_taken_over":
+        destinations.append(("sms", account["phone"]))
+    if account.get("email"):
+        destinations.append(("email", account["email"]))
+    return destinations
+
+
+def notice_params(now, device_id=None, client_ip=None, **masked):
+    """What a notice says besides its kind: when (Beijing time), from which
+    device and network where known, and masked values; never a code, never
+    a full number."""
+    params = {"changed_at": now.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")}
+    if device_id:
+        params["device"] = mask_device(device_id)
+    area = mask_ip(client_ip) if client_ip else None
+    if area:
+        params["area"] = area
+    params.update({key: str(value) for key, value in masked.items()})
+    return params

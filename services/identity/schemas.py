@@ -139,6 +139,9 @@ class LoginNames(Schema):
 
 class _AccountAction(_Strict):
     account_id = fields.UUID(required=True)
+    # Where the request came from, for the notice the change sends.
+    device_id = fields.String(load_default=None, validate=validate.Length(max=128))
+    client_ip = fields.String(load_default=None, validate=validate.Length(max=64))
 
 
 class ChangePhoneRequest(_AccountAction):

@@ -203,6 +203,7 @@ class IdentityService(base.ServiceBase):
             return
         self.db.release_phone(holder["id"], now)
         self.db.audit(holder["id"], str(new_holder_id), "phone_taken_over", now)
+        self._announce("phone_taken_over", holder, now, phone_masked=mask_phone(phone))
         self.db.add_event(
             "phone_taken_over",
             {
@@ -213,21 +214,46 @@ class IdentityService(base.ServiceBase):
             },
         )
 
-    @event_handler("identity", "phone_taken_over")
-    def tell_old_holder(self, payload, envelope):
-        """Email the account that lost its phone, once per event."""
-        account = self.db.account(payload["account_id"])
-        if not account or not account["email"]:
+    # -- notices -------------------------------------------------------------
+    def _announce(self, kind, account, now, device_id=None, client_ip=None, **masked):
+        """Queue a notice of ``kind`` to every channel ``account`` had bound
+        (as it was before the change), in the change's own transaction."""
+        params = domain.notice_params(now, device_id, client_ip, **masked)
+        account_id = str(account["id"])
+        for channel, destination in domain.notice_destinations(kind, account):
+            notice_id = self.db.insert_notice(
+                account_id,
+                kind,
+                channel,
+                self.keys.notice_sealer.seal(destination),
+                params,
+                now,
+            )
+            self.db.add_event(
+                "notice_requested",
+                {"notice_id": notice_id, "account_id": account_id, "kind": kind},
+            )
+
+    @event_handler("identity", "notice_requested")
+    def deliver_notice(self, payload, envelope):
+        """Hand a queued notice to verification's delivery queue, once: the
+        notice key makes a repeated hand-over (a crash after the RPC) a no-op
+        there, and the sealed destination is wiped here once it is handed."""
+        notice = self.db.notice(payload["notice_id"])
+        if notice is None or notice["queued_at"] is not None:
             return
         self.verification.send_notice(
             {
-                "channel": "email",
-                "destination": account["email"],
-                "kind": "phone_taken_over",
-                "params": {"phone_masked": payload["phone_masked"]},
-                "notice_key": f"phone_taken_over:{envelope['event_id']}",
+                "channel": notice["channel"],
+                "destination": self.keys.notice_sealer.open(
+                    notice["sealed_destination"]
+                ),
+                "kind": notice["kind"],
+                "params": notice["params"],
+                "notice_key": f"identity-notice:{notice['id']}",
             }
         )
+        self.db.mark_notice_queued(notice["id"], self.clock())
 
     # -- sessions and devices ----------------------------------------------
     @rpc
@@ -252,6 +278,9 @@ class IdentityService(base.ServiceBase):
                 decision.code_destination, "login_new_device", request["code"]
             )
             self.db.audit(account["id"], str(account["id"]), "device_added", now)
+            self._announce(
+                "new_device_login", account, now, device_id, request["client_ip"]
+            )
         # Known or just proved: remember it / note it was seen.
         self.db.remember_device(account["id"], device_id, now)
         return self._start_session(account, device_id, now)
@@ -567,6 +596,14 @@ class IdentityService(base.ServiceBase):
         self._take_over_phone(new_phone, account_id, now)
         self.db.update_phone(account_id, new_phone, now)
         self.db.audit(account_id, account_id, "phone_changed", now)
+        self._announce(
+            "phone_changed",
+            account,  # as it was: the old phone hears of it
+            now,
+            request["device_id"],
+            request["client_ip"],
+            phone_masked=mask_phone(new_phone),
+        )
         self.db.add_event(
             "phone_changed",
             {"account_id": account_id, "phone_masked": mask_phone(new_phone)},
@@ -591,6 +628,14 @@ class IdentityService(base.ServiceBase):
         account_id = str(account["id"])
         self.db.update_email(account_id, new_email, now)
         self.db.audit(account_id, account_id, "email_changed", now)
+        self._announce(
+            "email_changed",
+            account,  # as it was: the old address hears of it
+            now,
+            request["device_id"],
+            request["client_ip"],
+            email_masked=mask_email(new_email),
+        )
         self.db.add_event(
             "email_changed",
             {"account_id": account_id, "email_masked": mask_email(new_email)},
@@ -613,6 +658,13 @@ class IdentityService(base.ServiceBase):
         account_id = str(account["id"])
         self.db.update_security_questions(account_id, stored, now)
         self.db.audit(account_id, account_id, "security_questions_set", now)
+        self._announce(
+            "security_questions_set",
+            account,
+            now,
+            request["device_id"],
+            request["client_ip"],
+        )
         self.db.commit()
         return {"questions": [q for q, _ in cleaned]}
 
@@ -714,6 +766,15 @@ class IdentityService(base.ServiceBase):
         domain.require_eligible(self._unmet(account))  # again, under the lock
         account_id = str(account["id"])
         ended = self.db.revoke_account_sessions(account_id, "deactivated", now)
+        # Queued before the erase, in its transaction: the phone and address
+        # are sealed into the notices while they still exist.
+        self._announce(
+            "account_deactivated",
+            account,
+            now,
+            request["device_id"],
+            request["client_ip"],
+        )
         self.db.erase_account(account_id, now)
         self._sessions_ended(account_id, [], "deactivated", now, count=len(ended))
         self.db.audit(account_id, account_id, "deactivated", now)

@@ -281,6 +281,23 @@ SELECT wallet_balance_fen, owned_courses FROM account_facts
 
 # -- audit -----------------------------------------------------------------------
 
+INSERT_NOTICE_SQL = """
+INSERT INTO notices (account_id, kind, channel, sealed_destination, params, created_at)
+VALUES (%(account_id)s, %(kind)s, %(channel)s, %(sealed_destination)s, %(params)s,
+        %(now)s)
+RETURNING id
+"""
+
+NOTICE_SQL = """
+SELECT id, account_id, kind, channel, sealed_destination, params, queued_at
+  FROM notices WHERE id = %(id)s
+   FOR UPDATE
+"""
+
+MARK_NOTICE_QUEUED_SQL = """
+UPDATE notices SET queued_at = %(now)s, sealed_destination = NULL WHERE id = %(id)s
+"""
+
 INSERT_AUDIT_SQL = """
 INSERT INTO audit_log (account_id, actor, action, request_id, detail, at)
 VALUES (%(account_id)s, %(actor)s, %(action)s, %(request_id)s, %(detail)s, %(at)s)
@@ -525,6 +542,26 @@ class IdentityStore(Store):
         return row or {"wallet_balance_fen": 0, "owned_courses": []}
 
     # -- audit -----------------------------------------------------------------
+    # -- notices -------------------------------------------------------------
+    def insert_notice(self, account_id, kind, channel, sealed_destination, params, now):
+        return self.fetchone(
+            INSERT_NOTICE_SQL,
+            {
+                "account_id": account_id,
+                "kind": kind,
+                "channel": channel,
+                "sealed_destination": sealed_destination,
+                "params": json.dumps(params, ensure_ascii=False),
+                "now": now,
+            },
+        )["id"]
+
+    def notice(self, notice_id):
+        return self.fetchone(NOTICE_SQL, {"id": notice_id})
+
+    def mark_notice_queued(self, notice_id, now):
+        self.execute(MARK_NOTICE_QUEUED_SQL, {"id": notice_id, "now": now})
+
     def audit(self, account_id, actor, action, at, **detail):
         """Who did what, when, under which request; never personal data."""
         self.execute(

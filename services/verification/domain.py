@@ -209,7 +209,21 @@ _NOTICE_TEXT = {
         "您的账号已注销，此操作不可恢复。",
         "Your account was closed. This cannot be undone.",
     ),
+    "new_device_login": (
+        "您的账号在一台新设备上登录。",
+        "Your account was signed in on a new device.",
+    ),
+    "security_questions_set": (
+        "您账号的密保问题已重新设置。",
+        "The security questions of your account were set anew.",
+    ),
 }
+# Optional circumstances a notice names when the sender knows them.
+_NOTICE_CONTEXT = (
+    ("changed_at", "时间：{}（北京时间）", "When: {} (Beijing time)"),
+    ("device", "设备：{}", "Device: {}"),
+    ("area", "网络：{}", "Network: {}"),
+)
 NOTICE_KINDS = tuple(_NOTICE_TEXT)
 _NOT_YOU = (
     "如非本人操作，请立即联系学校或平台客服举报。",
@@ -225,6 +239,18 @@ def render_notice(channel, kind, params):
         zh, en = zh.format(**values), en.format(**values)
     except KeyError as missing:
         raise ValueError(f"notice {kind} needs {missing}") from None
+    context_zh = "；".join(
+        zh_line.format(values[key])
+        for key, zh_line, _ in _NOTICE_CONTEXT
+        if key in values
+    )
+    context_en = "; ".join(
+        en_line.format(values[key])
+        for key, _, en_line in _NOTICE_CONTEXT
+        if key in values
+    )
+    if context_zh:
+        zh, en = f"{zh}（{context_zh}）", f"{en} ({context_en}.)"
     body = f"【学生账号自助服务】{zh}{_NOT_YOU[0]}\n{en} {_NOT_YOU[1]}"
     subject = "账号安全通知 / Account security notice" if channel == "email" else None
     return subject, body
