@@ -3,12 +3,21 @@ capture server and all five services, one ``nameko run`` process each.
 
     python -m devtools.platform          # what `make run` calls; Ctrl-C stops all
 
+Before anything starts, every port the platform will listen on is checked;
+a taken one stops the launch with its number and the process holding it.
+A service that exits, during start-up or later, is named with the last
+lines of its log, and the rest are stopped: never a half-running platform
+(the launcher exits 1; restarting is left to a supervisor in production).
+Stopping sends SIGTERM to every process at once and SIGKILL to what is
+still there after ``STOP_GRACE_SECONDS``, so Ctrl-C returns within 5 s.
+
 The end-to-end tests use ``Platform`` with their own vhost, databases and
 ports, so they run exactly what a user runs.
 """
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +25,7 @@ from pathlib import Path
 
 import requests
 
-__all__ = ["Platform", "SERVICES"]
+__all__ = ["Platform", "SERVICES", "PlatformError", "port_holder", "log_tail"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("identity", "verification", "recovery", "registry_sync", "gateway")
@@ -27,6 +36,66 @@ METRICS_PORTS = {
     "recovery": 9103,
     "registry_sync": 9104,
 }
+
+
+STOP_GRACE_SECONDS = 3.0
+
+
+class PlatformError(RuntimeError):
+    """The platform cannot start or lost a service; the message says why."""
+
+
+def _listening_inodes(port):
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                inodes.add(inode)
+    return inodes
+
+
+def port_holder(port):
+    """``"pid 1234 (python3 -m nameko run ...)"`` listening on ``port``, or
+    ``None`` when it cannot be told (another user's process, no /proc)."""
+    inodes = _listening_inodes(port)
+    if not inodes:
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+                    return f"pid {proc.name} ({cmdline.decode(errors='replace').strip()[:120]})"
+        except OSError:
+            continue
+    return None
+
+
+def port_free(port, host="127.0.0.1"):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def log_tail(path, lines=15):
+    """The last ``lines`` lines of a log file (what to show when it died)."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
 
 
 class Platform:
@@ -96,18 +165,78 @@ class Platform:
             ],
         )
 
-    def stop_service(self, name, sig=signal.SIGTERM, timeout=15):
+    def stop_service(self, name, sig=signal.SIGTERM, timeout=STOP_GRACE_SECONDS):
         proc = self.processes.pop(name, None)
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        self._stop_all({name: proc}, sig, timeout)
+
+    @staticmethod
+    def _stop_all(processes, sig=signal.SIGTERM, grace=STOP_GRACE_SECONDS):
+        """Signal every process group at once; SIGKILL what outlives ``grace``."""
+        for proc in processes.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + grace
+        for proc in processes.values():
+            try:
+                proc.wait(max(deadline - time.monotonic(), 0.01))
+            except subprocess.TimeoutExpired:
+                pass
+        for proc in processes.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+
+    def ports(self):
+        """``{port: what}`` of every port this platform will listen on."""
+        wanted = {}
+        host, _, port = self.env["GATEWAY_ADDRESS"].rpartition(":")
+        wanted[int(port)] = "gateway"
+        if self.with_capture:
+            http_port, smtp_port = self.capture_ports
+            wanted[int(http_port)] = "capture (HTTP)"
+            wanted[int(smtp_port)] = "capture (SMTP)"
+        for name in SERVICES:
+            metrics = self.env.get(f"{name.upper()}_METRICS_PORT")
+            if metrics and int(metrics):
+                wanted[int(metrics)] = f"{name} metrics"
+        return wanted
+
+    def check_ports(self):
+        """Refuse to start when any port is taken, naming it and its holder."""
+        taken = []
+        for port, what in sorted(self.ports().items()):
+            if not port_free(port):
+                holder = port_holder(port) or "a process this user cannot see"
+                taken.append(f"port {port} ({what}) is taken by {holder}")
+        if taken:
+            raise PlatformError(
+                "cannot start: " + "; ".join(taken) + ". Stop it (an earlier "
+                "`make run` still shutting down?) or choose other ports."
+            )
+
+    def died(self):
+        """``(name, returncode)`` of the first child that has exited, or None."""
+        for name, proc in self.processes.items():
+            if proc.poll() is not None:
+                return name, proc.returncode
+        return None
+
+    def death_report(self, name, returncode):
+        log = self.log_dir / f"{name}.log"
+        return f"{name} exited with {returncode}; last lines of {log}:\n" + log_tail(
+            log
+        )
 
     def start(self, wait=60):
+        self.check_ports()
         self.migrate()
         if self.with_capture:
             http_port, smtp_port = self.capture_ports
@@ -125,19 +254,20 @@ class Platform:
             )
         for name in SERVICES:
             self.start_service(name)
-        self.wait_healthy(wait)
+        try:
+            self.wait_healthy(wait)
+        except BaseException:
+            self.stop()  # never leave a half-started platform behind
+            raise
         return self
 
     def wait_healthy(self, wait=60):
         deadline = time.monotonic() + wait
         last = None
         while time.monotonic() < deadline:
-            for name, proc in self.processes.items():
-                if proc.poll() is not None:
-                    raise RuntimeError(
-                        f"{name} exited with {proc.returncode}; "
-                        f"see {self.log_dir / (name + '.log')}"
-                    )
+            dead = self.died()
+            if dead:
+                raise PlatformError(self.death_report(*dead))
             try:
                 last = requests.get(f"{self.gateway_url}/health", timeout=5)
                 if last.status_code == 200:
@@ -145,11 +275,11 @@ class Platform:
             except requests.RequestException as exc:
                 last = exc
             time.sleep(0.5)
-        raise RuntimeError(f"platform not healthy after {wait}s: {last!r}")
+        raise PlatformError(f"platform not healthy after {wait}s: {last!r}")
 
     def stop(self):
-        for name in list(self.processes):
-            self.stop_service(name)
+        processes, self.processes = self.processes, {}
+        self._stop_all(processes)
 
     def __enter__(self):
         return self.start()
@@ -159,13 +289,22 @@ class Platform:
 
 
 def main():
-    metrics_env = {
-        f"{name.upper()}_METRICS_PORT": str(port)
+    env = {
+        f"{name.upper()}_METRICS_PORT": os.environ.get(
+            f"{name.upper()}_METRICS_PORT", str(port)
+        )
         for name, port in METRICS_PORTS.items()
     }
-    platform = Platform(env=metrics_env, log_dir=os.environ.get("LOG_DIR"))
+    platform = Platform(
+        env=env,
+        log_dir=os.environ.get("LOG_DIR"),
+        gateway_address=os.environ.get("GATEWAY_ADDRESS", "127.0.0.1:8000"),
+        capture_http_port=int(os.environ.get("CAPTURE_HTTP_PORT", 8025)),
+        capture_smtp_port=int(os.environ.get("CAPTURE_SMTP_PORT", 1025)),
+    )
     stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append("SIGTERM"))
+    status = 0
     try:
         platform.start()
         print(
@@ -175,28 +314,36 @@ def main():
         print(
             "Service metrics: "
             + ", ".join(
-                f"{name} :{port}/metrics" for name, port in METRICS_PORTS.items()
+                f"{name} :{env[f'{name.upper()}_METRICS_PORT']}/metrics"
+                for name in METRICS_PORTS
             )
         )
         print(f"Captured SMS/email: {platform.capture_url}/api/messages?to=...")
+        print(
+            "Processes: "
+            + ", ".join(f"{n} pid {p.pid}" for n, p in platform.processes.items())
+        )
         print(
             f"Logs: {platform.log_dir}/<service>.log   Ctrl-C stops everything.",
             flush=True,
         )
         while not stopping:
-            for name, proc in list(platform.processes.items()):
-                if proc.poll() is not None:
-                    print(
-                        f"[platform] {name} exited with {proc.returncode}", flush=True
-                    )
-                    platform.processes.pop(name)
-            time.sleep(1)
+            dead = platform.died()
+            if dead:
+                raise PlatformError(platform.death_report(*dead))
+            time.sleep(0.5)
     except KeyboardInterrupt:
         pass
+    except PlatformError as exc:
+        print(f"\n[platform] FATAL: {exc}", file=sys.stderr, flush=True)
+        status = 1
     finally:
         print("\n[platform] stopping", flush=True)
+        started = time.monotonic()
         platform.stop()
+        print(f"[platform] stopped in {time.monotonic() - started:.1f}s", flush=True)
+    return status
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
