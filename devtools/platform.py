@@ -81,7 +81,11 @@ def port_holder(port):
 
 
 def port_free(port, host="127.0.0.1"):
+    """Whether a server could listen on ``port`` now. SO_REUSEADDR as the
+    servers themselves set it: connections of a stopped run lingering in
+    TIME_WAIT do not count, a live listener does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

@@ -7,10 +7,19 @@ import phonenumbers
 
 from services.common.errors import InvalidRequest
 
-__all__ = ["normalise_mobile", "normalise_email"]
+__all__ = ["normalise_mobile", "normalise_email", "MOBILE_PATTERN", "EMAIL_PATTERN"]
 
-_EMAIL = re.compile(
-    r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
+EMAIL_PATTERN = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
+_EMAIL = re.compile(EMAIL_PATTERN)
+# What the gateway publishes and enforces for a mainland mobile: the national
+# mobile pattern of phonenumbers' own metadata (the library that validates
+# it here), with an optional +86 / 86 prefix and no separators.
+MOBILE_PATTERN = (
+    r"^(?:\+?86)?(?:"
+    + phonenumbers.PhoneMetadata.metadata_for_region(
+        "CN"
+    ).mobile.national_number_pattern
+    + r")$"
 )
 _MOBILE_TYPES = (
     phonenumbers.PhoneNumberType.MOBILE,

@@ -24,6 +24,7 @@ import json
 
 __all__ = [
     "MESSAGES",
+    "find_nul",
     "ServiceError",
     "InvalidRequest",
     "Unauthenticated",
@@ -37,6 +38,28 @@ __all__ = [
     "message_for",
     "ALL_ERROR_CLASSES",
 ]
+
+
+def find_nul(value, path="body"):
+    """The path of the first string (or key) holding a NUL character, else
+    ``None``. PostgreSQL text cannot store NUL, so such input is refused as
+    malformed at every boundary instead of failing deep in a store."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                return f"{path}.<key>"
+            found = find_nul(item, f"{path}.{key}")
+            if found:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = find_nul(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
 
 # code -> (Chinese, English). One catalogue so clients see the same text for
 # the same code whichever service refused.
@@ -76,7 +99,15 @@ MESSAGES = {
         "Not a valid mainland China mobile number.",
     ),
     "email_invalid": ("邮箱格式不正确", "Not a valid email address."),
+    "destination_invalid": (
+        "请填写中国大陆手机号或邮箱",
+        "Give a mainland China mobile number or an email address.",
+    ),
     "channel_invalid": ("不支持的发送方式", "Unknown channel."),
+    "destination_channel_mismatch": (
+        "短信只能发送到手机号，邮件只能发送到邮箱",
+        "SMS goes to a mobile number and email to an address.",
+    ),
     "resend_too_soon": (
         "验证码已发送，请稍后再获取",
         "A code was just sent; wait before asking again.",

@@ -36,6 +36,7 @@ from services.common.errors import (
     InvalidRequest,
     ServiceError,
     ServiceUnavailable,
+    find_nul,
 )
 
 __all__ = ["rpc", "ServiceRpc", "DeadlineRpc"]
@@ -61,12 +62,25 @@ class DeadlineRpc(Rpc):
     def handle_message(self, body, message):
         deadline = (message.headers or {}).get(f"nameko.{DEADLINE_KEY}")
         if deadline is not None and time.time() > float(deadline):
-            try:
-                raise DeadlineExceeded("deadline_exceeded")
-            except DeadlineExceeded:
-                self.rpc_consumer.handle_result(message, None, sys.exc_info())
+            self._refuse(message, DeadlineExceeded("deadline_exceeded"))
+            return
+        nul_at = find_nul(body, "payload") if isinstance(body, dict) else None
+        if nul_at:  # PostgreSQL cannot store it: malformed, not a crash later
+            self._refuse(
+                message,
+                InvalidRequest(
+                    "invalid_request",
+                    {"errors": {nul_at: ["must not contain the NUL character"]}},
+                ),
+            )
             return
         super().handle_message(body, message)
+
+    def _refuse(self, message, error):
+        try:
+            raise error
+        except ServiceError:
+            self.rpc_consumer.handle_result(message, None, sys.exc_info())
 
     def handle_result(self, message, worker_ctx, result, exc_info):
         # A payload that fails its marshmallow schema is the caller's

@@ -50,14 +50,17 @@ def random_phone(prefix="137"):
     return f"{prefix}{random.randint(0, 99_999_999):08d}"
 
 
-def random_client_ip():
-    """A random address from the documentation ranges (RFC 5737 TEST-NET-2
-    and -3, RFC 3849): never routed, so never a real client's."""
+def random_client_ip(version=6):
+    """A random address from a documentation range, never routed, so never
+    a real client's: by default one of 2**96 in 2001:db8::/32 (RFC 3849), so
+    no two test runs share a per-address counter; ``version=4`` gives one of
+    the ~500 in TEST-NET-2/-3 (RFC 5737)."""
+    import ipaddress
     import random
 
-    if random.random() < 0.2:
-        return f"2001:db8::{random.randint(1, 0xFFFF):x}"
-    return f"{random.choice(('198.51.100', '203.0.113'))}.{random.randint(1, 254)}"
+    if version == 4:
+        return f"{random.choice(('198.51.100', '203.0.113'))}.{random.randint(1, 254)}"
+    return str(ipaddress.IPv6Address((0x20010DB8 << 96) | random.getrandbits(96)))
 
 
 def random_resident_id(birth_year=1990):

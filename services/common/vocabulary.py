@@ -8,7 +8,12 @@ __all__ = [
     "AUTH_INFO_FIELDS",
     "LINK_PROVIDERS",
     "OWNED_COURSE_KINDS",
+    "DEVICE_ID_PATTERN",
 ]
+
+# An app's device id (X-Device-Id): what identity accepts and the gateway
+# publishes and enforces.
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9._:-]{8,128}$"
 
 # What a verification code may be used for; a code verifies only for its own.
 CODE_PURPOSES = (

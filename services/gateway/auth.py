@@ -10,11 +10,13 @@ if a broadcast is lost while a gateway is disconnected from the broker.
 
 import hashlib
 import hmac
+import re
 import time
 
 from nameko.extensions import DependencyProvider
 
 from services.common.errors import InvalidRequest, Unauthenticated
+from services.common.vocabulary import DEVICE_ID_PATTERN
 
 __all__ = ["SessionCache", "bearer_token", "device_id", "require_internal"]
 
@@ -27,13 +29,16 @@ def bearer_token(request):
     return token.strip()
 
 
+_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
+
+
 def device_id(request, required=False):
     value = (request.headers.get("X-Device-Id") or "").strip()
     if not value:
         if required:
             raise InvalidRequest("device_id_required")
         return None
-    if len(value) > 128:
+    if not _DEVICE_ID.match(value):
         raise InvalidRequest("device_id_required")
     return value
 

@@ -22,6 +22,7 @@ from werkzeug.wrappers import Response
 
 from services.common.context import REQUEST_ID_KEY, clean_request_id
 from services.common.errors import (
+    MESSAGES,
     Conflict,
     DeadlineExceeded,
     Forbidden,
@@ -32,8 +33,11 @@ from services.common.errors import (
     ServiceUnavailable,
     Throttled,
     Unauthenticated,
+    find_nul,
     message_for,
 )
+
+NUL_MESSAGE = "must not contain the NUL character"
 
 __all__ = [
     "endpoint",
@@ -113,10 +117,35 @@ def load_body(request, schema):
         data = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("invalid_json") from None
+    nul_at = find_nul(data)
+    if nul_at:
+        raise InvalidRequest("invalid_request", {"errors": {nul_at: [NUL_MESSAGE]}})
     try:
         return schema.load(data)
     except ValidationError as exc:
-        raise InvalidRequest("invalid_request", {"errors": exc.messages}) from None
+        raise InvalidRequest(_code_of(exc.messages), {"errors": exc.messages}) from None
+
+
+def _leaf_messages(messages):
+    if isinstance(messages, dict):
+        for value in messages.values():
+            yield from _leaf_messages(value)
+    elif isinstance(messages, (list, tuple)):
+        for value in messages:
+            yield from _leaf_messages(value)
+    else:
+        yield messages
+
+
+def _code_of(messages):
+    """A validator's stable code (``phone_invalid``) when it is the only
+    complaint, else the generic ``invalid_request``."""
+    leaves = set(_leaf_messages(messages))
+    if len(leaves) == 1:
+        (only,) = leaves
+        if isinstance(only, str) and only in MESSAGES:
+            return only
+    return "invalid_request"
 
 
 def forwarded_client(header, trusted_hops):
@@ -181,6 +210,9 @@ class ProblemWsgiApp(WsgiApp):
             request = Request(environ)
             code = "method_not_allowed" if exc.code == 405 else "not_found"
             response = problem_response(exc.code, code, request)
+            if exc.code == 405 and getattr(exc, "valid_methods", None):
+                # RFC 9110 §15.5.6: a 405 lists the methods the resource has.
+                response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
             response.headers["X-Request-Id"] = clean_request_id(
                 request.headers.get("X-Request-Id")
             )
@@ -266,8 +298,12 @@ def endpoint(
     status=200,
     errors=(),
     auth=None,
+    device_header=None,
+    path_schemas=None,
 ):
-    """Declare a gateway route and its OpenAPI description."""
+    """Declare a gateway route and its OpenAPI description. ``device_header``:
+    ``"required"`` or ``"optional"`` when the route reads ``X-Device-Id``
+    (session routes always read it)."""
 
     def decorator(fn):
         fn.openapi = {
@@ -280,6 +316,9 @@ def endpoint(
             "status": status,
             "errors": list(errors),
             "auth": auth,
+            "path_schemas": dict(path_schemas or {}),
+            "device_header": device_header
+            or ("optional" if auth == "session" else None),
             "description": (fn.__doc__ or "").strip(),
         }
         return ApiHandler.decorator(method, _werkzeug_path(path))(fn)

@@ -8,6 +8,7 @@ import re
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from services.common.vocabulary import DEVICE_ID_PATTERN
 from services.gateway.schemas import ProblemSchema
 
 __all__ = ["build_spec", "render_docs"]
@@ -23,18 +24,31 @@ def _declared_endpoints(service_cls):
             yield meta
 
 
+# PostgreSQL text cannot hold NUL, and every boundary refuses it (400): said
+# in the contract for every free-text string.
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+
+
+def _no_nul(converter, field, ret, **kwargs):
+    if ret.get("type") == "string" and not {"pattern", "format", "enum"} & set(ret):
+        return {"pattern": NO_NUL_PATTERN}
+    return {}
+
+
 def build_spec(service_cls, server_url=None):
+    marshmallow_plugin = MarshmallowPlugin()
     spec = APISpec(
         title="Student account self-service gateway",
         version="1.0.0",
         openapi_version="3.0.3",
-        plugins=[MarshmallowPlugin()],
+        plugins=[marshmallow_plugin],
         info={
             "description": "HTTP surface of the student-account platform. "
             "Errors are RFC 9457 problem+json with a stable `code`."
         },
         servers=[{"url": server_url}] if server_url else [],
     )
+    marshmallow_plugin.converter.add_attribute_function(_no_nul)
     spec.components.schema("Problem", schema=ProblemSchema)
     spec.components.security_scheme("session", {"type": "http", "scheme": "bearer"})
     spec.components.security_scheme(
@@ -68,16 +82,18 @@ def build_spec(service_cls, server_url=None):
                     "in": "path",
                     "name": name,
                     "required": True,
-                    "schema": {"type": "string"},
+                    "schema": meta["path_schemas"].get(
+                        name, {"type": "string", "pattern": NO_NUL_PATTERN}
+                    ),
                 }
             )
-        if meta["auth"] == "session":
+        if meta["device_header"]:
             operation["parameters"].append(
                 {
                     "in": "header",
                     "name": "X-Device-Id",
-                    "required": False,
-                    "schema": {"type": "string"},
+                    "required": meta["device_header"] == "required",
+                    "schema": {"type": "string", "pattern": DEVICE_ID_PATTERN},
                     "description": "The app's device id; a session works only from it.",
                 }
             )
@@ -94,13 +110,26 @@ def build_spec(service_cls, server_url=None):
         if meta["response_schema"] is not None:
             ok["content"] = {"application/json": {"schema": meta["response_schema"]}}
         operation["responses"][str(meta["status"])] = ok
-        for status in meta["errors"] or (400,):
+        errors = list(meta["errors"] or (400,))
+        if meta["device_header"] and 400 not in errors:
+            errors.append(400)  # a malformed X-Device-Id
+        for status in errors:
             operation["responses"][str(status)] = {
                 "description": "Problem details",
                 "content": {"application/problem+json": {"schema": "Problem"}},
             }
         spec.path(path=meta["path"], operations={meta["method"]: operation})
-    return spec.to_dict()
+    document = spec.to_dict()
+    # Rules across fields that marshmallow checks in @validates_schema and
+    # apispec cannot see: each schema publishes its own as ``openapi_extra``.
+    components = document.get("components", {}).get("schemas", {})
+    for meta in _declared_endpoints(service_cls):
+        for schema in (meta["request_schema"], meta["response_schema"]):
+            extra = getattr(schema, "openapi_extra", None)
+            name = getattr(schema, "__name__", "").removesuffix("Schema")
+            if extra and name in components:
+                components[name].update(extra)
+    return document
 
 
 def render_docs(spec):

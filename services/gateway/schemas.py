@@ -1,7 +1,15 @@
 """The gateway's public HTTP shapes (separate from the internal RPC shapes)."""
 
-from marshmallow import Schema, fields, validate
+from marshmallow import (
+    INCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates_schema,
+)
 
+from services.common.contacts import EMAIL_PATTERN, MOBILE_PATTERN
 from services.common.events import OwnedCourse
 from services.common.vocabulary import (
     AUTH_INFO_FIELDS,
@@ -21,8 +29,31 @@ __all__ = [
 ]
 
 
+# The formats the services validate with, published and enforced here so a
+# request the contract allows is never refused as malformed further in.
+# Their error messages are the stable codes clients already know
+# (``load_body`` answers with the code when it is the only complaint).
+PHONE = validate.Regexp(MOBILE_PATTERN, error="phone_invalid")
+EMAIL = [
+    validate.Length(max=254, error="email_invalid"),
+    validate.Regexp(EMAIL_PATTERN, error="email_invalid"),
+]
+PHONE_OR_EMAIL = validate.Regexp(
+    f"(?:{MOBILE_PATTERN})|(?:{EMAIL_PATTERN})", error="destination_invalid"
+)
+NEW_PASSWORD = validate.Length(8, 64)
+
+
+def _phone(example="13812345678", **kwargs):
+    return fields.String(validate=PHONE, metadata={"example": example}, **kwargs)
+
+
 class ProblemSchema(Schema):
-    """RFC 9457 problem details, with a stable ``code``."""
+    """RFC 9457 problem details, with a stable ``code``. Members beyond the
+    listed ones may appear (RFC 9457 §3.2: extension members)."""
+
+    class Meta:
+        unknown = INCLUDE
 
     type = fields.String(required=True)
     title = fields.String(required=True)
@@ -31,6 +62,10 @@ class ProblemSchema(Schema):
     detail = fields.String(required=True)
     message_zh = fields.String()
     message_en = fields.String()
+    errors = fields.Dict(metadata={"description": "invalid_request: field -> messages"})
+    retry_after = fields.Integer(metadata={"description": "seconds; also Retry-After"})
+    resets_at = fields.String(metadata={"description": "when a daily limit resets"})
+    service = fields.String(metadata={"description": "the service that failed"})
 
 
 class ServiceHealthSchema(Schema):
@@ -57,8 +92,11 @@ class CodeRequestSchema(Schema):
     )
     destination = fields.String(
         required=True,
-        validate=validate.Length(1, 254),
-        metadata={"example": "13812345678"},
+        validate=PHONE_OR_EMAIL,
+        metadata={
+            "example": "13812345678",
+            "description": "a mainland mobile for sms, an address for email",
+        },
     )
     purpose = fields.String(
         required=True,
@@ -85,19 +123,13 @@ class CaptchaSchema(Schema):
 class AccountRegistrationSchema(Schema):
     """Register with phone, SMS code, password, real name and ID document."""
 
-    phone = fields.String(
-        required=True,
-        validate=validate.Length(1, 32),
-        metadata={"example": "13812345678"},
-    )
+    phone = _phone(required=True)
     code = fields.String(
         required=True,
         validate=validate.Regexp(r"^\d{6}$"),
         metadata={"example": "123456"},
     )
-    password = fields.String(
-        required=True, validate=validate.Length(1, 256), load_only=True
-    )
+    password = fields.String(required=True, validate=NEW_PASSWORD, load_only=True)
     name = fields.String(
         required=True, validate=validate.Length(1, 64), metadata={"example": "张三"}
     )
@@ -111,7 +143,7 @@ class AccountRegistrationSchema(Schema):
         validate=validate.Length(1, 64),
         metadata={"example": "11010519491231002X"},
     )
-    email = fields.String(load_default=None, validate=validate.Length(max=254))
+    email = fields.String(load_default=None, validate=EMAIL)
     register_anyway = fields.Boolean(load_default=False)
 
 
@@ -134,6 +166,12 @@ def _code(required=True):
 
 
 def _password():
+    """A new password (registration, reset): the length rule of identity."""
+    return fields.String(required=True, validate=NEW_PASSWORD, load_only=True)
+
+
+def _current_password():
+    """The password the account has now, to confirm a change."""
     return fields.String(
         required=True, validate=validate.Length(1, 256), load_only=True
     )
@@ -151,11 +189,7 @@ class StudentNumberRegistrationSchema(Schema):
     name = fields.String(
         required=True, validate=validate.Length(1, 64), metadata={"example": "李小花"}
     )
-    guardian_phone = fields.String(
-        required=True,
-        validate=validate.Length(1, 32),
-        metadata={"example": "13912345678"},
-    )
+    guardian_phone = _phone("13912345678", required=True)
     code = _code()
     password = _password()
 
@@ -165,17 +199,42 @@ class LoginSchema(Schema):
     linked provider's `provider` + `assertion`; `code` after a 403
     `device_verification_required`."""
 
+    # Published as the same rule the loader enforces (build_spec merges it).
+    openapi_extra = {
+        "oneOf": [
+            {"required": ["login", "password"]},
+            {"required": ["provider", "assertion"]},
+        ]
+    }
+
     login = fields.String(
         load_default=None,
+        allow_none=False,
         validate=validate.Length(1, 254),
         metadata={"example": "13812345678"},
     )
     password = fields.String(
-        load_default=None, validate=validate.Length(1, 256), load_only=True
+        load_default=None,
+        allow_none=False,
+        validate=validate.Length(1, 256),
+        load_only=True,
     )
-    provider = fields.String(load_default=None, validate=validate.OneOf(LINK_PROVIDERS))
-    assertion = fields.String(load_default=None, validate=validate.Length(1, 8192))
-    code = _code(required=False)
+    provider = fields.String(
+        load_default=None, allow_none=False, validate=validate.OneOf(LINK_PROVIDERS)
+    )
+    assertion = fields.String(
+        load_default=None, allow_none=False, validate=validate.Length(1, 8192)
+    )
+    code = fields.String(load_default=None, allow_none=False, **CODE_FIELD)
+
+    @validates_schema
+    def one_way_in(self, data, **kwargs):
+        by_password = data.get("login") is not None and data.get("password") is not None
+        by_provider = (
+            data.get("provider") is not None and data.get("assertion") is not None
+        )
+        if by_password == by_provider:
+            raise ValidationError("give login + password, or provider + assertion")
 
 
 class SessionSchema(Schema):
@@ -241,12 +300,8 @@ class LoginNamesSchema(Schema):
 
 
 class PhoneChangeSchema(Schema):
-    password = _password()
-    new_phone = fields.String(
-        required=True,
-        validate=validate.Length(1, 32),
-        metadata={"example": "13912345678"},
-    )
+    password = _current_password()
+    new_phone = _phone("13912345678", required=True)
     code = _code()
 
 
@@ -255,11 +310,9 @@ class PhoneChangedSchema(Schema):
 
 
 class EmailChangeSchema(Schema):
-    password = _password()
+    password = _current_password()
     new_email = fields.String(
-        required=True,
-        validate=validate.Length(1, 254),
-        metadata={"example": "zhang@school.edu.cn"},
+        required=True, validate=EMAIL, metadata={"example": "zhang@school.edu.cn"}
     )
     code = _code()
 
@@ -276,7 +329,7 @@ class SecurityQuestionSchema(Schema):
 
 
 class SecurityQuestionsSchema(Schema):
-    password = _password()
+    password = _current_password()
     questions = fields.List(
         fields.Nested(SecurityQuestionSchema),
         required=True,
@@ -289,11 +342,7 @@ class QuestionsSetSchema(Schema):
 
 
 class GuardianSchema(Schema):
-    guardian_phone = fields.String(
-        required=True,
-        validate=validate.Length(1, 32),
-        metadata={"example": "13912345678"},
-    )
+    guardian_phone = _phone("13912345678", required=True)
     code = _code()
 
 

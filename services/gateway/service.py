@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Response
 
 from services.common.context import RequestContext
-from services.common.errors import ServiceError
+from services.common.errors import InvalidRequest, RuleViolation, ServiceError
 from services.common.events import EnvelopeSchema, SessionsRevokedPayload
 from services.common.metrics import Metrics
 from services.common.rpc import ServiceRpc
@@ -219,7 +219,17 @@ class GatewayService:
         202 `{"expires_at": "…", "resend_after": 60, "remaining_today": 4}`;
         429 `resend_too_soon` (`retry_after`) or `daily_limit_reached` (`resets_at`).
         """
-        body = load_body(request, CodeRequestSchema())
+        try:
+            body = load_body(request, CodeRequestSchema())
+        except InvalidRequest as refusal:
+            if refusal.code != "destination_invalid":
+                raise
+            raw = request.get_json(silent=True) or {}
+            code = "email_invalid" if raw.get("channel") == "email" else "phone_invalid"
+            raise InvalidRequest(code, refusal.extra) from None
+        if ("@" in body["destination"]) != (body["channel"] == "email"):
+            # Well-formed, but this address cannot take this channel.
+            raise RuleViolation("destination_channel_mismatch")
         answer = self.verification.issue_code(
             {
                 **body,
@@ -239,6 +249,7 @@ class GatewayService:
         response_schema=AccountCreatedSchema,
         status=201,
         errors=(400, 409, 422, 429, 503, 504),
+        device_header="optional",
     )
     def register_account(self, request):
         """Needs a `register` code sent to the phone first (`POST /api/v1/codes`).
@@ -263,6 +274,7 @@ class GatewayService:
         response_schema=AccountCreatedSchema,
         status=201,
         errors=(400, 409, 422, 429, 503, 504),
+        device_header="optional",
     )
     def register_by_student_number(self, request):
         """Needs a `guardian_check` code sent to the guardian's phone. The
@@ -289,6 +301,7 @@ class GatewayService:
         response_schema=SessionSchema,
         status=201,
         errors=(400, 401, 403, 404, 422, 429, 503, 504),
+        device_header="required",
     )
     def login(self, request):
         """`X-Device-Id` is required. An unseen device gets 403
@@ -577,6 +590,7 @@ class GatewayService:
         response_schema=AccountFactsStoredSchema,
         errors=(400, 401, 503, 504),
         auth="internal",
+        path_schemas={"account_id": {"type": "string", "format": "uuid"}},
     )
     def set_account_facts(self, request, account_id):
         """For the wallet and course systems, with `INTERNAL_API_TOKEN`; the

@@ -10,7 +10,11 @@ from marshmallow import (
 )
 
 from services.common.events import OwnedCourse
-from services.common.vocabulary import AUTH_INFO_FIELDS, LINK_PROVIDERS
+from services.common.vocabulary import (
+    AUTH_INFO_FIELDS,
+    DEVICE_ID_PATTERN,
+    LINK_PROVIDERS,
+)
 from services.identity.realname import ID_TYPES
 
 __all__ = [
@@ -37,7 +41,7 @@ __all__ = [
 ]
 
 CODE = validate.Regexp(r"^\d{6}$")
-DEVICE_ID = validate.Regexp(r"^[A-Za-z0-9._:-]{8,128}$")
+DEVICE_ID = validate.Regexp(DEVICE_ID_PATTERN)
 
 
 class _Strict(Schema):

@@ -45,3 +45,12 @@ def test_every_catalogued_code_is_snake_case_with_two_messages():
     for code, (zh, en) in errors.MESSAGES.items():
         assert code == code.lower() and " " not in code
         assert zh and en and zh != en
+
+
+def test_find_nul_names_the_first_string_or_key_holding_nul():
+    from services.common.errors import find_nul
+
+    assert find_nul({"a": "ok", "b": ["x", {"c": "bad\x00"}]}) == "body.b[1].c"
+    assert find_nul({"k\x00": 1}) == "body.<key>"
+    assert find_nul({"a": ["fine", 1, None, {"b": "also fine"}]}) is None
+    assert find_nul("plain\x00", "payload") == "payload"
