@@ -2,6 +2,7 @@
 throw-away vhost and database, drive HTTP load from threads in this process,
 and report throughput, latency percentiles and service memory."""
 
+import collections
 import json
 import os
 import statistics
@@ -100,22 +101,33 @@ def load(
     expect=(200, 201, 202),
     warmup=20,
     headers=None,
+    make_headers=None,
 ):
-    """Send ``requests_total`` requests from ``clients`` threads; latencies in ms."""
+    """Send ``requests_total`` requests from ``clients`` threads; latencies in ms.
+
+    Every client warms up first (connections, pools); the clock starts when
+    all of them have, so ``rps`` divides measured requests by the time the
+    measured requests took, and stops when the last client is done.
+    """
     latencies, failures = [], []
     lock = threading.Lock()
-    counter = iter(range(requests_total + warmup * clients))
+    counter = iter(range(requests_total))
+    warmed = threading.Barrier(clients + 1)
 
     def worker(index):
         session = requests.Session()
-        for _ in range(warmup):  # connections, JIT-less warm caches, pools
-            next(counter, None)
-            session.request(method, url, data=_body(), headers=headers, timeout=30)
+        try:
+            for _ in range(warmup):  # connections, warm caches, pools
+                session.request(
+                    method, url, data=_body(), headers=_headers(), timeout=30
+                )
+        finally:
+            warmed.wait()
         mine, bad = [], []
         while next(counter, None) is not None:
             started = time.perf_counter()
             answer = session.request(
-                method, url, data=_body(), headers=headers, timeout=30
+                method, url, data=_body(), headers=_headers(), timeout=30
             )
             elapsed = (time.perf_counter() - started) * 1000
             (mine if answer.status_code in expect else bad).append(
@@ -130,14 +142,23 @@ def load(
             return json.dumps(make_body())
         return body
 
+    def _headers():
+        if make_headers is not None:
+            return {**(headers or {}), **make_headers()}
+        return headers
+
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    started = time.perf_counter()
     for t in threads:
         t.start()
+    warmed.wait()
+    started = time.perf_counter()
     for t in threads:
         t.join()
     wall = time.perf_counter() - started
-    return summarise(latencies, failures, wall)
+    result = summarise(latencies, failures, wall)
+    if failures:
+        result["failed_statuses"] = dict(collections.Counter(failures))
+    return result
 
 
 def summarise(latencies, failures, wall):

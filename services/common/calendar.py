@@ -1,6 +1,8 @@
 """The calendar the product rules use: Beijing time (Asia/Shanghai), whatever
 the server's zone. Pure."""
 
+__layer__ = "pure"  # no framework, no I/O: tests/unit/test_layering.py
+
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 

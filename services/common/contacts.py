@@ -1,6 +1,8 @@
 """Phones and emails as every service stores them: mainland mobiles in E.164
 (phonenumbers), emails with the domain lower-cased. Pure."""
 
+__layer__ = "pure"  # no framework, no I/O: tests/unit/test_layering.py
+
 import re
 
 import phonenumbers

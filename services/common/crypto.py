@@ -1,6 +1,8 @@
 """Symmetric sealing (AES-GCM) and keyed hashes, for personal data at rest
 and for one-time secrets. Pure (cryptography + hmac), keys passed in."""
 
+__layer__ = "pure"  # no framework, no I/O: tests/unit/test_layering.py
+
 import hashlib
 import hmac
 import json

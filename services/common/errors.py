@@ -20,6 +20,8 @@ gateway maps classes to HTTP status codes in one table.
     └── DeadlineExceeded     504     the caller's deadline passed
 """
 
+__layer__ = "pure"  # no framework, no I/O: tests/unit/test_layering.py
+
 import json
 
 __all__ = [

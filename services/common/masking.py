@@ -1,5 +1,7 @@
 """Masking of personal data for answers and logs (pure: domain modules use it)."""
 
+__layer__ = "pure"  # no framework, no I/O: tests/unit/test_layering.py
+
 import ipaddress
 
 __all__ = ["mask_id_number", "mask_phone", "mask_email", "mask_ip", "mask_device"]

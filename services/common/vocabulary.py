@@ -1,6 +1,8 @@
 """Words every service and the gateway agree on (the public contract's
 enumerations), kept once so services need not import each other."""
 
+__layer__ = "pure"  # no framework, no I/O: tests/unit/test_layering.py
+
 __all__ = [
     "CODE_PURPOSES",
     "CODE_CHANNELS",

@@ -7,6 +7,8 @@ via argon2-cffi. Hashing is CPU-bound: the service runs it through
 ``eventlet.tpool`` so other green threads keep running (see ``Hasher``).
 """
 
+__layer__ = "pure"  # no framework, no I/O: tests/unit/test_layering.py
+
 import unicodedata
 from functools import lru_cache
 from pathlib import Path

@@ -6,6 +6,8 @@ whose code names the rule that failed.
     check_name("張三")  -> RuleViolation("name_traditional", {"suggestion": "张三"})
 """
 
+__layer__ = "pure"  # no framework, no I/O: tests/unit/test_layering.py
+
 import re
 import unicodedata
 from dataclasses import dataclass, field

@@ -119,28 +119,32 @@ class VerificationService(base.ServiceBase):
                 "sending_suspended",
                 {"retry_after": domain.seconds_until(open_until - now)},
             )
-        limits = {
-            "prefix_minute": policy.prefix_sends_per_minute,
-            "ip_hour": policy.hourly_limit_per_ip,
-        }
-        taken = []
-        for scope, key, window in self._shared_windows(client_ip, prefix, now):
-            if self.db.bump_shared_counter(scope, key, window, limits[scope]) is None:
-                # This send will not happen: what it already took goes back.
-                for taken_scope, taken_key, taken_window in taken:
-                    self.db.refund_shared_counter(taken_scope, taken_key, taken_window)
-                if scope == "prefix_minute":
-                    self._trip_breaker(prefix, now, policy)
-                self._count_ip_failure(client_ip, now, policy)
-                raise Throttled(
-                    "ip_limit_reached",
-                    {
-                        "retry_after": domain.seconds_until(
-                            window + timedelta(seconds=HOUR) - now
-                        )
-                    },
+        ip_window = domain.window_start(now, HOUR)
+        prefix_window = domain.window_start(now, MINUTE)
+        counts = self.db.bump_shared_counters(
+            ("prefix_minute", prefix, prefix_window, policy.prefix_sends_per_minute),
+            ("ip_hour", client_ip, ip_window, policy.hourly_limit_per_ip),
+        )
+        ip_refused = client_ip and counts["ip_hour"] is None
+        prefix_refused = counts["prefix_minute"] is None
+        if not (ip_refused or prefix_refused):
+            return
+        # This send will not happen: what it did take goes back.
+        if not prefix_refused:
+            self.db.refund_shared_counter("prefix_minute", prefix, prefix_window)
+        if client_ip and not ip_refused:
+            self.db.refund_shared_counter("ip_hour", client_ip, ip_window)
+        if prefix_refused:
+            self._trip_breaker(prefix, now, policy)
+        self._count_ip_failure(client_ip, now, policy)
+        raise Throttled(
+            "ip_limit_reached",
+            {
+                "retry_after": domain.seconds_until(
+                    ip_window + timedelta(seconds=HOUR) - now
                 )
-            taken.append((scope, key, window))
+            },
+        )
 
     def _return_shared_quota(self, client_ip, prefix, now):
         for scope, key, window in self._shared_windows(client_ip, prefix, now):

@@ -65,6 +65,26 @@ UPDATE rate_counters SET count = greatest(count - 1, 0)
  WHERE scope = %(scope)s AND key = %(key)s AND window_start = %(window_start)s
 """
 
+# One send's shared rows in one statement, locked in one global order
+# (scope, key): every statement that locks more than one of these rows takes
+# them sorted the same way, so no two can wait on each other in a cycle.
+# INSERT ... SELECT ... ORDER BY inserts (and locks conflicting rows) in the
+# sorted order. A refused row is absent from RETURNING.
+BUMP_SHARED_COUNTERS_SQL = """
+WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)
+INSERT INTO rate_counters AS c (scope, key, window_start, count)
+SELECT w.scope, w.key, w.window_start, 1
+  FROM (VALUES (%(scope_a)s, %(key_a)s, %(window_a)s::timestamptz),
+               (%(scope_b)s, %(key_b)s, %(window_b)s::timestamptz))
+       AS w (scope, key, window_start), relaxed
+ WHERE w.key IS NOT NULL
+ ORDER BY w.scope, w.key
+ON CONFLICT (scope, key, window_start) DO UPDATE
+   SET count = c.count + 1
+ WHERE c.count < CASE c.scope WHEN %(scope_a)s THEN %(limit_a)s ELSE %(limit_b)s END
+RETURNING scope, count
+"""
+
 REFUND_SHARED_COUNTER_SQL = """
 WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)
 UPDATE rate_counters SET count = greatest(count - 1, 0)
@@ -288,6 +308,35 @@ class VerificationStore(Store):
             {"scope": scope, "key": key, "window_start": window_start},
         )
         return row["count"] if row else 0
+
+    def bump_shared_counters(self, first, second):
+        """Bump two shared windows ``(scope, key, window_start, limit)`` (a
+        ``None`` key is skipped) alone in one autocommitted statement;
+        ``{scope: count or None}`` with None where that limit refused."""
+        (scope_a, key_a, window_a, limit_a), (scope_b, key_b, window_b, limit_b) = (
+            first,
+            second,
+        )
+        self.commit()
+        self.conn.autocommit = True
+        try:
+            rows = self.fetchall(
+                BUMP_SHARED_COUNTERS_SQL,
+                {
+                    "scope_a": scope_a,
+                    "key_a": key_a,
+                    "window_a": window_a,
+                    "limit_a": limit_a,
+                    "scope_b": scope_b,
+                    "key_b": key_b,
+                    "window_b": window_b,
+                    "limit_b": limit_b,
+                },
+            )
+        finally:
+            self.conn.autocommit = False
+        counts = {row["scope"]: row["count"] for row in rows}
+        return {scope_a: counts.get(scope_a), scope_b: counts.get(scope_b)}
 
     def refund_counter(self, scope, key, window_start):
         self.execute(

@@ -27,7 +27,8 @@ def issue(proxy, destination, purpose="register", channel="sms", **extra):
 def test_thousand_concurrent_sends_to_one_phone_over_two_instances_send_exactly_five(
     start_verification, capture, sql
 ):
-    config, _ = start_verification(instances=2, limits={"resend_cooldown": 0})
+    config, containers = start_verification(instances=2, limits={"resend_cooldown": 0})
+    served = count_served(containers)
     phone = random_phone()
     outcomes = collections.Counter()
 
@@ -56,6 +57,9 @@ def test_thousand_concurrent_sends_to_one_phone_over_two_instances_send_exactly_
         pool.spawn(client, batch)
     pool.waitall()
     assert outcomes == {"sent": 5, "daily_limit_reached": 995}
+    # Both instances took a real share of the 1,000: the race crossed processes'
+    # worth of workers, not one instance's queue.
+    assert sorted(served) == [0, 1] and min(served.values()) >= 100, served
     assert (
         sql("SELECT count(*) AS n FROM codes WHERE destination = %s", (phone,))[0]["n"]
         == 5
@@ -77,29 +81,61 @@ def test_thousand_concurrent_sends_to_one_phone_over_two_instances_send_exactly_
     )
 
 
-def test_two_concurrent_checks_of_one_code_succeed_once(start_verification, capture):
-    config, _ = start_verification()
-    phone = random_phone()
-    with ServiceRpcProxy("verification", config) as proxy:
-        issue(proxy, phone)
-    code = code_in(wait_until(lambda: capture.messages(phone), message="sms")[0])
-    results = []
+def count_served(containers):
+    """``Counter`` of workers each container spawned (index -> count)."""
+    served = collections.Counter()
+    for index, container in enumerate(containers):
+        spawn = container.spawn_worker
 
-    def check():
+        def counting(*args, _spawn=spawn, _index=index, **kwargs):
+            served[_index] += 1
+            return _spawn(*args, **kwargs)
+
+        container.spawn_worker = counting
+    return served
+
+
+RACE_ROUNDS = 5
+RACERS = 16
+
+
+def test_many_concurrent_checks_of_one_code_over_two_instances_succeed_once(
+    start_verification, capture
+):
+    # Guesses are counted before the code is looked at; let all racers count.
+    config, containers = start_verification(
+        instances=2, limits={"resend_cooldown": 0, "max_wrong_guesses": 1000}
+    )
+    served = count_served(containers)
+    for _ in range(RACE_ROUNDS):
+        phone = random_phone()
         with ServiceRpcProxy("verification", config) as proxy:
-            try:
-                results.append(
-                    proxy.check_code(
-                        {"destination": phone, "purpose": "register", "code": code}
-                    )["verified"]
-                )
-            except RuleViolation as refusal:
-                results.append(refusal.code)
+            issue(proxy, phone)
+        code = code_in(wait_until(lambda: capture.messages(phone), message="sms")[0])
+        start = eventlet.event.Event()
+        results = []
 
-    threads = [eventlet.spawn(check) for _ in range(2)]
-    for thread in threads:
-        thread.wait()
-    assert sorted(results, key=str) == sorted([True, "code_used"], key=str)
+        def check():
+            with ServiceRpcProxy("verification", config) as proxy:
+                start.wait()  # every racer connected, then all at once
+                try:
+                    results.append(
+                        proxy.check_code(
+                            {"destination": phone, "purpose": "register", "code": code}
+                        )["verified"]
+                    )
+                except RuleViolation as refusal:
+                    results.append(refusal.code)
+
+        threads = [eventlet.spawn(check) for _ in range(RACERS)]
+        eventlet.sleep(0.3)
+        start.send()
+        for thread in threads:
+            thread.wait()
+        assert results.count(True) == 1, results
+        assert results.count("code_used") == RACERS - 1, results
+    # The checks really ran on both instances.
+    assert sorted(served) == [0, 1] and min(served.values()) >= RACE_ROUNDS, served
 
 
 def test_email_code_travels_over_smtp_and_verifies(start_verification, capture):
@@ -152,7 +188,7 @@ def test_resend_within_cooldown_is_refused_with_seconds_to_wait(start_verificati
     assert 55 <= caught.value.extra["retry_after"] <= 60
 
 
-def test_five_wrong_guesses_kill_every_live_code(start_verification, capture):
+def test_five_wrong_guesses_kill_every_live_code(start_verification, capture, sql):
     config, _ = start_verification(limits={"resend_cooldown": 0})
     phone = random_phone()
     with ServiceRpcProxy("verification", config) as proxy:
@@ -170,11 +206,24 @@ def test_five_wrong_guesses_kill_every_live_code(start_verification, capture):
             except (RuleViolation, Throttled) as refusal:
                 codes.append(refusal.code)
         assert codes == ["code_invalid"] * 4 + ["too_many_attempts"]
-        with pytest.raises(RuleViolation) as dead:
-            proxy.check_code(
-                {"destination": phone, "purpose": "change_phone", "code": good}
-            )
-        assert dead.value.code == "code_invalid"
+        # Every live code is dead, the older one too, not only the newest.
+        rows = sql(
+            "SELECT dead_at, used_at FROM codes WHERE destination = %s"
+            " AND purpose = 'change_phone'",
+            ("+86" + phone[-11:],),
+        )
+        assert len(rows) == 2
+        assert all(r["dead_at"] is not None and r["used_at"] is None for r in rows)
+        for message in capture.messages(phone):  # newest, then the older one
+            with pytest.raises(RuleViolation) as dead:
+                proxy.check_code(
+                    {
+                        "destination": phone,
+                        "purpose": "change_phone",
+                        "code": code_in(message),
+                    }
+                )
+            assert dead.value.code == "code_invalid"
 
 
 def test_repeated_failures_from_one_ip_require_a_captcha(
