@@ -172,7 +172,7 @@ def send_code_benchmark(platform, floor_32, quick):
                 "destination": f"13{random.randint(0, 999_999_999):09d}",
             },
             headers={"Content-Type": "application/json"},
-            make_headers=lambda: {"X-Forwarded-For": client_address()},
+            make_headers=lambda address=client_address: {"X-Forwarded-For": address()},
             expect=(202,),
         )
         emit(

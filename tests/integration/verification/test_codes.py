@@ -99,6 +99,35 @@ RACE_ROUNDS = 5
 RACERS = 16
 
 
+def race_one_code(config, capture):
+    """A fresh code, checked by ``RACERS`` callers released at once."""
+    phone = random_phone()
+    with ServiceRpcProxy("verification", config) as proxy:
+        issue(proxy, phone)
+    code = code_in(wait_until(lambda: capture.messages(phone), message="sms")[0])
+    start = eventlet.event.Event()
+    results = []
+
+    def check():
+        with ServiceRpcProxy("verification", config) as proxy:
+            start.wait()  # every racer connected, then all at once
+            try:
+                results.append(
+                    proxy.check_code(
+                        {"destination": phone, "purpose": "register", "code": code}
+                    )["verified"]
+                )
+            except RuleViolation as refusal:
+                results.append(refusal.code)
+
+    threads = [eventlet.spawn(check) for _ in range(RACERS)]
+    eventlet.sleep(0.3)
+    start.send()
+    for thread in threads:
+        thread.wait()
+    return results
+
+
 def test_many_concurrent_checks_of_one_code_over_two_instances_succeed_once(
     start_verification, capture
 ):
@@ -108,30 +137,7 @@ def test_many_concurrent_checks_of_one_code_over_two_instances_succeed_once(
     )
     served = count_served(containers)
     for _ in range(RACE_ROUNDS):
-        phone = random_phone()
-        with ServiceRpcProxy("verification", config) as proxy:
-            issue(proxy, phone)
-        code = code_in(wait_until(lambda: capture.messages(phone), message="sms")[0])
-        start = eventlet.event.Event()
-        results = []
-
-        def check():
-            with ServiceRpcProxy("verification", config) as proxy:
-                start.wait()  # every racer connected, then all at once
-                try:
-                    results.append(
-                        proxy.check_code(
-                            {"destination": phone, "purpose": "register", "code": code}
-                        )["verified"]
-                    )
-                except RuleViolation as refusal:
-                    results.append(refusal.code)
-
-        threads = [eventlet.spawn(check) for _ in range(RACERS)]
-        eventlet.sleep(0.3)
-        start.send()
-        for thread in threads:
-            thread.wait()
+        results = race_one_code(config, capture)
         assert results.count(True) == 1, results
         assert results.count("code_used") == RACERS - 1, results
     # The checks really ran on both instances.
