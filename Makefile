@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: install infra migrate run test unit integration e2e lint bench clean-test-data
+.PHONY: install infra migrate run test unit integration e2e lint bench clean-test-data mutate dead-events
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -44,6 +44,13 @@ test: install infra lint
 
 bench: install infra
 	$(PY) -m bench.run
+
+## Mutation testing of the pure domain modules against the unit tier
+## (pyproject's [tool.mutmut]); prints the surviving mutants per module.
+mutate: install
+	rm -rf mutants
+	TESTS_WITHOUT_EVENTLET=1 $(PY) -m mutmut run
+	$(PY) -m devtools.mutation_report
 
 ## Drop databases and vhosts left by killed test runs.
 clean-test-data: install infra

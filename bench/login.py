@@ -2,8 +2,10 @@
 the argon2id hash rate of this machine measured in the same run.
 
 The ceiling: a login must verify one argon2id hash (m=19456 KiB, t=2, p=1,
-the identity service's defaults), so with ``cores`` CPUs no platform can do
-more than ``cores / hash_seconds`` logins/s. ``ratio_to_hash_ceiling`` says
+the identity service's defaults), so no platform can do more logins/s than
+this machine verifies hashes/s with every core busy — measured in the same
+run by one hashing process per core for a fixed time (not one core's time
+multiplied: cores share caches and memory bandwidth, 19 MiB a hash). ``ratio_to_hash_ceiling`` says
 how close the platform gets (target ≥ 0.9: the platform adds ≤ 10 %). Note
 that here the load generator, the gateway, RabbitMQ and PostgreSQL share
 the same 2 cores with the hashing, so the ratio is a lower bound.
@@ -25,6 +27,31 @@ from services.identity.passwords import new_hasher
 KEYCLOAK_LOGINS_PER_VCPU = 15
 PASSWORD = "bench password long enough"
 DEVICE = "bench-device-0001"
+
+
+def _verify_until(start_at, stop_at):
+    """In a worker process: verifies between two wall-clock instants."""
+    hasher = new_hasher()
+    stored = hasher.hash(PASSWORD)
+    hasher.verify(stored, PASSWORD)  # warm up
+    while time.time() < start_at:
+        time.sleep(0.001)
+    done = 0
+    while time.time() < stop_at:
+        hasher.verify(stored, PASSWORD)
+        done += 1
+    return done
+
+
+def hashes_per_second_all_cores(cores, seconds=4.0):
+    """Verifies/s with ``cores`` processes hashing at once for ``seconds``."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    start_at = time.time() + 1.5  # every worker started and warmed up by then
+    stop_at = start_at + seconds
+    with ProcessPoolExecutor(cores) as pool:
+        counts = list(pool.map(_verify_until, [start_at] * cores, [stop_at] * cores))
+    return sum(counts) / seconds
 
 
 def hash_seconds(samples=20):
@@ -101,13 +128,14 @@ def _cpu(platform):
 def login_benchmarks(platform, quick=False):
     cores = os.cpu_count() or 1
     seconds = hash_seconds()
-    ceiling = cores / seconds
+    ceiling = hashes_per_second_all_cores(cores)
     emit(
         {
             "bench": "argon2id_hash",
-            "hash_ms": round(seconds * 1000, 1),
+            "hash_ms_one_core": round(seconds * 1000, 1),
             "cores": cores,
             "ceiling_logins_per_s": round(ceiling, 1),
+            "one_core_times_cores": round(cores / seconds, 1),
         }
     )
     phones, registered = register_accounts(

@@ -16,6 +16,7 @@ stop the run with an error: they never skip.
 Speed is measured in ``bench/``, never asserted here.
 """
 
+import os
 import warnings
 
 # eventlet warns on import that it is in bug-fix-only mode (see README).
@@ -25,8 +26,10 @@ import eventlet  # noqa: E402
 
 # Since Nameko 2.13 its pytest plugin no longer monkey-patches; without this
 # the suite hangs. No arguments: monkey_patch(psycopg=True) alone deadlocked
-# the connection pool.
-eventlet.monkey_patch()
+# the connection pool. `make mutate` runs only the unit tier, which needs no
+# green threads, inside mutmut, whose own threads and locks must stay real.
+if not os.environ.get("TESTS_WITHOUT_EVENTLET"):
+    eventlet.monkey_patch()
 
 
 import pytest  # noqa: E402

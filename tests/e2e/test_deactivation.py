@@ -107,7 +107,10 @@ def test_each_blocker_refuses_then_deactivation_is_immediate(
 
     # Settle everything: balance spent, courses handed over, all finished.
     later = (NOW + timedelta(minutes=1)).isoformat()
-    api.put(facts_url, json={"balance_fen": 0, "as_of": later}, headers=internal_auth)
+    settled = api.put(
+        facts_url, json={"balance_fen": 0, "as_of": later}, headers=internal_auth
+    )
+    assert settled.status_code == 200, settled.text
     handled(
         publish(
             "wallet",
@@ -191,15 +194,27 @@ def test_an_older_fact_does_not_overwrite_a_newer_one(api, student, internal_aut
     me = student()
     url = f"/api/v1/internal/accounts/{me['account_id']}/facts"
     newer, older = NOW + timedelta(minutes=5), NOW
-    api.put(
-        url, json={"balance_fen": 0, "as_of": newer.isoformat()}, headers=internal_auth
-    )
-    api.put(
+    # The newer fact differs from the default (0): it must really be stored.
+    stored = api.put(
         url,
-        json={"balance_fen": 900, "as_of": older.isoformat()},
+        json={"balance_fen": 250, "as_of": newer.isoformat()},
         headers=internal_auth,
     )
-    assert status(api, me)["eligible"] is True
+    assert stored.status_code == 200, stored.text
+    assert stored.json() == {"account_id": me["account_id"]}
+    unmet = status(api, me)
+    assert unmet["eligible"] is False
+    assert {"condition": "wallet_balance", "detail": {"balance_fen": 250}} in unmet[
+        "unmet"
+    ]
+    # An older fact arriving late is accepted (200) but changes nothing.
+    late = api.put(
+        url,
+        json={"balance_fen": 0, "as_of": older.isoformat()},
+        headers=internal_auth,
+    )
+    assert late.status_code == 200, late.text
+    assert status(api, me) == unmet
     bad = api.put(
         url, json={"balance_fen": -1, "as_of": NOW.isoformat()}, headers=internal_auth
     )

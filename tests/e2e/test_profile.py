@@ -147,23 +147,45 @@ def test_change_email_and_security_questions(api, student, codes, platform):
     try:
         with conn.cursor() as cur:
             cur.execute(
-                "SELECT security_questions::text, email FROM accounts WHERE id = %s",
+                "SELECT security_questions::text, email, id_number_hash, phone"
+                " FROM accounts WHERE id = %s",
                 (me["account_id"],),
             )
-            questions_json, email = cur.fetchone()
+            questions_json, email, id_hash, e164_phone = cur.fetchone()
             cur.execute(
-                "SELECT string_agg(detail::text, ' ') FROM audit_log"
-                " WHERE account_id = %s",
+                "SELECT action, actor, detail::text FROM audit_log"
+                " WHERE account_id = %s ORDER BY id",
                 (me["account_id"],),
             )
-            audit = cur.fetchone()[0]
+            audit_rows = cur.fetchall()
     finally:
         conn.close()
     assert email == address
     assert questions_json.count("$argon2id$") == 3
     for raw in ("北京", "王老", "lucky", "Lucky"):
         assert raw not in questions_json
-    assert address not in audit and me["phone"] not in audit
+    # Both changes are on the record, by the account itself ...
+    actions = [action for action, _, _ in audit_rows]
+    assert actions.count("email_changed") == 1, actions
+    assert actions.count("security_questions_set") == 1, actions
+    assert all(
+        actor == me["account_id"]
+        for action, actor, _ in audit_rows
+        if action in ("email_changed", "security_questions_set")
+    )
+    # ... and no audit row holds personal data in any form: plain, either
+    # case of the check character, E.164, or the keyed lookup hash.
+    audit = " ".join(" ".join(row) for row in audit_rows)
+    for secret in (
+        address,
+        me["phone"],
+        e164_phone,
+        me["id_number"],
+        me["id_number"].lower(),
+        id_hash,
+        me["password"],
+    ):
+        assert secret and secret not in audit, secret
 
 
 def test_guardian_phone_only_for_children(api, student, codes):

@@ -64,3 +64,35 @@ def test_percent_encoding_keeps_unreserved_and_encodes_space_and_star():
     a = aliyun_signature({"A": "x y*~"}, "s")
     b = expected_signature({"A": "x y*~"}, "s")
     assert a == b
+
+
+# Alibaba Cloud's own worked example of signature version 1.0 (the ECS API
+# "request signatures" page, DescribeRegions with AccessKeyId "testid" and
+# secret "testsecret"): a fixed vector from the provider, not a second
+# implementation by our hands. The Chinese page writes the parameter
+# "TimeStamp", the English page "Timestamp"; each has its signature.
+ALIYUN_WORKED_EXAMPLE = {
+    "AccessKeyId": "testid",
+    "Action": "DescribeRegions",
+    "Format": "XML",
+    "SignatureMethod": "HMAC-SHA1",
+    "SignatureNonce": "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf",
+    "SignatureVersion": "1.0",
+    "Version": "2014-05-26",
+}
+
+
+@pytest.mark.parametrize(
+    "timestamp_key,signature",
+    [
+        ("TimeStamp", "CT9X0VtwR86fNWSnsc6v8YGOjuE="),
+        ("Timestamp", "OLeaidS1JvxuMvnyHOwuJ+uX5qY="),
+    ],
+)
+def test_aliyun_signature_matches_the_providers_worked_example(
+    timestamp_key, signature
+):
+    from services.verification.providers import aliyun_signature
+
+    params = {**ALIYUN_WORKED_EXAMPLE, timestamp_key: "2016-02-23T12:46:24Z"}
+    assert aliyun_signature(params, "testsecret") == signature
