@@ -19,7 +19,11 @@ from nameko.events import event_handler as nameko_event_handler
 
 from services.common.db import retry_conflicts
 from services.common.metrics import EVENTS_PARKED
-from services.common.vocabulary import AUTH_INFO_FIELDS, OWNED_COURSE_KINDS
+from services.common.vocabulary import (
+    AUTH_INFO_FIELDS,
+    MAX_BALANCE_FEN,
+    OWNED_COURSE_KINDS,
+)
 
 __all__ = ["EnvelopeSchema", "PAYLOAD_SCHEMAS", "event_handler", "new_envelope"]
 
@@ -333,7 +337,9 @@ class WalletBalanceChangedPayload(Schema):
         unknown = EXCLUDE
 
     account_id = fields.UUID(required=True)
-    balance_fen = fields.Integer(required=True, validate=validate.Range(min=0))
+    balance_fen = fields.Integer(
+        required=True, validate=validate.Range(min=0, max=MAX_BALANCE_FEN)
+    )
     as_of = fields.AwareDateTime(required=True)
 
 

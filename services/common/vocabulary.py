@@ -11,7 +11,12 @@ __all__ = [
     "LINK_PROVIDERS",
     "OWNED_COURSE_KINDS",
     "DEVICE_ID_PATTERN",
+    "MAX_BALANCE_FEN",
 ]
+
+# A wallet balance in fen fits PostgreSQL's bigint with room to spare:
+# 10^15 fen is ten trillion yuan. Larger is malformed, not an overflow.
+MAX_BALANCE_FEN = 10**15
 
 # An app's device id (X-Device-Id): what identity accepts and the gateway
 # publishes and enforces.

@@ -17,6 +17,7 @@ from services.common.vocabulary import (
     CODE_PURPOSES,
     ID_TYPES,
     LINK_PROVIDERS,
+    MAX_BALANCE_FEN,
 )
 
 __all__ = [
@@ -419,7 +420,9 @@ class AccountFactsSchema(Schema):
     an older `as_of` than the one stored is ignored."""
 
     balance_fen = fields.Integer(
-        load_default=None, strict=True, validate=validate.Range(min=0)
+        load_default=None,
+        strict=True,
+        validate=validate.Range(min=0, max=MAX_BALANCE_FEN),
     )
     owned = fields.List(fields.Nested(OwnedCourse), load_default=None)
     as_of = fields.AwareDateTime(required=True)

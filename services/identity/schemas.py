@@ -14,6 +14,7 @@ from services.common.vocabulary import (
     AUTH_INFO_FIELDS,
     DEVICE_ID_PATTERN,
     LINK_PROVIDERS,
+    MAX_BALANCE_FEN,
 )
 from services.identity.realname import ID_TYPES
 
@@ -225,7 +226,9 @@ class AccountFactsRequest(_AccountAction):
     """What the wallet and course systems know (the internal endpoint)."""
 
     balance_fen = fields.Integer(
-        load_default=None, strict=True, validate=validate.Range(min=0)
+        load_default=None,
+        strict=True,
+        validate=validate.Range(min=0, max=MAX_BALANCE_FEN),
     )
     owned = fields.List(fields.Nested(OwnedCourse), load_default=None)
     as_of = fields.AwareDateTime(required=True)

@@ -81,7 +81,8 @@ SELECT w.scope, w.key, w.window_start, 1
  ORDER BY w.scope, w.key
 ON CONFLICT (scope, key, window_start) DO UPDATE
    SET count = c.count + 1
- WHERE c.count < CASE c.scope WHEN %(scope_a)s THEN %(limit_a)s ELSE %(limit_b)s END
+ WHERE c.count < CASE c.scope WHEN %(scope_a)s::text THEN %(limit_a)s::integer
+                                   ELSE %(limit_b)s::integer END
 RETURNING scope, count
 """
 
