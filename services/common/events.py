@@ -18,6 +18,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from nameko.events import event_handler as nameko_event_handler
 
 from services.common.db import retry_conflicts
+from services.common.fields import UtcDateTime
 from services.common.metrics import EVENTS_PARKED
 from services.common.vocabulary import (
     AUTH_INFO_FIELDS,
@@ -300,11 +301,11 @@ class EnrollmentChangedPayload(Schema):
         required=True, validate=validate.OneOf(("school_arranged", "free_elective"))
     )
     exam_ended = fields.Boolean(required=True)
-    exam_ends_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    exam_ends_at = UtcDateTime(load_default=None, allow_none=True)
     grades_published = fields.Boolean(required=True)
     makeup_pending = fields.Boolean(load_default=False)
     dropped = fields.Boolean(load_default=False)
-    as_of = fields.AwareDateTime(required=True)
+    as_of = UtcDateTime(required=True)
 
 
 @payload_schema("change_window_changed")
@@ -320,10 +321,10 @@ class ChangeWindowChangedPayload(Schema):
         data_key="fields",
         validate=validate.Length(min=1),
     )
-    starts_at = fields.AwareDateTime(required=True)
-    ends_at = fields.AwareDateTime(required=True)
+    starts_at = UtcDateTime(required=True)
+    ends_at = UtcDateTime(required=True)
     cancelled = fields.Boolean(load_default=False)
-    as_of = fields.AwareDateTime(required=True)
+    as_of = UtcDateTime(required=True)
 
 
 # -- wallet and course systems (consumed by identity for deactivation) ----------
@@ -340,7 +341,7 @@ class WalletBalanceChangedPayload(Schema):
     balance_fen = fields.Integer(
         required=True, validate=validate.Range(min=0, max=MAX_BALANCE_FEN)
     )
-    as_of = fields.AwareDateTime(required=True)
+    as_of = UtcDateTime(required=True)
 
 
 class OwnedCourse(Schema):
@@ -357,4 +358,4 @@ class CourseOwnershipChangedPayload(Schema):
 
     account_id = fields.UUID(required=True)
     owned = fields.List(fields.Nested(OwnedCourse), required=True)
-    as_of = fields.AwareDateTime(required=True)
+    as_of = UtcDateTime(required=True)

@@ -1,17 +1,48 @@
-"""RPC with deadlines.
-
-Nameko 2.14's service-to-service ``RpcProxy`` waits for ever. Here:
+"""RPC with deadlines, over a faster hop than stock Nameko's.
 
 * ``ServiceRpc(target, timeout)`` — a proxy dependency whose calls give up
-  after ``timeout`` seconds (``DeadlineExceeded``) and map "no such queue"
-  to ``ServiceUnavailable``. It writes the absolute deadline into the
-  context data (``nameko.deadline`` header), never extending one set by a
-  caller upstream.
+  after ``timeout`` seconds (``DeadlineExceeded``) and answer "no such
+  service" with ``ServiceUnavailable`` at once. It writes the absolute
+  deadline into the context data (``nameko.deadline`` header), never
+  extending one set by a caller upstream.
 * ``rpc`` — the entrypoint decorator every service uses instead of Nameko's:
   a request whose deadline has already passed is answered with
-  ``DeadlineExceeded`` without running, so a service that comes back after an
-  outage does not burn its workers on answers nobody waits for; a unit of
-  work aborted by a deadlock or serialization failure is run again.
+  ``DeadlineExceeded`` without running, so a service that comes back after
+  an outage does not burn its workers on answers nobody waits for; strings
+  holding NUL are refused as malformed; a unit of work aborted by a
+  deadlock or serialization failure is run again.
+
+The hop (``RpcClient`` for callers, ``ReplyChannel`` for callees)
+------------------------------------------------------------------
+Nameko 2.14 publishes every request and every reply on a fresh kombu
+connection from its pool, persistent and *with a publisher confirm it
+waits for*; a profile of the bare HTTP → RPC → echo hop put 40 % of the
+caller's CPU and 47 % of the callee's into that publishing. Here:
+
+* a caller container keeps **one connection and channel** (``RpcClient``):
+  requests are published on it without confirms, non-persistent, with
+  ``mandatory`` set, so a call to a service with no queue comes back as
+  ``basic.return`` and fails at once with ``service_unavailable``; replies
+  arrive on **one exclusive, auto-delete, no-ack reply queue** and are
+  matched to their waiting caller by correlation id in the connection's
+  read loop — no green thread per reply;
+* a callee container sends every reply on **one long-lived channel**
+  (``ReplyChannel``), without confirms, non-persistent, serialized once.
+
+Why dropping confirms and persistence is safe *for RPC*: the caller holds
+a deadline for every call and every command is idempotent, so a request or
+reply lost in a broker crash is a timeout the client retries — the same
+outcome as a reply lost on its way back today. A broker that goes away
+fails every pending call at once (``service_unavailable``) and the client
+reconnects with backoff. **Events keep confirms and persistence**: they go
+through the outbox relay (``services.common.outbox``), which marks a row
+sent only once the broker has confirmed it; that path does not change.
+
+The wire format is Nameko's own (``nameko-rpc`` topic exchange, routing key
+``<service>.<method>``, ``{"args", "kwargs"}`` in, ``{"result", "error"}``
+out, context in ``nameko.*`` headers, replies routed by ``reply_to``), so a
+stock ``ClusterRpcProxy`` / ``nameko shell`` still calls every service and
+a stock ``@rpc`` service still answers ``ServiceRpc`` (both tested).
 
 Deadlines are wall-clock epoch seconds: services on different hosts need
 synchronised clocks (NTP), as any deadline propagation does.
@@ -20,13 +51,29 @@ This module also registers the ``services.common.errors`` classes with
 Nameko so remote errors arrive as the same classes.
 """
 
+import logging
+import socket
 import sys
 import time
+import uuid
 
 import eventlet
+import kombu.serialization
+from eventlet.event import Event
+from eventlet.semaphore import Semaphore
+from kombu import Connection, Consumer, Producer, Queue
 from marshmallow import ValidationError
-from nameko.exceptions import RemoteError, UnknownService, deserialize_to_instance
-from nameko.rpc import Rpc, RpcProxy
+from nameko.constants import AMQP_URI_CONFIG_KEY
+from nameko.exceptions import (
+    RemoteError,
+    UnserializableValueError,
+    deserialize,
+    deserialize_to_instance,
+    serialize,
+)
+from nameko.extensions import DependencyProvider, SharedExtension
+from nameko.messaging import HeaderEncoder
+from nameko.rpc import Rpc, get_rpc_exchange
 
 from services.common.context import DEADLINE_KEY
 from services.common.db import retry_conflicts
@@ -39,14 +86,120 @@ from services.common.errors import (
     find_nul,
 )
 
-__all__ = ["rpc", "ServiceRpc", "DeadlineRpc"]
+__all__ = ["rpc", "ServiceRpc", "DeadlineRpc", "RpcClient", "ReplyChannel"]
+
+log = logging.getLogger(__name__)
 
 for _cls in ALL_ERROR_CLASSES:
     deserialize_to_instance(_cls)
 
+# What a waiting call is woken with when no reply will ever come.
+_UNROUTABLE = object()  # basic.return: no queue for <service>.<method>
+_DISCONNECTED = object()  # the connection to the broker went away
+
+# A broken or closed connection, whichever layer notices it first.
+_CONNECTION_ERRORS = (
+    OSError,
+    socket.error,
+    *Connection().connection_errors,
+    *Connection().channel_errors,
+)
+
+
+# -- callee ----------------------------------------------------------------------
+
+
+class ReplyChannel(SharedExtension):
+    """One long-lived channel per container for every RPC reply: no confirm,
+    non-persistent, serialized once. Reconnects on the next reply after a
+    failure; a reply that cannot be sent is a timeout for its caller."""
+
+    def setup(self):
+        config = self.container.config
+        self.amqp_uri = config[AMQP_URI_CONFIG_KEY]
+        self.exchange = get_rpc_exchange(config)
+        self._lock = Semaphore(1)
+        self._connection = None
+        self._producer = None
+
+    def _connect(self):
+        self._connection = Connection(self.amqp_uri, heartbeat=0)
+        self._connection.connect()
+        # No auto-declare: it is a synchronous round trip on the first publish.
+        self._producer = Producer(
+            self._connection.channel(), exchange=self.exchange, auto_declare=False
+        )
+
+    def _disconnect(self):
+        connection, self._connection, self._producer = self._connection, None, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:  # already broken: nothing to close cleanly
+                pass
+
+    def stop(self):
+        with self._lock:
+            self._disconnect()
+
+    kill = stop
+
+    @staticmethod
+    def encode(result, exc_info):
+        """``(body bytes, content type, encoding, result, exc_info)``: the
+        reply serialized once; an unserializable result becomes Nameko's
+        ``UnserializableValueError``, as stock Nameko answers it."""
+        error = serialize(exc_info[1]) if exc_info is not None else None
+        try:
+            content_type, encoding, body = kombu.serialization.dumps(
+                {"result": result, "error": error}, "json"
+            )
+        except Exception:
+            exc_info = sys.exc_info()
+            error = serialize(UnserializableValueError(result))
+            result = None
+            content_type, encoding, body = kombu.serialization.dumps(
+                {"result": None, "error": error}, "json"
+            )
+        return body, content_type, encoding, result, exc_info
+
+    def send(self, message, result, exc_info):
+        body, content_type, encoding, result, exc_info = self.encode(result, exc_info)
+        reply_to = message.properties.get("reply_to")
+        if not reply_to:
+            return result, exc_info  # nobody waits for an answer
+        correlation_id = message.properties.get("correlation_id")
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    if self._producer is None:
+                        self._connect()
+                    self._producer.publish(
+                        body,
+                        routing_key=reply_to,
+                        content_type=content_type,
+                        content_encoding=encoding,
+                        correlation_id=correlation_id,
+                        delivery_mode=1,
+                        retry=False,
+                    )
+                    break
+                except _CONNECTION_ERRORS as exc:
+                    self._disconnect()
+                    if attempt == 2:
+                        log.warning(
+                            "reply to %s not sent (%s); the caller will time out",
+                            correlation_id,
+                            type(exc).__name__,
+                        )
+        return result, exc_info
+
 
 class DeadlineRpc(Rpc):
-    """Nameko's ``@rpc`` that refuses work whose caller has stopped waiting."""
+    """Nameko's ``@rpc`` that refuses work whose caller has stopped waiting,
+    and answers on the container's one ``ReplyChannel``."""
+
+    replies = ReplyChannel()
 
     def __init__(self, expected_exceptions=(), sensitive_arguments=(), **kwargs):
         # Every ServiceError is an answer, not a crash: log it as expected.
@@ -80,7 +233,7 @@ class DeadlineRpc(Rpc):
         try:
             raise error
         except ServiceError:
-            self.rpc_consumer.handle_result(message, None, sys.exc_info())
+            self.handle_result(message, None, None, sys.exc_info())
 
     def handle_result(self, message, worker_ctx, result, exc_info):
         # A payload that fails its marshmallow schema is the caller's
@@ -92,7 +245,9 @@ class DeadlineRpc(Rpc):
                 ) from None
             except InvalidRequest:
                 exc_info = sys.exc_info()
-        return super().handle_result(message, worker_ctx, result, exc_info)
+        result, exc_info = self.replies.send(message, result, exc_info)
+        self.rpc_consumer.queue_consumer.ack_message(message)
+        return result, exc_info
 
 
 def rpc(*args, **kwargs):
@@ -109,10 +264,170 @@ def rpc(*args, **kwargs):
     return decorate
 
 
-class _DeadlineServiceProxy:
-    def __init__(self, worker_ctx, inner, service_name, timeout):
+# -- caller ----------------------------------------------------------------------
+
+
+class RpcClient(SharedExtension):
+    """One connection per caller container: requests out without confirms,
+    replies in on one exclusive no-ack queue, matched by correlation id in
+    the read loop. Reconnects with backoff; a lost connection fails every
+    pending call at once."""
+
+    HEARTBEAT_SECONDS = 30
+    MAX_BACKOFF_SECONDS = 5.0
+
+    def setup(self):
+        config = self.container.config
+        self.amqp_uri = config[AMQP_URI_CONFIG_KEY]
+        self.exchange = get_rpc_exchange(config)
+        self.routing_key = uuid.uuid4().hex
+        self.queue_name = (
+            f"rpc.reply-fast-{self.container.service_name}-{self.routing_key}"
+        )
+        self._pending = {}
+        self._write_lock = Semaphore(1)
+        self._connection = None
+        self._producer = None
+        self._running = False
+
+    def start(self):
+        self._running = True
+        self._reader = self.container.spawn_managed_thread(
+            self._read_loop, identifier="rpc_client_read_loop"
+        )
+
+    def stop(self):
+        self._running = False
+        self._drop_connection()
+        self._fail_pending()
+
+    kill = stop
+
+    # -- connection ---------------------------------------------------------
+    def _connect(self):
+        connection = Connection(self.amqp_uri, heartbeat=self.HEARTBEAT_SECONDS)
+        connection.connect()
+        channel = connection.channel()
+        queue = Queue(
+            self.queue_name,
+            exchange=self.exchange,
+            routing_key=self.routing_key,
+            exclusive=True,
+            auto_delete=True,
+            durable=False,
+        )
+        Consumer(
+            channel,
+            queues=[queue],
+            callbacks=[self._on_reply],
+            no_ack=True,
+            accept=["json"],
+        ).consume()
+        # Declared here, in the read loop, once: a producer's auto-declare
+        # would be a synchronous round trip (a second reader) in a caller.
+        self.exchange(channel).declare()
+        self._producer = Producer(
+            channel,
+            exchange=self.exchange,
+            serializer="json",
+            on_return=self._on_return,
+            auto_declare=False,
+        )
+        self._connection = connection
+
+    def _drop_connection(self):
+        connection, self._connection, self._producer = self._connection, None, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:  # already broken: nothing to close cleanly
+                pass
+
+    def _fail_pending(self):
+        pending, self._pending = self._pending, {}
+        for event in pending.values():
+            if not event.ready():
+                event.send(_DISCONNECTED)
+
+    def _read_loop(self):
+        backoff = 0.1
+        while self._running:
+            try:
+                self._connect()
+                backoff = 0.1
+                while self._running:
+                    try:
+                        self._connection.drain_events(timeout=1)
+                    except socket.timeout:
+                        self._connection.heartbeat_check()
+            except _CONNECTION_ERRORS as exc:
+                if not self._running:
+                    break
+                log.warning(
+                    "RPC connection lost (%s); pending calls failed, reconnecting"
+                    " in %.1fs",
+                    type(exc).__name__,
+                    backoff,
+                )
+            finally:
+                self._drop_connection()
+                self._fail_pending()
+            if self._running:
+                eventlet.sleep(backoff)
+                backoff = min(backoff * 2, self.MAX_BACKOFF_SECONDS)
+
+    # -- replies, from the read loop -----------------------------------------
+    def _on_reply(self, body, message):
+        event = self._pending.pop(message.properties.get("correlation_id"), None)
+        if event is not None and not event.ready():
+            event.send(body)
+
+    def _on_return(self, exception, exchange, routing_key, message):
+        event = self._pending.pop(message.properties.get("correlation_id"), None)
+        if event is not None and not event.ready():
+            event.send(_UNROUTABLE)
+
+    # -- calls ------------------------------------------------------------------
+    def publish(self, service, method, args, kwargs, headers, wait_ready=1.0):
+        """Send one request; returns ``(correlation_id, event)``."""
+        if self._producer is None:
+            # Starting up or reconnecting: a short wait beats a refusal.
+            with eventlet.Timeout(wait_ready, False):
+                while self._producer is None and self._running:
+                    eventlet.sleep(0.01)
+        producer = self._producer
+        if producer is None:
+            raise ServiceUnavailable("service_unavailable", {"service": service})
+        correlation_id = uuid.uuid4().hex
+        event = Event()
+        self._pending[correlation_id] = event
+        try:
+            with self._write_lock:
+                producer.publish(
+                    {"args": args, "kwargs": kwargs},
+                    routing_key=f"{service}.{method}",
+                    mandatory=True,
+                    reply_to=self.routing_key,
+                    correlation_id=correlation_id,
+                    headers=headers,
+                    delivery_mode=1,
+                    retry=False,
+                )
+        except _CONNECTION_ERRORS:
+            self._pending.pop(correlation_id, None)
+            raise ServiceUnavailable(
+                "service_unavailable", {"service": service}
+            ) from None
+        return correlation_id, event
+
+    def forget(self, correlation_id):
+        self._pending.pop(correlation_id, None)
+
+
+class _DeadlineServiceProxy(HeaderEncoder):
+    def __init__(self, worker_ctx, client, service_name, timeout):
         self._worker_ctx = worker_ctx
-        self._inner = inner
+        self._client = client
         self._service_name = service_name
         self._timeout = timeout
 
@@ -125,16 +440,19 @@ class _DeadlineServiceProxy:
         return deadline
 
     def call_async(self, method, *args, **kwargs):
-        """Send now, collect later with ``wait(reply)``; many may be in flight."""
+        """Send now, collect later with ``.result()``; many may be in flight."""
         timeout = kwargs.pop("_timeout", self._timeout)
         deadline = self._deadline(timeout)
-        try:
-            reply = getattr(self._inner, method).call_async(*args, **kwargs)
-        except UnknownService:
-            raise ServiceUnavailable(
-                "service_unavailable", {"service": self._service_name}
-            ) from None
-        return _PendingReply(reply, deadline, self._service_name)
+        correlation_id, event = self._client.publish(
+            self._service_name,
+            method,
+            args,
+            kwargs,
+            self.get_message_headers(self._worker_ctx),
+        )
+        return _PendingReply(
+            self._client, correlation_id, event, deadline, self._service_name
+        )
 
     def __getattr__(self, method):
         def call(*args, **kwargs):
@@ -144,8 +462,10 @@ class _DeadlineServiceProxy:
 
 
 class _PendingReply:
-    def __init__(self, reply, deadline, service_name):
-        self._reply = reply
+    def __init__(self, client, correlation_id, event, deadline, service_name):
+        self._client = client
+        self._correlation_id = correlation_id
+        self._event = event
         self._deadline = deadline
         self.service_name = service_name
 
@@ -153,34 +473,43 @@ class _PendingReply:
         remaining = max(self._deadline - time.time(), 0.001)
         try:
             with eventlet.Timeout(remaining):
-                return self._reply.result()
+                body = self._event.wait()
         except eventlet.Timeout:
+            self._client.forget(self._correlation_id)
             raise DeadlineExceeded(
                 "deadline_exceeded", {"service": self.service_name}
             ) from None
-        except RemoteError:
+        if body is _UNROUTABLE or body is _DISCONNECTED:
+            raise ServiceUnavailable(
+                "service_unavailable", {"service": self.service_name}
+            )
+        error = body.get("error")
+        if not error:
+            return body.get("result")
+        remote = deserialize(error)
+        if isinstance(remote, RemoteError) or not isinstance(remote, ServiceError):
             # The remote crashed on something it did not expect; its log has
             # the details, the caller gets a generic, stable error.
-            raise ServiceError(
-                "internal_error", {"service": self.service_name}
-            ) from None
+            raise ServiceError("internal_error", {"service": self.service_name})
+        raise remote
 
 
-class ServiceRpc(RpcProxy):
-    """``RpcProxy`` with a per-call deadline in seconds: ``timeout`` if given,
-    else the ``RPC_TIMEOUT_SECONDS`` config key, else 5."""
+class ServiceRpc(DependencyProvider):
+    """A proxy to ``target_service`` with a per-call deadline in seconds:
+    ``timeout`` if given, else the ``RPC_TIMEOUT_SECONDS`` config key, else 5.
+    All ``ServiceRpc`` of a container share its one ``RpcClient``."""
 
-    def __init__(self, target_service, timeout=None, **options):
-        super().__init__(target_service, **options)
+    client = RpcClient()
+
+    def __init__(self, target_service, timeout=None):
+        self.target_service = target_service
         self.timeout = timeout
 
     def setup(self):
-        super().setup()
         if self.timeout is None:
             self.timeout = float(self.container.config.get("RPC_TIMEOUT_SECONDS", 5.0))
 
     def get_dependency(self, worker_ctx):
-        inner = super().get_dependency(worker_ctx)
         return _DeadlineServiceProxy(
-            worker_ctx, inner, self.target_service, self.timeout
+            worker_ctx, self.client, self.target_service, self.timeout
         )

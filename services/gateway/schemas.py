@@ -11,6 +11,7 @@ from marshmallow import (
 
 from services.common.contacts import EMAIL_PATTERN, MOBILE_PATTERN
 from services.common.events import OwnedCourse
+from services.common.fields import UtcDateTime
 from services.common.vocabulary import (
     AUTH_INFO_FIELDS,
     CODE_CHANNELS,
@@ -425,7 +426,7 @@ class AccountFactsSchema(Schema):
         validate=validate.Range(min=0, max=MAX_BALANCE_FEN),
     )
     owned = fields.List(fields.Nested(OwnedCourse), load_default=None)
-    as_of = fields.AwareDateTime(required=True)
+    as_of = UtcDateTime(required=True)
 
 
 class AccountFactsStoredSchema(Schema):

@@ -10,6 +10,7 @@ from marshmallow import (
 )
 
 from services.common.events import OwnedCourse
+from services.common.fields import UtcDateTime
 from services.common.vocabulary import (
     AUTH_INFO_FIELDS,
     DEVICE_ID_PATTERN,
@@ -231,7 +232,7 @@ class AccountFactsRequest(_AccountAction):
         validate=validate.Range(min=0, max=MAX_BALANCE_FEN),
     )
     owned = fields.List(fields.Nested(OwnedCourse), load_default=None)
-    as_of = fields.AwareDateTime(required=True)
+    as_of = UtcDateTime(required=True)
 
 
 class Guardian(Schema):

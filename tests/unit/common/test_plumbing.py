@@ -67,3 +67,25 @@ def test_verification_event_payloads_are_registered_and_carry_no_code():
         fields_ = PAYLOAD_SCHEMAS[event]().fields
         assert "code" not in fields_ and "destination" not in fields_
         assert "destination_masked" in fields_
+
+
+def test_times_are_loaded_as_the_utc_instant_they_name():
+    from datetime import datetime, timezone
+
+    from marshmallow import Schema, ValidationError
+
+    from services.common.fields import UtcDateTime
+
+    class At(Schema):
+        at = UtcDateTime(required=True)
+
+    # +17:39 is valid ISO 8601 but beyond PostgreSQL's ±15:59.
+    loaded = At().load({"at": "0208-12-31T03:24:54+17:39"})["at"]
+    assert loaded == datetime(208, 12, 30, 9, 45, 54, tzinfo=timezone.utc)
+    assert loaded.utcoffset().total_seconds() == 0
+    try:
+        At().load({"at": "0001-01-01T00:30:00+01:00"})
+    except ValidationError as exc:
+        assert "at" in exc.messages
+    else:
+        raise AssertionError("a time before year 1 in UTC was accepted")

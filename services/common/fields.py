@@ -1,0 +1,22 @@
+"""Marshmallow fields shared by the services' and the gateway's schemas."""
+
+__layer__ = "pure"  # no framework, no I/O: tests/unit/test_layering.py
+
+from datetime import timezone
+
+from marshmallow import ValidationError, fields
+
+__all__ = ["UtcDateTime"]
+
+
+class UtcDateTime(fields.AwareDateTime):
+    """An ISO 8601 time with its offset, loaded as UTC. Python accepts
+    offsets up to ±23:59 but PostgreSQL only up to ±15:59, so a time is
+    stored as the instant it names, never with the offset it came with."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(timezone.utc)
+        except (OverflowError, ValueError):
+            raise ValidationError("Not a representable time.") from None
