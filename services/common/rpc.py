@@ -307,6 +307,13 @@ class RpcClient(SharedExtension):
     def _connect(self):
         connection = Connection(self.amqp_uri, heartbeat=self.HEARTBEAT_SECONDS)
         connection.connect()
+        # py-amqp reads the socket inside basic_publish (drain_events with a
+        # zero timeout) when the broker may announce connection.blocked; two
+        # green threads reading one socket corrupt each other's frames. Here
+        # the read loop is the only reader: it sees those frames anyway.
+        capabilities = connection.connection.client_properties.get("capabilities")
+        if capabilities is not None:
+            capabilities["connection.blocked"] = False
         channel = connection.channel()
         queue = Queue(
             self.queue_name,
