@@ -43,6 +43,7 @@ test: install infra lint
 	$(PYTEST) tests/unit tests/integration tests/e2e
 
 bench: install infra
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || { echo "[bench] FATAL: cannot install wrk" >&2; exit 1; }
 	$(PY) -m bench.run
 
 ## Mutation testing of the pure domain modules against the unit tier

@@ -2,6 +2,8 @@
 
 * ``BareGateway`` → ``BareEcho``: plain Nameko 2.14 — ``@http`` → ``RpcProxy``
   → a method returning its argument. The hardware-and-framework floor.
+* ``HopGateway`` → ``HopEcho``: the same ``@http`` and echo, but over this
+  project's RPC hop (``ServiceRpc`` → ``@rpc``): the hop's own gain.
 * ``FloorGateway`` → ``FloorStore``: the same path through this project's
   plumbing — problem+json handler, request ids, metrics, deadline RPC,
   pooled green psycopg2 — ending in a one-row INSERT. Every product
@@ -38,6 +40,23 @@ class BareGateway:
 
     @http("POST", "/bare")
     def bare(self, request):
+        return json.dumps({"echo": self.echo.echo(request.get_data(as_text=True))})
+
+
+class HopEcho:
+    name = "bench_hop_echo"
+
+    @rpc
+    def echo(self, value):
+        return value
+
+
+class HopGateway:
+    name = "bench_hop_gateway"
+    echo = ServiceRpc("bench_hop_echo")
+
+    @http("POST", "/hop")
+    def hop(self, request):
         return json.dumps({"echo": self.echo.echo(request.get_data(as_text=True))})
 
 

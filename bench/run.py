@@ -6,10 +6,17 @@ measured in the same run.
 
 Benchmarks:
 * ``bare_nameko``   — HTTP → RPC → trivial method, plain Nameko: the floor
-  of this hardware and framework.
+  of this hardware and framework (stock Nameko's RPC hop).
+* ``project_hop``   — the same HTTP and echo over this project's RPC hop
+  (``ServiceRpc`` → ``@rpc``), with ``ratio_to_bare_nameko`` (targets at 32
+  clients: ≥ 2.0 with wrk, ≥ 1.4 with the Python client).
 * ``floor``         — HTTP → gateway plumbing → RPC → one-row INSERT: the
   floor every product endpoint is compared with (later benchmarks print
-  ``ratio_to_floor``); here it prints its own ratio to ``bare_nameko``.
+  ``ratio_to_floor``); here it prints its own ratio to ``bare_nameko``
+  (target with wrk at 32 clients: ≥ 1.6).
+
+Each of these runs under two load generators: the Python client
+(``load: python``) and ``wrk`` (``load: wrk``, see ``bench/wrk.py``).
 * ``send_code``     — POST /api/v1/codes on the real platform vs ``floor``.
 * ``argon2id_hash``, ``register``, ``login`` — password work vs the hash
   rate of this machine measured in the same run (``bench/login.py``).
@@ -24,6 +31,7 @@ import psycopg2
 
 from bench.harness import Services, emit, load, wait_http
 from bench.login import login_benchmarks
+from bench.wrk import SEND_CODE_LUA, run_wrk, wrk_available
 from services.common.testing import TestDatabases, TestVhost, check_infra, random_ref
 
 CLIENTS = (1, 32)
@@ -57,38 +65,65 @@ def run(quick=False):
             " created_at timestamptz DEFAULT now())"
         )
     conn.close()
-    bare_port, floor_port = find_free_port(), find_free_port()
+    bare_port, hop_port, floor_port = (
+        find_free_port(),
+        find_free_port(),
+        find_free_port(),
+    )
     services = Services(floor_config(vhost.amqp_uri, db_uri, floor_port))
     bare_config = services.dir / "bare.yml"
     bare_config.write_text(floor_config(vhost.amqp_uri, db_uri, bare_port))
+    hop_config = services.dir / "hop.yml"
+    hop_config.write_text(floor_config(vhost.amqp_uri, db_uri, hop_port))
     urls = {
         "bare_nameko": f"http://127.0.0.1:{bare_port}/bare",
+        "project_hop": f"http://127.0.0.1:{hop_port}/hop",
         "floor": f"http://127.0.0.1:{floor_port}/floor",
     }
     results = {}
     try:
         services.start("bare_echo", "bench.floor:BareEcho", bare_config)
         services.start("bare_gateway", "bench.floor:BareGateway", bare_config)
+        services.start("hop_echo", "bench.floor:HopEcho", hop_config)
+        services.start("hop_gateway", "bench.floor:HopGateway", hop_config)
         services.start("floor_store", "bench.floor:FloorStore")
         services.start("floor_gateway", "bench.floor:FloorGateway")
         for url in urls.values():
             wait_http(url, method="POST", data="x")
-        for clients in CLIENTS:
+        loads = [("python", clients) for clients in CLIENTS]
+        if wrk_available():
+            loads.append(("wrk", 32))
+        for generator, clients in loads:
             for name, url in urls.items():
-                results[(name, clients)] = load(
-                    url, clients, per_client[clients], body="hello"
-                )
-            bare, floor = results[("bare_nameko", clients)], results[("floor", clients)]
+                if generator == "wrk":
+                    results[(name, generator, clients)] = run_wrk(
+                        url, clients, seconds=5 if quick else 10
+                    )
+                else:
+                    results[(name, generator, clients)] = {
+                        "load": "python",
+                        **load(url, clients, per_client[clients], body="hello"),
+                    }
+            bare = results[("bare_nameko", generator, clients)]
             emit({"bench": "bare_nameko", "clients": clients, **bare})
-            emit(
-                {
-                    "bench": "floor",
-                    "clients": clients,
-                    **floor,
-                    "ratio_to_bare_nameko": round(floor["rps"] / bare["rps"], 3),
-                    "rss_mb": services.rss(),
-                }
-            )
+            for name, target in (
+                ("project_hop", 2.0 if generator == "wrk" else 1.4),
+                ("floor", 1.6),
+            ):
+                emit(
+                    {
+                        "bench": name,
+                        "clients": clients,
+                        **results[(name, generator, clients)],
+                        "ratio_to_bare_nameko": round(
+                            results[(name, generator, clients)]["rps"] / bare["rps"], 3
+                        ),
+                        "target_at_32": target
+                        if (name == "project_hop" or generator == "wrk")
+                        else None,
+                    }
+                )
+        emit({"bench": "bench_services_rss", "rss_mb": services.rss()})
     finally:
         services.stop()
         dbs.drop()
@@ -96,7 +131,7 @@ def run(quick=False):
     return results
 
 
-def platform_benchmarks(floor_32, quick=False, only=None):
+def platform_benchmarks(floor_32, quick=False, only=None, floor_32_wrk=None):
     """The real platform: send_code against the floor's 32-client figure,
     logins and registrations against the hash rate, then each service's RSS."""
     import tempfile
@@ -132,7 +167,7 @@ def platform_benchmarks(floor_32, quick=False, only=None):
     try:
         platform.start(wait=90)
         if only != "login":
-            send_code_benchmark(platform, floor_32, quick)
+            send_code_benchmark(platform, floor_32, quick, floor_32_wrk)
         if only != "send_code":
             login_benchmarks(platform, quick=quick)
         emit(
@@ -149,7 +184,7 @@ def platform_benchmarks(floor_32, quick=False, only=None):
         vhost.delete()
 
 
-def send_code_benchmark(platform, floor_32, quick):
+def send_code_benchmark(platform, floor_32, quick, floor_32_wrk=None):
     """``send_code``: every request from its own client address (a national
     mix); ``send_code_one_network``: all from one address (a school NAT),
     where shared rate rows are hottest — it must show 0 failed."""
@@ -186,6 +221,21 @@ def send_code_benchmark(platform, floor_32, quick):
                 + (" and failed == 0" if name.endswith("one_network") else ""),
             }
         )
+    if floor_32_wrk is not None:
+        result = run_wrk(
+            f"{platform.gateway_url}/api/v1/codes",
+            32,
+            seconds=5 if quick else 10,
+            lua=SEND_CODE_LUA,
+        )
+        emit(
+            {
+                "bench": "send_code",
+                "clients": 32,
+                **result,
+                "ratio_to_floor": round(result["rps"] / floor_32_wrk["rps"], 3),
+            }
+        )
 
 
 def main():
@@ -197,7 +247,12 @@ def main():
         platform_benchmarks(None, quick=args.quick, only="login")
         return
     results = run(quick=args.quick)
-    platform_benchmarks(results[("floor", 32)], quick=args.quick, only=args.only)
+    platform_benchmarks(
+        results[("floor", "python", 32)],
+        quick=args.quick,
+        only=args.only,
+        floor_32_wrk=results.get(("floor", "wrk", 32)),
+    )
 
 
 if __name__ == "__main__":

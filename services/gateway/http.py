@@ -36,6 +36,7 @@ from services.common.errors import (
     find_nul,
     message_for,
 )
+from services.common.rpc import check_call_signature
 
 NUL_MESSAGE = "must not contain the NUL character"
 
@@ -233,6 +234,9 @@ class ApiHandler(HttpRequestHandler):
     def __init__(self, method, url, **kwargs):
         kwargs.setdefault("expected_exceptions", (ServiceError,))
         super().__init__(method, url, **kwargs)
+
+    def check_signature(self, args, kwargs):
+        check_call_signature(self, args, kwargs)
 
     def handle_request(self, request):
         request.shallow = False

@@ -197,3 +197,16 @@ def test_a_broker_restart_fails_calls_in_flight_at_once_then_calls_succeed(hop):
     assert [call_in(caller, "via_ours", n) for n in range(20)] == [
         {"echo": n} for n in range(20)
     ]
+
+
+def test_a_call_with_the_wrong_arguments_is_an_invalid_request(hop):
+    config, _ = hop
+    from services.common.errors import InvalidRequest
+
+    with ClusterRpcProxy(config) as cluster:
+        with pytest.raises(InvalidRequest) as caught:
+            cluster.hop_echo.echo()  # `value` is required
+        assert "value" in str(caught.value.extra["errors"]["_call"])
+        with pytest.raises(InvalidRequest):
+            cluster.hop_echo.echo(1, 2, 3, 4)
+        assert cluster.hop_echo.echo(5) == {"echo": 5}
