@@ -105,3 +105,16 @@ def test_a_backend_service_exposes_its_own_prometheus_metrics(api, platform):
         'entrypoint_calls_total{entrypoint="health",outcome="ok",service="identity"}'
         in text
     )
+
+
+def test_stock_nameko_cluster_proxy_still_calls_every_service(platform):
+    """`nameko shell` / ClusterRpcProxy (stock Nameko: confirms, its own reply
+    queue) against services answering on the project's reply channel."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    from services.gateway.service import BACKEND_SERVICES
+
+    with ClusterRpcProxy({"AMQP_URI": platform.env["AMQP_URI"]}, timeout=10) as cluster:
+        for name in BACKEND_SERVICES:
+            answer = getattr(cluster, name).health()
+            assert answer == {"service": name, "status": "ok", "database": "ok"}
