@@ -6,7 +6,7 @@ from datetime import timezone
 
 from marshmallow import ValidationError, fields
 
-__all__ = ["UtcDateTime"]
+__all__ = ["UtcDateTime", "require_one_way_in"]
 
 
 class UtcDateTime(fields.AwareDateTime):
@@ -20,3 +20,12 @@ class UtcDateTime(fields.AwareDateTime):
             return moment.astimezone(timezone.utc)
         except (OverflowError, ValueError):
             raise ValidationError("Not a representable time.") from None
+
+
+def require_one_way_in(data):
+    """A login is ``login`` + ``password`` or ``provider`` + ``assertion``,
+    exactly one of the two (the gateway's and identity's schemas both)."""
+    by_password = data.get("login") is not None and data.get("password") is not None
+    by_provider = data.get("provider") is not None and data.get("assertion") is not None
+    if by_password == by_provider:
+        raise ValidationError("give login + password, or provider + assertion")

@@ -3,7 +3,6 @@
 from marshmallow import (
     INCLUDE,
     Schema,
-    ValidationError,
     fields,
     validate,
     validates_schema,
@@ -11,7 +10,7 @@ from marshmallow import (
 
 from services.common.contacts import EMAIL_PATTERN, MOBILE_PATTERN
 from services.common.events import OwnedCourse
-from services.common.fields import UtcDateTime
+from services.common.fields import UtcDateTime, require_one_way_in
 from services.common.vocabulary import (
     AUTH_INFO_FIELDS,
     CODE_CHANNELS,
@@ -231,12 +230,7 @@ class LoginSchema(Schema):
 
     @validates_schema
     def one_way_in(self, data, **kwargs):
-        by_password = data.get("login") is not None and data.get("password") is not None
-        by_provider = (
-            data.get("provider") is not None and data.get("assertion") is not None
-        )
-        if by_password == by_provider:
-            raise ValidationError("give login + password, or provider + assertion")
+        require_one_way_in(data)
 
 
 class SessionSchema(Schema):

@@ -3,14 +3,13 @@
 from marshmallow import (
     EXCLUDE,
     Schema,
-    ValidationError,
     fields,
     validate,
     validates_schema,
 )
 
 from services.common.events import OwnedCourse
-from services.common.fields import UtcDateTime
+from services.common.fields import UtcDateTime, require_one_way_in
 from services.common.vocabulary import (
     AUTH_INFO_FIELDS,
     DEVICE_ID_PATTERN,
@@ -95,12 +94,7 @@ class LoginRequest(_Strict):
 
     @validates_schema
     def one_way_in(self, data, **kwargs):
-        by_password = data.get("login") is not None and data.get("password") is not None
-        by_provider = (
-            data.get("provider") is not None and data.get("assertion") is not None
-        )
-        if by_password == by_provider:
-            raise ValidationError("give login + password, or provider + assertion")
+        require_one_way_in(data)
 
 
 class SessionCreated(Schema):
