@@ -91,6 +91,22 @@ MESSAGES = {
     "method_not_allowed": ("不支持该请求方法", "Method not allowed."),
     "invalid_json": ("请求体不是有效的 JSON", "The request body is not valid JSON."),
     "database_busy": ("系统繁忙，请稍后重试", "The system is busy; please retry."),
+    # schools, roles (registry_sync, identity, gateway)
+    "school_exists": ("该学校已接入", "A school with this code is already onboarded."),
+    "school_not_found": ("未找到该学校", "No school with this code."),
+    "invalid_school_token": ("学校接口凭证无效", "The school API token is not valid."),
+    "role_invalid": ("不支持的角色", "Unknown role."),
+    "role_needs_school": (
+        "学校管理员角色需指定学校",
+        "A school admin role names its school.",
+    ),
+    "role_has_no_school": (
+        "该角色不属于某一学校",
+        "This role is not scoped to a school.",
+    ),
+    "role_required": ("没有执行此操作的角色", "Your account lacks the role for this."),
+    "not_your_school": ("只能管理本校", "You may act only for your own school."),
+    "account_not_found": ("未找到该账号", "No such account."),
     "database_conflict": (
         "系统繁忙，请稍后重试",
         "Too many simultaneous changes; please retry.",

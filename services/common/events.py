@@ -237,6 +237,17 @@ class SessionsRevokedPayload(Schema):
     reason = fields.String(required=True)
 
 
+@payload_schema("roles_changed")
+class RolesChangedPayload(Schema):
+    """Every gateway instance drops its cached principals of the account, so
+    a granted or withdrawn role counts from the next request (broadcast)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    account_id = fields.String(required=True)
+
+
 @payload_schema("phone_taken_over")
 class PhoneTakenOverPayload(Schema):
     class Meta:

@@ -15,10 +15,17 @@ import time
 
 from nameko.extensions import DependencyProvider
 
-from services.common.errors import InvalidRequest, Unauthenticated
+from services.common.errors import Forbidden, InvalidRequest, Unauthenticated
+from services.common.roles import admin_of
 from services.common.vocabulary import DEVICE_ID_PATTERN
 
-__all__ = ["SessionCache", "bearer_token", "device_id", "require_internal"]
+__all__ = [
+    "SessionCache",
+    "bearer_token",
+    "device_id",
+    "require_internal",
+    "require_admin_of",
+]
 
 
 def bearer_token(request):
@@ -49,6 +56,18 @@ def require_internal(request, config):
     given = bearer_token(request)
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         raise Unauthenticated("unauthenticated")
+
+
+def require_admin_of(principal, school_code):
+    """A school's admin tools: its ``school_admin`` or ``ops``; anyone else
+    with a staff role is refused for another school, anyone without one for
+    lacking the role."""
+    roles = principal.get("roles") or []
+    if admin_of(roles, school_code):
+        return
+    if any(role.startswith("school_admin:") for role in roles):
+        raise Forbidden("not_your_school")
+    raise Forbidden("role_required")
 
 
 class _Cache:

@@ -59,6 +59,14 @@ def build_spec(service_cls, server_url=None):
             "description": "INTERNAL_API_TOKEN of other platform systems",
         },
     )
+    spec.components.security_scheme(
+        "school",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "a school's API token (one per school, scoped to it)",
+        },
+    )
     for meta in sorted(
         _declared_endpoints(service_cls), key=lambda m: (m["path"], m["method"])
     ):

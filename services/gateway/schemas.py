@@ -11,6 +11,7 @@ from marshmallow import (
 from services.common.contacts import EMAIL_PATTERN, MOBILE_PATTERN
 from services.common.events import OwnedCourse
 from services.common.fields import UtcDateTime, require_one_way_in
+from services.common.roles import SCHOOL_CODE_PATTERN, STAFF_ROLES
 from services.common.vocabulary import (
     AUTH_INFO_FIELDS,
     CODE_CHANNELS,
@@ -425,3 +426,57 @@ class AccountFactsSchema(Schema):
 
 class AccountFactsStoredSchema(Schema):
     account_id = fields.UUID(required=True)
+
+
+# -- schools and staff roles ---------------------------------------------------
+SCHOOL_CODE_FIELD = validate.Regexp(SCHOOL_CODE_PATTERN, error="school_code_invalid")
+
+
+class SchoolOnboardSchema(Schema):
+    code = fields.String(
+        required=True, validate=SCHOOL_CODE_FIELD, metadata={"example": "BJ101"}
+    )
+    name = fields.String(
+        required=True,
+        validate=validate.Length(1, 128),
+        metadata={"example": "北京市第一〇一中学"},
+    )
+    region = fields.String(load_default=None, validate=validate.Length(1, 64))
+
+
+class SchoolTokenSchema(Schema):
+    code = fields.String(required=True)
+    api_token = fields.String(
+        required=True, metadata={"description": "shown once; keep it secret"}
+    )
+
+
+class SchoolInfoSchema(Schema):
+    code = fields.String(required=True)
+    name = fields.String(required=True)
+    region = fields.String(allow_none=True)
+    token_issued_at = fields.AwareDateTime(required=True)
+    created_at = fields.AwareDateTime(required=True)
+
+
+class SchoolSelfSchema(Schema):
+    school_code = fields.String(required=True)
+    name = fields.String(required=True)
+
+
+class RoleGrantSchema(Schema):
+    role = fields.String(required=True, validate=validate.OneOf(STAFF_ROLES))
+    school_code = fields.String(load_default=None, validate=SCHOOL_CODE_FIELD)
+
+
+class RolesSchema(Schema):
+    roles = fields.List(
+        fields.Nested(RoleGrantSchema), required=True, validate=validate.Length(max=20)
+    )
+
+
+class RolesSetSchema(Schema):
+    account_id = fields.UUID(required=True)
+    roles = fields.List(
+        fields.String(), required=True, metadata={"example": ["student", "ops"]}
+    )

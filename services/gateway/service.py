@@ -12,9 +12,17 @@ from werkzeug.wrappers import Response
 
 from services.common.context import RequestContext
 from services.common.errors import InvalidRequest, RuleViolation, ServiceError
-from services.common.events import EnvelopeSchema, SessionsRevokedPayload
+from services.common.events import (
+    EnvelopeSchema,
+    RolesChangedPayload,
+    SessionsRevokedPayload,
+)
 from services.common.metrics import Metrics
 from services.common.rpc import ServiceRpc
+
+# Modules, not classes: `nameko run` takes every class with entrypoints in
+# this module's namespace for a service of its own.
+from services.gateway import admin, internal, school
 from services.gateway.auth import (
     SessionCache,
     bearer_token,
@@ -64,8 +72,12 @@ BACKEND_SERVICES = ("identity", "verification", "recovery", "registry_sync")
 log = logging.getLogger(__name__)
 
 
-class GatewayService:
-    """HTTP entrypoints; one ``ServiceRpc`` per back-end service."""
+class GatewayService(
+    internal.InternalEndpoints, admin.AdminEndpoints, school.SchoolSystemEndpoints
+):
+    """HTTP entrypoints; one ``ServiceRpc`` per back-end service. Student-app
+    endpoints are here; operations, admins and school systems have a module
+    each (``internal.py``, ``admin.py``, ``school.py``)."""
 
     name = "gateway"
 
@@ -121,6 +133,20 @@ class GatewayService:
             payload = SessionsRevokedPayload().load(envelope["payload"])
         except ValidationError:
             log.error("dropping a malformed sessions_revoked event")
+            return
+        self.sessions.evict_account(payload["account_id"])
+
+    @event_handler(
+        "identity", "roles_changed", handler_type=BROADCAST, reliable_delivery=False
+    )
+    def forget_principal(self, body):
+        """Every gateway instance drops the account's cached principals, so
+        a granted or withdrawn role counts from the next request."""
+        try:
+            envelope = EnvelopeSchema().load(body)
+            payload = RolesChangedPayload().load(envelope["payload"])
+        except ValidationError:
+            log.error("dropping a malformed roles_changed event")
             return
         self.sessions.evict_account(payload["account_id"])
 

@@ -10,6 +10,7 @@ from marshmallow import (
 
 from services.common.events import OwnedCourse
 from services.common.fields import UtcDateTime, require_one_way_in
+from services.common.roles import STAFF_ROLES
 from services.common.vocabulary import (
     AUTH_INFO_FIELDS,
     DEVICE_ID_PATTERN,
@@ -39,6 +40,7 @@ __all__ = [
     "LinkRequest",
     "AccountFactsRequest",
     "Profile",
+    "SetRolesRequest",
 ]
 
 CODE = validate.Regexp(r"^\d{6}$")
@@ -256,3 +258,18 @@ class Profile(Schema):
     security_questions_set = fields.Boolean(required=True)
     linked_providers = fields.List(fields.String(), required=True)
     created_at = fields.AwareDateTime(required=True)
+
+
+class RoleGrant(_Strict):
+    role = fields.String(required=True, validate=validate.OneOf(STAFF_ROLES))
+    school_code = fields.String(load_default=None, validate=validate.Length(1, 32))
+
+
+class SetRolesRequest(_Strict):
+    """Ops replace an account's staff roles (``student`` always stays)."""
+
+    account_id = fields.UUID(required=True)
+    roles = fields.List(
+        fields.Nested(RoleGrant), required=True, validate=validate.Length(max=20)
+    )
+    actor = fields.String(required=True, validate=validate.Length(1, 128))

@@ -31,6 +31,7 @@ from services.common.errors import (
 )
 from services.common.events import event_handler
 from services.common.masking import mask_email, mask_id_number, mask_phone
+from services.common.roles import role_names
 from services.common.rpc import ServiceRpc, rpc
 from services.identity import domain, passwords, realname
 from services.identity.dependencies import IdentityKeys, LinkProviders, PasswordHasher
@@ -54,6 +55,7 @@ from services.identity.schemas import (
     RegisterByStudentNumberRequest,
     SecurityQuestionsRequest,
     SessionCreated,
+    SetRolesRequest,
     UsernameRecoveryRequest,
 )
 from services.identity.store import IdentityStore
@@ -82,6 +84,7 @@ _DEACTIVATE = DeactivateRequest()
 _LINK = LinkRequest()
 _ACCOUNT_FACTS = AccountFactsRequest()
 _PROFILE = Profile()
+_SET_ROLES = SetRolesRequest()
 
 
 class IdentityService(base.ServiceBase):
@@ -830,6 +833,23 @@ class IdentityService(base.ServiceBase):
         self.db.commit()
         if throttles or sessions:
             log.info("purged %s throttle rows, %s sessions", throttles, sessions)
+
+    # -- staff roles -------------------------------------------------------------
+    @rpc
+    def set_roles(self, payload):
+        """Ops grant staff roles (``school_admin`` of one school, ``reviewer``,
+        ``ops``), replacing the account's previous ones. Every gateway drops
+        its cached principals of the account at once (``roles_changed``)."""
+        request = _SET_ROLES.load(payload)
+        now = self.clock()
+        roles = role_names(request["roles"])
+        account_id = str(request["account_id"])
+        if not self.db.update_roles(account_id, roles, now):
+            raise NotFound("account_not_found")
+        self.db.audit(account_id, request["actor"], "roles_set", now, roles=roles)
+        self.db.add_event("roles_changed", {"account_id": account_id})
+        self.db.commit()
+        return {"account_id": account_id, "roles": roles}
 
     # -- facts other systems own ---------------------------------------------------
     @rpc

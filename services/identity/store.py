@@ -81,6 +81,11 @@ UPDATE accounts SET security_questions = %(questions)s, updated_at = %(now)s
  WHERE id = %(id)s
 """
 
+UPDATE_ROLES_SQL = """
+UPDATE accounts SET roles = %(roles)s, updated_at = %(now)s
+ WHERE id = %(id)s AND status <> 'deactivated'
+"""
+
 UPDATE_GUARDIAN_SQL = """
 UPDATE accounts SET guardian_phone = %(guardian_phone)s,
                     guardian_verified_at = %(now)s, updated_at = %(now)s
@@ -379,6 +384,13 @@ class IdentityStore(Store):
             UPDATE_SECURITY_QUESTIONS_SQL,
             {"id": account_id, "questions": Json(questions), "now": now},
         )
+
+    def update_roles(self, account_id, roles, now):
+        """True when the (live) account exists."""
+        cur = self.execute(
+            UPDATE_ROLES_SQL, {"id": account_id, "roles": roles, "now": now}
+        )
+        return cur.rowcount == 1
 
     def update_guardian(self, account_id, guardian_phone, now):
         self.execute(

@@ -3,10 +3,11 @@ check, all phases, bounded examples) against the running platform, from a
 random client address per run. Zero failures; every endpoint added later is
 held to it.
 
-Two runs, so each operation is reached with the credentials it needs: one
-with a real student session for the account operations (leaving out the
-log-out operations, which would end that session half-way), and one with
-the internal token for the log-in/log-out and internal operations.
+Three runs, so each operation is reached with the credentials it needs: one
+with a real student session for the account and admin operations (leaving
+out the log-out operations, which would end that session half-way), one
+with the internal token for the log-in/log-out and internal operations, and
+one with a real school's API token for the school-system operations.
 """
 
 import os
@@ -22,6 +23,7 @@ MAX_EXAMPLES = 40
 # (and prints its seed to replay).
 SEED = os.environ.get("SCHEMATHESIS_SEED", "20261125")
 SESSION_AND_INTERNAL_PATHS = r"^/api/v1/(sessions|internal)"
+SCHOOL_SYSTEM_PATHS = r"^/(api/v1/school/|scim/)"
 
 
 def schemathesis(platform, report, *options):
@@ -59,7 +61,7 @@ def test_account_operations_with_a_session(platform, student, tmp_path):
         platform,
         tmp_path / "with-session.txt",
         "--exclude-path-regex",
-        SESSION_AND_INTERNAL_PATHS,
+        f"{SESSION_AND_INTERNAL_PATHS}|{SCHOOL_SYSTEM_PATHS}",
         "--header",
         f"Authorization: Bearer {who['token']}",
         "--header",
@@ -78,3 +80,25 @@ def test_session_and_internal_operations(platform, internal_auth, tmp_path):
         "--header",
         f"Authorization: {internal_auth['Authorization']}",
     )
+
+
+def test_school_system_operations_with_a_school_token(
+    platform, api, internal_auth, tmp_path
+):
+    import uuid
+
+    made = api.post(
+        "/api/v1/internal/schools",
+        json={"code": "C" + uuid.uuid4().hex[:8].upper(), "name": "契约测试学校"},
+        headers=internal_auth,
+    )
+    assert made.status_code == 201, made.text
+    out = schemathesis(
+        platform,
+        tmp_path / "school-system.txt",
+        "--include-path-regex",
+        SCHOOL_SYSTEM_PATHS,
+        "--header",
+        f"Authorization: Bearer {made.json()['api_token']}",
+    )
+    assert "401 Unauthorized" not in out, out
