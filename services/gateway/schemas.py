@@ -44,6 +44,9 @@ PHONE_OR_EMAIL = validate.Regexp(
     f"(?:{MOBILE_PATTERN})|(?:{EMAIL_PATTERN})", error="destination_invalid"
 )
 NEW_PASSWORD = validate.Length(8, 64)
+# At least one character that is neither white space nor NUL (identity
+# strips a login name before reading it).
+NOT_BLANK = validate.Regexp(r"^[^\u0000]*[^\s\u0000][^\u0000]*$", error="empty")
 
 
 def _phone(example="13812345678", **kwargs):
@@ -94,7 +97,7 @@ class CodeRequestSchema(Schema):
     )
     destination = fields.String(
         required=True,
-        validate=PHONE_OR_EMAIL,
+        validate=[validate.Length(1, 254), PHONE_OR_EMAIL],
         metadata={
             "example": "13812345678",
             "description": "a mainland mobile for sms, an address for email",
@@ -212,7 +215,7 @@ class LoginSchema(Schema):
     login = fields.String(
         load_default=None,
         allow_none=False,
-        validate=validate.Length(1, 254),
+        validate=[validate.Length(1, 254), NOT_BLANK],
         metadata={"example": "13812345678"},
     )
     password = fields.String(

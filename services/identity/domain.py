@@ -102,18 +102,25 @@ def registration_status(active_holder_of_id, register_anyway):
 
 
 def classify_login(raw):
-    """``(kind, value)``: ``phone`` (E.164), ``email``, ``passport`` or
-    ``id_number`` (raw, see ``id_number_candidates``)."""
+    """``(kind, value)``: ``phone`` (E.164), ``email``, ``passport``,
+    ``id_number`` (raw, see ``id_number_candidates``) or ``unknown`` (shaped
+    like an address or a number but not a valid one)."""
     login = unicodedata.normalize("NFKC", raw or "").strip()
     if not login:
         raise InvalidRequest("invalid_request", {"errors": {"login": ["empty"]}})
-    if "@" in login:
-        return "email", normalise_email(login)
-    if PASSPORT_ID.match(login.upper()):
-        return "passport", login.upper()
-    digits = login.replace(" ", "").replace("-", "")
-    if re.fullmatch(r"(\+?86)?1\d{10}", digits):
-        return "phone", normalise_mobile(digits)
+    try:
+        if "@" in login:
+            return "email", normalise_email(login)
+        if PASSPORT_ID.match(login.upper()):
+            return "passport", login.upper()
+        digits = login.replace(" ", "").replace("-", "")
+        if re.fullmatch(r"(\+?86)?1\d{10}", digits):
+            return "phone", normalise_mobile(digits)
+    except InvalidRequest:
+        # Looks like an address or a number but is none: no account can
+        # have it. Not a malformed request — an unknown login name, which
+        # must look exactly like a wrong password (no enumeration).
+        return "unknown", login
     return "id_number", login
 
 

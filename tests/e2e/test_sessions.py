@@ -241,3 +241,15 @@ def test_a_duplicate_pending_account_is_limited(api, student, codes):
     assert (
         by_id.status_code == 201 and by_id.json()["account_id"] == first["account_id"]
     )
+
+
+def test_a_login_name_that_cannot_exist_is_refused_like_an_unknown_one(api):
+    device = {"X-Device-Id": "dev-" + uuid.uuid4().hex}
+    for login in ("not an address@", "12012345678", "x@y"):
+        answer = api.post(
+            "/api/v1/sessions",
+            json={"login": login, "password": "whatever it is"},
+            headers=device,
+        )
+        assert answer.status_code == 401, (login, answer.text)
+        assert answer.json()["code"] == "invalid_credentials"

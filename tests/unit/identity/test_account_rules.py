@@ -309,3 +309,12 @@ def test_masked_phone_keeps_only_its_ends(phone):
     masked = names[1]["value"]
     assert masked == phone[:3] + "****" + phone[-4:]
     assert len(masked) == 11 and masked[3:7] == "****"
+
+
+def test_a_login_shaped_like_an_address_or_number_but_invalid_is_unknown():
+    from services.identity.domain import classify_login
+
+    assert classify_login("a@\u00a0'x") == ("unknown", "a@ 'x")
+    assert classify_login("12012345678")[0] == "unknown"  # not a real mobile range
+    assert classify_login(" li.si@School.edu.cn ") == ("email", "li.si@school.edu.cn")
+    assert classify_login("13812345678") == ("phone", "+8613812345678")
