@@ -300,9 +300,7 @@ class IdentityService(base.ServiceBase):
             ]
         elif kind != "unknown":
             lookup[kind] = value
-        account = (
-            self.db.live_account_by_login(**lookup) if kind != "unknown" else None
-        )
+        account = self.db.live_account_by_login(**lookup) if kind != "unknown" else None
         # Unknown login names are throttled under their keyed hash, so a miss
         # and a wrong password look the same to the caller.
         account_key = domain.LOGIN_PER_ACCOUNT.key(
