@@ -83,4 +83,7 @@ class InternalEndpoints:
         answer = self.identity.set_roles(
             {**body, "account_id": account_id, "actor": INTERNAL_ACTOR}
         )
+        # This instance forgets the account's principals now; the others on
+        # the roles_changed broadcast, moments later.
+        self.sessions.evict_account(str(answer["account_id"]))
         return 200, reshape(RolesSetSchema(), answer)
