@@ -4,6 +4,7 @@ that crashes is redelivered and its work done once."""
 
 import uuid
 
+import eventlet
 import pytest
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ServiceRpcProxy
@@ -151,7 +152,10 @@ def test_crashed_handler_is_redelivered_and_its_work_done_once(widgets):
     )
     assert attempts[name] == 2  # crashed once, then handled
     # The producer wrote one row; the listener's crashed attempt rolled back,
-    # its second attempt wrote one: two rows in the shared table, not three.
+    # its second attempt wrote one: two rows in the shared table, not three
+    # (committed just after the handler returns: wait for it).
+    wait_until(lambda: widgets.count(name) >= 2, message="handled work committed")
+    eventlet.sleep(0.3)
     assert widgets.count(name) == 2
 
 
@@ -227,7 +231,10 @@ def test_malformed_event_is_parked_at_once_not_requeued(
         message="marker after malformed event",
     )
     assert "no-envelope" not in attempts  # the handler itself never ran
-    rows = [r for r in parked(db_query) if r["event_id"] == bad_id]
+    rows = wait_until(
+        lambda: [r for r in parked(db_query) if r["event_id"] == bad_id],
+        message="malformed event parked",
+    )
     assert len(rows) == 1
     assert rows[0]["reason"] == "malformed" and rows[0]["attempts"] == 1
     assert rows[0]["body"]["payload"] == {"name": "no-envelope"}
@@ -296,7 +303,11 @@ def test_poison_event_is_parked_after_n_attempts_and_replays_once_fixed(
         message="replayed event handled",
     )
     assert attempts[poison] == 4
-    assert widgets.count(poison) == 2  # producer's row + the listener's, once
+    # The handler's row is committed after it returns: wait for it, then
+    # make sure it is there once (producer's row + the listener's).
+    wait_until(lambda: widgets.count(poison) == 2, message="replayed work committed")
+    eventlet.sleep(0.3)
+    assert widgets.count(poison) == 2
     # Replayed rows leave the waiting list and are not replayed twice.
     assert rows[0]["id"] not in [r["id"] for r in list_parked(db_uri)]
     assert replay(db_uri, rabbit_config["AMQP_URI"], [rows[0]["id"]]) == []
