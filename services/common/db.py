@@ -266,18 +266,22 @@ class Store:
     def fetchall(self, sql, params=None):
         return self.execute(sql, params).fetchall()
 
-    def fetchone_alone(self, sql, params=None):
+    def fetchall_alone(self, sql, params=None):
         """Run one statement as its own transaction (autocommit) and return
-        its row. For rows many requests share (rate-limit windows): the row
-        lock lasts one statement, and a statement that locks one row cannot
-        deadlock. Commits the worker's open transaction first (autocommit
-        can only be switched between transactions)."""
+        its rows. For rows many requests share (rate-limit windows): the row
+        locks last one statement, and a statement that takes its rows in one
+        global order cannot deadlock. Commits the worker's open transaction
+        first (autocommit can only be switched between transactions)."""
         self.commit()
         self.conn.autocommit = True
         try:
-            return self.execute(sql, params).fetchone()
+            return self.execute(sql, params).fetchall()
         finally:
             self.conn.autocommit = False
+
+    def fetchone_alone(self, sql, params=None):
+        rows = self.fetchall_alone(sql, params)
+        return rows[0] if rows else None
 
     def commit(self):
         if self._conn is None:

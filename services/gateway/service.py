@@ -123,18 +123,23 @@ class GatewayService(
             )
         return reshape(answer_schema, answer)
 
+    def _forget_account(self, body, payload_schema, event_type):
+        """Drop the cached principals of the account an identity broadcast
+        names (a malformed one is logged and dropped: nothing to evict)."""
+        try:
+            envelope = EnvelopeSchema().load(body)
+            payload = payload_schema().load(envelope["payload"])
+        except ValidationError:
+            log.error("dropping a malformed %s event", event_type)
+            return
+        self.sessions.evict_account(payload["account_id"])
+
     @event_handler(
         "identity", "sessions_revoked", handler_type=BROADCAST, reliable_delivery=False
     )
     def forget_sessions(self, body):
         """Every gateway instance drops the account's cached sessions."""
-        try:
-            envelope = EnvelopeSchema().load(body)
-            payload = SessionsRevokedPayload().load(envelope["payload"])
-        except ValidationError:
-            log.error("dropping a malformed sessions_revoked event")
-            return
-        self.sessions.evict_account(payload["account_id"])
+        self._forget_account(body, SessionsRevokedPayload, "sessions_revoked")
 
     @event_handler(
         "identity", "roles_changed", handler_type=BROADCAST, reliable_delivery=False
@@ -142,13 +147,7 @@ class GatewayService(
     def forget_principal(self, body):
         """Every gateway instance drops the account's cached principals, so
         a granted or withdrawn role counts from the next request."""
-        try:
-            envelope = EnvelopeSchema().load(body)
-            payload = RolesChangedPayload().load(envelope["payload"])
-        except ValidationError:
-            log.error("dropping a malformed roles_changed event")
-            return
-        self.sessions.evict_account(payload["account_id"])
+        self._forget_account(body, RolesChangedPayload, "roles_changed")
 
     @endpoint(
         "GET",

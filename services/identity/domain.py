@@ -29,6 +29,7 @@ from services.common.masking import (
     mask_ip,
     mask_phone,
 )
+from services.common.roles import SCHOOL_CODE_PATTERN
 from services.common.vocabulary import AUTH_INFO_FIELDS, ID_TYPES
 from services.identity import realname
 
@@ -268,8 +269,10 @@ def login_decision(account, device_known, code_given):
 
 
 def check_school_code(raw):
+    """The school code rule of ``services.common.roles``; a 422 here (a
+    rule of the auth-info change), where ops' grants answer 400."""
     value = (raw or "").strip().upper()
-    if not re.fullmatch(r"[0-9A-Z][0-9A-Z_-]{1,31}", value):
+    if not re.fullmatch(SCHOOL_CODE_PATTERN, value):
         raise RuleViolation("school_code_invalid")
     return value
 

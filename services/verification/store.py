@@ -318,24 +318,19 @@ class VerificationStore(Store):
             first,
             second,
         )
-        self.commit()
-        self.conn.autocommit = True
-        try:
-            rows = self.fetchall(
-                BUMP_SHARED_COUNTERS_SQL,
-                {
-                    "scope_a": scope_a,
-                    "key_a": key_a,
-                    "window_a": window_a,
-                    "limit_a": limit_a,
-                    "scope_b": scope_b,
-                    "key_b": key_b,
-                    "window_b": window_b,
-                    "limit_b": limit_b,
-                },
-            )
-        finally:
-            self.conn.autocommit = False
+        rows = self.fetchall_alone(
+            BUMP_SHARED_COUNTERS_SQL,
+            {
+                "scope_a": scope_a,
+                "key_a": key_a,
+                "window_a": window_a,
+                "limit_a": limit_a,
+                "scope_b": scope_b,
+                "key_b": key_b,
+                "window_b": window_b,
+                "limit_b": limit_b,
+            },
+        )
         counts = {row["scope"]: row["count"] for row in rows}
         return {scope_a: counts.get(scope_a), scope_b: counts.get(scope_b)}
 
