@@ -14,6 +14,7 @@ gateway maps classes to HTTP status codes in one table.
     ├── Forbidden            403
     ├── NotFound             404
     ├── Conflict             409
+    ├── PreconditionFailed   412     If-Match names an older version
     ├── RuleViolation        422     fails a domain rule
     ├── Throttled            429     carries retry_after / resets_at
     ├── ServiceUnavailable   503     a dependency is down
@@ -33,6 +34,7 @@ __all__ = [
     "Forbidden",
     "NotFound",
     "Conflict",
+    "PreconditionFailed",
     "RuleViolation",
     "Throttled",
     "ServiceUnavailable",
@@ -293,6 +295,29 @@ MESSAGES = {
         "This provider identity is linked to another account.",
     ),
     "link_not_found": ("未绑定该第三方账号", "No such linked identity."),
+    # -- registry_sync: SCIM (RFC 7644 §3.12 scimType in the extra) ---------
+    "precondition_failed": (
+        "数据已被修改，请重新读取后再提交",
+        "The resource changed since that version; read it again.",
+    ),
+    "scim_invalid_filter": ("筛选条件不正确", "The filter is not valid."),
+    "scim_invalid_sort": ("排序字段不正确", "The sortBy attribute is not valid."),
+    "scim_invalid_path": ("修改路径不正确", "The PATCH path is not valid."),
+    "scim_no_target": ("修改路径未匹配到任何值", "The PATCH path matched no value."),
+    "scim_mutability": ("该属性不可修改", "That attribute cannot be changed."),
+    "scim_invalid_syntax": ("请求格式不正确", "The request is not valid SCIM."),
+    "scim_invalid_value": ("属性值不正确", "An attribute value is not valid."),
+    "scim_uniqueness": ("该值已被占用", "That value is already taken."),
+    "scim_too_many": (
+        "结果过多，请缩小筛选范围",
+        "Too many results; narrow the filter.",
+    ),
+    "scim_invalid_version": ("不支持的 SCIM 版本", "Unsupported SCIM version."),
+    "scim_member_unknown": (
+        "班级成员必须是本校已有的学生",
+        "Group members must be students of this school.",
+    ),
+    "scim_resource_not_found": ("未找到该资源", "No such resource."),
 }
 
 
@@ -354,6 +379,10 @@ class Conflict(ServiceError):
     default_code = "conflict"
 
 
+class PreconditionFailed(ServiceError):
+    default_code = "precondition_failed"
+
+
 class RuleViolation(ServiceError):
     default_code = "rule_violation"
 
@@ -377,6 +406,7 @@ ALL_ERROR_CLASSES = (
     Forbidden,
     NotFound,
     Conflict,
+    PreconditionFailed,
     RuleViolation,
     Throttled,
     ServiceUnavailable,

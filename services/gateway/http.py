@@ -28,6 +28,7 @@ from services.common.errors import (
     Forbidden,
     InvalidRequest,
     NotFound,
+    PreconditionFailed,
     RuleViolation,
     ServiceError,
     ServiceUnavailable,
@@ -63,6 +64,7 @@ STATUS_BY_ERROR = (
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (PreconditionFailed, 412),
     (RuleViolation, 422),
     (Throttled, 429),
     (ServiceUnavailable, 503),
@@ -109,6 +111,16 @@ def problem_response(status, code, request=None, extra=None):
         content_type=PROBLEM_JSON,
     )
     return response
+
+
+def error_response(status, code, request, extra=None):
+    """Problem details, or a SCIM Error document under ``/scim/`` (a SCIM
+    client parses only those, RFC 7644 §3.12)."""
+    if request is not None and request.path.startswith("/scim/"):
+        from services.gateway.scim import scim_error_response  # scim imports us
+
+        return scim_error_response(status, code, request, extra)
+    return problem_response(status, code, request, extra)
 
 
 def load_body(request, schema):
@@ -210,7 +222,7 @@ class ProblemWsgiApp(WsgiApp):
 
             request = Request(environ)
             code = "method_not_allowed" if exc.code == 405 else "not_found"
-            response = problem_response(exc.code, code, request)
+            response = error_response(exc.code, code, request)
             if exc.code == 405 and getattr(exc, "valid_methods", None):
                 # RFC 9110 §15.5.6: a 405 lists the methods the resource has.
                 response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
@@ -276,7 +288,7 @@ class ApiHandler(HttpRequestHandler):
     def problem_from_exception(self, exc, request):
         if isinstance(exc, ServiceError):
             status = next(s for cls, s in STATUS_BY_ERROR if isinstance(exc, cls))
-            return problem_response(status, exc.code, request, exc.extra)
+            return error_response(status, exc.code, request, exc.extra)
         # Anything else is a bug: the log has the trace, the client a code.
         log.error(
             "unexpected %s answering %s %s",
@@ -284,7 +296,7 @@ class ApiHandler(HttpRequestHandler):
             request.method,
             request.path,
         )
-        return problem_response(500, "internal_error", request)
+        return error_response(500, "internal_error", request)
 
 
 def _werkzeug_path(path):
@@ -304,10 +316,16 @@ def endpoint(
     auth=None,
     device_header=None,
     path_schemas=None,
+    media_type="application/json",
+    error_media_type="application/problem+json",
+    error_schema="Problem",
+    parameters=(),
 ):
     """Declare a gateway route and its OpenAPI description. ``device_header``:
     ``"required"`` or ``"optional"`` when the route reads ``X-Device-Id``
-    (session routes always read it)."""
+    (session routes always read it). SCIM routes speak
+    ``application/scim+json`` and answer errors as SCIM Error documents;
+    ``parameters`` adds OpenAPI parameters (query strings, headers)."""
 
     def decorator(fn):
         fn.openapi = {
@@ -324,6 +342,10 @@ def endpoint(
             "device_header": device_header
             or ("optional" if auth == "session" else None),
             "description": (fn.__doc__ or "").strip(),
+            "media_type": media_type,
+            "error_media_type": error_media_type,
+            "error_schema": error_schema,
+            "parameters": list(parameters),
         }
         return ApiHandler.decorator(method, _werkzeug_path(path))(fn)
 

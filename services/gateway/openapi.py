@@ -9,7 +9,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from services.common.vocabulary import DEVICE_ID_PATTERN
-from services.gateway.schemas import ProblemSchema
+from services.gateway.schemas import ProblemSchema, ScimErrorSchema
 
 __all__ = ["build_spec", "render_docs"]
 
@@ -50,6 +50,7 @@ def build_spec(service_cls, server_url=None):
     )
     marshmallow_plugin.converter.add_attribute_function(_no_nul)
     spec.components.schema("Problem", schema=ProblemSchema)
+    spec.components.schema("ScimError", schema=ScimErrorSchema)
     spec.components.security_scheme("session", {"type": "http", "scheme": "bearer"})
     spec.components.security_scheme(
         "internal",
@@ -105,6 +106,7 @@ def build_spec(service_cls, server_url=None):
                     "description": "The app's device id; a session works only from it.",
                 }
             )
+        operation["parameters"].extend(meta.get("parameters", ()))
         if meta["description"]:
             operation["description"] = meta["description"]
         if meta["auth"]:
@@ -112,19 +114,21 @@ def build_spec(service_cls, server_url=None):
         if meta["request_schema"] is not None:
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": meta["request_schema"]}},
+                "content": {meta["media_type"]: {"schema": meta["request_schema"]}},
             }
         ok = {"description": _STATUS_TEXT.get(meta["status"], "OK")}
         if meta["response_schema"] is not None:
-            ok["content"] = {"application/json": {"schema": meta["response_schema"]}}
+            ok["content"] = {meta["media_type"]: {"schema": meta["response_schema"]}}
         operation["responses"][str(meta["status"])] = ok
         errors = list(meta["errors"] or (400,))
         if meta["device_header"] and 400 not in errors:
             errors.append(400)  # a malformed X-Device-Id
         for status in errors:
             operation["responses"][str(status)] = {
-                "description": "Problem details",
-                "content": {"application/problem+json": {"schema": "Problem"}},
+                "description": "Problem details"
+                if meta["error_schema"] == "Problem"
+                else "SCIM error",
+                "content": {meta["error_media_type"]: {"schema": meta["error_schema"]}},
             }
         spec.path(path=meta["path"], operations={meta["method"]: operation})
     document = spec.to_dict()

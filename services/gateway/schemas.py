@@ -23,6 +23,10 @@ from services.common.vocabulary import (
 
 __all__ = [
     "ProblemSchema",
+    "ScimErrorSchema",
+    "ScimResourceSchema",
+    "ScimPatchSchema",
+    "ScimListSchema",
     "HealthSchema",
     "ServiceHealthSchema",
     "CodeRequestSchema",
@@ -71,6 +75,57 @@ class ProblemSchema(Schema):
     retry_after = fields.Integer(metadata={"description": "seconds; also Retry-After"})
     resets_at = fields.String(metadata={"description": "when a daily limit resets"})
     service = fields.String(metadata={"description": "the service that failed"})
+
+
+class ScimErrorSchema(Schema):
+    """RFC 7644 §3.12 error; our stable code leads ``detail`` and is the
+    ``X-Error-Code`` header."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    schemas = fields.List(fields.String(), required=True)
+    status = fields.String(required=True, metadata={"example": "400"})
+    scimType = fields.String(metadata={"example": "invalidFilter"})
+    detail = fields.String(
+        required=True,
+        metadata={"description": "[stable_code] 中文 / English (specifics)"},
+    )
+
+
+class ScimResourceSchema(Schema):
+    """A SCIM resource (User: core subset + the student extension, Group);
+    the full attribute lists are published at ``/scim/v2/Schemas``."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    schemas = fields.List(fields.String(), required=True)
+    id = fields.String(metadata={"description": "server-assigned"})
+    meta = fields.Dict()
+
+
+class ScimPatchSchema(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+    schemas = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"example": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"]},
+    )
+    Operations = fields.List(fields.Dict(), required=True)
+
+
+class ScimListSchema(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+    schemas = fields.List(fields.String(), required=True)
+    totalResults = fields.Integer(required=True)
+    startIndex = fields.Integer()
+    itemsPerPage = fields.Integer()
+    Resources = fields.List(fields.Dict())
 
 
 class ServiceHealthSchema(Schema):

@@ -22,7 +22,7 @@ from services.common.rpc import ServiceRpc
 
 # Modules, not classes: `nameko run` takes every class with entrypoints in
 # this module's namespace for a service of its own.
-from services.gateway import admin, internal, school
+from services.gateway import admin, internal, school, scim
 from services.gateway.auth import (
     SessionCache,
     bearer_token,
@@ -73,11 +73,14 @@ log = logging.getLogger(__name__)
 
 
 class GatewayService(
-    internal.InternalEndpoints, admin.AdminEndpoints, school.SchoolSystemEndpoints
+    internal.InternalEndpoints,
+    admin.AdminEndpoints,
+    school.SchoolSystemEndpoints,
+    scim.ScimEndpoints,
 ):
     """HTTP entrypoints; one ``ServiceRpc`` per back-end service. Student-app
     endpoints are here; operations, admins and school systems have a module
-    each (``internal.py``, ``admin.py``, ``school.py``)."""
+    each (``internal.py``, ``admin.py``, ``school.py``, ``scim.py``)."""
 
     name = "gateway"
 

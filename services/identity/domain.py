@@ -13,6 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 
+from services.common import realname
 from services.common.calendar import BEIJING
 from services.common.contacts import normalise_email, normalise_mobile
 from services.common.errors import (
@@ -31,7 +32,6 @@ from services.common.masking import (
 )
 from services.common.roles import SCHOOL_CODE_PATTERN
 from services.common.vocabulary import AUTH_INFO_FIELDS, ID_TYPES
-from services.identity import realname
 
 __all__ = [
     "NOTICE_KINDS",

@@ -10,6 +10,7 @@ from marshmallow import (
 
 from services.common.events import OwnedCourse
 from services.common.fields import UtcDateTime, require_one_way_in
+from services.common.realname import ID_TYPES
 from services.common.roles import STAFF_ROLES
 from services.common.vocabulary import (
     AUTH_INFO_FIELDS,
@@ -17,7 +18,6 @@ from services.common.vocabulary import (
     LINK_PROVIDERS,
     MAX_BALANCE_FEN,
 )
-from services.identity.realname import ID_TYPES
 
 __all__ = [
     "RegisterByPhoneRequest",

@@ -16,7 +16,7 @@ from datetime import timedelta
 from nameko.dependency_providers import Config
 from nameko.timer import timer
 
-from services.common import base
+from services.common import base, realname
 from services.common.calendar import beijing_day
 from services.common.clock import Clock
 from services.common.contacts import normalise_email, normalise_mobile
@@ -33,7 +33,7 @@ from services.common.events import event_handler
 from services.common.masking import mask_email, mask_id_number, mask_phone
 from services.common.roles import role_names
 from services.common.rpc import ServiceRpc, rpc
-from services.identity import domain, passwords, realname
+from services.identity import domain, passwords
 from services.identity.dependencies import IdentityKeys, LinkProviders, PasswordHasher
 from services.identity.schemas import (
     AccountCreated,

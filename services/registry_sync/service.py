@@ -9,7 +9,10 @@ from services.common.clock import Clock
 from services.common.db import Database
 from services.common.errors import NotFound, Unauthenticated
 from services.common.rpc import rpc
-from services.registry_sync import domain
+
+# Modules, not classes: `nameko run` takes every class with entrypoints in
+# this module's namespace for a service of its own.
+from services.registry_sync import domain, scim_entrypoints
 from services.registry_sync.dependencies import RegistryKeys
 from services.registry_sync.schemas import (
     AuthenticateSchoolRequest,
@@ -33,14 +36,18 @@ _SCHOOL_TOKEN = SchoolToken()
 _SCHOOL_INFO = SchoolInfo()
 
 
-class RegistrySyncService(base.ServiceBase):
-    """Entrypoints of the registry_sync service."""
+class RegistrySyncService(scim_entrypoints.ScimEntrypoints, base.ServiceBase):
+    """Entrypoints of the registry_sync service: schools and tokens here,
+    SCIM in ``scim_entrypoints.py``."""
 
     name = "registry_sync"
 
     db = Database(RegistryStore)
     clock = Clock()
     keys = RegistryKeys()
+
+    def roster_changed(self, school_code, student_numbers):
+        """Registry records of these students changed (in this transaction)."""
 
     # -- schools and their tokens -------------------------------------------
     @rpc

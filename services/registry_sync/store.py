@@ -1,12 +1,21 @@
 """All SQL of the registry_sync service."""
 
 import json
+import re
+from datetime import datetime, timezone
+
+from psycopg2.extras import Json, register_uuid
+from scim2_models.path import AttrPath, FilterVisitor
 
 from services.common.context import current_request_id
 from services.common.db import Store
-from services.common.errors import Conflict
+from services.common.errors import Conflict, InvalidRequest
 
-__all__ = ["RegistryStore"]
+__all__ = ["RegistryStore", "FilterSql"]
+
+# Resource ids are UUIDs; psycopg2 adapts them (and arrays of them) once this
+# is registered.
+register_uuid()
 
 INSERT_SCHOOL_SQL = """
 INSERT INTO schools (code, name, region, token_hash, token_issued_at, created_at)
@@ -31,10 +40,353 @@ VALUES (%(actor)s, %(school_code)s, %(action)s, %(object_ids)s, %(request_id)s, 
 """
 
 
+# -- SCIM: students (Users) and classes (Groups) --------------------------------
+STUDENT_COLUMNS = """id, school_code, user_name, external_id, student_number, family_name,
+given_name, formatted_name, display_name, name_key, active, status, id_type, id_hint,
+id_problem, id_sealed, grade, class_name, department, enrollment_year, doc, source,
+version, created_at, updated_at"""
+
+INSERT_STUDENT_SQL = f"""
+INSERT INTO students (id, school_code, user_name, external_id, student_number,
+    family_name, given_name, formatted_name, display_name, name_key, active, status,
+    id_type, id_sealed, id_hash, id_hint, id_problem, grade, class_name, department,
+    enrollment_year, doc, source, created_at, updated_at)
+VALUES (%(id)s, %(school_code)s, %(user_name)s, %(external_id)s, %(student_number)s,
+    %(family_name)s, %(given_name)s, %(formatted_name)s, %(display_name)s,
+    %(name_key)s, %(active)s, %(status)s, %(id_type)s, %(id_sealed)s, %(id_hash)s,
+    %(id_hint)s, %(id_problem)s, %(grade)s, %(class_name)s, %(department)s,
+    %(enrollment_year)s, %(doc)s, 'scim', %(now)s, %(now)s)
+RETURNING {STUDENT_COLUMNS}
+"""
+
+STUDENT_SQL = f"""
+SELECT {STUDENT_COLUMNS} FROM students
+ WHERE school_code = %(school_code)s AND id = %(id)s AND deleted_at IS NULL
+"""
+
+# The ID columns change only when the request carried an ID number
+# (PATCH/PUT without one keeps the sealed value: it is write-only).
+UPDATE_STUDENT_SQL = f"""
+UPDATE students SET user_name = %(user_name)s, external_id = %(external_id)s,
+       student_number = %(student_number)s, family_name = %(family_name)s,
+       given_name = %(given_name)s, formatted_name = %(formatted_name)s,
+       display_name = %(display_name)s, name_key = %(name_key)s, active = %(active)s,
+       status = %(status)s, id_type = %(id_type)s,
+       id_sealed = CASE WHEN %(id_given)s THEN %(id_sealed)s ELSE id_sealed END,
+       id_hash = CASE WHEN %(id_given)s THEN %(id_hash)s ELSE id_hash END,
+       id_hint = CASE WHEN %(id_given)s THEN %(id_hint)s ELSE id_hint END,
+       id_problem = CASE WHEN %(id_given)s THEN %(id_problem)s ELSE id_problem END,
+       grade = %(grade)s, class_name = %(class_name)s, department = %(department)s,
+       enrollment_year = %(enrollment_year)s, doc = %(doc)s, version = version + 1,
+       updated_at = %(now)s
+ WHERE school_code = %(school_code)s AND id = %(id)s AND deleted_at IS NULL
+   AND version = %(version)s
+RETURNING {STUDENT_COLUMNS}
+"""
+
+DELETE_STUDENT_SQL = """
+UPDATE students SET deleted_at = %(now)s, updated_at = %(now)s, version = version + 1
+ WHERE school_code = %(school_code)s AND id = %(id)s AND deleted_at IS NULL
+   AND (%(version)s::integer IS NULL OR version = %(version)s::integer)
+RETURNING id
+"""
+
+DROP_MEMBERSHIPS_SQL = "DELETE FROM class_members WHERE student_id = %(id)s"
+
+GROUPS_OF_STUDENTS_SQL = """
+SELECT m.student_id, c.id, c.display_name FROM class_members m
+  JOIN classes c ON c.id = m.class_id AND c.deleted_at IS NULL
+ WHERE m.student_id = ANY(%(ids)s::uuid[])
+ ORDER BY c.display_name, c.id
+"""
+
+GROUP_COLUMNS = """id, school_code, display_name, external_id, doc, source, version,
+created_at, updated_at"""
+
+INSERT_GROUP_SQL = f"""
+INSERT INTO classes (id, school_code, display_name, external_id, doc, source,
+                     created_at, updated_at)
+VALUES (%(id)s, %(school_code)s, %(display_name)s, %(external_id)s, %(doc)s, 'scim',
+        %(now)s, %(now)s)
+RETURNING {GROUP_COLUMNS}
+"""
+
+GROUP_SQL = f"""
+SELECT {GROUP_COLUMNS} FROM classes
+ WHERE school_code = %(school_code)s AND id = %(id)s AND deleted_at IS NULL
+"""
+
+UPDATE_GROUP_SQL = f"""
+UPDATE classes SET display_name = %(display_name)s, external_id = %(external_id)s,
+       doc = %(doc)s, version = version + 1, updated_at = %(now)s
+ WHERE school_code = %(school_code)s AND id = %(id)s AND deleted_at IS NULL
+   AND version = %(version)s
+RETURNING {GROUP_COLUMNS}
+"""
+
+DELETE_GROUP_SQL = """
+UPDATE classes SET deleted_at = %(now)s, updated_at = %(now)s, version = version + 1
+ WHERE school_code = %(school_code)s AND id = %(id)s AND deleted_at IS NULL
+   AND (%(version)s::integer IS NULL OR version = %(version)s::integer)
+RETURNING id
+"""
+
+CLEAR_MEMBERS_SQL = "DELETE FROM class_members WHERE class_id = %(id)s"
+
+# Members must be live students of the same school; the count tells the
+# caller whether every id named one.
+ADD_MEMBERS_SQL = """
+INSERT INTO class_members (class_id, student_id, display, member_type)
+SELECT %(id)s, s.id, m.display, m.member_type
+  FROM unnest(%(member_ids)s::uuid[], %(displays)s::text[], %(types)s::text[])
+       AS m (student_id, display, member_type)
+  JOIN students s ON s.id = m.student_id
+ WHERE s.school_code = %(school_code)s AND s.deleted_at IS NULL
+ON CONFLICT DO NOTHING
+"""
+
+COUNT_LIVE_STUDENTS_SQL = """
+SELECT count(*) AS n FROM students
+ WHERE school_code = %(school_code)s AND deleted_at IS NULL
+   AND id = ANY(%(ids)s::uuid[])
+"""
+
+MEMBERS_OF_GROUPS_SQL = """
+SELECT m.class_id, s.id, m.display, m.member_type FROM class_members m
+  JOIN students s ON s.id = m.student_id AND s.deleted_at IS NULL
+ WHERE m.class_id = ANY(%(ids)s::uuid[])
+ ORDER BY s.user_name, s.id
+"""
+
+# Listing: the WHERE and ORDER BY come from FilterSql (whitelisted columns,
+# bound values); these are templates for psycopg2.sql, not plain statements.
+LIST_TEMPLATES = {
+    "User": (
+        f"SELECT {STUDENT_COLUMNS}, count(*) OVER () AS total FROM students"
+        " WHERE school_code = %(school_code)s AND deleted_at IS NULL AND ({where})"
+        " ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s"
+    ),
+    "Group": (
+        f"SELECT {GROUP_COLUMNS}, count(*) OVER () AS total FROM classes"
+        " WHERE school_code = %(school_code)s AND deleted_at IS NULL AND ({where})"
+        " ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s"
+    ),
+}
+COUNT_TEMPLATES = {
+    "User": "SELECT count(*) AS total FROM students WHERE school_code = %(school_code)s"
+    " AND deleted_at IS NULL AND ({where})",
+    "Group": "SELECT count(*) AS total FROM classes WHERE school_code = %(school_code)s"
+    " AND deleted_at IS NULL AND ({where})",
+}
+
+# SCIM attribute -> (SQL expression, kind). Only these can be filtered or
+# sorted on; anything else is an invalidFilter. Kinds: "ci" case-insensitive
+# text, "exact" case-exact text, "bool", "int", "time".
+_CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:user"
+_CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:group"
+FILTER_COLUMNS = {
+    "User": {
+        ("id", None): ("id::text", "exact"),
+        ("externalid", None): ("external_id", "exact"),
+        ("username", None): ("user_name", "ci"),
+        ("displayname", None): ("display_name", "ci"),
+        ("active", None): ("active", "bool"),
+        ("name", "formatted"): ("formatted_name", "ci"),
+        ("name", "familyname"): ("family_name", "ci"),
+        ("name", "givenname"): ("given_name", "ci"),
+        ("meta", "lastmodified"): ("updated_at", "time"),
+        ("meta", "created"): ("created_at", "time"),
+        ("studentnumber", None): ("student_number", "exact"),
+        ("idtype", None): ("id_type", "ci"),
+        ("grade", None): ("grade", "ci"),
+        ("classname", None): ("class_name", "ci"),
+        ("department", None): ("department", "ci"),
+        ("enrollmentyear", None): ("enrollment_year", "int"),
+        ("status", None): ("status", "ci"),
+    },
+    "Group": {
+        ("id", None): ("id::text", "exact"),
+        ("externalid", None): ("external_id", "exact"),
+        ("displayname", None): ("display_name", "ci"),
+        ("meta", "lastmodified"): ("updated_at", "time"),
+        ("meta", "created"): ("created_at", "time"),
+    },
+}
+_EXTENSION_ATTRIBUTES = {
+    "studentnumber",
+    "idtype",
+    "grade",
+    "classname",
+    "department",
+    "enrollmentyear",
+    "status",
+}
+_SQL_OPERATORS = {"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+
+
+def _invalid_filter(detail):
+    return InvalidRequest(
+        "scim_invalid_filter", {"scimType": "invalidFilter", "scim_detail": detail}
+    )
+
+
+_ATTR_PATH = re.compile(
+    r"^(?:(urn:[\w.:-]+):)?([A-Za-z][\w$-]*)(?:\.([A-Za-z][\w$-]*))?$"
+)
+
+
+def parse_attr_path(text):
+    """``[urn:…:]attr[.sub]`` (a sortBy value) as an AttrPath."""
+    match = _ATTR_PATH.match(text or "")
+    if not match:
+        raise ValueError(text)
+    uri, attr, sub = match.groups()
+    return AttrPath(attr=attr, sub_attr=sub, uri=uri)
+
+
+def _like_escape(text):
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class FilterSql(FilterVisitor):
+    """A parsed SCIM filter -> a SQL condition over whitelisted columns with
+    every value bound as a parameter (never spliced into the text)."""
+
+    def __init__(self, kind, extension_urn):
+        self.kind = kind
+        self.columns = FILTER_COLUMNS[kind]
+        self.extension_urn = extension_urn.lower()
+        self.params = {}
+
+    def _bind(self, value):
+        name = f"f{len(self.params)}"
+        self.params[name] = value
+        return f"%({name})s"
+
+    def column(self, attr_path):
+        uri = (attr_path.uri or "").lower()
+        attr = attr_path.attr.lower()
+        sub = attr_path.sub_attr.lower() if attr_path.sub_attr else None
+        core = _CORE_USER if self.kind == "User" else _CORE_GROUP
+        if uri and uri not in (core, self.extension_urn):
+            raise _invalid_filter(f"unknown schema in {attr_path}")
+        if uri == self.extension_urn and attr not in _EXTENSION_ATTRIBUTES:
+            raise _invalid_filter(f"{attr_path} cannot be filtered on")
+        found = self.columns.get((attr, sub))
+        if found is None:
+            raise _invalid_filter(f"{attr_path} cannot be filtered on")
+        return found
+
+    def _value(self, kind, value, attr_path):
+        if kind == "time":
+            if isinstance(value, datetime):
+                return value
+            try:
+                parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            except ValueError:
+                raise _invalid_filter(f"{attr_path} needs a dateTime") from None
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        if kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise _invalid_filter(f"{attr_path} needs an integer")
+            return value
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise _invalid_filter(f"{attr_path} needs true or false")
+            return value
+        if not isinstance(value, str):
+            raise _invalid_filter(f"{attr_path} needs a string")
+        return value.lower() if kind == "ci" else value
+
+    def visit_comparison(self, node):
+        expression, kind = self.column(node.attr_path)
+        op = node.op.value
+        if kind == "ci":
+            expression = f"lower({expression})"
+        if node.value is None:
+            if op == "eq":
+                return f"({expression} IS NULL)"
+            if op == "ne":
+                return f"({expression} IS NOT NULL)"
+            raise _invalid_filter(f"{op} null is meaningless")
+        value = self._value(kind, node.value, node.attr_path)
+        if op in ("co", "sw", "ew"):
+            if kind not in ("ci", "exact"):
+                raise _invalid_filter(f"{op} applies to strings only")
+            pattern = _like_escape(value)
+            pattern = {"co": f"%{pattern}%", "sw": f"{pattern}%", "ew": f"%{pattern}"}[
+                op
+            ]
+            return f"({expression} LIKE {self._bind(pattern)})"
+        if kind == "bool" and op not in ("eq", "ne"):
+            raise _invalid_filter(f"{op} does not apply to booleans")
+        return f"({expression} {_SQL_OPERATORS[op]} {self._bind(value)})"
+
+    def visit_present(self, node):
+        expression, kind = self.column(node.attr_path)
+        if kind in ("ci", "exact"):
+            return f"({expression} IS NOT NULL AND {expression} <> '')"
+        return f"({expression} IS NOT NULL)"
+
+    def visit_not(self, node):
+        return f"(NOT COALESCE({self.visit(node.expr)}, false))"
+
+    def visit_logical_expr(self, node):
+        joiner = " AND " if node.op.value == "and" else " OR "
+        return "(" + joiner.join(self.visit(term) for term in node.terms) + ")"
+
+    def visit_value_path(self, node):
+        # members[value eq "…"] on Groups is the one multi-valued attribute
+        # worth filtering on: which classes hold this student.
+        if self.kind != "Group" or node.attr_path.attr.lower() != "members":
+            raise _invalid_filter(f"{node.attr_path} cannot be filtered on")
+        inner = node.val_filter
+        if not (
+            hasattr(inner, "attr_path")
+            and inner.attr_path.attr.lower() == "value"
+            and getattr(inner, "op", None) is not None
+            and inner.op.value == "eq"
+        ):
+            raise _invalid_filter('only members[value eq "…"] is supported')
+        return (
+            "(EXISTS (SELECT 1 FROM class_members m WHERE m.class_id = classes.id"
+            f" AND m.student_id::text = {self._bind(str(inner.value))}))"
+        )
+
+    def order_by(self, sort_by, descending):
+        if not sort_by:
+            return "created_at, id"
+        try:
+            attr_path = parse_attr_path(sort_by)
+        except ValueError:
+            raise InvalidRequest(
+                "scim_invalid_sort",
+                {"scimType": "invalidValue", "scim_detail": sort_by},
+            ) from None
+        expression, kind = self.column(attr_path)
+        if kind == "ci":
+            expression = f"lower({expression})"
+        direction = "DESC" if descending else "ASC"
+        return f"{expression} {direction} NULLS LAST, id"
+
+
+def _not_unique(attribute):
+    return Conflict(
+        "scim_uniqueness",
+        {"scimType": "uniqueness", "scim_detail": f"{attribute} is already taken"},
+    )
+
+
 class RegistryStore(Store):
     """Schools, roster records, enrolments, change windows, verifications."""
 
-    constraint_errors = {"schools_pkey": lambda: Conflict("school_exists")}
+    constraint_errors = {
+        "schools_pkey": lambda: Conflict("school_exists"),
+        "students_user_name": lambda: _not_unique("userName"),
+        "students_number": lambda: _not_unique("studentNumber"),
+        "students_external_id": lambda: _not_unique("externalId"),
+        "classes_external_id": lambda: _not_unique("externalId"),
+    }
 
     def insert_school(self, code, name, region, token_hash, now):
         self.execute(
@@ -73,3 +425,92 @@ class RegistryStore(Store):
                 "at": at,
             },
         )
+
+    # -- SCIM ---------------------------------------------------------------
+    def insert_student(self, record):
+        return self.fetchone(INSERT_STUDENT_SQL, {**record, "doc": Json(record["doc"])})
+
+    def student(self, school_code, student_id):
+        return self.fetchone(
+            STUDENT_SQL, {"school_code": school_code, "id": student_id}
+        )
+
+    def update_student(self, record):
+        """The updated row, or None when the version moved (a lost race or
+        a stale If-Match)."""
+        return self.fetchone(UPDATE_STUDENT_SQL, {**record, "doc": Json(record["doc"])})
+
+    def delete_student(self, school_code, student_id, version, now):
+        params = {"school_code": school_code, "id": student_id, "version": version}
+        found = self.fetchone(DELETE_STUDENT_SQL, {**params, "now": now})
+        if found:
+            self.execute(DROP_MEMBERSHIPS_SQL, {"id": student_id})
+        return found is not None
+
+    def groups_of_students(self, student_ids):
+        """{student id: [(class id, display name)]}"""
+        found = {student_id: [] for student_id in student_ids}
+        for row in self.fetchall(GROUPS_OF_STUDENTS_SQL, {"ids": list(student_ids)}):
+            found.setdefault(row["student_id"], []).append(
+                (row["id"], row["display_name"])
+            )
+        return found
+
+    def insert_group(self, record):
+        return self.fetchone(INSERT_GROUP_SQL, {**record, "doc": Json(record["doc"])})
+
+    def group(self, school_code, group_id):
+        return self.fetchone(GROUP_SQL, {"school_code": school_code, "id": group_id})
+
+    def update_group(self, record):
+        return self.fetchone(UPDATE_GROUP_SQL, {**record, "doc": Json(record["doc"])})
+
+    def delete_group(self, school_code, group_id, version, now):
+        params = {"school_code": school_code, "id": group_id, "version": version}
+        return self.fetchone(DELETE_GROUP_SQL, {**params, "now": now}) is not None
+
+    def count_live_students(self, school_code, ids):
+        row = self.fetchone(
+            COUNT_LIVE_STUDENTS_SQL, {"school_code": school_code, "ids": list(ids)}
+        )
+        return row["n"]
+
+    def set_members(self, school_code, group_id, members):
+        """``members``: ``[(student id, display, type)]``, replacing the set."""
+        self.execute(CLEAR_MEMBERS_SQL, {"id": group_id})
+        if members:
+            self.execute(
+                ADD_MEMBERS_SQL,
+                {
+                    "id": group_id,
+                    "school_code": school_code,
+                    "member_ids": [member[0] for member in members],
+                    "displays": [member[1] for member in members],
+                    "types": [member[2] for member in members],
+                },
+            )
+
+    def members_of_groups(self, group_ids):
+        """{class id: [(student id, display, type)]}"""
+        found = {group_id: [] for group_id in group_ids}
+        for row in self.fetchall(MEMBERS_OF_GROUPS_SQL, {"ids": list(group_ids)}):
+            found.setdefault(row["class_id"], []).append(
+                (row["id"], row["display"], row["member_type"])
+            )
+        return found
+
+    def list_resources(self, kind, school_code, where, params, order, limit, offset):
+        """(rows, total) of one page; ``where``/``order`` come from FilterSql."""
+        values = {**params, "school_code": school_code}
+        if limit == 0:  # RFC 7644 §3.4.2.4: count=0 asks for the total only
+            sql = COUNT_TEMPLATES[kind].format(where=where)
+            return [], self.fetchone(sql, values)["total"]
+        sql = LIST_TEMPLATES[kind].format(where=where, order=order)
+        rows = self.fetchall(sql, {**values, "limit": limit, "offset": offset})
+        if rows:
+            return rows, rows[0]["total"]
+        if offset:
+            return [], self.fetchone(COUNT_TEMPLATES[kind].format(where=where), values)[
+                "total"
+            ]
+        return [], 0

@@ -7,7 +7,7 @@ import re
 import requests
 
 from services.common.testing import wait_until
-from services.identity.realname import resident_check_char
+from services.common.realname import resident_check_char
 
 
 def random_id_number():

@@ -74,7 +74,7 @@ def test_the_pure_modules_are_found_in_the_tree():
     assert {
         "services.identity.domain",
         "services.verification.domain",
-        "services.identity.realname",
+        "services.common.realname",
         "services.identity.passwords",
         "services.common.masking",
     } <= names

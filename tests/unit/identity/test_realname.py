@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from services.common.errors import RuleViolation
 from services.common.masking import mask_id_number
-from services.identity.realname import (
+from services.common.realname import (
     check_name,
     is_minor,
     normalise_id,

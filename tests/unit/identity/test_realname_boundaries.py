@@ -6,7 +6,7 @@ from datetime import date
 import pytest
 
 from services.common.errors import RuleViolation
-from services.identity.realname import (
+from services.common.realname import (
     check_name,
     is_minor,
     normalise_id,

@@ -26,6 +26,7 @@ __all__ = [
     "is_minor",
     "to_simplified",
     "PROVINCE_CODES",
+    "comparable_name",
 ]
 
 
@@ -94,7 +95,9 @@ def resident_check_char(first17):
 
 
 def _clean(raw):
-    return re.sub(r"\s+", "", raw or "").upper()
+    # NFKC folds full-width digits and letters (Ｘ, １２３) typed on Chinese
+    # keyboards or exported from spreadsheets into their ASCII forms.
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", raw or "")).upper()
 
 
 def _birth_date(yyyymmdd, today):
@@ -239,3 +242,16 @@ def check_name(raw):
     if simplified != name:
         raise RuleViolation("name_traditional", {"suggestion": simplified})
     return name
+
+
+def comparable_name(raw):
+    """A name reduced to what two records of the same person share: NFKC
+    (full-width letters), no spaces, one middle dot, simplified characters,
+    letters case-folded. Two names are the same person's when these are
+    equal; the registry and the student may each have typed it either way."""
+    name = unicodedata.normalize("NFKC", raw or "")
+    name = "".join(_DOT_VARIANTS.get(ch, ch) for ch in name)
+    # NFKC turns the full-width dot into ".", which a pinyin name may use too.
+    name = name.replace(".", MIDDLE_DOT)
+    name = "".join(ch for ch in name if not ch.isspace())
+    return to_simplified(name).casefold()

@@ -1,0 +1,458 @@
+"""SCIM 2.0 (RFC 7643/7644) resources of the school registry: what a school's
+system pushes (students as Users, classes as Groups), what we publish about
+them (Schemas, ResourceTypes, ServiceProviderConfig), and the request
+semantics (PATCH, attribute selection, ETags). Pure: the resource models,
+parsing and PATCH come from ``scim2-models``; SQL lives in the store.
+
+Decisions a school's IT department should know (also in the README):
+
+* **Users are students.** We publish a subset of the core User schema
+  (``userName``, ``name``, ``displayName``, ``active``, ``groups``) plus our
+  extension ``STUDENT_URN`` with the registry fields. Attributes we do not
+  publish are not stored: a student's e-mail or address is not the
+  registry's business.
+* **The ID number** is sealed and keyed-hashed as identity does. The school
+  that pushed it reads it back whole over SCIM (its own record, behind its
+  own token — it already holds it); every other answer and every log masks
+  it. A value that fails the rules of its ID type is *kept and reported*
+  (answer header ``X-Registry-Problems: idNumber=id_checksum_invalid``, and
+  the school admin's unmatched list) rather than refused: the rest of the
+  record is still the registry's truth, and such a record never matches a
+  student's ID.
+* **The student number** is ``studentNumber`` when given, else ``userName``.
+"""
+
+__layer__ = "pure"  # no framework, no I/O: tests/unit/test_layering.py
+
+from typing import Annotated
+
+from pydantic import Field
+from pydantic import ValidationError as PydanticValidationError
+from scim2_models import (
+    URN,
+    AuthenticationScheme,
+    Bulk,
+    CaseExact,
+    ChangePassword,
+    Context,
+    ETag,
+    Extension,
+    Filter,
+    Group,
+    GroupMembership,
+    Mutability,
+    Name,
+    Patch,
+    PatchOp,
+    Required,
+    Resource,
+    ResourceType,
+    ResponseParameters,
+    SCIMException,
+    ScimFilter,
+    ServiceProviderConfig,
+    Sort,
+    Uniqueness,
+)
+
+from services.common.errors import InvalidRequest, RuleViolation
+from services.common.masking import mask_id_number
+from services.common.realname import comparable_name, normalise_id
+from services.common.vocabulary import ID_TYPES
+
+__all__ = [
+    "STUDENT_URN",
+    "STUDENT_STATUSES",
+    "MAX_RESULTS",
+    "StudentRecord",
+    "Student",
+    "Group",
+    "discovery",
+    "parse_resource",
+    "parse_patch",
+    "parse_filter",
+    "student_columns",
+    "group_columns",
+    "student_document",
+    "group_document",
+    "render",
+    "etag",
+    "scim_refusal",
+]
+
+STUDENT_URN = (
+    "urn:student-selfservice:params:scim:schemas:extension:student:2.0:Student"
+)
+# A school's own word for where a student stands; only "active" counts as
+# enrolled for registry verification.
+STUDENT_STATUSES = ("active", "suspended", "transferred", "graduated", "withdrawn")
+MAX_RESULTS = 200
+
+
+class StudentRecord(Extension):
+    """The registry fields of a student (our extension schema)."""
+
+    __schema__ = URN(STUDENT_URN)
+
+    student_number: Annotated[str | None, CaseExact.true] = None
+    id_type: str | None = Field(None, examples=list(ID_TYPES))
+    id_number: Annotated[str | None, CaseExact.true] = None
+    grade: str | None = None
+    class_name: str | None = None
+    department: str | None = None
+    enrollment_year: int | None = None
+    status: str | None = Field(None, examples=list(STUDENT_STATUSES))
+
+
+class Student(Resource[StudentRecord]):
+    """A student: the part of the core User schema a registry needs."""
+
+    __schema__ = URN("urn:ietf:params:scim:schemas:core:2.0:User")
+
+    user_name: Annotated[str | None, Uniqueness.server, Required.true] = None
+    name: Name | None = None
+    display_name: str | None = None
+    active: bool | None = None
+    groups: Annotated[list[GroupMembership] | None, Mutability.read_only] = None
+
+
+MODELS = {"User": Student, "Group": Group}
+
+
+# -- discovery ----------------------------------------------------------------
+
+
+def _service_provider_config():
+    return ServiceProviderConfig(
+        documentation_uri="https://example.invalid/docs#school-systems",
+        patch=Patch(supported=True),
+        bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
+        filter=Filter(supported=True, max_results=MAX_RESULTS),
+        change_password=ChangePassword(supported=False),
+        sort=Sort(supported=True),
+        etag=ETag(supported=True),
+        authentication_schemes=[
+            AuthenticationScheme(
+                type="oauthbearertoken",
+                name="School API token",
+                description="Authorization: Bearer <school API token>, one per school",
+                primary=True,
+            )
+        ],
+    )
+
+
+def discovery(base_url):
+    """The three discovery documents, with ``meta.location`` under ``base_url``."""
+    schemas = []
+    for model in (Student, StudentRecord, Group):
+        schema = model.to_schema()
+        if model is Student:
+            schema.name, schema.description = "User", "Student"
+        elif model is StudentRecord:
+            schema.name = "Student"
+            schema.description = "Registry fields of a student"
+        dumped = schema.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+        dumped["meta"] = {
+            "resourceType": "Schema",
+            "location": f"{base_url}/Schemas/{schema.id}",
+        }
+        schemas.append(dumped)
+    resource_types = []
+    for name, model in MODELS.items():
+        resource_type = ResourceType.from_resource(model)
+        resource_type.id = resource_type.name = name
+        resource_type.endpoint = f"/{name}s"
+        dumped = resource_type.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+        dumped["meta"] = {
+            "resourceType": "ResourceType",
+            "location": f"{base_url}/ResourceTypes/{name}",
+        }
+        resource_types.append(dumped)
+    config = _service_provider_config().model_dump(
+        scim_ctx=Context.RESOURCE_QUERY_RESPONSE
+    )
+    config["meta"] = {
+        "resourceType": "ServiceProviderConfig",
+        "location": f"{base_url}/ServiceProviderConfig",
+    }
+    return {
+        "schemas": schemas,
+        "resource_types": resource_types,
+        "service_provider_config": config,
+    }
+
+
+# -- refusals -----------------------------------------------------------------
+
+
+def scim_refusal(exc):
+    """A ``ServiceError`` for a scim2-models refusal, carrying the scimType.
+    The detail names the attribute and the rule, never the value (it may be
+    an ID number)."""
+    if isinstance(exc, SCIMException):
+        scim_type = exc.scim_type or "invalidValue"
+        detail = type(exc).__name__.replace("Exception", "")
+    else:  # pydantic's ValidationError
+        scim_type = "invalidValue"
+        for error in exc.errors():
+            if str(error.get("type", "")).startswith("scim_"):
+                scim_type = error["type"][len("scim_") :]
+                break
+        detail = "; ".join(
+            ".".join(str(part) for part in error.get("loc", ())) or "body"
+            for error in exc.errors()
+        )
+        detail = f"invalid attribute(s): {detail}"
+    code = {
+        "invalidFilter": "scim_invalid_filter",
+        "invalidPath": "scim_invalid_path",
+        "noTarget": "scim_no_target",
+        "mutability": "scim_mutability",
+        "invalidSyntax": "scim_invalid_syntax",
+        "uniqueness": "scim_uniqueness",
+        "tooMany": "scim_too_many",
+        "invalidVers": "scim_invalid_version",
+    }.get(scim_type, "scim_invalid_value")
+    return InvalidRequest(code, {"scimType": scim_type, "scim_detail": detail[:300]})
+
+
+# -- parsing ------------------------------------------------------------------
+
+_CONTEXTS = {
+    "create": Context.RESOURCE_CREATION_REQUEST,
+    "replace": Context.RESOURCE_REPLACEMENT_REQUEST,
+}
+
+
+def parse_resource(kind, document, purpose):
+    """A request body as a resource model (``purpose``: create or replace)."""
+    model = MODELS[kind]
+    if not isinstance(document, dict):
+        raise InvalidRequest(
+            "scim_invalid_syntax",
+            {"scimType": "invalidSyntax", "scim_detail": "a JSON object is expected"},
+        )
+    try:
+        return model.model_validate(document, scim_ctx=_CONTEXTS[purpose])
+    except (PydanticValidationError, SCIMException) as exc:
+        raise scim_refusal(exc) from None
+
+
+def parse_patch(kind, document):
+    try:
+        return PatchOp[MODELS[kind]].model_validate(
+            document, scim_ctx=Context.RESOURCE_PATCH_REQUEST
+        )
+    except (PydanticValidationError, SCIMException) as exc:
+        raise scim_refusal(exc) from None
+
+
+def apply_patch(patch, resource):
+    """Apply a PATCH to a resource model in place; True when it changed."""
+    try:
+        return patch.patch(resource)
+    except (PydanticValidationError, SCIMException) as exc:
+        raise scim_refusal(exc) from None
+
+
+def replace_checks(new, original):
+    """PUT keeps immutable attributes (RFC 7644 §3.5.1)."""
+    try:
+        new.replace(original)
+    except (PydanticValidationError, SCIMException) as exc:
+        raise scim_refusal(exc) from None
+
+
+def parse_filter(kind, text):
+    """The parsed filter (scim2-models' grammar, bound to the resource model so
+    an unknown attribute or a wrong operator is refused here)."""
+    try:
+        return ScimFilter[MODELS[kind]](text).ast
+    except (PydanticValidationError, SCIMException, ValueError) as exc:
+        if isinstance(exc, ValueError) and not isinstance(exc, PydanticValidationError):
+            raise InvalidRequest(
+                "scim_invalid_filter",
+                {"scimType": "invalidFilter", "scim_detail": "the filter is malformed"},
+            ) from None
+        refusal = scim_refusal(exc)
+        refusal.extra["scimType"] = "invalidFilter"
+        raise InvalidRequest("scim_invalid_filter", refusal.extra) from None
+
+
+# -- records <-> resources -----------------------------------------------------
+
+
+def _sealable_id(id_type, raw, today):
+    """(number to seal, problem): the normalised number when it passes its
+    type's rules, else the cleaned value as given and the failed rule's code."""
+    try:
+        checked = normalise_id(id_type or "resident_id", raw, today)
+        return checked.number, None
+    except RuleViolation as exc:
+        return " ".join(raw.split()).upper(), exc.code
+
+
+def student_columns(student, today):
+    """The columns of a student record from a parsed resource. ``doc`` is
+    the resource as the school wrote it minus the ID number; the ID number
+    comes back as given under ``id_number`` (sealed by the caller, so the
+    school reads back what it wrote) and normalised under ``id_normalised``
+    (keyed-hashed for matching; None when it fails its type's rules, which
+    ``id_problem`` names)."""
+    record = student[StudentRecord] or StudentRecord()
+    name = student.name or Name()
+    columns = {
+        "user_name": student.user_name,
+        "external_id": student.external_id,
+        "student_number": record.student_number or student.user_name,
+        "family_name": name.family_name,
+        "given_name": name.given_name,
+        "formatted_name": name.formatted,
+        "display_name": student.display_name,
+        "active": True if student.active is None else student.active,
+        "status": record.status or "active",
+        "id_type": record.id_type,
+        "grade": record.grade,
+        "class_name": record.class_name,
+        "department": record.department,
+        "enrollment_year": record.enrollment_year,
+        "id_number": record.id_number or None,
+        "id_normalised": None,
+        "id_problem": None,
+    }
+    columns["name_key"] = comparable_name(full_name(columns))
+    if record.id_number:
+        number, problem = _sealable_id(record.id_type, record.id_number, today)
+        columns["id_normalised"] = None if problem else number
+        columns["id_problem"] = problem
+    stored = student.model_copy(deep=True)
+    stored.id = stored.meta = stored.groups = None
+    document = stored.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+    document.pop("schemas", None)
+    if isinstance(document.get(STUDENT_URN), dict):
+        document[STUDENT_URN].pop("idNumber", None)
+        document[STUDENT_URN].pop("schemas", None)
+    columns["doc"] = document
+    return columns
+
+
+def full_name(columns):
+    """The name a registry record is matched on: ``name.formatted``, else
+    family + given, else ``displayName``."""
+    if columns.get("formatted_name"):
+        return columns["formatted_name"]
+    joined = (columns.get("family_name") or "") + (columns.get("given_name") or "")
+    return joined or columns.get("display_name") or ""
+
+
+def etag(version):
+    return f'W/"{version}"'
+
+
+def _meta(kind, row, base_url):
+    return {
+        "resourceType": kind,
+        "created": row["created_at"].isoformat(),
+        "lastModified": row["updated_at"].isoformat(),
+        "location": f"{base_url}/{kind}s/{row['id']}",
+        "version": etag(row["version"]),
+    }
+
+
+def student_document(row, groups, base_url, id_number=None):
+    """The full SCIM representation of a stored student (before attribute
+    selection): what the school wrote, our id, meta and class memberships;
+    ``groups``: ``[(class id, display name)]``; ``id_number``: the opened
+    seal, for the owning school only."""
+    document = {key: value for key, value in (row["doc"] or {}).items()}
+    schemas = [str(Student.__schema__)]
+    extension = dict(document.get(STUDENT_URN) or {})
+    if id_number:
+        extension["idNumber"] = id_number
+    if extension:
+        document[STUDENT_URN] = extension
+        schemas.append(STUDENT_URN)
+    else:
+        document.pop(STUDENT_URN, None)
+    document["schemas"] = schemas
+    document["id"] = str(row["id"])
+    if groups:
+        document["groups"] = [
+            {
+                "value": str(group_id),
+                "$ref": f"{base_url}/Groups/{group_id}",
+                "display": display,
+                "type": "direct",
+            }
+            for group_id, display in groups
+        ]
+    document["meta"] = _meta("User", row, base_url)
+    return document
+
+
+def group_columns(group):
+    stored = group.model_copy(deep=True)
+    stored.id = stored.meta = stored.members = None
+    return {
+        "display_name": group.display_name,
+        "external_id": group.external_id,
+        "members": [
+            (member.value, member.display, member.type)
+            for member in group.members or ()
+        ],
+        "doc": stored.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE),
+    }
+
+
+def group_document(row, members, base_url):
+    """``members``: ``[(student id, display, type)]`` as the school wrote
+    them (display and type are the school's words)."""
+    document = dict(row["doc"] or {})
+    document["schemas"] = [str(Group.__schema__)]
+    document["id"] = str(row["id"])
+    document["displayName"] = row["display_name"]
+    if row["external_id"] is not None:
+        document["externalId"] = row["external_id"]
+    if members:
+        document["members"] = [
+            {
+                "value": str(student_id),
+                "$ref": f"{base_url}/Users/{student_id}",
+                **({"type": member_type} if member_type else {}),
+                **({"display": display} if display else {}),
+            }
+            for student_id, display, member_type in members
+        ]
+    else:
+        document.pop("members", None)
+    document["meta"] = _meta("Group", row, base_url)
+    return document
+
+
+def as_model(kind, document):
+    """A stored representation as a model (to PATCH or to compare on PUT)."""
+    return MODELS[kind].model_validate(
+        document, scim_ctx=Context.RESOURCE_QUERY_RESPONSE
+    )
+
+
+def render(kind, document, attributes=None, excluded=None):
+    """The answer for a representation, honouring ``attributes`` and
+    ``excludedAttributes`` (RFC 7644 §3.9)."""
+    model = as_model(kind, document)
+    try:
+        parameters = None
+        if attributes or excluded:
+            parameters = ResponseParameters[MODELS[kind]](
+                attributes=attributes or None, excluded_attributes=excluded or None
+            )
+        return model.model_dump(
+            scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=parameters
+        )
+    except (PydanticValidationError, SCIMException, ValueError) as exc:
+        raise scim_refusal(exc) from None
+
+
+def id_hint(number):
+    return mask_id_number(number) if number else None

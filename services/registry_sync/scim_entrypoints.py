@@ -1,0 +1,311 @@
+"""SCIM 2.0 entrypoints of registry_sync: a school's system creates, reads,
+replaces, patches, deletes and lists its students (Users) and classes
+(Groups). Mixed into ``RegistrySyncService``; the resource rules are in
+``scim.py``, the SQL in ``store.py``. Every call is scoped to the school the
+gateway authenticated: another school's resource is simply not found."""
+
+import logging
+import uuid
+
+from services.common.calendar import beijing_day
+from services.common.errors import InvalidRequest, NotFound, PreconditionFailed
+from services.common.rpc import rpc
+from services.registry_sync import domain, scim
+from services.registry_sync.schemas import (
+    ScimDiscoveryRequest,
+    ScimListRequest,
+    ScimResourceRequest,
+    ScimUpdateRequest,
+    ScimWriteRequest,
+)
+from services.registry_sync.store import FilterSql
+
+__all__ = ["ScimEntrypoints"]
+
+log = logging.getLogger(__name__)
+
+_DISCOVERY = ScimDiscoveryRequest()
+_WRITE = ScimWriteRequest()
+_RESOURCE = ScimResourceRequest()
+_UPDATE = ScimUpdateRequest()
+_LIST = ScimListRequest()
+LIST_RESPONSE_URN = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+
+
+def _resource_id(raw):
+    """A resource id is one of our UUIDs; anything else names nothing."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFound("scim_resource_not_found") from None
+
+
+def _check_version(if_match, version):
+    """RFC 7232 If-Match against the stored version: ``*`` or the ETag we
+    gave out (weak or strong form); anything else fails the precondition."""
+    if if_match is None:
+        return
+    tags = [tag.strip() for tag in if_match.split(",")]
+    if "*" in tags:
+        return
+    wanted = scim.etag(version)
+    if not any(tag.removeprefix("W/") == wanted.removeprefix("W/") for tag in tags):
+        raise PreconditionFailed(
+            "precondition_failed", {"scim_detail": "If-Match does not match"}
+        )
+
+
+class ScimEntrypoints:
+    """Needs ``db``, ``clock``, ``keys`` and ``roster_changed`` of the service."""
+
+    @rpc
+    def scim_discovery(self, payload):
+        request = _DISCOVERY.load(payload)
+        return scim.discovery(request["base_url"])
+
+    # -- helpers --------------------------------------------------------------
+    def _student_record(self, student, now):
+        """Columns to store for a parsed student; the ID number sealed."""
+        columns = scim.student_columns(student, beijing_day(now))
+        as_given = columns.pop("id_number")
+        normalised = columns.pop("id_normalised")
+        # PUT and PATCH carry the whole resource, so an absent ID number is
+        # a removed one.
+        columns["id_given"] = True
+        columns["id_sealed"] = self.keys.id_sealer.seal(as_given) if as_given else None
+        columns["id_hash"] = self.keys.id_hash(normalised) if normalised else None
+        columns["id_hint"] = scim.id_hint(normalised or as_given)
+        return columns
+
+    def _document(self, kind, row, base_url):
+        if kind == "User":
+            groups = self.db.groups_of_students([row["id"]])[row["id"]]
+            return scim.student_document(row, groups, base_url, self._id_number(row))
+        members = self.db.members_of_groups([row["id"]])[row["id"]]
+        return scim.group_document(row, members, base_url)
+
+    def _id_number(self, row):
+        sealed = row["id_sealed"]
+        return self.keys.id_sealer.open(sealed) if sealed is not None else None
+
+    def _answer(self, kind, row, request, status=200):
+        document = self._document(kind, row, request["base_url"])
+        problems = {}
+        if kind == "User" and row["id_problem"]:
+            problems["idNumber"] = row["id_problem"]
+        return {
+            "status": status,
+            "problems": problems,
+            "etag": scim.etag(row["version"]),
+            "document": scim.render(
+                kind,
+                document,
+                request["attributes"],
+                request["excluded_attributes"],
+            ),
+        }
+
+    def _load(self, kind, school_code, raw_id):
+        resource_id = _resource_id(raw_id)
+        row = (
+            self.db.student(school_code, resource_id)
+            if kind == "User"
+            else self.db.group(school_code, resource_id)
+        )
+        if row is None:
+            raise NotFound("scim_resource_not_found")
+        return row
+
+    def _members(self, school_code, group):
+        """``[(student id, display, type)]`` of a parsed group, every one a
+        live student of this school (else 400)."""
+        members = {}
+        for member in group.members or ():
+            if (member.type or "User") != "User" or not member.value:
+                raise InvalidRequest(
+                    "scim_member_unknown",
+                    {"scimType": "invalidValue", "scim_detail": "members are Users"},
+                )
+            try:
+                members[uuid.UUID(member.value)] = (member.display, member.type)
+            except ValueError:
+                raise InvalidRequest(
+                    "scim_member_unknown",
+                    {"scimType": "invalidValue", "scim_detail": "unknown member"},
+                ) from None
+        if members and self.db.count_live_students(school_code, list(members)) != len(
+            members
+        ):
+            raise InvalidRequest(
+                "scim_member_unknown",
+                {"scimType": "invalidValue", "scim_detail": "unknown member"},
+            )
+        return [(key, *value) for key, value in members.items()]
+
+    def _audit(self, school_code, action, **ids):
+        self.db.audit(
+            f"school:{school_code}",
+            school_code,
+            action,
+            domain.audit_object_ids(**ids),
+            self.clock(),
+        )
+
+    def _save(self, kind, school_code, resource, row, now):
+        """Write a parsed resource over ``row`` (None: create); the new row."""
+        if kind == "User":
+            record = {
+                **self._student_record(resource, now),
+                "school_code": school_code,
+                "now": now,
+            }
+            if row is None:
+                saved = self.db.insert_student({**record, "id": uuid.uuid4()})
+            else:
+                saved = self.db.update_student(
+                    {**record, "id": row["id"], "version": row["version"]}
+                )
+            if saved is not None:
+                self.roster_changed(school_code, [saved["student_number"]])
+                if row is not None and row["student_number"] != saved["student_number"]:
+                    self.roster_changed(school_code, [row["student_number"]])
+            return saved
+        columns = scim.group_columns(resource)
+        members = self._members(school_code, resource)
+        columns.pop("members")
+        record = {**columns, "school_code": school_code, "now": now}
+        if row is None:
+            saved = self.db.insert_group({**record, "id": uuid.uuid4()})
+        else:
+            saved = self.db.update_group(
+                {**record, "id": row["id"], "version": row["version"]}
+            )
+        if saved is not None:
+            self.db.set_members(school_code, saved["id"], members)
+        return saved
+
+    # -- entrypoints ------------------------------------------------------------
+    @rpc
+    def scim_create(self, payload):
+        request = _WRITE.load(payload)
+        kind, school_code = request["kind"], request["school_code"]
+        resource = scim.parse_resource(kind, request["document"], "create")
+        row = self._save(kind, school_code, resource, None, self.clock())
+        self._audit(school_code, f"scim.{kind.lower()}_created", resource_id=row["id"])
+        answer = self._answer(kind, row, request, status=201)
+        self.db.commit()
+        return answer
+
+    @rpc
+    def scim_get(self, payload):
+        request = _RESOURCE.load(payload)
+        kind = request["kind"]
+        row = self._load(kind, request["school_code"], request["id"])
+        return self._answer(kind, row, request)
+
+    @rpc
+    def scim_replace(self, payload):
+        request = _UPDATE.load(payload)
+        kind, school_code = request["kind"], request["school_code"]
+        row = self._load(kind, school_code, request["id"])
+        _check_version(request["if_match"], row["version"])
+        resource = scim.parse_resource(kind, request["document"], "replace")
+        current = scim.as_model(kind, self._document(kind, row, request["base_url"]))
+        scim.replace_checks(resource, current)
+        saved = self._save(kind, school_code, resource, row, self.clock())
+        if saved is None:  # changed between our read and write
+            raise PreconditionFailed("precondition_failed")
+        self._audit(school_code, f"scim.{kind.lower()}_replaced", resource_id=row["id"])
+        answer = self._answer(kind, saved, request)
+        self.db.commit()
+        return answer
+
+    @rpc
+    def scim_patch(self, payload):
+        request = _UPDATE.load(payload)
+        kind, school_code = request["kind"], request["school_code"]
+        row = self._load(kind, school_code, request["id"])
+        _check_version(request["if_match"], row["version"])
+        patch = scim.parse_patch(kind, request["document"])
+        resource = scim.as_model(kind, self._document(kind, row, request["base_url"]))
+        if scim.apply_patch(patch, resource):
+            saved = self._save(kind, school_code, resource, row, self.clock())
+            if saved is None:
+                raise PreconditionFailed("precondition_failed")
+            self._audit(
+                school_code, f"scim.{kind.lower()}_patched", resource_id=row["id"]
+            )
+            row = saved
+        answer = self._answer(kind, row, request)
+        self.db.commit()
+        return answer
+
+    @rpc
+    def scim_delete(self, payload):
+        request = _RESOURCE.load(payload)
+        kind, school_code = request["kind"], request["school_code"]
+        row = self._load(kind, school_code, request["id"])
+        _check_version(request["if_match"], row["version"])
+        now = self.clock()
+        if kind == "User":
+            deleted = self.db.delete_student(
+                school_code, row["id"], row["version"], now
+            )
+            if deleted:
+                self.roster_changed(school_code, [row["student_number"]])
+        else:
+            deleted = self.db.delete_group(school_code, row["id"], row["version"], now)
+        if not deleted:
+            raise PreconditionFailed("precondition_failed")
+        self._audit(school_code, f"scim.{kind.lower()}_deleted", resource_id=row["id"])
+        self.db.commit()
+        return {"status": 204}
+
+    @rpc
+    def scim_list(self, payload):
+        request = _LIST.load(payload)
+        kind, school_code = request["kind"], request["school_code"]
+        compiler = FilterSql(kind, scim.STUDENT_URN)
+        where = "TRUE"
+        if request["filter"]:
+            where = compiler.visit(scim.parse_filter(kind, request["filter"]))
+        order = compiler.order_by(
+            request["sort_by"], request["sort_order"] == "descending"
+        )
+        # RFC 7644 §3.4.2.4: startIndex < 1 is 1, a negative count is 0.
+        start = max(request["start_index"], 1)
+        count = request["count"]
+        count = (
+            scim.MAX_RESULTS if count is None else min(max(count, 0), scim.MAX_RESULTS)
+        )
+        rows, total = self.db.list_resources(
+            kind, school_code, where, compiler.params, order, count, start - 1
+        )
+        ids = [row["id"] for row in rows]
+        if kind == "User":
+            related = self.db.groups_of_students(ids)
+            documents = [
+                scim.student_document(
+                    row, related[row["id"]], request["base_url"], self._id_number(row)
+                )
+                for row in rows
+            ]
+        else:
+            related = self.db.members_of_groups(ids)
+            documents = [
+                scim.group_document(row, related[row["id"]], request["base_url"])
+                for row in rows
+            ]
+        resources = [
+            scim.render(
+                kind, document, request["attributes"], request["excluded_attributes"]
+            )
+            for document in documents
+        ]
+        return {
+            "schemas": [LIST_RESPONSE_URN],
+            "totalResults": total,
+            "startIndex": start,
+            "itemsPerPage": len(resources),
+            "Resources": resources,
+        }
