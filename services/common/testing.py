@@ -50,6 +50,11 @@ def random_phone(prefix="137"):
     return f"{prefix}{random.randint(0, 99_999_999):08d}"
 
 
+def random_school_code():
+    """A school code no other test run uses."""
+    return "T" + uuid.uuid4().hex[:8].upper()
+
+
 def random_client_ip(version=6):
     """A random address from a documentation range, never routed, so never
     a real client's: by default one of 2**96 in 2001:db8::/32 (RFC 3849), so

@@ -21,6 +21,7 @@ from services.common.testing import (
     TestVhost,
     check_infra,
     random_phone,
+    random_school_code,
     random_resident_id,
     wait_until,
 )
@@ -109,6 +110,9 @@ def api(platform):
 
         def delete(self, path, **kw):
             return session.delete(base + path, timeout=15, **kw)
+
+        def patch(self, path, **kw):
+            return session.patch(base + path, timeout=15, **kw)
 
     return Api()
 
@@ -287,3 +291,25 @@ def platform_logs(platform):
 def internal_auth():
     """Headers of another platform system (wallet, courses) on /api/v1/internal."""
     return {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+
+
+@pytest.fixture
+def onboard(api, internal_auth):
+    def make(code=None, name="测试学校"):
+        code = code or random_school_code()
+        made = api.post(
+            "/api/v1/internal/schools",
+            json={"code": code, "name": name, "region": "北京"},
+            headers=internal_auth,
+        )
+        assert made.status_code == 201, made.text
+        assert made.json()["code"] == code
+        return code, made.json()["api_token"]
+
+    return make
+
+
+@pytest.fixture
+def school(onboard):
+    """A freshly onboarded school: ``(code, api token)``."""
+    return onboard()

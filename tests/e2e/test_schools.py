@@ -12,26 +12,7 @@ import uuid
 import pytest
 
 from devtools.platform import ROOT
-
-
-def new_code():
-    return "T" + uuid.uuid4().hex[:8].upper()
-
-
-@pytest.fixture
-def onboard(api, internal_auth):
-    def make(code=None, name="测试学校"):
-        code = code or new_code()
-        made = api.post(
-            "/api/v1/internal/schools",
-            json={"code": code, "name": name, "region": "北京"},
-            headers=internal_auth,
-        )
-        assert made.status_code == 201, made.text
-        assert made.json()["code"] == code
-        return code, made.json()["api_token"]
-
-    return make
+from services.common.testing import random_school_code as new_code
 
 
 def school_me(api, token):
