@@ -318,6 +318,23 @@ MESSAGES = {
         "Group members must be students of this school.",
     ),
     "scim_resource_not_found": ("未找到该资源", "No such resource."),
+    # -- registry_sync: registry verification and school admin tools --------
+    "verification_not_found": (
+        "尚未提交学籍核验",
+        "No registry verification has been submitted for this account.",
+    ),
+    "student_record_not_found": (
+        "学籍库中没有该学号",
+        "The school registry has no student with this number.",
+    ),
+    "record_inactive": (
+        "该学籍记录已不在读（转学、毕业或停用）",
+        "The registry record is not active (transferred, graduated or disabled).",
+    ),
+    "record_claimed": (
+        "该学籍记录已被其他账号核验",
+        "Another account has already been verified with this registry record.",
+    ),
 }
 
 

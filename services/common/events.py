@@ -338,6 +338,27 @@ class ChangeWindowChangedPayload(Schema):
     as_of = UtcDateTime(required=True)
 
 
+@payload_schema("registry_verification_changed")
+class RegistryVerificationChangedPayload(Schema):
+    """An account's registry verification moved (submitted, re-checked when
+    roster data arrived, refreshed or linked by a school admin, or its
+    record went inactive). identity keeps the newest by ``as_of``; on
+    ``passed`` the school, student number and class are the registry's."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    account_id = fields.UUID(required=True)
+    status = fields.String(
+        required=True, validate=validate.OneOf(("pending", "passed", "failed"))
+    )
+    code = fields.String(load_default=None, allow_none=True)
+    school_code = fields.String(required=True, validate=validate.Length(1, 32))
+    student_number = fields.String(required=True, validate=validate.Length(1, 64))
+    class_name = fields.String(load_default=None, allow_none=True)
+    as_of = UtcDateTime(required=True)
+
+
 # -- wallet and course systems (consumed by identity for deactivation) ----------
 
 

@@ -225,7 +225,11 @@ class ProblemWsgiApp(WsgiApp):
             response = error_response(exc.code, code, request)
             if exc.code == 405 and getattr(exc, "valid_methods", None):
                 # RFC 9110 §15.5.6: a 405 lists the methods the resource has.
-                response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+                methods = sorted(exc.valid_methods)
+                if request.path.endswith("/.search"):
+                    # Also shaped like /{id}, but only a search (RFC 7644 §3.4.3).
+                    methods = ["POST"]
+                response.headers["Allow"] = ", ".join(methods)
             response.headers["X-Request-Id"] = clean_request_id(
                 request.headers.get("X-Request-Id")
             )

@@ -132,6 +132,7 @@ def build_spec(service_cls, server_url=None):
             }
         spec.path(path=meta["path"], operations={meta["method"]: operation})
     document = spec.to_dict()
+    _link_created_resources(document)
     # Rules across fields that marshmallow checks in @validates_schema and
     # apispec cannot see: each schema publishes its own as ``openapi_extra``.
     components = document.get("components", {}).get("schemas", {})
@@ -142,6 +143,27 @@ def build_spec(service_cls, server_url=None):
             if extra and name in components:
                 components[name].update(extra)
     return document
+
+
+def _link_created_resources(document):
+    """OpenAPI links from a ``201`` of ``POST /things`` to every operation on
+    ``/things/{id}``, with the ``id`` it answered (a client — or schemathesis'
+    stateful phase — follows them instead of guessing ids)."""
+    paths = document.get("paths", {})
+    for path, operations in paths.items():
+        created = operations.get("post", {}).get("responses", {}).get("201")
+        item_path = f"{path}/{{id}}"
+        if created is None or item_path not in paths:
+            continue
+        links = created.setdefault("links", {})
+        for method, operation in paths[item_path].items():
+            name = f"{method.capitalize()}{operation.get('operationId', '') or 'Item'}"
+            links[name] = {
+                "operationRef": "#/paths/"
+                + item_path.replace("~", "~0").replace("/", "~1")
+                + f"/{method}",
+                "parameters": {"id": "$response.body#/id"},
+            }
 
 
 def render_docs(spec):

@@ -538,3 +538,77 @@ class RolesSetSchema(Schema):
     roles = fields.List(
         fields.String(), required=True, metadata={"example": ["student", "ops"]}
     )
+
+
+# -- registry verification and school admin tools ----------------------------------
+class RegistryVerificationSchema(Schema):
+    school_code = fields.String(
+        required=True, validate=SCHOOL_CODE_FIELD, metadata={"example": "BJ101"}
+    )
+    student_number = fields.String(
+        required=True, validate=validate.Length(1, 64), metadata={"example": "2024001"}
+    )
+    name = fields.String(
+        required=True, validate=validate.Length(1, 64), metadata={"example": "张三"}
+    )
+    grade = fields.String(load_default=None, validate=validate.Length(1, 32))
+    class_name = fields.String(load_default=None, validate=validate.Length(1, 64))
+    id_number = fields.String(
+        load_default=None,
+        validate=validate.Length(1, 40),
+        metadata={
+            "description": "optional; compared as a keyed hash, never stored plain"
+        },
+    )
+
+
+class RegistryStateSchema(Schema):
+    status = fields.String(
+        required=True, validate=validate.OneOf(("pending", "passed", "failed"))
+    )
+    code = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "why: school_not_onboarded, school_not_synced, "
+            "not_in_registry, record_inactive, record_claimed, name_mismatch, "
+            "class_name_mismatch, grade_mismatch, id_number_mismatch, "
+            "resubmission_needed"
+        },
+    )
+    mismatches = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "the fields that differ; never the registry's values"},
+    )
+    school_code = fields.String(required=True)
+    student_number = fields.String(required=True)
+    verified_since = fields.AwareDateTime(allow_none=True)
+    updated_at = fields.AwareDateTime(required=True)
+
+
+class UnmatchedItemSchema(Schema):
+    account_id = fields.String(required=True)
+    student_number = fields.String(required=True)
+    status = fields.String(required=True)
+    code = fields.String(allow_none=True)
+    mismatches = fields.List(fields.String(), required=True)
+    correction_note = fields.String(allow_none=True)
+    linked_by = fields.String(allow_none=True)
+    submitted_at = fields.AwareDateTime(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+
+
+class UnmatchedPageSchema(Schema):
+    items = fields.List(fields.Nested(UnmatchedItemSchema), required=True)
+    total = fields.Integer(required=True)
+    next_offset = fields.Integer(allow_none=True)
+
+
+class ManualLinkSchema(Schema):
+    account_id = fields.UUID(required=True)
+    student_number = fields.String(required=True, validate=validate.Length(1, 64))
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(2, 500),
+        metadata={"example": "学生提供了学籍卡复印件，姓名录入有误"},
+    )

@@ -196,6 +196,16 @@ def _search_parameters(body):
             "scim_invalid_value", {"scimType": "invalidValue", "scim_detail": detail}
         )
 
+    schemas = body.get("schemas")
+    if not isinstance(schemas, list) or SEARCH_URN not in schemas:
+        raise InvalidRequest(
+            "scim_invalid_syntax",
+            {
+                "scimType": "invalidSyntax",
+                "scim_detail": f"schemas must name {SEARCH_URN}",
+            },
+        )
+
     def names(key):
         value = body.get(key)
         if value is None:
@@ -247,7 +257,7 @@ class ScimEndpoints:
         }
 
     def _if_match(self, request):
-        value = request.headers.get("If-Match")
+        value = request.headers.get("If-Match") or None  # empty: no condition
         if value is not None and (len(value) > 64 or "\x00" in value):
             raise InvalidRequest(
                 "scim_invalid_value",

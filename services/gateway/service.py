@@ -22,7 +22,7 @@ from services.common.rpc import ServiceRpc
 
 # Modules, not classes: `nameko run` takes every class with entrypoints in
 # this module's namespace for a service of its own.
-from services.gateway import admin, internal, school, scim
+from services.gateway import admin, internal, registry, school, scim
 from services.gateway.auth import (
     SessionCache,
     bearer_token,
@@ -77,6 +77,7 @@ class GatewayService(
     admin.AdminEndpoints,
     school.SchoolSystemEndpoints,
     scim.ScimEndpoints,
+    registry.RegistryEndpoints,
 ):
     """HTTP entrypoints; one ``ServiceRpc`` per back-end service. Student-app
     endpoints are here; operations, admins and school systems have a module

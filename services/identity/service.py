@@ -882,6 +882,12 @@ class IdentityService(base.ServiceBase):
     def on_enrollment(self, payload, envelope):
         self.db.upsert_enrollment(payload)
 
+    @event_handler("registry_sync", "registry_verification_changed")
+    def on_registry_verification(self, payload, envelope):
+        self.db.apply_registry_result(
+            {**payload, "account_id": str(payload["account_id"])}
+        )
+
     @event_handler("registry_sync", "change_window_changed")
     def on_change_window(self, payload, envelope):
         self.db.upsert_window({**payload, "fields": payload.pop("fields_")})

@@ -92,6 +92,21 @@ UPDATE accounts SET guardian_phone = %(guardian_phone)s,
  WHERE id = %(id)s
 """
 
+# Newest wins; a pass also records where the registry places the student.
+APPLY_REGISTRY_RESULT_SQL = """
+UPDATE accounts
+   SET registry_status = %(status)s,
+       school_code = CASE WHEN %(status)s = 'passed' THEN %(school_code)s
+                          ELSE school_code END,
+       student_number = CASE WHEN %(status)s = 'passed' THEN %(student_number)s
+                             ELSE student_number END,
+       class_name = CASE WHEN %(status)s = 'passed' THEN %(class_name)s
+                         ELSE class_name END,
+       registry_as_of = %(as_of)s, updated_at = now()
+ WHERE id = %(account_id)s AND status <> 'deactivated'
+   AND (registry_as_of IS NULL OR registry_as_of < %(as_of)s)
+"""
+
 UPDATE_AUTH_INFO_SQL = """
 UPDATE accounts SET school_code = %(school_code)s,
                     student_number = %(student_number)s,
@@ -397,6 +412,11 @@ class IdentityStore(Store):
             UPDATE_GUARDIAN_SQL,
             {"id": account_id, "guardian_phone": guardian_phone, "now": now},
         )
+
+    def apply_registry_result(self, result):
+        """False when a newer result was already applied (or no account)."""
+        cur = self.execute(APPLY_REGISTRY_RESULT_SQL, result)
+        return cur.rowcount == 1
 
     def update_auth_info(self, account_id, info, registry_status, now):
         self.execute(

@@ -120,3 +120,80 @@ class ScimListRequest(_ScimRequest, _Selection):
     sort_order = fields.String(
         load_default="ascending", validate=validate.OneOf(("ascending", "descending"))
     )
+
+
+# -- registry verification --------------------------------------------------------
+def _text(maximum):
+    return validate.Length(1, maximum)
+
+
+class SubmitVerificationRequest(_Strict):
+    account_id = fields.UUID(required=True)
+    school_code = fields.String(required=True, validate=SCHOOL_CODE)
+    student_number = fields.String(required=True, validate=_text(64))
+    name = fields.String(required=True, validate=_text(64))
+    grade = fields.String(load_default=None, allow_none=True, validate=_text(32))
+    class_name = fields.String(load_default=None, allow_none=True, validate=_text(64))
+    id_number = fields.String(load_default=None, allow_none=True, validate=_text(40))
+
+    @pre_load
+    def upper_code(self, data, **kwargs):
+        if isinstance(data, dict) and isinstance(data.get("school_code"), str):
+            data = {**data, "school_code": data["school_code"].strip().upper()}
+        if isinstance(data, dict) and isinstance(data.get("student_number"), str):
+            data = {**data, "student_number": data["student_number"].strip()}
+        return data
+
+
+class AccountRequest(_Strict):
+    account_id = fields.UUID(required=True)
+
+
+class VerificationState(Schema):
+    status = fields.String(required=True)
+    code = fields.String(allow_none=True)
+    mismatches = fields.List(fields.String(), required=True)
+    school_code = fields.String(required=True)
+    student_number = fields.String(required=True)
+    verified_since = fields.AwareDateTime(allow_none=True)
+    updated_at = fields.AwareDateTime(required=True)
+
+
+class AdminStudentRequest(_Strict):
+    school_code = fields.String(required=True, validate=SCHOOL_CODE)
+    account_id = fields.UUID(required=True)
+    actor = fields.String(required=True, validate=ACTOR)
+
+
+class LinkRequest(AdminStudentRequest):
+    student_number = fields.String(required=True, validate=_text(64))
+    reason = fields.String(required=True, validate=validate.Length(2, 500))
+
+
+class UnmatchedRequest(_Strict):
+    school_code = fields.String(required=True, validate=SCHOOL_CODE)
+    actor = fields.String(required=True, validate=ACTOR)
+    status = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.OneOf(("pending", "failed")),
+    )
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, 1_000_000))
+
+
+class UnmatchedItem(Schema):
+    account_id = fields.String(required=True)
+    student_number = fields.String(required=True)
+    status = fields.String(required=True)
+    code = fields.String(allow_none=True)
+    mismatches = fields.List(fields.String(), required=True)
+    correction_note = fields.String(allow_none=True)
+    linked_by = fields.String(allow_none=True)
+    submitted_at = fields.AwareDateTime(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+
+
+class ClassmatesRequest(_Strict):
+    account_id = fields.UUID(required=True)
+    other_account_id = fields.UUID(required=True)

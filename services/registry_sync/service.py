@@ -12,7 +12,11 @@ from services.common.rpc import rpc
 
 # Modules, not classes: `nameko run` takes every class with entrypoints in
 # this module's namespace for a service of its own.
-from services.registry_sync import domain, scim_entrypoints
+from services.registry_sync import (
+    domain,
+    scim_entrypoints,
+    verification_entrypoints,
+)
 from services.registry_sync.dependencies import RegistryKeys
 from services.registry_sync.schemas import (
     AuthenticateSchoolRequest,
@@ -36,18 +40,20 @@ _SCHOOL_TOKEN = SchoolToken()
 _SCHOOL_INFO = SchoolInfo()
 
 
-class RegistrySyncService(scim_entrypoints.ScimEntrypoints, base.ServiceBase):
+class RegistrySyncService(
+    scim_entrypoints.ScimEntrypoints,
+    verification_entrypoints.VerificationEntrypoints,
+    base.ServiceBase,
+):
     """Entrypoints of the registry_sync service: schools and tokens here,
-    SCIM in ``scim_entrypoints.py``."""
+    SCIM in ``scim_entrypoints.py``, registry verification, school admin
+    tools and classmates in ``verification_entrypoints.py``."""
 
     name = "registry_sync"
 
     db = Database(RegistryStore)
     clock = Clock()
     keys = RegistryKeys()
-
-    def roster_changed(self, school_code, student_numbers):
-        """Registry records of these students changed (in this transaction)."""
 
     # -- schools and their tokens -------------------------------------------
     @rpc

@@ -370,6 +370,114 @@ class FilterSql(FilterVisitor):
         return f"{expression} {direction} NULLS LAST, id"
 
 
+# -- registry verification ----------------------------------------------------------
+SCHOOL_HAS_ROSTER_SQL = """
+SELECT EXISTS (SELECT 1 FROM students WHERE school_code = %(school_code)s) AS synced
+"""
+
+RECORD_BY_NUMBER_SQL = """
+SELECT s.id, s.name_key, s.grade, s.class_name, s.id_hash, s.active, s.status,
+       ARRAY(SELECT c.display_name FROM class_members m
+               JOIN classes c ON c.id = m.class_id AND c.deleted_at IS NULL
+              WHERE m.student_id = s.id ORDER BY c.display_name) AS group_names
+  FROM students s
+ WHERE s.school_code = %(school_code)s AND s.student_number = %(student_number)s
+   AND s.deleted_at IS NULL
+"""
+
+CLAIMED_BY_OTHER_SQL = """
+SELECT account_id FROM verifications
+ WHERE school_code = %(school_code)s AND student_number = %(student_number)s
+   AND status = 'passed' AND account_id <> %(account_id)s
+"""
+
+VERIFICATION_COLUMNS = """account_id, school_code, student_number, status, code, mismatches,
+submission, student_id, class_name, linked_by, link_reason, correction_note,
+verified_since, submitted_at, updated_at"""
+
+VERIFICATION_SQL = f"""
+SELECT {VERIFICATION_COLUMNS} FROM verifications WHERE account_id = %(account_id)s
+"""
+
+LOCK_VERIFICATION_SQL = f"""
+SELECT {VERIFICATION_COLUMNS} FROM verifications WHERE account_id = %(account_id)s
+   FOR UPDATE
+"""
+
+# A new submission starts from scratch: a manual link or a correction note
+# belonged to the data the student just replaced.
+SAVE_SUBMISSION_SQL = f"""
+INSERT INTO verifications (account_id, school_code, student_number, status,
+                           submission, submitted_at, updated_at)
+VALUES (%(account_id)s, %(school_code)s, %(student_number)s, 'pending',
+        %(submission)s, %(now)s, %(now)s)
+ON CONFLICT (account_id) DO UPDATE
+   SET school_code = EXCLUDED.school_code, student_number = EXCLUDED.student_number,
+       status = 'pending', code = NULL, mismatches = '[]'::jsonb,
+       submission = EXCLUDED.submission, student_id = NULL, class_name = NULL,
+       linked_by = NULL, link_reason = NULL, correction_note = NULL,
+       verified_since = NULL, submitted_at = EXCLUDED.submitted_at,
+       updated_at = EXCLUDED.updated_at
+RETURNING {VERIFICATION_COLUMNS}
+"""
+
+# verified_since survives re-checks that keep an account passed.
+SET_OUTCOME_SQL = f"""
+UPDATE verifications
+   SET status = %(status)s, code = %(code)s, mismatches = %(mismatches)s,
+       student_id = %(student_id)s, class_name = %(class_name)s,
+       verified_since = CASE WHEN %(status)s <> 'passed' THEN NULL
+                             WHEN status = 'passed' AND verified_since IS NOT NULL
+                             THEN verified_since
+                             ELSE %(now)s END,
+       updated_at = %(now)s
+ WHERE account_id = %(account_id)s
+RETURNING {VERIFICATION_COLUMNS}
+"""
+
+INSERT_LINKED_SQL = """
+INSERT INTO verifications (account_id, school_code, student_number, status,
+                           submission, linked_by, link_reason, submitted_at, updated_at)
+VALUES (%(account_id)s, %(school_code)s, %(student_number)s, 'pending',
+        %(submission)s, %(actor)s, %(reason)s, %(now)s, %(now)s)
+ON CONFLICT (account_id) DO UPDATE
+   SET school_code = EXCLUDED.school_code, student_number = EXCLUDED.student_number,
+       linked_by = EXCLUDED.linked_by, link_reason = EXCLUDED.link_reason,
+       updated_at = EXCLUDED.updated_at
+"""
+
+VERIFICATIONS_OF_NUMBERS_SQL = f"""
+SELECT {VERIFICATION_COLUMNS} FROM verifications
+ WHERE school_code = %(school_code)s AND student_number = ANY(%(numbers)s::text[])
+   AND (code IS NULL OR code <> ALL(%(not_rechecked)s::text[]))
+ ORDER BY account_id
+   FOR UPDATE
+"""
+
+RESET_VERIFICATION_SQL = f"""
+UPDATE verifications SET status = 'pending', code = 'resubmission_needed',
+       mismatches = '[]'::jsonb, verified_since = NULL, updated_at = %(now)s
+ WHERE account_id = %(account_id)s
+RETURNING {VERIFICATION_COLUMNS}
+"""
+
+UNMATCHED_SQL = """
+SELECT account_id, student_number, status, code, mismatches, correction_note,
+       linked_by, submitted_at, updated_at, count(*) OVER () AS total
+  FROM verifications
+ WHERE school_code = %(school_code)s AND status <> 'passed'
+   AND (%(status)s::text IS NULL OR status = %(status)s::text)
+ ORDER BY updated_at DESC, account_id
+ LIMIT %(limit)s OFFSET %(offset)s
+"""
+
+CLASSMATE_ROWS_SQL = """
+SELECT account_id, school_code, student_number, status, class_name, student_id,
+       verified_since
+  FROM verifications WHERE account_id = ANY(%(ids)s::uuid[])
+"""
+
+
 def _not_unique(attribute):
     return Conflict(
         "scim_uniqueness",
@@ -386,6 +494,7 @@ class RegistryStore(Store):
         "students_number": lambda: _not_unique("studentNumber"),
         "students_external_id": lambda: _not_unique("externalId"),
         "classes_external_id": lambda: _not_unique("externalId"),
+        "verifications_one_account_per_record": lambda: Conflict("record_claimed"),
     }
 
     def insert_school(self, code, name, region, token_hash, now):
@@ -514,3 +623,110 @@ class RegistryStore(Store):
                 "total"
             ]
         return [], 0
+
+    # -- registry verification ------------------------------------------------
+    def school_has_roster(self, school_code):
+        return self.fetchone(SCHOOL_HAS_ROSTER_SQL, {"school_code": school_code})[
+            "synced"
+        ]
+
+    def record_by_number(self, school_code, student_number):
+        """The live registry record for matching, its class names gathered
+        from the class_name column and the classes it belongs to."""
+        row = self.fetchone(
+            RECORD_BY_NUMBER_SQL,
+            {"school_code": school_code, "student_number": student_number},
+        )
+        if row is None:
+            return None
+        return {**row, "class_names": [row["class_name"], *row["group_names"]]}
+
+    def claimed_by_other(self, school_code, student_number, account_id):
+        return (
+            self.fetchone(
+                CLAIMED_BY_OTHER_SQL,
+                {
+                    "school_code": school_code,
+                    "student_number": student_number,
+                    "account_id": account_id,
+                },
+            )
+            is not None
+        )
+
+    def verification(self, account_id, lock=False):
+        sql = LOCK_VERIFICATION_SQL if lock else VERIFICATION_SQL
+        return self.fetchone(sql, {"account_id": account_id})
+
+    def save_submission(self, account_id, school_code, student_number, sealed, now):
+        return self.fetchone(
+            SAVE_SUBMISSION_SQL,
+            {
+                "account_id": account_id,
+                "school_code": school_code,
+                "student_number": student_number,
+                "submission": sealed,
+                "now": now,
+            },
+        )
+
+    def set_outcome(self, account_id, outcome, now):
+        return self.fetchone(
+            SET_OUTCOME_SQL,
+            {
+                "account_id": account_id,
+                "status": outcome.status,
+                "code": outcome.code,
+                "mismatches": Json(list(outcome.mismatches)),
+                "student_id": outcome.student_id,
+                "class_name": outcome.class_name,
+                "now": now,
+            },
+        )
+
+    def save_link(
+        self, account_id, school_code, student_number, sealed, actor, reason, now
+    ):
+        self.execute(
+            INSERT_LINKED_SQL,
+            {
+                "account_id": account_id,
+                "school_code": school_code,
+                "student_number": student_number,
+                "submission": sealed,
+                "actor": actor,
+                "reason": reason,
+                "now": now,
+            },
+        )
+
+    def verifications_of_numbers(self, school_code, numbers, not_rechecked):
+        return self.fetchall(
+            VERIFICATIONS_OF_NUMBERS_SQL,
+            {
+                "school_code": school_code,
+                "numbers": list(numbers),
+                "not_rechecked": list(not_rechecked),
+            },
+        )
+
+    def reset_verification(self, account_id, now):
+        return self.fetchone(
+            RESET_VERIFICATION_SQL, {"account_id": account_id, "now": now}
+        )
+
+    def unmatched(self, school_code, status, limit, offset):
+        rows = self.fetchall(
+            UNMATCHED_SQL,
+            {
+                "school_code": school_code,
+                "status": status,
+                "limit": limit,
+                "offset": offset,
+            },
+        )
+        return rows, (rows[0]["total"] if rows else None)
+
+    def classmate_rows(self, account_ids):
+        rows = self.fetchall(CLASSMATE_ROWS_SQL, {"ids": list(account_ids)})
+        return {str(row["account_id"]): row for row in rows}

@@ -1,0 +1,265 @@
+"""Registry verification (学籍核验) entrypoints of registry_sync: a student
+submits, the outcome follows the roster by itself, school admins list,
+refresh and link, recovery asks who is whose classmate. Mixed into
+``RegistrySyncService``; the state diagram and the matching rules are in
+``domain.py``, the SQL in ``store.py``."""
+
+import logging
+
+from services.common.calendar import beijing_day
+from services.common.errors import NotFound, RuleViolation
+from services.common.events import event_handler
+from services.common.rpc import rpc
+from services.registry_sync import domain
+from services.registry_sync.schemas import (
+    AccountRequest,
+    AdminStudentRequest,
+    ClassmatesRequest,
+    LinkRequest,
+    SubmitVerificationRequest,
+    UnmatchedItem,
+    UnmatchedRequest,
+    VerificationState,
+)
+
+__all__ = ["VerificationEntrypoints"]
+
+log = logging.getLogger(__name__)
+
+_SUBMIT = SubmitVerificationRequest()
+_ACCOUNT = AccountRequest()
+_ADMIN_STUDENT = AdminStudentRequest()
+_LINK = LinkRequest()
+_UNMATCHED = UnmatchedRequest()
+_UNMATCHED_ITEM = UnmatchedItem()
+_STATE = VerificationState()
+_CLASSMATES = ClassmatesRequest()
+
+
+def _state(row):
+    return _STATE.dump({**row, "mismatches": row["mismatches"] or []})
+
+
+class VerificationEntrypoints:
+    """Needs ``db``, ``clock`` and ``keys`` of the service."""
+
+    # -- the one place an outcome is decided ---------------------------------
+    def _check(self, row, now, announce=False):
+        """Match ``row`` (locked) against the registry as it is now, store the
+        outcome, and tell identity when it moved (or ``announce``)."""
+        school_code = row["school_code"]
+        if self.db.school(school_code) is None:
+            outcome = domain.Outcome("failed", "school_not_onboarded")
+        elif not self.db.school_has_roster(school_code):
+            outcome = domain.Outcome("pending", "school_not_synced")
+        else:
+            record = self.db.record_by_number(school_code, row["student_number"])
+            if row["linked_by"]:
+                outcome = domain.linked_outcome(record)
+            else:
+                submission = self.keys.submission_sealer.open(row["submission"])
+                claimed = record is not None and self.db.claimed_by_other(
+                    school_code, row["student_number"], row["account_id"]
+                )
+                outcome = domain.match(submission, record, claimed, self.keys.id_hash)
+        before = (row["status"], row["code"], list(row["mismatches"] or []))
+        saved = self.db.set_outcome(row["account_id"], outcome, now)
+        after = (saved["status"], saved["code"], list(saved["mismatches"]))
+        if announce or before != after or row["class_name"] != saved["class_name"]:
+            self.db.add_event(
+                "registry_verification_changed",
+                {
+                    "account_id": str(saved["account_id"]),
+                    "status": saved["status"],
+                    "code": saved["code"],
+                    "school_code": saved["school_code"],
+                    "student_number": saved["student_number"],
+                    "class_name": saved["class_name"],
+                    "as_of": now.isoformat(),
+                },
+            )
+            log.info(
+                "registry verification of %s: %s (%s)",
+                saved["account_id"],
+                saved["status"],
+                saved["code"],
+            )
+        return saved
+
+    def roster_changed(self, school_code, student_numbers):
+        """Registry records of these students changed in this transaction:
+        re-check every verification that names them (pending and failed ones
+        may pass now, passed ones follow their record)."""
+        numbers = sorted(set(student_numbers))
+        if not numbers:
+            return 0
+        now = self.clock()
+        rows = self.db.verifications_of_numbers(
+            school_code, numbers, domain.NOT_RECHECKED
+        )
+        for row in rows:
+            self._check(row, now)
+        return len(rows)
+
+    # -- students ---------------------------------------------------------------
+    @rpc
+    def submit_verification(self, payload):
+        """Submit (or resubmit) an account's registry data; the answer is the
+        outcome as of now (pending ones settle by themselves later)."""
+        request = _SUBMIT.load(payload)
+        now = self.clock()
+        id_number = None
+        if request["id_number"]:
+            id_number = domain.submitted_id(request["id_number"], beijing_day(now))
+        submission = {
+            "name": request["name"],
+            "grade": request["grade"],
+            "class_name": request["class_name"],
+            "id_number": id_number,
+        }
+        account_id = str(request["account_id"])
+        row = self.db.save_submission(
+            account_id,
+            request["school_code"],
+            request["student_number"],
+            self.keys.submission_sealer.seal(submission),
+            now,
+        )
+        saved = self._check(row, now, announce=True)
+        self.db.commit()
+        return _state(saved)
+
+    @rpc
+    def verification_status(self, payload):
+        request = _ACCOUNT.load(payload)
+        row = self.db.verification(str(request["account_id"]))
+        if row is None:
+            raise NotFound("verification_not_found")
+        return _state(row)
+
+    @event_handler("identity", "auth_info_changed")
+    def on_auth_info_changed(self, payload, envelope):
+        """School, name or student number changed: the old submission no
+        longer describes the account (identity already shows pending)."""
+        if payload["registry_reset"]:
+            self.db.reset_verification(payload["account_id"], self.clock())
+
+    # -- school admins ----------------------------------------------------------
+    def _admin_row(self, request):
+        row = self.db.verification(str(request["account_id"]), lock=True)
+        if row is None or row["school_code"] != request["school_code"]:
+            # Another school's student is as unknown as a missing one.
+            raise NotFound("verification_not_found")
+        return row
+
+    def _admin_audit(self, request, action, **ids):
+        self.db.audit(
+            request["actor"],
+            request["school_code"],
+            action,
+            domain.audit_object_ids(**ids),
+            self.clock(),
+        )
+
+    @rpc
+    def list_unmatched(self, payload):
+        request = _UNMATCHED.load(payload)
+        rows, total = self.db.unmatched(
+            request["school_code"],
+            request["status"],
+            request["limit"],
+            request["offset"],
+        )
+        self._admin_audit(request, "admin.unmatched_listed")
+        self.db.commit()
+        items = [
+            _UNMATCHED_ITEM.dump({**row, "mismatches": row["mismatches"] or []})
+            for row in rows
+        ]
+        next_offset = request["offset"] + len(items)
+        return {
+            "items": items,
+            "total": total if total is not None else 0,
+            "next_offset": next_offset if total and next_offset < total else None,
+        }
+
+    @rpc
+    def refresh_verification(self, payload):
+        """Re-run matching for one student now (the admin fixed the roster
+        or wants to see the current answer)."""
+        request = _ADMIN_STUDENT.load(payload)
+        row = self._admin_row(request)
+        saved = self._check(row, self.clock(), announce=True)
+        self._admin_audit(
+            request, "admin.verification_refreshed", account_id=request["account_id"]
+        )
+        self.db.commit()
+        return _state(saved)
+
+    @rpc
+    def link_verification(self, payload):
+        """A school admin vouches that this account is this registry record
+        (the reason is kept with the link, the audit names who and which)."""
+        request = _LINK.load(payload)
+        school_code, number = request["school_code"], request["student_number"]
+        record = self.db.record_by_number(school_code, number)
+        if record is None:
+            raise NotFound("student_record_not_found")
+        outcome = domain.linked_outcome(record)
+        if outcome.status != "passed":
+            raise RuleViolation(outcome.code)
+        account_id = str(request["account_id"])
+        if self.db.claimed_by_other(school_code, number, account_id):
+            raise RuleViolation("record_claimed")
+        now = self.clock()
+        self.db.save_link(
+            account_id,
+            school_code,
+            number,
+            self.keys.submission_sealer.seal({}),
+            request["actor"],
+            request["reason"],
+            now,
+        )
+        saved = self._check(self.db.verification(account_id, lock=True), now, True)
+        self._admin_audit(
+            request,
+            "admin.verification_linked",
+            account_id=account_id,
+            student_id=record["id"],
+        )
+        self.db.commit()
+        return _state(saved)
+
+    # -- recovery ------------------------------------------------------------------
+    @rpc
+    def classmates(self, payload):
+        """Is ``other_account_id`` a verified student of the same school (and
+        class, where the registry knows both classes) as ``account_id``, and
+        since when has it been verified? Verification follows the roster, so
+        a student whose record went inactive is no longer anyone's classmate."""
+        request = _CLASSMATES.load(payload)
+        one, other = str(request["account_id"]), str(request["other_account_id"])
+        rows = self.db.classmate_rows([one, other])
+        mine, theirs = rows.get(one), rows.get(other)
+        both_passed = (
+            one != other
+            and mine is not None
+            and theirs is not None
+            and mine["status"] == theirs["status"] == "passed"
+        )
+        same_school = both_passed and mine["school_code"] == theirs["school_code"]
+        same_class = None
+        if same_school and mine["class_name"] and theirs["class_name"]:
+            same_class = domain.comparable_label(
+                mine["class_name"]
+            ) == domain.comparable_label(theirs["class_name"])
+        return {
+            "classmates": bool(same_school and same_class is not False),
+            "same_school": bool(same_school),
+            "same_class": same_class,
+            "school_code": mine["school_code"] if mine else None,
+            "verified_since": theirs["verified_since"].isoformat()
+            if theirs and theirs["verified_since"] and both_passed
+            else None,
+        }
