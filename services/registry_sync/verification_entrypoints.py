@@ -260,6 +260,6 @@ class VerificationEntrypoints:
             "same_class": same_class,
             "school_code": mine["school_code"] if mine else None,
             "verified_since": theirs["verified_since"].isoformat()
-            if theirs and theirs["verified_since"] and both_passed
+            if same_school and theirs["verified_since"]
             else None,
         }
