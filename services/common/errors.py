@@ -331,6 +331,10 @@ MESSAGES = {
         "该学籍记录已不在读（转学、毕业或停用）",
         "The registry record is not active (transferred, graduated or disabled).",
     ),
+    # -- registry_sync: OneRoster packages ----------------------------------
+    "import_not_found": ("未找到该导入任务", "No such import."),
+    "package_not_zip": ("上传的不是 zip 压缩包", "The upload is not a zip archive."),
+    "package_too_large": ("压缩包过大", "The package is too large."),
     "record_claimed": (
         "该学籍记录已被其他账号核验",
         "Another account has already been verified with this registry record.",

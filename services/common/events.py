@@ -359,6 +359,19 @@ class RegistryVerificationChangedPayload(Schema):
     as_of = UtcDateTime(required=True)
 
 
+@payload_schema("roster_imported")
+class RosterImportedPayload(Schema):
+    """A OneRoster import landed (registry_sync tells itself: its handler
+    re-checks the verifications the import may settle)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    school_code = fields.String(required=True, validate=validate.Length(1, 32))
+    import_id = fields.UUID(required=True)
+    since = UtcDateTime(required=True)
+
+
 # -- wallet and course systems (consumed by identity for deactivation) ----------
 
 

@@ -612,3 +612,44 @@ class ManualLinkSchema(Schema):
         validate=validate.Length(2, 500),
         metadata={"example": "学生提供了学籍卡复印件，姓名录入有误"},
     )
+
+
+# -- OneRoster roster files ------------------------------------------------------------
+class ImportQueuedSchema(Schema):
+    import_id = fields.String(required=True)
+    status = fields.String(required=True, metadata={"example": "queued"})
+
+
+class ImportRowErrorSchema(Schema):
+    file = fields.String(required=True, metadata={"example": "users.csv"})
+    line = fields.Integer(required=True)
+    field = fields.String(allow_none=True, metadata={"example": "dateLastModified"})
+    reason = fields.String(required=True)
+    kept = fields.Boolean(
+        required=True,
+        metadata={"description": "true: the row was kept and the value flagged"},
+    )
+
+
+class ImportStateSchema(Schema):
+    import_id = fields.String(required=True)
+    status = fields.String(
+        required=True,
+        validate=validate.OneOf(("queued", "running", "succeeded", "failed")),
+    )
+    version = fields.String(allow_none=True, metadata={"example": "1.2"})
+    error_code = fields.String(
+        allow_none=True,
+        metadata={"description": "why the whole package was refused (nothing changed)"},
+    )
+    error_detail = fields.String(allow_none=True)
+    progress = fields.Dict(
+        required=True,
+        metadata={"description": "per file: read, kept, refused, skipped, deactivated"},
+    )
+    warnings = fields.List(fields.String(), required=True)
+    errors = fields.List(fields.Nested(ImportRowErrorSchema), required=True)
+    errors_total = fields.Integer(required=True)
+    created_at = fields.AwareDateTime(required=True)
+    started_at = fields.AwareDateTime(allow_none=True)
+    finished_at = fields.AwareDateTime(allow_none=True)

@@ -2,10 +2,29 @@
 one token per school, scoped to it). Mixed into ``GatewayService``; SCIM
 and OneRoster join here."""
 
-from services.common.errors import Unauthenticated
+import base64
+
+from services.common.errors import InvalidRequest, Unauthenticated
 from services.gateway.auth import bearer_token
 from services.gateway.http import endpoint, reshape
-from services.gateway.schemas import SchoolSelfSchema
+from services.gateway.schemas import (
+    ImportQueuedSchema,
+    ImportStateSchema,
+    SchoolSelfSchema,
+)
+
+# A zip of a large school's full roster (100k students with every file) is
+# a few MB; beyond this it is refused before it is read.
+MAX_ROSTER_BYTES = 20 * 1024 * 1024
+IMPORT_ID_PATH = {"import_id": {"type": "string", "format": "uuid"}}
+ROSTER_BODY = {
+    "in": "header",
+    "name": "Content-Type",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "application/zip (the zip as the body) or multipart/form-data "
+    "with the zip in the field `file`",
+}
 
 __all__ = ["SchoolSystemEndpoints"]
 
@@ -33,3 +52,57 @@ class SchoolSystemEndpoints:
         """`curl -s localhost:8000/api/v1/school/me -H "Authorization: Bearer $SCHOOL_TOKEN"`
         → `{"school_code": "BJ101", "name": "…"}`; 401 `invalid_school_token`."""
         return 200, reshape(SchoolSelfSchema(), self._school(request, "school.me"))
+
+    @endpoint(
+        "POST",
+        "/api/v1/school/roster-files",
+        summary="Hand in a OneRoster 1.1/1.2 CSV zip (bulk or delta, per its manifest)",
+        tags=("school systems",),
+        response_schema=ImportQueuedSchema,
+        status=202,
+        errors=(400, 401, 503, 504),
+        auth="school",
+        parameters=(ROSTER_BODY,),
+    )
+    def roster_file(self, request):
+        """Imported in the background, one import at a time per school; read
+        the outcome at `GET /api/v1/school/roster-files/{import_id}`.
+        `curl -s -X POST localhost:8000/api/v1/school/roster-files
+        -H "Authorization: Bearer $SCHOOL_TOKEN" -H 'Content-Type: application/zip'
+        --data-binary @roster.zip` → 202 `{"import_id": "…", "status": "queued"}`"""
+        school = self._school(request, "oneroster.upload")
+        if (request.content_length or 0) > MAX_ROSTER_BYTES:
+            raise InvalidRequest("package_too_large")
+        upload = request.files.get("file")
+        package = upload.read(MAX_ROSTER_BYTES + 1) if upload else request.get_data()
+        if len(package) > MAX_ROSTER_BYTES:
+            raise InvalidRequest("package_too_large")
+        if not package:
+            raise InvalidRequest("package_not_zip")
+        answer = self.registry_sync.start_import(
+            {
+                "school_code": school["school_code"],
+                "package_b64": base64.b64encode(package).decode("ascii"),
+            }
+        )
+        return 202, reshape(ImportQueuedSchema(), answer)
+
+    @endpoint(
+        "GET",
+        "/api/v1/school/roster-files/{import_id}",
+        summary="An import's status, progress per file and per-row errors",
+        tags=("school systems",),
+        response_schema=ImportStateSchema,
+        errors=(400, 401, 404, 503, 504),
+        auth="school",
+        path_schemas=IMPORT_ID_PATH,
+    )
+    def roster_file_status(self, request, import_id):
+        """404 `import_not_found` for another school's import.
+        `curl -s localhost:8000/api/v1/school/roster-files/$IMPORT
+        -H "Authorization: Bearer $SCHOOL_TOKEN"`"""
+        school = self._school(request, "oneroster.status")
+        answer = self.registry_sync.import_status(
+            {"school_code": school["school_code"], "import_id": import_id}
+        )
+        return 200, reshape(ImportStateSchema(), answer)

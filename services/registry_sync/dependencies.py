@@ -1,12 +1,26 @@
 """Dependency providers of the registry_sync service."""
 
 import base64
+import logging
+import os
+import sys
+from pathlib import Path
 
+import eventlet
+import psycopg2
+from eventlet.green import subprocess
 from nameko.extensions import DependencyProvider
 
 from services.common.crypto import Sealer, keyed_hash
+from services.common.poller import Poller
+from services.registry_sync.store import CLAIM_IMPORT_SQL, REQUEUE_STALE_IMPORTS_SQL
 
-__all__ = ["RegistryKeys"]
+__all__ = ["RegistryKeys", "ImportRunner"]
+
+log = logging.getLogger(__name__)
+
+# The repository root: the worker runs as `python -m …` from there.
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Keys:
@@ -46,3 +60,85 @@ class RegistryKeys(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.keys
+
+
+class ImportRunner(DependencyProvider):
+    """Runs queued OneRoster imports, each in a worker process
+    (``services.registry_sync.import_worker``): at most ``IMPORT_WORKERS``
+    at a time per service instance, one at a time per school (the claim
+    skips schools with a running import). Imports whose worker stopped
+    beating for ``IMPORT_STALE_SECONDS`` are queued again."""
+
+    def setup(self):
+        config = self.container.config
+        self.dsn = config["DB_URI"]
+        self.workers = int(config.get("IMPORT_WORKERS", 2))
+        self.stale = float(config.get("IMPORT_STALE_SECONDS", 120))
+        self.env = {
+            **os.environ,
+            "REGISTRY_SYNC_DB_URI": self.dsn,
+            "REGISTRY_ID_SEAL_KEY": config["REGISTRY_ID_SEAL_KEY"],
+            "REGISTRY_ID_LOOKUP_KEY": config["REGISTRY_ID_LOOKUP_KEY"],
+        }
+        self.running = {}
+        self.poller = Poller(
+            f"{self.container.service_name} import runner",
+            self._tick,
+            float(config.get("IMPORT_POLL_SECONDS", 1.0)),
+        )
+
+    def start(self):
+        self.poller.start()
+
+    def stop(self):
+        self.poller.stop()
+        for process in list(self.running.values()):
+            process.terminate()  # its transaction rolls back; requeued later
+
+    def kill(self):
+        self.stop()
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def wake(self):
+        self.poller.wake()
+
+    def _tick(self):
+        conn = psycopg2.connect(self.dsn)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(REQUEUE_STALE_IMPORTS_SQL, {"stale": self.stale})
+                for (import_id,) in cur.fetchall():
+                    log.warning("import %s lost its worker; queued again", import_id)
+                while len(self.running) < self.workers:
+                    cur.execute(CLAIM_IMPORT_SQL)
+                    claimed = cur.fetchone()
+                    if claimed is None:
+                        break
+                    import_id = str(claimed[0])
+                    self.running[import_id] = None
+                    eventlet.spawn(self._run, import_id)
+        finally:
+            conn.close()
+
+    def _run(self, import_id):
+        try:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "services.registry_sync.import_worker",
+                    import_id,
+                ],
+                env=self.env,
+                cwd=ROOT,
+            )
+            self.running[import_id] = process
+            code = process.wait()
+            if code:
+                log.error("import worker for %s exited with %s", import_id, code)
+        finally:
+            self.running.pop(import_id, None)
+            self.poller.wake()

@@ -197,3 +197,39 @@ class UnmatchedItem(Schema):
 class ClassmatesRequest(_Strict):
     account_id = fields.UUID(required=True)
     other_account_id = fields.UUID(required=True)
+
+
+# -- OneRoster imports -------------------------------------------------------------
+class StartImportRequest(_Strict):
+    school_code = fields.String(required=True, validate=SCHOOL_CODE)
+    # The zip, base64 (RPC bodies are JSON); the gateway caps its size.
+    package_b64 = fields.String(required=True, validate=validate.Length(1, 80_000_000))
+
+
+class ImportStatusRequest(_Strict):
+    school_code = fields.String(required=True, validate=SCHOOL_CODE)
+    import_id = fields.UUID(required=True)
+    error_limit = fields.Integer(load_default=1000, validate=validate.Range(0, 10_000))
+
+
+class ImportRowError(Schema):
+    file = fields.String(required=True)
+    line = fields.Integer(required=True)
+    field = fields.String(allow_none=True)
+    reason = fields.String(required=True)
+    kept = fields.Boolean(required=True)
+
+
+class ImportState(Schema):
+    import_id = fields.String(required=True)
+    status = fields.String(required=True)
+    version = fields.String(allow_none=True)
+    error_code = fields.String(allow_none=True)
+    error_detail = fields.String(allow_none=True)
+    progress = fields.Dict(required=True)
+    warnings = fields.List(fields.String(), required=True)
+    errors = fields.List(fields.Nested(ImportRowError), required=True)
+    errors_total = fields.Integer(required=True)
+    created_at = fields.AwareDateTime(required=True)
+    started_at = fields.AwareDateTime(allow_none=True)
+    finished_at = fields.AwareDateTime(allow_none=True)

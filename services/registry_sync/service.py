@@ -14,10 +14,11 @@ from services.common.rpc import rpc
 # this module's namespace for a service of its own.
 from services.registry_sync import (
     domain,
+    import_entrypoints,
     scim_entrypoints,
     verification_entrypoints,
 )
-from services.registry_sync.dependencies import RegistryKeys
+from services.registry_sync.dependencies import ImportRunner, RegistryKeys
 from services.registry_sync.schemas import (
     AuthenticateSchoolRequest,
     OnboardSchoolRequest,
@@ -43,17 +44,20 @@ _SCHOOL_INFO = SchoolInfo()
 class RegistrySyncService(
     scim_entrypoints.ScimEntrypoints,
     verification_entrypoints.VerificationEntrypoints,
+    import_entrypoints.ImportEntrypoints,
     base.ServiceBase,
 ):
     """Entrypoints of the registry_sync service: schools and tokens here,
     SCIM in ``scim_entrypoints.py``, registry verification, school admin
-    tools and classmates in ``verification_entrypoints.py``."""
+    tools and classmates in ``verification_entrypoints.py``, OneRoster
+    imports in ``import_entrypoints.py``."""
 
     name = "registry_sync"
 
     db = Database(RegistryStore)
     clock = Clock()
     keys = RegistryKeys()
+    imports = ImportRunner()
 
     # -- schools and their tokens -------------------------------------------
     @rpc

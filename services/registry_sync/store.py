@@ -478,6 +478,267 @@ SELECT account_id, school_code, student_number, status, class_name, student_id,
 """
 
 
+# -- OneRoster imports ----------------------------------------------------------------
+# The worker's statements. Those naming the session's TEMP staging tables end
+# in _STAGE rather than _SQL: they cannot be PREPAREd against the migrated
+# schema alone (tests/integration/test_db.py prepares every *_SQL).
+INSERT_IMPORT_SQL = """
+INSERT INTO imports (id, school_code, status, package, created_at)
+VALUES (%(id)s, %(school_code)s, 'queued', %(package)s, %(now)s)
+"""
+
+IMPORT_SQL = """
+SELECT id, school_code, status, version, error_code, error_detail, progress, warnings,
+       attempts, created_at, started_at, finished_at
+  FROM imports WHERE id = %(id)s AND school_code = %(school_code)s
+"""
+
+IMPORT_ERRORS_SQL = """
+SELECT file, line, field, reason, kept FROM import_errors
+ WHERE import_id = %(id)s ORDER BY file, line, field LIMIT %(limit)s
+"""
+
+COUNT_IMPORT_ERRORS_SQL = (
+    "SELECT count(*) AS n FROM import_errors WHERE import_id = %(id)s"
+)
+
+# A worker that stopped beating (killed, machine lost) gets its import back
+# in the queue; its transaction died with it.
+REQUEUE_STALE_IMPORTS_SQL = """
+UPDATE imports SET status = 'queued'
+ WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => %(stale)s)
+RETURNING id
+"""
+
+# One running import per school: the oldest queued import of a school with
+# none running (the worker's advisory lock settles a race between instances).
+CLAIM_IMPORT_SQL = """
+UPDATE imports SET status = 'running', attempts = attempts + 1,
+       started_at = now(), heartbeat_at = now()
+ WHERE id = (SELECT i.id FROM imports i
+              WHERE i.status = 'queued'
+                AND NOT EXISTS (SELECT 1 FROM imports r
+                                 WHERE r.school_code = i.school_code
+                                   AND r.status = 'running')
+              ORDER BY i.created_at
+                FOR UPDATE SKIP LOCKED LIMIT 1)
+RETURNING id, school_code
+"""
+
+WORKER_LOAD_IMPORT_SQL = """
+SELECT id, school_code, package, started_at FROM imports
+ WHERE id = %(id)s AND status = 'running'
+"""
+
+HEARTBEAT_SQL = """
+UPDATE imports SET heartbeat_at = now(), progress = %(progress)s WHERE id = %(id)s
+"""
+
+FAIL_IMPORT_SQL = """
+UPDATE imports SET status = 'failed', error_code = %(code)s, error_detail = %(detail)s,
+       package = NULL, finished_at = now(), heartbeat_at = now()
+ WHERE id = %(id)s
+"""
+
+FINISH_IMPORT_SQL = """
+UPDATE imports SET status = 'succeeded', version = %(version)s, progress = %(progress)s,
+       warnings = %(warnings)s, package = NULL, finished_at = now(), heartbeat_at = now()
+ WHERE id = %(id)s
+"""
+
+IMPORT_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('import:' || %(school_code)s))"
+
+STAGE_STUDENTS_STAGE = """
+CREATE TEMP TABLE stage_students (
+    line integer, id uuid, user_name text, external_id text, student_number text,
+    family_name text, given_name text, formatted_name text, name_key text,
+    active boolean, status text, id_type text, id_sealed bytea, id_hash text,
+    id_hint text, id_problem text, grade text, class_name text, department text,
+    enrollment_year integer, doc jsonb, source_modified_at timestamptz
+) ON COMMIT DROP
+"""
+STAGE_STUDENT_COLUMNS = (
+    "line",
+    "id",
+    "user_name",
+    "external_id",
+    "student_number",
+    "family_name",
+    "given_name",
+    "formatted_name",
+    "name_key",
+    "active",
+    "status",
+    "id_type",
+    "id_sealed",
+    "id_hash",
+    "id_hint",
+    "id_problem",
+    "grade",
+    "class_name",
+    "department",
+    "enrollment_year",
+    "doc",
+    "source_modified_at",
+)
+
+# Rows naming a student number or user name twice in the file: the first wins.
+DUPLICATES_IN_FILE_STAGE = """
+DELETE FROM stage_students s USING (
+    SELECT line, row_number() OVER (PARTITION BY student_number ORDER BY line) AS n,
+           row_number() OVER (PARTITION BY lower(user_name) ORDER BY line) AS m
+      FROM stage_students) d
+ WHERE s.line = d.line AND (d.n > 1 OR d.m > 1)
+RETURNING s.line
+"""
+
+# Rows whose number or user name belongs to another live record of the school.
+TAKEN_BY_OTHERS_STAGE = """
+DELETE FROM stage_students s USING students t
+ WHERE t.school_code = %(school_code)s AND t.deleted_at IS NULL
+   AND t.external_id IS DISTINCT FROM s.external_id
+   AND (t.student_number = s.student_number OR lower(t.user_name) = lower(s.user_name))
+RETURNING s.line, t.student_number = s.student_number AS number_taken
+"""
+
+UPSERT_STUDENTS_STAGE = """
+INSERT INTO students (id, school_code, user_name, external_id, student_number,
+    family_name, given_name, formatted_name, name_key, active, status, id_type,
+    id_sealed, id_hash, id_hint, id_problem, grade, class_name, department,
+    enrollment_year, doc, source, source_modified_at, created_at, updated_at)
+SELECT id, %(school_code)s, user_name, external_id, student_number, family_name,
+       given_name, formatted_name, name_key, active, status, id_type, id_sealed,
+       id_hash, id_hint, id_problem, grade, class_name, department, enrollment_year,
+       doc, 'oneroster', source_modified_at, %(now)s, %(now)s
+  FROM stage_students
+ON CONFLICT (school_code, external_id) WHERE deleted_at IS NULL AND external_id IS NOT NULL
+DO UPDATE SET user_name = EXCLUDED.user_name, student_number = EXCLUDED.student_number,
+    family_name = EXCLUDED.family_name, given_name = EXCLUDED.given_name,
+    formatted_name = EXCLUDED.formatted_name, name_key = EXCLUDED.name_key,
+    active = EXCLUDED.active, status = EXCLUDED.status, id_type = EXCLUDED.id_type,
+    id_sealed = EXCLUDED.id_sealed, id_hash = EXCLUDED.id_hash,
+    id_hint = EXCLUDED.id_hint, id_problem = EXCLUDED.id_problem,
+    grade = EXCLUDED.grade, class_name = EXCLUDED.class_name,
+    department = EXCLUDED.department, enrollment_year = EXCLUDED.enrollment_year,
+    doc = EXCLUDED.doc, source = 'oneroster',
+    source_modified_at = EXCLUDED.source_modified_at,
+    version = students.version + 1, updated_at = EXCLUDED.updated_at
+ WHERE students.source_modified_at IS NULL OR EXCLUDED.source_modified_at IS NULL
+    OR EXCLUDED.source_modified_at >= students.source_modified_at
+"""
+
+# Bulk: the school's OneRoster students the file no longer names become
+# inactive (never deleted: their history and verifications stay explainable).
+DEACTIVATE_MISSING_STUDENTS_SQL = """
+UPDATE students SET active = false, version = version + 1, updated_at = %(now)s
+ WHERE school_code = %(school_code)s AND source = 'oneroster' AND deleted_at IS NULL
+   AND active AND NOT (external_id = ANY(%(file_ids)s::text[]))
+"""
+
+UPSERT_TERM_SQL = """
+INSERT INTO terms (school_code, sourced_id, title, type, start_date, end_date, active,
+                   source_modified_at)
+VALUES (%(school_code)s, %(sourced_id)s, %(title)s, %(type)s, %(start)s, %(end)s,
+        %(active)s, %(modified)s)
+ON CONFLICT (school_code, sourced_id) DO UPDATE
+   SET title = EXCLUDED.title, type = EXCLUDED.type, start_date = EXCLUDED.start_date,
+       end_date = EXCLUDED.end_date, active = EXCLUDED.active,
+       source_modified_at = EXCLUDED.source_modified_at
+ WHERE terms.source_modified_at IS NULL OR EXCLUDED.source_modified_at IS NULL
+    OR EXCLUDED.source_modified_at >= terms.source_modified_at
+"""
+
+DEACTIVATE_MISSING_TERMS_SQL = """
+UPDATE terms SET active = false
+ WHERE school_code = %(school_code)s AND NOT (sourced_id = ANY(%(file_ids)s::text[]))
+"""
+
+UPSERT_CLASS_SQL = """
+INSERT INTO classes (id, school_code, display_name, external_id, doc, source,
+                     class_type, course_id, term_ids, source_modified_at, created_at,
+                     updated_at, deleted_at)
+VALUES (%(id)s, %(school_code)s, %(title)s, %(sourced_id)s, %(doc)s, 'oneroster',
+        %(class_type)s, %(course_id)s, %(term_ids)s, %(modified)s, %(now)s, %(now)s,
+        %(deleted_at)s)
+ON CONFLICT (school_code, external_id) WHERE deleted_at IS NULL AND external_id IS NOT NULL
+DO UPDATE SET display_name = EXCLUDED.display_name, doc = EXCLUDED.doc,
+    class_type = EXCLUDED.class_type, course_id = EXCLUDED.course_id,
+    term_ids = EXCLUDED.term_ids, source_modified_at = EXCLUDED.source_modified_at,
+    deleted_at = EXCLUDED.deleted_at, version = classes.version + 1,
+    updated_at = EXCLUDED.updated_at
+ WHERE classes.source_modified_at IS NULL OR EXCLUDED.source_modified_at IS NULL
+    OR EXCLUDED.source_modified_at >= classes.source_modified_at
+"""
+
+DELETE_MISSING_CLASSES_SQL = """
+UPDATE classes SET deleted_at = %(now)s, version = version + 1, updated_at = %(now)s
+ WHERE school_code = %(school_code)s AND source = 'oneroster' AND deleted_at IS NULL
+   AND NOT (external_id = ANY(%(file_ids)s::text[]))
+"""
+
+LIVE_IDS_SQL = """
+SELECT 'class' AS kind, external_id, id, class_type, course_id, term_ids,
+       NULL AS student_number
+  FROM classes WHERE school_code = %(school_code)s AND deleted_at IS NULL
+   AND external_id IS NOT NULL
+UNION ALL
+SELECT 'student', external_id, id, NULL, NULL, NULL, student_number
+  FROM students WHERE school_code = %(school_code)s AND deleted_at IS NULL
+   AND external_id IS NOT NULL
+"""
+
+UPSERT_MEMBERSHIP_SQL = """
+INSERT INTO class_members (class_id, student_id, source_id)
+VALUES (%(class_id)s, %(student_id)s, %(source_id)s)
+ON CONFLICT (class_id, student_id) DO UPDATE SET source_id = EXCLUDED.source_id
+"""
+
+DELETE_MEMBERSHIP_SQL = """
+DELETE FROM class_members m USING classes c
+ WHERE m.class_id = c.id AND c.school_code = %(school_code)s
+   AND m.source_id = %(source_id)s
+"""
+
+DELETE_MISSING_MEMBERSHIPS_SQL = """
+DELETE FROM class_members m USING classes c
+ WHERE m.class_id = c.id AND c.school_code = %(school_code)s AND c.source = 'oneroster'
+   AND (m.source_id IS NULL OR NOT (m.source_id = ANY(%(file_ids)s::text[])))
+"""
+
+CURRENT_TERMS_SQL = """
+SELECT sourced_id FROM terms
+ WHERE school_code = %(school_code)s AND active
+   AND (sourced_id = (SELECT current_term FROM schools WHERE code = %(school_code)s)
+        OR ((SELECT current_term FROM schools WHERE code = %(school_code)s) IS NULL
+            AND type IN ('term', 'semester')
+            AND start_date <= %(today)s AND end_date >= %(today)s))
+"""
+
+INSERT_IMPORT_ERROR_SQL = """
+INSERT INTO import_errors (import_id, file, line, field, reason, kept)
+VALUES (%(import_id)s, %(file)s, %(line)s, %(field)s, %(reason)s, %(kept)s)
+"""
+
+INSERT_WORKER_EVENT_SQL = """
+INSERT INTO outbox (event_id, event_type, payload, request_id)
+VALUES (%(event_id)s, %(event_type)s, %(payload)s, %(request_id)s)
+"""
+
+# After an import: verifications to re-check — every unsettled one of the
+# school, and passed ones whose record the import touched.
+VERIFICATIONS_AFTER_IMPORT_SQL = f"""
+SELECT {VERIFICATION_COLUMNS} FROM verifications v
+ WHERE v.school_code = %(school_code)s
+   AND (v.code IS NULL OR v.code <> ALL(%(not_rechecked)s::text[]))
+   AND (v.status <> 'passed' OR EXISTS (
+        SELECT 1 FROM students s
+         WHERE s.school_code = v.school_code AND s.student_number = v.student_number
+           AND s.updated_at >= %(since)s))
+ ORDER BY v.account_id
+   FOR UPDATE
+"""
+
+
 def _not_unique(attribute):
     return Conflict(
         "scim_uniqueness",
@@ -730,3 +991,33 @@ class RegistryStore(Store):
     def classmate_rows(self, account_ids):
         rows = self.fetchall(CLASSMATE_ROWS_SQL, {"ids": list(account_ids)})
         return {str(row["account_id"]): row for row in rows}
+
+    # -- OneRoster imports (the service's side; the worker has its own) -------
+    def insert_import(self, import_id, school_code, package, now):
+        self.execute(
+            INSERT_IMPORT_SQL,
+            {
+                "id": import_id,
+                "school_code": school_code,
+                "package": package,
+                "now": now,
+            },
+        )
+
+    def import_of(self, school_code, import_id):
+        return self.fetchone(IMPORT_SQL, {"id": import_id, "school_code": school_code})
+
+    def import_errors(self, import_id, limit):
+        rows = self.fetchall(IMPORT_ERRORS_SQL, {"id": import_id, "limit": limit})
+        total = self.fetchone(COUNT_IMPORT_ERRORS_SQL, {"id": import_id})["n"]
+        return rows, total
+
+    def verifications_after_import(self, school_code, since, not_rechecked):
+        return self.fetchall(
+            VERIFICATIONS_AFTER_IMPORT_SQL,
+            {
+                "school_code": school_code,
+                "since": since,
+                "not_rechecked": list(not_rechecked),
+            },
+        )
