@@ -331,6 +331,10 @@ MESSAGES = {
         "该学籍记录已不在读（转学、毕业或停用）",
         "The registry record is not active (transferred, graduated or disabled).",
     ),
+    "batch_partially_refused": (
+        "部分条目有误未被接收，其余已保存",
+        "Some items were refused (listed by index); the others were kept.",
+    ),
     # -- registry_sync: OneRoster packages ----------------------------------
     "import_not_found": ("未找到该导入任务", "No such import."),
     "package_not_zip": ("上传的不是 zip 压缩包", "The upload is not a zip archive."),

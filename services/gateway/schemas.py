@@ -653,3 +653,65 @@ class ImportStateSchema(Schema):
     created_at = fields.AwareDateTime(required=True)
     started_at = fields.AwareDateTime(allow_none=True)
     finished_at = fields.AwareDateTime(allow_none=True)
+
+
+# -- pushed enrolments, change windows and the current term ------------------------
+class EnrollmentPushItemSchema(Schema):
+    student_number = fields.String(required=True, validate=validate.Length(1, 64))
+    course_id = fields.String(required=True, validate=validate.Length(1, 64))
+    term = fields.String(
+        required=True, validate=validate.Length(1, 32), metadata={"example": "2026-1"}
+    )
+    kind = fields.String(
+        required=True, validate=validate.OneOf(("school_arranged", "free_elective"))
+    )
+    exam_ended = fields.Boolean(required=True)
+    exam_ends_at = UtcDateTime(load_default=None, allow_none=True)
+    grades_published = fields.Boolean(required=True)
+    makeup_pending = fields.Boolean(load_default=False)
+    dropped = fields.Boolean(load_default=False)
+    as_of = UtcDateTime(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "when the school's system knew this; newest wins"},
+    )
+
+
+class ChangeWindowItemSchema(Schema):
+    window_id = fields.String(load_default=None, validate=validate.Length(1, 64))
+    fields_ = fields.List(
+        fields.String(validate=validate.OneOf(AUTH_INFO_FIELDS)),
+        required=True,
+        data_key="fields",
+        validate=validate.Length(1, len(AUTH_INFO_FIELDS)),
+    )
+    starts_at = UtcDateTime(required=True)
+    ends_at = UtcDateTime(required=True, metadata={"description": "after starts_at"})
+    cancelled = fields.Boolean(load_default=False)
+    as_of = UtcDateTime(load_default=None, allow_none=True)
+
+
+class PushResultSchema(Schema):
+    received = fields.Integer(required=True)
+    changed = fields.Integer(
+        required=True, metadata={"description": "items newer than what was kept"}
+    )
+    published = fields.Integer(
+        metadata={"description": "current-term enrolments announced to identity"}
+    )
+    window_ids = fields.List(fields.String())
+    errors = fields.List(fields.Dict(), required=True)
+
+
+class CurrentTermSchema(Schema):
+    term = fields.String(
+        required=True,
+        allow_none=True,
+        validate=validate.Length(1, 32),
+        metadata={"description": "null: follow academicSessions again"},
+    )
+
+
+class CurrentTermSetSchema(Schema):
+    school_code = fields.String(required=True)
+    current_term = fields.String(allow_none=True)

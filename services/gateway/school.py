@@ -3,15 +3,56 @@ one token per school, scoped to it). Mixed into ``GatewayService``; SCIM
 and OneRoster join here."""
 
 import base64
+import json
 
-from services.common.errors import InvalidRequest, Unauthenticated
+from services.common.errors import (
+    InvalidRequest,
+    RuleViolation,
+    Unauthenticated,
+    find_nul,
+)
 from services.gateway.auth import bearer_token
-from services.gateway.http import endpoint, reshape
+from services.gateway.http import endpoint, load_body, reshape
 from services.gateway.schemas import (
+    ChangeWindowItemSchema,
+    CurrentTermSchema,
+    CurrentTermSetSchema,
+    EnrollmentPushItemSchema,
     ImportQueuedSchema,
     ImportStateSchema,
+    PushResultSchema,
     SchoolSelfSchema,
 )
+
+MAX_PUSH_ITEMS = 10_000
+
+
+def _items(request):
+    """A JSON array body (at most MAX_PUSH_ITEMS items); the items are
+    checked one by one by registry_sync."""
+    try:
+        items = json.loads(request.get_data(cache=True) or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("invalid_json") from None
+    if not isinstance(items, list) or len(items) > MAX_PUSH_ITEMS:
+        raise InvalidRequest(
+            "invalid_request",
+            {"errors": {"body": [f"a JSON array of at most {MAX_PUSH_ITEMS} items"]}},
+        )
+    nul_at = find_nul(items)
+    if nul_at:
+        raise InvalidRequest("invalid_request", {"errors": {nul_at: ["NUL"]}})
+    return items
+
+
+def _batch_answer(answer):
+    """200 when every item was taken; 422 ``batch_partially_refused`` (the
+    good items are kept) naming each refused item by index."""
+    answer = reshape(PushResultSchema(), answer)
+    if answer["errors"]:
+        raise RuleViolation("batch_partially_refused", answer)
+    return 200, answer
+
 
 # A zip of a large school's full roster (100k students with every file) is
 # a few MB; beyond this it is refused before it is read.
@@ -106,3 +147,71 @@ class SchoolSystemEndpoints:
             {"school_code": school["school_code"], "import_id": import_id}
         )
         return 200, reshape(ImportStateSchema(), answer)
+
+    @endpoint(
+        "PUT",
+        "/api/v1/school/enrollments",
+        summary="Push course enrolments (current-term ones drive identity's locks)",
+        tags=("school systems",),
+        request_schema=EnrollmentPushItemSchema(many=True),
+        response_schema=PushResultSchema,
+        errors=(400, 401, 404, 422, 503, 504),
+        auth="school",
+    )
+    def push_enrollments(self, request):
+        """Idempotent and order-safe: the newest `as_of` wins; an item older
+        than what is kept changes nothing. 422 `batch_partially_refused`
+        lists bad items by index — the good ones are kept.
+        `curl -s -X PUT localhost:8000/api/v1/school/enrollments
+        -H "Authorization: Bearer $SCHOOL_TOKEN" -H 'Content-Type: application/json'
+        -d '[{"student_number": "2024001", "course_id": "MATH101", "term": "2026-1",
+        "kind": "school_arranged", "exam_ended": false, "grades_published": false}]'`"""
+        school = self._school(request, "school.enrollments")
+        answer = self.registry_sync.push_enrollments(
+            {"school_code": school["school_code"], "items": _items(request)}
+        )
+        return _batch_answer(answer)
+
+    @endpoint(
+        "PUT",
+        "/api/v1/school/change-windows",
+        summary="Push windows in which locked authentication fields may change",
+        tags=("school systems",),
+        request_schema=ChangeWindowItemSchema(many=True),
+        response_schema=PushResultSchema,
+        errors=(400, 401, 404, 422, 503, 504),
+        auth="school",
+    )
+    def push_change_windows(self, request):
+        """A window without `window_id` is identified by its fields and times,
+        so pushing it again is harmless; `cancelled: true` closes one.
+        `curl -s -X PUT localhost:8000/api/v1/school/change-windows
+        -H "Authorization: Bearer $SCHOOL_TOKEN" -H 'Content-Type: application/json'
+        -d '[{"fields": ["name", "student_number"], "starts_at": "2026-09-01T00:00:00Z",
+        "ends_at": "2026-09-15T00:00:00Z"}]'`"""
+        school = self._school(request, "school.change_windows")
+        answer = self.registry_sync.push_change_windows(
+            {"school_code": school["school_code"], "items": _items(request)}
+        )
+        return _batch_answer(answer)
+
+    @endpoint(
+        "PUT",
+        "/api/v1/school/current-term",
+        summary="Set the school's current term explicitly (null: from academicSessions)",
+        tags=("school systems",),
+        request_schema=CurrentTermSchema,
+        response_schema=CurrentTermSetSchema,
+        errors=(400, 401, 404, 503, 504),
+        auth="school",
+    )
+    def set_current_term(self, request):
+        """`curl -s -X PUT localhost:8000/api/v1/school/current-term
+        -H "Authorization: Bearer $SCHOOL_TOKEN" -H 'Content-Type: application/json'
+        -d '{"term": "2026-1"}'`"""
+        school = self._school(request, "school.current_term")
+        body = load_body(request, CurrentTermSchema())
+        answer = self.registry_sync.set_current_term(
+            {"school_code": school["school_code"], "term": body["term"]}
+        )
+        return 200, reshape(CurrentTermSetSchema(), answer)

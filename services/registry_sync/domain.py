@@ -140,3 +140,29 @@ def linked_outcome(record):
         return Outcome("failed", "record_inactive", student_id=record["id"])
     class_name = next((c for c in record["class_names"] if c), None)
     return Outcome("passed", student_id=record["id"], class_name=class_name)
+
+
+# -- enrolments and change windows ---------------------------------------------------
+
+
+def current_terms(explicit, covering, any_term):
+    """The terms whose enrolments drive identity's lock rules: the school's
+    explicit setting, else its active terms/semesters covering today (from
+    academicSessions); ``None`` when the school has said nothing about terms,
+    and then every pushed term counts as current."""
+    if explicit:
+        return {explicit}
+    if any_term:
+        return set(covering)
+    return None
+
+
+def window_id(fields, starts_at, ends_at):
+    """A change window's id when the school gives none: the same window
+    pushed twice is the same window."""
+    import hashlib
+
+    key = "|".join(
+        [",".join(sorted(fields)), starts_at.isoformat(), ends_at.isoformat()]
+    )
+    return "w-" + hashlib.sha256(key.encode()).hexdigest()[:24]

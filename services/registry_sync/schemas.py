@@ -1,8 +1,18 @@
 """Shapes of the registry_sync service's RPC payloads and answers."""
 
-from marshmallow import EXCLUDE, Schema, fields, pre_load, validate
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    pre_load,
+    validate,
+    validates_schema,
+)
 
+from services.common.fields import UtcDateTime
 from services.common.roles import SCHOOL_CODE_PATTERN
+from services.common.vocabulary import AUTH_INFO_FIELDS
 
 __all__ = [
     "OnboardSchoolRequest",
@@ -233,3 +243,56 @@ class ImportState(Schema):
     created_at = fields.AwareDateTime(required=True)
     started_at = fields.AwareDateTime(allow_none=True)
     finished_at = fields.AwareDateTime(allow_none=True)
+
+
+# -- pushed enrolments and change windows ------------------------------------------------
+class EnrollmentItem(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    student_number = fields.String(required=True, validate=_text(64))
+    course_id = fields.String(required=True, validate=_text(64))
+    term = fields.String(required=True, validate=_text(32))
+    kind = fields.String(
+        required=True, validate=validate.OneOf(("school_arranged", "free_elective"))
+    )
+    exam_ended = fields.Boolean(required=True)
+    exam_ends_at = UtcDateTime(load_default=None, allow_none=True)
+    grades_published = fields.Boolean(required=True)
+    makeup_pending = fields.Boolean(load_default=False)
+    dropped = fields.Boolean(load_default=False)
+    as_of = UtcDateTime(load_default=None, allow_none=True)
+
+
+class WindowItem(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    window_id = fields.String(load_default=None, validate=_text(64))
+    fields_ = fields.List(
+        fields.String(validate=validate.OneOf(AUTH_INFO_FIELDS)),
+        required=True,
+        data_key="fields",
+        validate=validate.Length(1, len(AUTH_INFO_FIELDS)),
+    )
+    starts_at = UtcDateTime(required=True)
+    ends_at = UtcDateTime(required=True)
+    cancelled = fields.Boolean(load_default=False)
+    as_of = UtcDateTime(load_default=None, allow_none=True)
+
+    @validates_schema
+    def ends_after_start(self, data, **kwargs):
+        if data["ends_at"] <= data["starts_at"]:
+            raise ValidationError("ends_at must be after starts_at", "ends_at")
+
+
+class PushRequest(_Strict):
+    school_code = fields.String(required=True, validate=SCHOOL_CODE)
+    items = fields.List(
+        fields.Raw(), required=True, validate=validate.Length(0, 10_000)
+    )
+
+
+class CurrentTermRequest(_Strict):
+    school_code = fields.String(required=True, validate=SCHOOL_CODE)
+    term = fields.String(required=True, allow_none=True, validate=_text(32))

@@ -14,6 +14,7 @@ from services.common.rpc import rpc
 # this module's namespace for a service of its own.
 from services.registry_sync import (
     domain,
+    enrollment_entrypoints,
     import_entrypoints,
     scim_entrypoints,
     verification_entrypoints,
@@ -45,12 +46,14 @@ class RegistrySyncService(
     scim_entrypoints.ScimEntrypoints,
     verification_entrypoints.VerificationEntrypoints,
     import_entrypoints.ImportEntrypoints,
+    enrollment_entrypoints.EnrollmentEntrypoints,
     base.ServiceBase,
 ):
     """Entrypoints of the registry_sync service: schools and tokens here,
     SCIM in ``scim_entrypoints.py``, registry verification, school admin
     tools and classmates in ``verification_entrypoints.py``, OneRoster
-    imports in ``import_entrypoints.py``."""
+    imports in ``import_entrypoints.py``, pushed enrolments and change
+    windows in ``enrollment_entrypoints.py``."""
 
     name = "registry_sync"
 

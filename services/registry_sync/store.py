@@ -739,6 +739,52 @@ SELECT {VERIFICATION_COLUMNS} FROM verifications v
 """
 
 
+# -- enrolments, change windows, the current term ---------------------------------------
+# RETURNING says whether the push was newer than what is kept (no row: older
+# or the same, nothing to announce).
+UPSERT_ENROLLMENT_SQL = """
+INSERT INTO enrollments AS e (school_code, student_number, course_id, term, kind,
+    exam_ended, exam_ends_at, grades_published, makeup_pending, dropped, as_of)
+VALUES (%(school_code)s, %(student_number)s, %(course_id)s, %(term)s, %(kind)s,
+    %(exam_ended)s, %(exam_ends_at)s, %(grades_published)s, %(makeup_pending)s,
+    %(dropped)s, %(as_of)s)
+ON CONFLICT (school_code, student_number, course_id, term) DO UPDATE
+   SET kind = EXCLUDED.kind, exam_ended = EXCLUDED.exam_ended,
+       exam_ends_at = EXCLUDED.exam_ends_at,
+       grades_published = EXCLUDED.grades_published,
+       makeup_pending = EXCLUDED.makeup_pending, dropped = EXCLUDED.dropped,
+       as_of = EXCLUDED.as_of
+ WHERE e.as_of < EXCLUDED.as_of
+RETURNING student_number
+"""
+
+UPSERT_WINDOW_SQL = """
+INSERT INTO change_windows AS w (school_code, window_id, fields, starts_at, ends_at,
+                                 cancelled, as_of)
+VALUES (%(school_code)s, %(window_id)s, %(fields)s, %(starts_at)s, %(ends_at)s,
+        %(cancelled)s, %(as_of)s)
+ON CONFLICT (school_code, window_id) DO UPDATE
+   SET fields = EXCLUDED.fields, starts_at = EXCLUDED.starts_at,
+       ends_at = EXCLUDED.ends_at, cancelled = EXCLUDED.cancelled, as_of = EXCLUDED.as_of
+ WHERE w.as_of < EXCLUDED.as_of
+RETURNING window_id
+"""
+
+SET_CURRENT_TERM_SQL = """
+UPDATE schools SET current_term = %(term)s WHERE code = %(school_code)s
+RETURNING code
+"""
+
+SCHOOL_TERMS_SQL = """
+SELECT (SELECT current_term FROM schools WHERE code = %(school_code)s) AS explicit,
+       ARRAY(SELECT sourced_id FROM terms
+              WHERE school_code = %(school_code)s AND active
+                AND type IN ('term', 'semester')
+                AND start_date <= %(today)s AND end_date >= %(today)s) AS covering,
+       EXISTS (SELECT 1 FROM terms WHERE school_code = %(school_code)s) AS any_term
+"""
+
+
 def _not_unique(attribute):
     return Conflict(
         "scim_uniqueness",
@@ -1020,4 +1066,22 @@ class RegistryStore(Store):
                 "since": since,
                 "not_rechecked": list(not_rechecked),
             },
+        )
+
+    # -- enrolments, change windows, the current term -------------------------
+    def upsert_enrollment(self, item):
+        return self.fetchone(UPSERT_ENROLLMENT_SQL, item) is not None
+
+    def upsert_window(self, item):
+        return self.fetchone(UPSERT_WINDOW_SQL, item) is not None
+
+    def set_current_term(self, school_code, term):
+        found = self.fetchone(
+            SET_CURRENT_TERM_SQL, {"school_code": school_code, "term": term}
+        )
+        return found is not None
+
+    def school_terms(self, school_code, today):
+        return self.fetchone(
+            SCHOOL_TERMS_SQL, {"school_code": school_code, "today": today}
         )
