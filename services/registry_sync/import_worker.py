@@ -61,6 +61,8 @@ def _copy_value(value):
         return "\\\\x" + bytes(value).hex()
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, ensure_ascii=False)
     text = value if isinstance(value, str) else str(value)
     return (
         text.replace("\\", "\\\\")

@@ -1,0 +1,295 @@
+"""School registry benchmarks (issue #9), one JSON line each:
+
+* ``oneroster_import`` — a 100k-student OneRoster users.csv through the real
+  import worker (zip checks, row checks, sealing and hashing every ID
+  number, COPY into the staging table, the upsert) against ``raw_copy``:
+  COPY of the very same final rows straight into ``students`` of another
+  school, in the same run and database. ``ratio_to_raw_copy`` = copy time /
+  import time (target ≥ 0.5).
+* ``registry_verification`` — ``submit_verification`` with 1M registry rows
+  loaded: p50/p99 of the time spent inside the service (the unit of work
+  the RPC runs, measured around it in-process: lookup, matching, outcome,
+  outbox row, commit), target p99 ≤ 20 ms; the RPC round trip over
+  RabbitMQ is printed beside it.
+* ``scim_create_user`` — ``POST /scim/v2/Users`` on the real platform,
+  32 clients, with ``ratio_to_floor`` when the floor's figure is given.
+
+    python -m bench.registry [--students 100000] [--registry-rows 1000000]
+"""
+
+import argparse
+import base64
+import io
+import os
+import statistics
+import time
+import uuid
+import zipfile
+from datetime import datetime, timezone
+
+import psycopg2
+import psycopg2.extras
+
+from bench.harness import emit
+from services.common.testing import TestDatabases, check_infra, random_ref
+
+SEAL_KEY = base64.b64encode(b"bench-only-registry-seal-key-32b").decode()
+LOOKUP_KEY = base64.b64encode(b"bench-only-registry-lookup-32by!").decode()
+USERS_HEADER = (
+    "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,username,"
+    "givenName,familyName,identifier,metadata.idType,metadata.idNumber,"
+    "metadata.className\n"
+)
+
+
+def _resident_id(index):
+    from services.common.realname import resident_check_char
+
+    first17 = f"110105{2005 + index % 10}{1 + index % 12:02d}{1 + index % 28:02d}{index % 1000:03d}"
+    return first17 + resident_check_char(first17)
+
+
+def roster_zip(students):
+    lines = [USERS_HEADER]
+    for i in range(students):
+        lines.append(
+            f"u{i},active,2026-09-01,TRUE,org1,student,s{i},三{i % 97},张,S{i},"
+            f"resident_id,{_resident_id(i)},{i % 30 + 1}班\n"
+        )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            "manifest.csv",
+            "propertyName,value\noneroster.version,1.1\nfile.users,bulk\n",
+        )
+        archive.writestr("users.csv", "".join(lines))
+    return buffer.getvalue()
+
+
+def _school(cur, code):
+    cur.execute(
+        "INSERT INTO schools (code, name, token_hash, token_issued_at, created_at)"
+        " VALUES (%s, 'bench', %s, now(), now())",
+        (code, uuid.uuid4().hex),
+    )
+
+
+def import_benchmark(uri, students):
+    from services.registry_sync import import_worker
+    from services.registry_sync import store as sql
+
+    os.environ.update(
+        REGISTRY_SYNC_DB_URI=uri,
+        REGISTRY_ID_SEAL_KEY=SEAL_KEY,
+        REGISTRY_ID_LOOKUP_KEY=LOOKUP_KEY,
+    )
+    package = roster_zip(students)
+    conn = psycopg2.connect(uri)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        _school(cur, "BENCHIMP")
+        _school(cur, "BENCHCPY")
+        import_id = uuid.uuid4()
+        cur.execute(
+            "INSERT INTO imports (id, school_code, status, package, created_at,"
+            " started_at, heartbeat_at) VALUES (%s, 'BENCHIMP', 'running', %s, now(),"
+            " now(), now())",
+            (import_id, package),
+        )
+    started = time.perf_counter()
+    import_worker.main(str(import_id))
+    import_seconds = time.perf_counter() - started
+    with conn.cursor() as cur:
+        cur.execute("SELECT status, progress FROM imports WHERE id = %s", (import_id,))
+        status, progress = cur.fetchone()
+        assert status == "succeeded", (status, progress)
+        assert progress["users"]["kept"] == students, progress
+        # The same final rows, as the import left them, for the raw COPY.
+        columns = [c for c in sql.STAGE_STUDENT_COLUMNS if c != "line"] + [
+            "school_code",
+            "source",
+            "created_at",
+            "updated_at",
+        ]
+        cur.execute(
+            f"SELECT {', '.join(c for c in columns if c not in ('school_code', 'id'))}"
+            " FROM students WHERE school_code = 'BENCHIMP'"
+        )
+        rows = cur.fetchall()
+    copy_columns = [c for c in columns if c not in ("school_code", "id")]
+    final = [(uuid.uuid4(), "BENCHCPY", *row[: len(copy_columns)]) for row in rows]
+    copy_conn = psycopg2.connect(uri)
+    started = time.perf_counter()
+    with copy_conn, copy_conn.cursor() as cur:
+        import_worker.copy_rows(
+            cur, "students", ["id", "school_code", *copy_columns], final
+        )
+    copy_seconds = time.perf_counter() - started
+    copy_conn.close()
+    conn.close()
+    emit(
+        {
+            "bench": "oneroster_import",
+            "students": students,
+            "import_seconds": round(import_seconds, 3),
+            "raw_copy_seconds": round(copy_seconds, 3),
+            "students_per_second": round(students / import_seconds),
+            "ratio_to_raw_copy": round(copy_seconds / import_seconds, 3),
+            "target": 0.5,
+        }
+    )
+
+
+def load_registry(uri, rows):
+    """``rows`` registry records across 100 schools, straight in with COPY."""
+    from services.registry_sync import import_worker
+
+    conn = psycopg2.connect(uri)
+    with conn, conn.cursor() as cur:
+        for school in range(100):
+            _school(cur, f"R{school:03d}")
+        now = datetime.now(timezone.utc)
+        batch = 100_000
+        for start in range(0, rows, batch):
+            chunk = [
+                (
+                    uuid.uuid4(),
+                    f"R{i % 100:03d}",
+                    f"s{i}",
+                    f"S{i}",
+                    "甲乙",
+                    True,
+                    "active",
+                    "{}",
+                    "oneroster",
+                    now,
+                    now,
+                )
+                for i in range(start, min(start + batch, rows))
+            ]
+            import_worker.copy_rows(
+                cur,
+                "students",
+                (
+                    "id",
+                    "school_code",
+                    "user_name",
+                    "student_number",
+                    "name_key",
+                    "active",
+                    "status",
+                    "doc",
+                    "source",
+                    "created_at",
+                    "updated_at",
+                ),
+                chunk,
+            )
+        cur.execute("ANALYZE students")
+    conn.close()
+
+
+def verification_benchmark(uri, registry_rows, samples):
+    """Inside-the-service time of submit_verification (its unit of work run
+    in a real container, timed around the entrypoint) and its RPC round trip."""
+    load_registry(uri, registry_rows)  # COPY: before psycopg2 turns green
+
+    import eventlet
+
+    eventlet.monkey_patch()
+    from nameko.containers import ServiceContainer
+    from nameko.standalone.rpc import ServiceRpcProxy
+
+    from services.common.testing import TestVhost
+    from services.registry_sync.service import RegistrySyncService
+
+    vhost = TestVhost().create()
+    inside = []
+
+    original = RegistrySyncService.submit_verification
+
+    def timed(self, payload):
+        started = time.perf_counter()
+        try:
+            return original(self, payload)
+        finally:
+            inside.append((time.perf_counter() - started) * 1000)
+
+    config = {
+        "AMQP_URI": vhost.amqp_uri,
+        "DB_URI": uri,
+        "max_workers": 10,
+        "SCHOOL_TOKEN_KEY": SEAL_KEY,
+        "REGISTRY_ID_SEAL_KEY": SEAL_KEY,
+        "REGISTRY_ID_LOOKUP_KEY": LOOKUP_KEY,
+        "RPC_TIMEOUT_SECONDS": 10,
+        "IMPORT_WORKERS": 0,
+    }
+    container = ServiceContainer(RegistrySyncService, config)
+    # Time the unit of work inside the worker: wrap the bound method the
+    # entrypoint calls.
+    container.service_cls.submit_verification = timed
+    container.start()
+    round_trip = []
+    try:
+        with ServiceRpcProxy("registry_sync", config) as proxy:
+            for i in range(samples):
+                n = (i * 7919) % registry_rows
+                started = time.perf_counter()
+                answer = proxy.submit_verification(
+                    {
+                        "account_id": str(uuid.uuid4()),
+                        "school_code": f"R{n % 100:03d}",
+                        "student_number": f"S{n}",
+                        "name": "甲乙",
+                    }
+                )
+                round_trip.append((time.perf_counter() - started) * 1000)
+                assert answer["status"] == "passed", answer
+    finally:
+        container.service_cls.submit_verification = original
+        container.stop()
+        vhost.delete()
+
+    def pct(values, q):
+        values = sorted(values)
+        return round(values[min(len(values) - 1, int(q * len(values)))], 2)
+
+    warm = inside[20:]
+    emit(
+        {
+            "bench": "registry_verification",
+            "registry_rows": registry_rows,
+            "samples": len(warm),
+            "inside_p50_ms": pct(warm, 0.5),
+            "inside_p99_ms": pct(warm, 0.99),
+            "inside_mean_ms": round(statistics.mean(warm), 2),
+            "rpc_round_trip_p50_ms": pct(round_trip[20:], 0.5),
+            "rpc_round_trip_p99_ms": pct(round_trip[20:], 0.99),
+            "target_inside_p99_ms": 20,
+        }
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--students", type=int, default=100_000)
+    parser.add_argument("--registry-rows", type=int, default=1_000_000)
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--only", choices=("import", "verification"), default=None)
+    args = parser.parse_args()
+    check_infra()
+    dbs = TestDatabases(run_id=random_ref("benchreg"), services=("registry_sync",))
+    dbs.create()
+    uri = dbs.uris["registry_sync"]
+    try:
+        if args.only != "verification":
+            import_benchmark(uri, args.students)
+        if args.only != "import":
+            verification_benchmark(uri, args.registry_rows, args.samples)
+    finally:
+        dbs.drop()
+
+
+if __name__ == "__main__":
+    main()
