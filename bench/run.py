@@ -18,6 +18,8 @@ Benchmarks:
 Each of these runs under two load generators: the Python client
 (``load: python``) and ``wrk`` (``load: wrk``, see ``bench/wrk.py``).
 * ``send_code``     — POST /api/v1/codes on the real platform vs ``floor``.
+* ``scim_create_user`` — POST /scim/v2/Users on the real platform vs ``floor``.
+  (The registry's import and verification benchmarks: ``bench/registry.py``.)
 * ``argon2id_hash``, ``register``, ``login`` — password work vs the hash
   rate of this machine measured in the same run (``bench/login.py``).
 
@@ -35,6 +37,7 @@ from bench.wrk import SEND_CODE_LUA, run_wrk, wrk_available
 from services.common.testing import TestDatabases, TestVhost, check_infra, random_ref
 
 CLIENTS = (1, 32)
+BENCH_INTERNAL_TOKEN = "bench-internal-" + random_ref()
 
 
 def floor_config(amqp_uri, db_uri, port, max_workers=32):
@@ -156,6 +159,7 @@ def platform_benchmarks(floor_32, quick=False, only=None, floor_32_wrk=None):
         "CODE_IP_FAILURES_BEFORE_CAPTCHA": "100000000",
         "CODE_PREFIX_SENDS_PER_MINUTE": "100000000",
         "GATEWAY_MAX_WORKERS": "64",
+        "INTERNAL_API_TOKEN": BENCH_INTERNAL_TOKEN,
     }
     platform = Platform(
         env=env,
@@ -168,6 +172,7 @@ def platform_benchmarks(floor_32, quick=False, only=None, floor_32_wrk=None):
         platform.start(wait=90)
         if only != "login":
             send_code_benchmark(platform, floor_32, quick, floor_32_wrk)
+            scim_benchmark(platform, floor_32, quick)
         if only != "send_code":
             login_benchmarks(platform, quick=quick)
         emit(
@@ -236,6 +241,50 @@ def send_code_benchmark(platform, floor_32, quick, floor_32_wrk=None):
                 "ratio_to_floor": round(result["rps"] / floor_32_wrk["rps"], 3),
             }
         )
+
+
+def scim_benchmark(platform, floor_32, quick):
+    """``scim_create_user``: POST /scim/v2/Users (a student with a resident ID
+    number, sealed and hashed on the way in) from 32 clients, vs the floor."""
+    import itertools
+
+    import requests
+
+    from services.common.testing import random_resident_id, random_school_code
+
+    code = random_school_code()
+    made = requests.post(
+        f"{platform.gateway_url}/api/v1/internal/schools",
+        json={"code": code, "name": "bench"},
+        headers={"Authorization": f"Bearer {BENCH_INTERNAL_TOKEN}"},
+        timeout=10,
+    )
+    made.raise_for_status()
+    token = made.json()["api_token"]
+    numbers = itertools.count()
+    student = (
+        "urn:student-selfservice:params:scim:schemas:extension:student:2.0:Student"
+    )
+    result = load(
+        f"{platform.gateway_url}/scim/v2/Users",
+        32,
+        600 if quick else 4000,
+        make_body=lambda: {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", student],
+            "userName": f"b{next(numbers)}-{random_ref()}",
+            "name": {"formatted": "张三"},
+            student: {"idType": "resident_id", "idNumber": random_resident_id(2010)},
+        },
+        headers={
+            "Content-Type": "application/scim+json",
+            "Authorization": f"Bearer {token}",
+        },
+        expect=(201,),
+    )
+    record = {"bench": "scim_create_user", "clients": 32, **result}
+    if floor_32 is not None:
+        record["ratio_to_floor"] = round(result["rps"] / floor_32["rps"], 3)
+    emit(record)
 
 
 def main():

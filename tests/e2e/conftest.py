@@ -21,8 +21,8 @@ from services.common.testing import (
     TestVhost,
     check_infra,
     random_phone,
-    random_school_code,
     random_resident_id,
+    random_school_code,
     wait_until,
 )
 
