@@ -6,7 +6,18 @@ from datetime import timezone
 
 from marshmallow import ValidationError, fields
 
-__all__ = ["UtcDateTime", "require_one_way_in"]
+__all__ = ["UtcDateTime", "StrictBoolean", "require_one_way_in"]
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON ``true``/``false`` only: marshmallow's Boolean also takes
+    ``"yes"``, ``1`` or ``"on"``, which the published schema does not allow
+    and a school system's typo should not slip through."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
 
 
 class UtcDateTime(fields.AwareDateTime):

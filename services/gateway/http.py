@@ -324,6 +324,7 @@ def endpoint(
     error_media_type="application/problem+json",
     error_schema="Problem",
     parameters=(),
+    request_body=None,
 ):
     """Declare a gateway route and its OpenAPI description. ``device_header``:
     ``"required"`` or ``"optional"`` when the route reads ``X-Device-Id``
@@ -350,6 +351,7 @@ def endpoint(
             "error_media_type": error_media_type,
             "error_schema": error_schema,
             "parameters": list(parameters),
+            "request_body": request_body,
         }
         return ApiHandler.decorator(method, _werkzeug_path(path))(fn)
 

@@ -116,6 +116,8 @@ def build_spec(service_cls, server_url=None):
                 "required": True,
                 "content": {meta["media_type"]: {"schema": meta["request_schema"]}},
             }
+        if meta.get("request_body"):
+            operation["requestBody"] = meta["request_body"]
         ok = {"description": _STATUS_TEXT.get(meta["status"], "OK")}
         if meta["response_schema"] is not None:
             ok["content"] = {meta["media_type"]: {"schema": meta["response_schema"]}}

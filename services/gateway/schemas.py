@@ -10,7 +10,7 @@ from marshmallow import (
 
 from services.common.contacts import EMAIL_PATTERN, MOBILE_PATTERN
 from services.common.events import OwnedCourse
-from services.common.fields import UtcDateTime, require_one_way_in
+from services.common.fields import StrictBoolean, UtcDateTime, require_one_way_in
 from services.common.roles import SCHOOL_CODE_PATTERN, STAFF_ROLES
 from services.common.vocabulary import (
     AUTH_INFO_FIELDS,
@@ -665,11 +665,11 @@ class EnrollmentPushItemSchema(Schema):
     kind = fields.String(
         required=True, validate=validate.OneOf(("school_arranged", "free_elective"))
     )
-    exam_ended = fields.Boolean(required=True)
+    exam_ended = StrictBoolean(required=True)
     exam_ends_at = UtcDateTime(load_default=None, allow_none=True)
-    grades_published = fields.Boolean(required=True)
-    makeup_pending = fields.Boolean(load_default=False)
-    dropped = fields.Boolean(load_default=False)
+    grades_published = StrictBoolean(required=True)
+    makeup_pending = StrictBoolean(load_default=False)
+    dropped = StrictBoolean(load_default=False)
     as_of = UtcDateTime(
         load_default=None,
         allow_none=True,
@@ -687,7 +687,7 @@ class ChangeWindowItemSchema(Schema):
     )
     starts_at = UtcDateTime(required=True)
     ends_at = UtcDateTime(required=True, metadata={"description": "after starts_at"})
-    cancelled = fields.Boolean(load_default=False)
+    cancelled = StrictBoolean(load_default=False)
     as_of = UtcDateTime(load_default=None, allow_none=True)
 
 
@@ -700,7 +700,11 @@ class PushResultSchema(Schema):
         metadata={"description": "current-term enrolments announced to identity"}
     )
     window_ids = fields.List(fields.String())
-    errors = fields.List(fields.Dict(), required=True)
+    refused = fields.List(
+        fields.Dict(),
+        required=True,
+        metadata={"description": "[{index, field, reason}] of items not taken"},
+    )
 
 
 class CurrentTermSchema(Schema):

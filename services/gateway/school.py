@@ -49,7 +49,7 @@ def _batch_answer(answer):
     """200 when every item was taken; 422 ``batch_partially_refused`` (the
     good items are kept) naming each refused item by index."""
     answer = reshape(PushResultSchema(), answer)
-    if answer["errors"]:
+    if answer["refused"]:
         raise RuleViolation("batch_partially_refused", answer)
     return 200, answer
 
@@ -58,14 +58,7 @@ def _batch_answer(answer):
 # a few MB; beyond this it is refused before it is read.
 MAX_ROSTER_BYTES = 20 * 1024 * 1024
 IMPORT_ID_PATH = {"import_id": {"type": "string", "format": "uuid"}}
-ROSTER_BODY = {
-    "in": "header",
-    "name": "Content-Type",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": "application/zip (the zip as the body) or multipart/form-data "
-    "with the zip in the field `file`",
-}
+
 
 __all__ = ["SchoolSystemEndpoints"]
 
@@ -103,7 +96,18 @@ class SchoolSystemEndpoints:
         status=202,
         errors=(400, 401, 503, 504),
         auth="school",
-        parameters=(ROSTER_BODY,),
+        request_body={
+            "required": True,
+            "content": {
+                "application/octet-stream": {
+                    "schema": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "the zip (application/zip is read the same way)",
+                    }
+                }
+            },
+        },
     )
     def roster_file(self, request):
         """Imported in the background, one import at a time per school; read
@@ -118,7 +122,9 @@ class SchoolSystemEndpoints:
         package = upload.read(MAX_ROSTER_BYTES + 1) if upload else request.get_data()
         if len(package) > MAX_ROSTER_BYTES:
             raise InvalidRequest("package_too_large")
-        if not package:
+        # A zip starts with a local file header (or is an empty archive's end
+        # record); anything else is refused here, not after a worker started.
+        if not package.startswith((b"PK\x03\x04", b"PK\x05\x06")):
             raise InvalidRequest("package_not_zip")
         answer = self.registry_sync.start_import(
             {

@@ -28,7 +28,7 @@ _CURRENT_TERM = CurrentTermRequest()
 
 
 def _checked(schema, items):
-    """(good items with their index, [{index, field, reason}])"""
+    """(good items with their index, refused: [{index, field, reason}])"""
     good, errors = [], []
     for index, item in enumerate(items):
         try:
@@ -83,7 +83,7 @@ class EnrollmentEntrypoints:
             "received": len(request["items"]),
             "changed": changed,
             "published": published,
-            "errors": errors,
+            "refused": errors,
         }
 
     @rpc
@@ -127,7 +127,7 @@ class EnrollmentEntrypoints:
             "received": len(request["items"]),
             "changed": changed,
             "window_ids": window_ids,
-            "errors": errors,
+            "refused": errors,
         }
 
     @rpc

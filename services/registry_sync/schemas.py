@@ -10,7 +10,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from services.common.fields import UtcDateTime
+from services.common.fields import StrictBoolean, UtcDateTime
 from services.common.roles import SCHOOL_CODE_PATTERN
 from services.common.vocabulary import AUTH_INFO_FIELDS
 
@@ -247,27 +247,22 @@ class ImportState(Schema):
 
 # -- pushed enrolments and change windows ------------------------------------------------
 class EnrollmentItem(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
+    # Unknown keys refuse the item (RAISE): a typo must not pass silently.
     student_number = fields.String(required=True, validate=_text(64))
     course_id = fields.String(required=True, validate=_text(64))
     term = fields.String(required=True, validate=_text(32))
     kind = fields.String(
         required=True, validate=validate.OneOf(("school_arranged", "free_elective"))
     )
-    exam_ended = fields.Boolean(required=True)
+    exam_ended = StrictBoolean(required=True)
     exam_ends_at = UtcDateTime(load_default=None, allow_none=True)
-    grades_published = fields.Boolean(required=True)
-    makeup_pending = fields.Boolean(load_default=False)
-    dropped = fields.Boolean(load_default=False)
+    grades_published = StrictBoolean(required=True)
+    makeup_pending = StrictBoolean(load_default=False)
+    dropped = StrictBoolean(load_default=False)
     as_of = UtcDateTime(load_default=None, allow_none=True)
 
 
 class WindowItem(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
     window_id = fields.String(load_default=None, validate=_text(64))
     fields_ = fields.List(
         fields.String(validate=validate.OneOf(AUTH_INFO_FIELDS)),
@@ -277,7 +272,7 @@ class WindowItem(Schema):
     )
     starts_at = UtcDateTime(required=True)
     ends_at = UtcDateTime(required=True)
-    cancelled = fields.Boolean(load_default=False)
+    cancelled = StrictBoolean(load_default=False)
     as_of = UtcDateTime(load_default=None, allow_none=True)
 
     @validates_schema

@@ -93,7 +93,7 @@ def test_a_bad_item_is_refused_by_index_and_the_good_ones_kept(
     assert answer.status_code == 422, answer.text
     body = answer.json()
     assert body["code"] == "batch_partially_refused"
-    assert [(e["index"], e["field"]) for e in body["errors"]] == [(1, "kind")]
+    assert [(e["index"], e["field"]) for e in body["refused"]] == [(1, "kind")]
     assert body["changed"] == 2
     kept = service_sql(
         "registry_sync",
@@ -167,7 +167,7 @@ def test_change_windows_reach_identity_and_can_be_cancelled(api, school, service
         [{**window, "ends_at": "2026-08-01T00:00:00Z"}],
     )
     assert backwards.status_code == 422
-    assert backwards.json()["errors"][0]["field"] == "ends_at"
+    assert backwards.json()["refused"][0]["field"] == "ends_at"
 
 
 def test_a_oneroster_import_derives_current_enrolments(api, school, service_sql):

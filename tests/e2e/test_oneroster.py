@@ -213,7 +213,8 @@ def bad_packages():
     good_users = USERS_11 + user("b1", "B1", "一")
     big_zero = b"0" * (60 * 1024 * 1024)
     return {
-        "package_not_zip": b"this is not a zip at all",
+        # Signed like a zip, so it passes the door and the worker refuses it.
+        "package_not_zip": b"PK\x03\x04 but nothing of a zip after that",
         "manifest_missing": zipped({"users.csv": good_users}),
         "file_has_bom": zipped(
             {
@@ -257,6 +258,12 @@ def test_a_bad_package_gets_one_clear_error_and_changes_nothing(
 
 def test_a_package_over_the_size_limit_is_refused_at_the_door(api, school):
     _, token = school
+    not_zip = api.post(
+        "/api/v1/school/roster-files",
+        data=b"name,number\n",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "text/csv"},
+    )
+    assert not_zip.status_code == 400 and not_zip.json()["code"] == "package_not_zip"
     answer = api.post(
         "/api/v1/school/roster-files",
         data=b"x" * (21 * 1024 * 1024),
