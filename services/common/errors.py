@@ -339,6 +339,10 @@ MESSAGES = {
     "import_not_found": ("未找到该导入任务", "No such import."),
     "package_not_zip": ("上传的不是 zip 压缩包", "The upload is not a zip archive."),
     "package_too_large": ("压缩包过大", "The package is too large."),
+    "verification_not_failed": (
+        "只有核验未通过时才能申请更正",
+        "A correction can be requested only after a failed verification.",
+    ),
     "record_claimed": (
         "该学籍记录已被其他账号核验",
         "Another account has already been verified with this registry record.",

@@ -4,7 +4,11 @@ verified, registry_sync decides the outcome."""
 
 from services.common.errors import RuleViolation
 from services.gateway.http import endpoint, load_body, reshape
-from services.gateway.schemas import RegistryStateSchema, RegistryVerificationSchema
+from services.gateway.schemas import (
+    CorrectionRequestSchema,
+    RegistryStateSchema,
+    RegistryVerificationSchema,
+)
 
 __all__ = ["RegistryEndpoints"]
 
@@ -57,4 +61,28 @@ class RegistryEndpoints:
         -H "Authorization: Bearer $TOKEN" -H 'X-Device-Id: my-phone-1'`"""
         account_id = self._principal(request)["account_id"]
         answer = self.registry_sync.verification_status({"account_id": account_id})
+        return 200, reshape(RegistryStateSchema(), answer)
+
+    @endpoint(
+        "POST",
+        "/api/v1/me/registry-verification/correction-request",
+        summary="Ask my school to correct its registry (after a failed verification)",
+        tags=("registry",),
+        request_schema=CorrectionRequestSchema,
+        response_schema=RegistryStateSchema,
+        errors=(400, 401, 404, 422, 503, 504),
+        auth="session",
+    )
+    def request_correction(self, request):
+        """The note appears in the school's unmatched list beside the fields
+        that differ. 422 `verification_not_failed` unless the last outcome was
+        a failure. `curl -s -X POST
+        localhost:8000/api/v1/me/registry-verification/correction-request
+        -H "Authorization: Bearer $TOKEN" -H 'X-Device-Id: my-phone-1'
+        -H 'Content-Type: application/json' -d '{"note": "学籍里名字录错了一个字"}'`"""
+        account_id = self._principal(request)["account_id"]
+        body = load_body(request, CorrectionRequestSchema())
+        answer = self.registry_sync.request_correction(
+            {"account_id": account_id, "note": body["note"]}
+        )
         return 200, reshape(RegistryStateSchema(), answer)

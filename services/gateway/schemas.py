@@ -583,7 +583,16 @@ class RegistryStateSchema(Schema):
     school_code = fields.String(required=True)
     student_number = fields.String(required=True)
     verified_since = fields.AwareDateTime(allow_none=True)
+    correction_note = fields.String(allow_none=True)
     updated_at = fields.AwareDateTime(required=True)
+
+
+class CorrectionRequestSchema(Schema):
+    note = fields.String(
+        required=True,
+        validate=validate.Length(2, 500),
+        metadata={"example": "我的名字是“喆”，学籍里录成了“哲”"},
+    )
 
 
 class UnmatchedItemSchema(Schema):

@@ -142,7 +142,7 @@ def _split(value):
 
 def _integer(request, name):
     raw = request.args.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         return int(raw)

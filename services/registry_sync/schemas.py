@@ -159,6 +159,11 @@ class AccountRequest(_Strict):
     account_id = fields.UUID(required=True)
 
 
+class CorrectionRequest(_Strict):
+    account_id = fields.UUID(required=True)
+    note = fields.String(required=True, validate=validate.Length(2, 500))
+
+
 class VerificationState(Schema):
     status = fields.String(required=True)
     code = fields.String(allow_none=True)
@@ -166,6 +171,7 @@ class VerificationState(Schema):
     school_code = fields.String(required=True)
     student_number = fields.String(required=True)
     verified_since = fields.AwareDateTime(allow_none=True)
+    correction_note = fields.String(allow_none=True)
     updated_at = fields.AwareDateTime(required=True)
 
 

@@ -454,6 +454,12 @@ SELECT {VERIFICATION_COLUMNS} FROM verifications
    FOR UPDATE
 """
 
+SET_CORRECTION_NOTE_SQL = f"""
+UPDATE verifications SET correction_note = %(note)s, updated_at = %(now)s
+ WHERE account_id = %(account_id)s AND status = 'failed'
+RETURNING {VERIFICATION_COLUMNS}
+"""
+
 RESET_VERIFICATION_SQL = f"""
 UPDATE verifications SET status = 'pending', code = 'resubmission_needed',
        mismatches = '[]'::jsonb, verified_since = NULL, updated_at = %(now)s
@@ -1084,4 +1090,10 @@ class RegistryStore(Store):
     def school_terms(self, school_code, today):
         return self.fetchone(
             SCHOOL_TERMS_SQL, {"school_code": school_code, "today": today}
+        )
+
+    def set_correction_note(self, account_id, note, now):
+        return self.fetchone(
+            SET_CORRECTION_NOTE_SQL,
+            {"account_id": account_id, "note": note, "now": now},
         )

@@ -15,6 +15,7 @@ from services.registry_sync.schemas import (
     AccountRequest,
     AdminStudentRequest,
     ClassmatesRequest,
+    CorrectionRequest,
     LinkRequest,
     SubmitVerificationRequest,
     UnmatchedItem,
@@ -34,6 +35,7 @@ _UNMATCHED = UnmatchedRequest()
 _UNMATCHED_ITEM = UnmatchedItem()
 _STATE = VerificationState()
 _CLASSMATES = ClassmatesRequest()
+_CORRECTION = CorrectionRequest()
 
 
 def _state(row):
@@ -135,6 +137,29 @@ class VerificationEntrypoints:
         row = self.db.verification(str(request["account_id"]))
         if row is None:
             raise NotFound("verification_not_found")
+        return _state(row)
+
+    @rpc
+    def request_correction(self, payload):
+        """One step from a failure: the student's note goes to the school's
+        unmatched list beside the differing fields (never the registry's
+        values, which the student does not see either)."""
+        request = _CORRECTION.load(payload)
+        account_id = str(request["account_id"])
+        row = self.db.set_correction_note(account_id, request["note"], self.clock())
+        if row is None:
+            current = self.db.verification(account_id)
+            if current is None:
+                raise NotFound("verification_not_found")
+            raise RuleViolation("verification_not_failed")
+        self.db.audit(
+            f"account:{account_id}",
+            row["school_code"],
+            "student.correction_requested",
+            domain.audit_object_ids(account_id=account_id),
+            self.clock(),
+        )
+        self.db.commit()
         return _state(row)
 
     @event_handler("identity", "auth_info_changed")

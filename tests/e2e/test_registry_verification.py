@@ -188,6 +188,12 @@ def test_school_admins_list_refresh_and_link_their_own_students_only(
     who = student(name="吴九")
     failed = verify(api, who, school_code=code, student_number="A1", name="吴久")
     assert failed.json()["code"] == "name_mismatch"
+    corrected = api.post(
+        "/api/v1/me/registry-verification/correction-request",
+        json={"note": "我叫吴九，学籍里录错了"},
+        headers=who["auth"],
+    )
+    assert corrected.status_code == 200, corrected.text
     admin = make_admin(api, internal_auth, student, code)
     outsider = make_admin(api, internal_auth, student, other_code)
 
@@ -198,10 +204,12 @@ def test_school_admins_list_refresh_and_link_their_own_students_only(
     )
     assert listed.status_code == 200, listed.text
     items = listed.json()["items"]
-    assert [(i["account_id"], i["code"], i["mismatches"]) for i in items] == [
-        (who["account_id"], "name_mismatch", ["name"])
-    ]
-    assert "吴九" not in listed.text and "吴久" not in listed.text
+    assert [
+        (i["account_id"], i["code"], i["mismatches"], i["correction_note"])
+        for i in items
+    ] == [(who["account_id"], "name_mismatch", ["name"], "我叫吴九，学籍里录错了")]
+    # The registry's value is in no answer (the note is the student's own words).
+    assert "吴久" not in listed.text
 
     # Another school's admin sees nothing of it.
     for answer in (
@@ -273,3 +281,10 @@ def test_school_admins_list_refresh_and_link_their_own_students_only(
     assert all(row["actor"] == f"account:{admin['account_id']}" for row in audit)
     assert all(row["request_id"] for row in audit)
     assert "吴" not in str(audit)
+    # Only a failed verification can ask for a correction.
+    late = api.post(
+        "/api/v1/me/registry-verification/correction-request",
+        json={"note": "再次申请"},
+        headers=who["auth"],
+    )
+    assert late.status_code == 422 and late.json()["code"] == "verification_not_failed"
