@@ -347,6 +347,97 @@ MESSAGES = {
         "该学籍记录已被其他账号核验",
         "Another account has already been verified with this registry record.",
     ),
+    # -- recovery: forgot phone, vouching, password reset, duplicate ID ------
+    "recovery_not_found": (
+        "未找到该找回流程",
+        "No such recovery (or the token is wrong).",
+    ),
+    "recovery_token_required": (
+        "缺少找回流程凭证（X-Recovery-Token）",
+        "The X-Recovery-Token header is missing or malformed.",
+    ),
+    "recovery_step_invalid": (
+        "当前步骤不可执行，请按顺序完成找回流程",
+        "This step is not open now; follow the recovery's steps in order.",
+    ),
+    "recovery_expired": (
+        "找回流程已过期，请重新开始",
+        "The recovery expired; start again.",
+    ),
+    "recovery_in_progress": (
+        "该账号已有进行中的找回流程",
+        "A recovery of this account is already in progress.",
+    ),
+    "recovery_handed_over": (
+        "该找回已完成交接",
+        "This recovery was already handed over.",
+    ),
+    "cancel_window_over": (
+        "已超过可撤销期限，请联系平台客服",
+        "The time to undo this has passed; contact the platform.",
+    ),
+    "share_link_invalid": ("助力链接无效", "This vouch link is not valid."),
+    "share_link_expired": ("助力链接已过期", "This vouch link has expired."),
+    "old_phone_mismatch": (
+        "原手机号不正确",
+        "That is not the phone number bound before.",
+    ),
+    "same_as_old_phone": (
+        "新手机号不能与原手机号相同",
+        "The new phone must differ from the old one.",
+    ),
+    "not_eligible_voucher": (
+        "您不能为该同学助力验证",
+        "You cannot vouch for this recovery.",
+    ),
+    "method_unavailable": (
+        "该账号未设置此找回方式",
+        "This account has not set up that method.",
+    ),
+    "answers_incorrect": ("密保答案不正确", "The answers are not correct."),
+    "method_locked": (
+        "密保问题错误次数过多，今日已锁定",
+        "Too many wrong answers; this method is locked for a day.",
+    ),
+    "account_locked": (
+        "账号已锁定，等待人工审核",
+        "The account is locked pending a review.",
+    ),
+    "not_duplicate_pending": (
+        "该账号不处于证件重复待处理状态",
+        "This account has no duplicate ID to resolve.",
+    ),
+    "review_in_progress": (
+        "已有审核中的申请，请等待结果",
+        "A review is already open; wait for its answer.",
+    ),
+    "review_not_found": ("未找到该审核", "No such review."),
+    "review_decided": ("该审核已处理", "This review was already decided."),
+    "photo_not_image": (
+        "请上传 JPEG 或 PNG 图片",
+        "Upload a JPEG or PNG image.",
+    ),
+    "photo_too_large": (
+        "图片过大（不超过 5 MB）",
+        "The image is too large (5 MB at most).",
+    ),
+    "photo_too_small": ("图片太小，看不清证件", "The image is too small to read."),
+    "photo_too_many_pixels": ("图片像素过多", "The image has too many pixels."),
+    "school_required": (
+        "请先填写学校信息",
+        "Set your school first (authentication info).",
+    ),
+    "assistance_daily_limit": (
+        "今日协助申请已达上限（每天 5 次）",
+        "You have sent today's 5 assistance requests.",
+    ),
+    "classmate_not_eligible": (
+        "该同学信息不符或尚未通过学籍核验",
+        "No verified student of your school matches that name and phone.",
+    ),
+    "message_not_found": ("未找到该消息", "No such message."),
+    "message_needs_no_answer": ("该消息无需答复", "This message needs no answer."),
+    "message_answered": ("该消息已答复", "This message was already answered."),
 }
 
 

@@ -359,6 +359,74 @@ class RegistryVerificationChangedPayload(Schema):
     as_of = UtcDateTime(required=True)
 
 
+# -- recovery (issue #10) ------------------------------------------------------------
+@payload_schema("phone_recovery_completed")
+class PhoneRecoveryCompletedPayload(Schema):
+    """Two classmates vouched: identity takes the hand-over
+    (``recovery.recovery_handover``) and applies it once."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    recovery_id = fields.UUID(required=True)
+    account_id = fields.UUID(required=True)
+
+
+@payload_schema("phone_recovery_applied")
+class PhoneRecoveryAppliedPayload(Schema):
+    """identity applied a hand-over: recovery wipes the secrets it kept."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    recovery_id = fields.UUID(required=True)
+    account_id = fields.UUID(required=True)
+
+
+@payload_schema("phone_recovery_reverted")
+class PhoneRecoveryRevertedPayload(Schema):
+    """ "Not me" inside the cancel window: identity locks and reverts."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    recovery_id = fields.UUID(required=True)
+    account_id = fields.UUID(required=True)
+
+
+@payload_schema("recovery_dispute_decided")
+class RecoveryDisputeDecidedPayload(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    review_id = fields.UUID(required=True)
+    account_id = fields.UUID(required=True)
+    unlock = fields.Boolean(required=True)
+    decided_by = fields.String(required=True, validate=validate.Length(1, 64))
+
+
+@payload_schema("duplicate_resolved")
+class DuplicateResolvedPayload(Schema):
+    """A reviewer or a classmate settled a duplicate ID for ``account_id``:
+    identity moves the ID binding to it (once per ``resolution_id``)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    resolution_id = fields.UUID(required=True)
+    account_id = fields.UUID(required=True)
+    via = fields.String(required=True, validate=validate.Length(1, 80))
+
+
+@payload_schema("id_binding_moved")
+class IdBindingMovedPayload(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    account_id = fields.String(required=True)
+    from_account_id = fields.String(load_default=None, allow_none=True)
+
+
 @payload_schema("roster_imported")
 class RosterImportedPayload(Schema):
     """A OneRoster import landed (registry_sync tells itself: its handler

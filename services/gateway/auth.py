@@ -25,6 +25,7 @@ __all__ = [
     "device_id",
     "require_internal",
     "require_admin_of",
+    "require_staff",
 ]
 
 
@@ -120,3 +121,10 @@ class SessionCache(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.cache
+
+
+def require_staff(principal, *roles):
+    """Platform staff surfaces (the review queue): one of ``roles``."""
+    held = set(principal.get("roles") or [])
+    if not held.intersection(roles):
+        raise Forbidden("role_required")

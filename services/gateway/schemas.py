@@ -3,6 +3,7 @@
 from marshmallow import (
     INCLUDE,
     Schema,
+    ValidationError,
     fields,
     validate,
     validates_schema,
@@ -728,3 +729,289 @@ class CurrentTermSchema(Schema):
 class CurrentTermSetSchema(Schema):
     school_code = fields.String(required=True)
     current_term = fields.String(allow_none=True)
+
+
+# -- recovery: forgot phone ------------------------------------------------------------
+SHARE_TOKEN_PATTERN = r"^[A-Za-z0-9_-]{20,200}$"
+RECOVERY_TOKEN_PATTERN = r"^[A-Za-z0-9_-]{20,128}$"
+
+
+class PhoneRecoveryStartSchema(Schema):
+    school_code = fields.String(
+        required=True,
+        validate=validate.Regexp(SCHOOL_CODE_PATTERN),
+        metadata={"example": "BJ101"},
+    )
+    student_number = fields.String(
+        required=True,
+        validate=[validate.Length(1, 64), NOT_BLANK],
+        metadata={"example": "2024001"},
+    )
+    name = fields.String(
+        required=True,
+        validate=[validate.Length(1, 64), NOT_BLANK],
+        metadata={"example": "张三"},
+    )
+
+
+class PhoneRecoveryStartedSchema(Schema):
+    recovery_id = fields.UUID(required=True)
+    recovery_token = fields.String(
+        required=True,
+        metadata={
+            "description": "the flow's secret: send it as X-Recovery-Token on "
+            "the next steps; shown once"
+        },
+    )
+    old_phone_hint = fields.String(required=True, metadata={"example": "138****78"})
+    expires_at = fields.AwareDateTime(required=True)
+
+
+class NewPhoneSchema(Schema):
+    old_phone = fields.String(
+        required=True,
+        validate=[validate.Length(1, 32), NOT_BLANK],
+        metadata={"description": "the old bound phone, typed in full"},
+    )
+    new_phone = _phone(required=True)
+    code = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^\d{6}$"),
+        metadata={"example": "123456"},
+    )
+    new_password = fields.String(required=True, validate=NEW_PASSWORD, load_only=True)
+
+
+class ShareLinkSchema(Schema):
+    share_url = fields.String(required=True)
+    share_token = fields.String(required=True)
+    vouches = fields.Integer(required=True)
+    vouches_needed = fields.Integer(required=True)
+    expires_at = fields.AwareDateTime(required=True)
+    new_phone_masked = fields.String(required=True)
+
+
+RECOVERY_STATUSES = (
+    "matched",
+    "awaiting_vouches",
+    "completed",
+    "cancelled",
+    "expired",
+    "failed",
+    "reverted",
+)
+
+
+class PhoneRecoveryProgressSchema(Schema):
+    recovery_id = fields.UUID(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(RECOVERY_STATUSES))
+    vouches = fields.Integer(required=True)
+    vouches_needed = fields.Integer(required=True)
+    expires_at = fields.AwareDateTime(required=True)
+    old_phone_hint = fields.String(required=True)
+    completed_at = fields.AwareDateTime(allow_none=True)
+
+
+class VouchContextSchema(PhoneRecoveryProgressSchema):
+    requester_name = fields.String(required=True)
+    requester_class = fields.String(allow_none=True)
+    new_phone_masked = fields.String(required=True)
+    is_requester = fields.Boolean(required=True)
+    already_vouched = fields.Boolean(required=True)
+    warning_zh = fields.String(required=True)
+    warning_en = fields.String(required=True)
+
+
+class VouchResultSchema(Schema):
+    recovery_id = fields.UUID(required=True)
+    vouches = fields.Integer(required=True)
+    vouches_needed = fields.Integer(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(RECOVERY_STATUSES))
+
+
+class NotMeResultSchema(Schema):
+    recovery_id = fields.UUID(required=True)
+    status = fields.String(required=True)
+
+
+# -- recovery: password reset ---------------------------------------------------------
+class ResetMethodSchema(Schema):
+    method = fields.String(
+        required=True, validate=validate.OneOf(("sms", "email", "questions"))
+    )
+    target = fields.String(metadata={"description": "masked phone or address"})
+    questions = fields.List(fields.String())
+
+
+class ResetMethodsSchema(Schema):
+    methods = fields.List(fields.Nested(ResetMethodSchema), required=True)
+    alternatives = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={"description": "where to go with no method left"},
+    )
+
+
+class ResetCodeRequestSchema(Schema):
+    login = fields.String(required=True, validate=[validate.Length(1, 254), NOT_BLANK])
+    method = fields.String(required=True, validate=validate.OneOf(("sms", "email")))
+
+
+class ResetCodeSentSchema(Schema):
+    method = fields.String(required=True)
+    target = fields.String(required=True)
+    resend_after = fields.Integer(required=True)
+
+
+class PasswordResetSchema(Schema):
+    """`code` for `sms` / `email`, three `answers` for `questions`."""
+
+    openapi_extra = {
+        "oneOf": [
+            {
+                "required": ["code"],
+                "properties": {"method": {"enum": ["sms", "email"]}},
+            },
+            {
+                "required": ["answers"],
+                "properties": {"method": {"enum": ["questions"]}},
+            },
+        ]
+    }
+
+    login = fields.String(required=True, validate=[validate.Length(1, 254), NOT_BLANK])
+    method = fields.String(
+        required=True, validate=validate.OneOf(("sms", "email", "questions"))
+    )
+    code = fields.String(validate=validate.Regexp(r"^\d{6}$"))
+    answers = fields.List(
+        fields.String(validate=[validate.Length(1, 128), NOT_BLANK]),
+        validate=validate.Length(3, 3),
+    )
+    new_password = fields.String(required=True, validate=NEW_PASSWORD, load_only=True)
+
+    @validates_schema
+    def _proof_for_method(self, data, **kwargs):
+        # Exactly the published oneOf: the proof the method needs must be
+        # there; anything else given beside it is ignored.
+        if data.get("method") == "questions":
+            if "answers" not in data:
+                raise ValidationError("three answers are required", "answers")
+        elif "code" not in data:
+            raise ValidationError("a code is required", "code")
+
+
+class PasswordResetDoneSchema(Schema):
+    reset = fields.Boolean(required=True)
+    logged_in = fields.Boolean(required=True)
+
+
+# -- recovery: duplicate ID, reviews, inbox -------------------------------------------------
+class ServiceLevelSchema(Schema):
+    promise_zh = fields.String(required=True)
+    promise_en = fields.String(required=True)
+    answer_by = fields.Date(required=True)
+
+
+class ReviewSchema(Schema):
+    review_id = fields.UUID(required=True)
+    kind = fields.String(
+        required=True, validate=validate.OneOf(("duplicate_photo", "recovery_dispute"))
+    )
+    status = fields.String(
+        required=True, validate=validate.OneOf(("open", "approved", "rejected"))
+    )
+    reason = fields.String(allow_none=True)
+    created_at = fields.AwareDateTime(required=True)
+    decided_at = fields.AwareDateTime(allow_none=True)
+    service_level = fields.Nested(ServiceLevelSchema, required=True)
+
+
+class AdminReviewSchema(ReviewSchema):
+    account_id = fields.UUID(required=True)
+    has_photo = fields.Boolean(required=True)
+
+
+class ReviewPageSchema(Schema):
+    items = fields.List(fields.Nested(AdminReviewSchema), required=True)
+    total = fields.Integer(required=True)
+    next_offset = fields.Integer(allow_none=True)
+
+
+class ReviewDecisionSchema(Schema):
+    approve = StrictBoolean(required=True)
+    reason = fields.String(
+        required=True,
+        validate=[validate.Length(2, 500), NOT_BLANK],
+        metadata={"example": "照片清晰，人证一致"},
+    )
+
+
+class AssistanceRequestSchema(Schema):
+    classmate_name = fields.String(
+        required=True, validate=[validate.Length(1, 64), NOT_BLANK]
+    )
+    classmate_phone = _phone(required=True)
+
+
+class AssistanceCreatedSchema(Schema):
+    request_id = fields.UUID(required=True)
+    status = fields.String(required=True)
+    remaining_today = fields.Integer(required=True)
+
+
+class AssistanceItemSchema(Schema):
+    request_id = fields.UUID(required=True)
+    status = fields.String(
+        required=True, validate=validate.OneOf(("open", "approved", "declined"))
+    )
+    created_at = fields.AwareDateTime(required=True)
+    answered_at = fields.AwareDateTime(allow_none=True)
+
+
+class DuplicateStatusSchema(Schema):
+    account_status = fields.String(required=True)
+    resolved = fields.Boolean(required=True)
+    reviews = fields.List(fields.Nested(ReviewSchema), required=True)
+    assistance_requests = fields.List(
+        fields.Nested(AssistanceItemSchema), required=True
+    )
+    assistance_remaining_today = fields.Integer(required=True)
+
+
+class InboxMessageSchema(Schema):
+    message_id = fields.UUID(required=True)
+    kind = fields.String(
+        required=True,
+        metadata={
+            "description": "assistance_request, assistance_outcome, review_outcome"
+        },
+    )
+    params = fields.Dict(required=True)
+    needs_answer = fields.Boolean(required=True)
+    answer = fields.Boolean(allow_none=True)
+    created_at = fields.AwareDateTime(required=True)
+    read = fields.Boolean(required=True)
+
+
+class InboxPageSchema(Schema):
+    items = fields.List(fields.Nested(InboxMessageSchema), required=True)
+    total = fields.Integer(required=True)
+    unread = fields.Integer(required=True)
+    to_answer = fields.Integer(required=True)
+    next_offset = fields.Integer(allow_none=True)
+
+
+class InboxAnswerSchema(Schema):
+    approve = StrictBoolean(required=True)
+
+
+class InboxAnsweredSchema(Schema):
+    message_id = fields.UUID(required=True)
+    answer = fields.Boolean(required=True)
+
+
+class InboxReadSchema(Schema):
+    message_id = fields.UUID(required=True)
+    read = fields.Boolean(required=True)

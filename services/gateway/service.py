@@ -23,6 +23,7 @@ from services.common.rpc import ServiceRpc
 # Modules, not classes: `nameko run` takes every class with entrypoints in
 # this module's namespace for a service of its own.
 from services.gateway import admin, internal, registry, school, scim
+from services.gateway import recovery as recovery_surface
 from services.gateway.auth import (
     SessionCache,
     bearer_token,
@@ -78,10 +79,12 @@ class GatewayService(
     school.SchoolSystemEndpoints,
     scim.ScimEndpoints,
     registry.RegistryEndpoints,
+    recovery_surface.RecoveryEndpoints,
 ):
     """HTTP entrypoints; one ``ServiceRpc`` per back-end service. Student-app
-    endpoints are here; operations, admins and school systems have a module
-    each (``internal.py``, ``admin.py``, ``school.py``, ``scim.py``)."""
+    endpoints are here; operations, admins, school systems and recovery have
+    a module each (``internal.py``, ``admin.py``, ``school.py``, ``scim.py``,
+    ``registry.py``, ``recovery.py``)."""
 
     name = "gateway"
 

@@ -522,6 +522,12 @@ NOTICE_KINDS = (
     "security_questions_set",
     "account_deactivated",
     "phone_taken_over",
+    # recovery (services/identity/recovery_entrypoints.py)
+    "password_reset",
+    "phone_recovered",
+    "phone_recovered_elsewhere",
+    "recovery_reverted",
+    "id_binding_moved",
 )
 
 

@@ -273,3 +273,48 @@ class SetRolesRequest(_Strict):
         fields.Nested(RoleGrant), required=True, validate=validate.Length(max=20)
     )
     actor = fields.String(required=True, validate=validate.Length(1, 128))
+
+
+# -- for the recovery service ----------------------------------------------------
+class RecoveryMatchRequest(_Strict):
+    school_code = fields.String(required=True, validate=validate.Length(1, 32))
+    student_number = fields.String(required=True, validate=validate.Length(1, 64))
+    name = fields.String(required=True, validate=validate.Length(1, 64))
+
+
+class NewPasswordRequest(_Strict):
+    password = fields.String(required=True, validate=validate.Length(1, 256))
+
+
+class ResetTargetsRequest(_Strict):
+    login = fields.String(required=True, validate=validate.Length(1, 254))
+
+
+class SecurityAnswersRequest(_Strict):
+    account_id = fields.UUID(required=True)
+    answers = fields.List(
+        fields.String(validate=validate.Length(1, 128)),
+        required=True,
+        validate=validate.Length(3, 3),
+    )
+
+
+class ResetPasswordRequest(_AccountAction):
+    password = fields.String(required=True, validate=validate.Length(1, 256))
+    method = fields.String(
+        required=True, validate=validate.OneOf(("sms", "email", "questions"))
+    )
+
+
+class ClassmateLookupRequest(_Strict):
+    phone = fields.String(required=True, validate=validate.Length(1, 32))
+    name = fields.String(required=True, validate=validate.Length(1, 64))
+
+
+class RecoveryHandover(_Strict):
+    recovery_id = fields.UUID(required=True)
+    account_id = fields.UUID(required=True)
+    new_phone = fields.String(required=True, validate=validate.Length(1, 32))
+    password_hash = fields.String(required=True, validate=validate.Length(1, 512))
+    not_me_url = fields.String(required=True, validate=validate.Length(1, 2048))
+    cancel_until = UtcDateTime(required=True)

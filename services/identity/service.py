@@ -33,7 +33,7 @@ from services.common.events import event_handler
 from services.common.masking import mask_email, mask_id_number, mask_phone
 from services.common.roles import role_names
 from services.common.rpc import ServiceRpc, rpc
-from services.identity import domain, passwords
+from services.identity import domain, passwords, recovery_entrypoints
 from services.identity.dependencies import IdentityKeys, LinkProviders, PasswordHasher
 from services.identity.schemas import (
     AccountCreated,
@@ -87,8 +87,9 @@ _PROFILE = Profile()
 _SET_ROLES = SetRolesRequest()
 
 
-class IdentityService(base.ServiceBase):
-    """Entrypoints of the identity service."""
+class IdentityService(recovery_entrypoints.RecoveryEntrypoints, base.ServiceBase):
+    """Entrypoints of the identity service; what it does for the recovery
+    service is in ``recovery_entrypoints.py``."""
 
     name = "identity"
 
@@ -99,6 +100,7 @@ class IdentityService(base.ServiceBase):
     hasher = PasswordHasher()
     assertions = LinkProviders()
     verification = ServiceRpc("verification")
+    recovery = ServiceRpc("recovery")
 
     # -- registration ------------------------------------------------------
     @rpc
@@ -329,6 +331,9 @@ class IdentityService(base.ServiceBase):
             raise Unauthenticated("invalid_credentials")
         if account_key in rows:  # a success forgets earlier failures
             self.db.clear_throttle(account_key)
+        if account["locked_at"] is not None:
+            # "Not me" after a phone recovery: a reviewer decides first.
+            raise Forbidden("account_locked", {"reason": account["locked_reason"]})
         return account, trusted
 
     def _check_provider_login(self, request, ip_key, now):
@@ -830,6 +835,8 @@ class IdentityService(base.ServiceBase):
         throttles, sessions = self.db.purge(
             now, now - domain.LONGEST_THROTTLE_WINDOW, now - timedelta(days=30)
         )
+        # What a "not me" revert needs, kept past any cancel window only.
+        self.db.forget_old_recovery_data(now - timedelta(days=30))
         self.db.commit()
         if throttles or sessions:
             log.info("purged %s throttle rows, %s sessions", throttles, sessions)

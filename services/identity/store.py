@@ -14,7 +14,8 @@ _ACCOUNT_COLUMNS = """
 id, passport_id, status, phone, email, name, id_type, id_number_sealed,
 id_number_hash, birth_date, password_hash, roles, school_code, student_number,
 department, enrollment_year, registry_status, guardian_phone,
-guardian_verified_at, security_questions, created_at
+guardian_verified_at, security_questions, created_at, class_name, locked_at,
+locked_reason
 """
 
 # -- accounts ------------------------------------------------------------------
@@ -136,6 +137,85 @@ DELETE_DEVICES_SQL = "DELETE FROM devices WHERE account_id = %(account_id)s"
 DELETE_LINKS_SQL = "DELETE FROM linked_identities WHERE account_id = %(account_id)s"
 
 DELETE_FACTS_SQL = "DELETE FROM account_facts WHERE account_id = %(account_id)s"
+
+# -- recovery: hand-overs, reverts, ID moves ----------------------------------------
+LIVE_ACCOUNT_BY_STUDENT_SQL = f"""
+SELECT {_ACCOUNT_COLUMNS} FROM accounts
+ WHERE school_code = %(school_code)s AND student_number = %(student_number)s
+   AND status <> 'deactivated'
+"""
+
+LIVE_ACCOUNT_BY_PHONE_ONLY_SQL = f"""
+SELECT {_ACCOUNT_COLUMNS} FROM accounts
+ WHERE phone = %(phone)s AND status <> 'deactivated'
+"""
+
+INSERT_ACCOUNT_RECOVERY_SQL = """
+INSERT INTO account_recoveries (recovery_id, account_id, sealed_old_phone,
+                                old_password_hash, applied_at)
+VALUES (%(recovery_id)s, %(account_id)s, %(sealed_old_phone)s, %(old_password_hash)s,
+        %(now)s)
+ON CONFLICT (recovery_id) DO NOTHING
+RETURNING recovery_id
+"""
+
+ACCOUNT_RECOVERY_SQL = """
+SELECT recovery_id, account_id, sealed_old_phone, old_password_hash, applied_at,
+       reverted_at
+  FROM account_recoveries WHERE recovery_id = %(recovery_id)s FOR UPDATE
+"""
+
+MARK_RECOVERY_REVERTED_SQL = """
+UPDATE account_recoveries SET reverted_at = %(now)s, sealed_old_phone = NULL,
+       old_password_hash = NULL
+ WHERE recovery_id = %(recovery_id)s
+"""
+
+# What a revert needs is kept only for the cancel window.
+FORGET_OLD_RECOVERY_DATA_SQL = """
+UPDATE account_recoveries SET sealed_old_phone = NULL, old_password_hash = NULL
+ WHERE applied_at < %(before)s AND (sealed_old_phone IS NOT NULL
+                                    OR old_password_hash IS NOT NULL)
+"""
+
+SET_PHONE_AND_PASSWORD_SQL = """
+UPDATE accounts SET phone = %(phone)s, password_hash = %(password_hash)s,
+                    updated_at = %(now)s
+ WHERE id = %(id)s
+"""
+
+UPDATE_PASSWORD_SQL = """
+UPDATE accounts SET password_hash = %(password_hash)s, updated_at = %(now)s
+ WHERE id = %(id)s
+"""
+
+LOCK_ACCOUNT_SQL = """
+UPDATE accounts SET locked_at = %(now)s, locked_reason = %(reason)s, updated_at = %(now)s
+ WHERE id = %(id)s
+"""
+
+UNLOCK_ACCOUNT_SQL = """
+UPDATE accounts SET locked_at = NULL, locked_reason = NULL, updated_at = %(now)s
+ WHERE id = %(id)s AND locked_at IS NOT NULL
+"""
+
+INSERT_ID_MOVE_SQL = """
+INSERT INTO id_moves (resolution_id, account_id, from_account_id, at)
+VALUES (%(resolution_id)s, %(account_id)s, %(from_account_id)s, %(now)s)
+ON CONFLICT (resolution_id) DO NOTHING
+RETURNING resolution_id
+"""
+
+CLEAR_ID_BINDING_SQL = """
+UPDATE accounts SET id_type = NULL, id_number_sealed = NULL, id_number_hash = NULL,
+                    updated_at = %(now)s
+ WHERE id = %(id)s
+"""
+
+ACTIVATE_ACCOUNT_SQL = """
+UPDATE accounts SET status = 'active', updated_at = %(now)s
+ WHERE id = %(id)s AND status = 'duplicate_pending'
+"""
 
 # -- sessions and devices --------------------------------------------------------
 
@@ -315,7 +395,10 @@ SELECT id, account_id, kind, channel, sealed_destination, params, queued_at
 """
 
 MARK_NOTICE_QUEUED_SQL = """
-UPDATE notices SET queued_at = %(now)s, sealed_destination = NULL WHERE id = %(id)s
+UPDATE notices SET queued_at = %(now)s, sealed_destination = NULL,
+       -- a "not me" link is a bearer secret: gone once handed over
+       params = params - 'not_me_url'
+ WHERE id = %(id)s
 """
 
 INSERT_AUDIT_SQL = """
@@ -607,3 +690,82 @@ class IdentityStore(Store):
                 "at": at,
             },
         )
+
+    # -- recovery ----------------------------------------------------------------
+    def live_account_by_student(self, school_code, student_number):
+        return self.fetchone(
+            LIVE_ACCOUNT_BY_STUDENT_SQL,
+            {"school_code": school_code, "student_number": student_number},
+        )
+
+    def live_account_with_phone(self, phone):
+        return self.fetchone(LIVE_ACCOUNT_BY_PHONE_ONLY_SQL, {"phone": phone})
+
+    def insert_account_recovery(self, recovery_id, account_id, sealed_old_phone,
+                                old_password_hash, now):  # fmt: skip
+        """True the first time this recovery is applied."""
+        row = self.fetchone(
+            INSERT_ACCOUNT_RECOVERY_SQL,
+            {
+                "recovery_id": recovery_id,
+                "account_id": account_id,
+                "sealed_old_phone": sealed_old_phone,
+                "old_password_hash": old_password_hash,
+                "now": now,
+            },
+        )
+        return row is not None
+
+    def account_recovery(self, recovery_id):
+        return self.fetchone(ACCOUNT_RECOVERY_SQL, {"recovery_id": recovery_id})
+
+    def mark_recovery_reverted(self, recovery_id, now):
+        self.execute(
+            MARK_RECOVERY_REVERTED_SQL, {"recovery_id": recovery_id, "now": now}
+        )
+
+    def forget_old_recovery_data(self, before):
+        self.execute(FORGET_OLD_RECOVERY_DATA_SQL, {"before": before})
+
+    def set_phone_and_password(self, account_id, phone, password_hash, now):
+        self.execute(
+            SET_PHONE_AND_PASSWORD_SQL,
+            {
+                "id": account_id,
+                "phone": phone,
+                "password_hash": password_hash,
+                "now": now,
+            },
+        )
+
+    def update_password(self, account_id, password_hash, now):
+        self.execute(
+            UPDATE_PASSWORD_SQL,
+            {"id": account_id, "password_hash": password_hash, "now": now},
+        )
+
+    def lock_account(self, account_id, reason, now):
+        self.execute(LOCK_ACCOUNT_SQL, {"id": account_id, "reason": reason, "now": now})
+
+    def unlock_account(self, account_id, now):
+        return self.execute(UNLOCK_ACCOUNT_SQL, {"id": account_id, "now": now}).rowcount
+
+    def insert_id_move(self, resolution_id, account_id, from_account_id, now):
+        row = self.fetchone(
+            INSERT_ID_MOVE_SQL,
+            {
+                "resolution_id": resolution_id,
+                "account_id": account_id,
+                "from_account_id": from_account_id,
+                "now": now,
+            },
+        )
+        return row is not None
+
+    def clear_id_binding(self, account_id, now):
+        self.execute(CLEAR_ID_BINDING_SQL, {"id": account_id, "now": now})
+
+    def activate_account(self, account_id, now):
+        return self.execute(
+            ACTIVATE_ACCOUNT_SQL, {"id": account_id, "now": now}
+        ).rowcount

@@ -1,16 +1,57 @@
-"""The recovery service: Forgot-phone recovery by classmates' vouching, password reset,
-duplicate-ID resolution, inbox."""
+"""The recovery service: forgot-phone recovery by classmates' vouching,
+password reset, duplicate-ID resolution, the in-app inbox.
+
+Entrypoints by area, combined here: ``phone_entrypoints.py`` (forgot phone;
+states in ``domain.py``, drawn in ``phone_recovery.mermaid``),
+``reset_entrypoints.py`` (password reset), ``duplicate_entrypoints.py``
+(duplicate ID and the inbox)."""
+
+from nameko.dependency_providers import Config
+from nameko.timer import timer
 
 from services.common import base
+from services.common.clock import Clock
 from services.common.db import Database
+from services.common.events import event_handler
+from services.common.rpc import ServiceRpc
+
+# Modules, not classes: `nameko run` takes every class with entrypoints in
+# this module's namespace for a service of its own.
+from services.recovery import (
+    duplicate_entrypoints,
+    phone_entrypoints,
+    reset_entrypoints,
+)
+from services.recovery.dependencies import RecoveryKeys
 from services.recovery.store import RecoveryStore
 
 __all__ = ["RecoveryService"]
 
 
-class RecoveryService(base.ServiceBase):
+class RecoveryService(
+    phone_entrypoints.PhoneRecoveryEntrypoints,
+    reset_entrypoints.PasswordResetEntrypoints,
+    duplicate_entrypoints.DuplicateEntrypoints,
+    base.ServiceBase,
+):
     """Entrypoints of the recovery service."""
 
     name = "recovery"
 
     db = Database(RecoveryStore)
+    clock = Clock()
+    config = Config()
+    keys = RecoveryKeys()
+    identity = ServiceRpc("identity")
+    verification = ServiceRpc("verification")
+    registry_sync = ServiceRpc("registry_sync")
+
+    @event_handler("identity", "phone_recovery_applied")
+    def recovery_applied(self, payload, envelope):
+        self.on_recovery_applied(payload)
+
+    @timer(interval=60)
+    def housekeeping(self):
+        """Flows past their deadline end; photos past retention go."""
+        self.expire_flows()
+        self.purge_photos()

@@ -279,10 +279,19 @@ class VerificationEntrypoints:
             same_class = domain.comparable_label(
                 mine["class_name"]
             ) == domain.comparable_label(theirs["class_name"])
+        term = None
+        if same_school:
+            terms = self.db.school_terms(mine["school_code"], beijing_day(self.clock()))
+            term = terms["explicit"] or (sorted(terms["covering"]) or [None])[0]
         return {
             "classmates": bool(same_school and same_class is not False),
             "same_school": bool(same_school),
             "same_class": same_class,
+            # Which side is not verified, so recovery can say which.
+            "account_verified": bool(mine and mine["status"] == "passed"),
+            "other_verified": bool(theirs and theirs["status"] == "passed"),
+            # The school's current term (per-term vouch caps count in it).
+            "term": term,
             "school_code": mine["school_code"] if mine else None,
             "verified_since": theirs["verified_since"].isoformat()
             if same_school and theirs["verified_since"]

@@ -205,6 +205,31 @@ _NOTICE_TEXT = {
         "您账号的密码已重置，所有设备已退出登录。",
         "The password of your account was reset and every session was ended.",
     ),
+    "phone_recovered": (
+        "两位同学已为您助力验证：账号手机号已换绑为{phone_masked}，密码已重置，"
+        "所有设备已退出登录。",
+        "Two classmates vouched for you: your account's phone is now {phone_masked}, "
+        "the password was reset and every session was ended.",
+    ),
+    "phone_recovered_elsewhere": (
+        "您账号的手机号已通过“忘记手机号”（同学助力）换绑为{phone_masked}，密码已重置。"
+        "如非本人操作，请在7天内打开以下链接撤销并锁定账号：{not_me_url}",
+        "Your account's phone was changed to {phone_masked} by forgot-phone recovery "
+        "(classmates vouched) and the password was reset. If this was not you, open "
+        "this link within 7 days to undo it and lock the account: {not_me_url}",
+    ),
+    "recovery_reverted": (
+        "您报告了“不是本人操作”：账号已锁定，原手机号已恢复（如仍可用），"
+        "所有设备已退出登录，平台将人工审核。",
+        'You reported "not me": the account is locked, the old phone restored where '
+        "possible, every session ended, and the platform will review it.",
+    ),
+    "id_binding_moved": (
+        "经审核，您账号绑定的证件号码已转移到证件持有人本人的账号，您的账号仍保留，"
+        "可继续用手机号或邮箱登录。",
+        "After review, the ID number bound to your account was moved to its holder's "
+        "own account. Your account stays; sign in with your phone or email.",
+    ),
     "account_deactivated": (
         "您的账号已注销，此操作不可恢复。",
         "Your account was closed. This cannot be undone.",

@@ -63,6 +63,11 @@ def platform(tmp_path_factory, wechat_key):
         # a revoked token being refused at once.
         "SESSION_CACHE_SECONDS": "600",
         "INTERNAL_API_TOKEN": INTERNAL_TOKEN,
+        # Recovery: the timing test asks one target 20 times and the
+        # throttle test 26; the cap tests seed their counters to these.
+        "RECOVERY_MATCH_TARGET_LIMIT": "25",
+        "VOUCH_DAILY_CAP": "10",
+        "VOUCH_TERM_CAP": "10",
         "LINK_WECHAT_PUBLIC_KEY_B64": base64.b64encode(
             wechat_key.public_key().public_bytes(
                 serialization.Encoding.PEM,
@@ -313,3 +318,20 @@ def onboard(api, internal_auth):
 def school(onboard):
     """A freshly onboarded school: ``(code, api token)``."""
     return onboard()
+
+
+@pytest.fixture
+def staff(api, internal_auth, student):
+    """``staff("reviewer")``: a fresh account granted a staff role, logged in."""
+
+    def make(*roles):
+        who = student(name="审核员")
+        granted = api.put(
+            f"/api/v1/internal/accounts/{who['account_id']}/roles",
+            json={"roles": [{"role": role} for role in roles]},
+            headers=internal_auth,
+        )
+        assert granted.status_code == 200, granted.text
+        return who
+
+    return make

@@ -96,6 +96,15 @@ def test_classmates_are_verified_students_of_one_school_and_class(registry):
         for stranger in (e, unverified, str(uuid.uuid4()), a):
             answer = ask(a, stranger)
             assert not answer["classmates"] and answer["verified_since"] is None
+        # Recovery tells "not verified" apart from "another school".
+        assert ask(a, e)["other_verified"] and not ask(a, e)["same_school"]
+        assert not ask(a, unverified)["other_verified"]
+        assert ask(a, unverified)["account_verified"]
+        assert not ask(unverified, a)["account_verified"]
+        # No term known for the school: recovery counts in the half-year.
+        assert same["term"] is None
+        proxy.set_current_term({"school_code": school, "term": "2026-T1"})
+        assert ask(a, b)["term"] == "2026-T1"
 
 
 def test_auth_info_changed_sets_a_verification_back_once(registry, registry_sql):

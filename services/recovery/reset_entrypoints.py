@@ -1,0 +1,232 @@
+"""Password reset: by a code to the bound phone, a code to the bound email,
+or the three security questions. Mixed into ``RecoveryService``.
+
+No enumeration: for a login that matches no account every answer here has
+the same status, shape and timing as for one that does — the methods and
+their masks are derived from a keyed hash of the login (so asking again
+agrees), a code request answers 202 without sending, a reset answers like
+a wrong code or wrong answers, and the same per-login limits apply."""
+
+import logging
+from datetime import timedelta
+
+from services.common.contacts import normalise_email, normalise_mobile
+from services.common.errors import (
+    InvalidRequest,
+    RuleViolation,
+    ServiceError,
+    Throttled,
+)
+from services.common.rpc import rpc
+from services.recovery import domain
+from services.recovery.schemas import (
+    ResetCodeRequest,
+    ResetMethodsRequest,
+    ResetRequest,
+)
+
+__all__ = ["PasswordResetEntrypoints"]
+
+log = logging.getLogger(__name__)
+
+_METHODS = ResetMethodsRequest()
+_CODE = ResetCodeRequest()
+_RESET = ResetRequest()
+
+_ALTERNATIVES = {
+    "forgot_phone": "/api/v1/phone-recoveries",
+    "register": "/api/v1/accounts",
+}
+
+
+def _login_shape(login):
+    """``(kind, normalised)`` of a login as typed: a phone, an address, or
+    anything else (ID numbers, passport IDs)."""
+    text = login.strip()
+    if "@" in text:
+        try:
+            return "email", normalise_email(text)
+        except ServiceError:
+            return "other", text.lower()
+    try:
+        return "phone", normalise_mobile(text)
+    except ServiceError:
+        return "other", text.upper()
+
+
+class PasswordResetEntrypoints:
+    """Needs ``db``, ``clock``, ``keys``, ``config``, ``identity`` and
+    ``verification`` of the service."""
+
+    @property
+    def _questions_enabled(self):
+        return str(self.config.get("SECURITY_QUESTIONS_ENABLED", "true")).lower() in (
+            "1",
+            "true",
+            "yes",
+        )
+
+    def _reset_view(self, login):
+        """``(targets or None, methods, login key)`` for a login."""
+        kind, value = _login_shape(login)
+        login_key = self.keys.hash("login", kind, value)
+        targets = self.identity.reset_targets({"login": login})
+        if targets["found"]:
+            methods = domain.real_methods(targets, self._questions_enabled)
+            return targets, methods, login_key
+        digest = self.keys.digest("decoy-methods", kind, value)
+        methods = domain.decoy_methods(digest, kind, value, self._questions_enabled)
+        return None, methods, login_key
+
+    @rpc
+    def reset_methods(self, payload):
+        """The methods this login's account set up, masked; with none left
+        the alternatives (forgot-phone recovery, registering anew)."""
+        request = _METHODS.load(payload)
+        floor = self._floor()
+        _, methods, _ = self._reset_view(request["login"])
+        floor.wait()
+        return {"methods": methods, "alternatives": dict(_ALTERNATIVES)}
+
+    @rpc
+    def send_reset_code(self, payload):
+        """A ``reset_password`` code to the login's bound phone or email,
+        without the caller knowing the number: 202 with its mask."""
+        request = _CODE.load(payload)
+        floor = self._floor()
+        now = self.clock()
+        targets, methods, login_key = self._reset_view(request["login"])
+        method = next((m for m in methods if m["method"] == request["method"]), None)
+        if method is None:
+            floor.wait()
+            raise RuleViolation("method_unavailable", {"methods": _names(methods)})
+        cooldown = timedelta(
+            seconds=float(self.config.get("RESET_CODE_COOLDOWN_SECONDS", 60))
+        )
+        cool_key = f"reset-cooldown:{login_key}"
+        blocked = self.db.blocked_until([cool_key])
+        if blocked is not None and blocked > now:
+            floor.wait()
+            raise Throttled(
+                "resend_too_soon",
+                {"retry_after": max(1, int((blocked - now).total_seconds() + 0.999))},
+            )
+        self._throttle(domain.RESET_CODES_PER_LOGIN, login_key, now)
+        self.db.hit_throttle(cool_key, now - cooldown, now)
+        self.db.block(cool_key, now + cooldown)
+        if targets is not None:
+            channel = request["method"]
+            destination = targets["phone"] if channel == "sms" else targets["email"]
+            try:
+                self.verification.issue_code(
+                    {
+                        "channel": channel,
+                        "destination": destination,
+                        "purpose": "reset_password",
+                        "account_id": targets["account_id"],
+                        "client_ip": request["client_ip"],
+                    }
+                )
+            except Throttled as refusal:
+                # The destination's own quota (codes for other purposes today):
+                # answering differently would tell that the account exists.
+                log.warning("reset code not sent: %s", refusal.code)
+        self._audit("anonymous", targets["account_id"] if targets else None,
+                    "password_reset.code_requested", now, method=request["method"])  # fmt: skip
+        self.db.commit()
+        floor.wait()
+        return {
+            "method": request["method"],
+            "target": method["target"],
+            "resend_after": int(cooldown.total_seconds()),
+        }
+
+    @rpc
+    def reset_password(self, payload):
+        """Prove it (a code or the three answers) and set a new password; the
+        account's sessions all end and every bound channel hears of it."""
+        request = _RESET.load(payload)
+        floor = self._floor()
+        now = self.clock()
+        targets, methods, login_key = self._reset_view(request["login"])
+        if request["method"] not in _names(methods):
+            floor.wait()
+            raise RuleViolation("method_unavailable", {"methods": _names(methods)})
+        # The same rules for everybody, before any proof is used up.
+        self.identity.check_new_password({"password": request["new_password"]})
+        fail_key = domain.RESET_FAILURES_PER_LOGIN.key(login_key)
+        question_key = domain.QUESTION_FAILURES.key(login_key)
+        keys = (
+            [fail_key, question_key] if request["method"] == "questions" else [fail_key]
+        )
+        for key in keys:
+            policy = (
+                domain.QUESTION_FAILURES
+                if key == question_key
+                else domain.RESET_FAILURES_PER_LOGIN
+            )
+            refusal = domain.throttle_refusal(policy, self.db.blocked_until([key]), now)
+            if refusal is not None:
+                floor.wait()
+                raise refusal
+        try:
+            self._prove(request, targets)
+        except (RuleViolation, InvalidRequest) as wrong:
+            self._count_reset_failure(request["method"], login_key, now)
+            self.db.commit()
+            floor.wait()
+            raise wrong
+        self.identity.reset_password(
+            {
+                "account_id": targets["account_id"],
+                "password": request["new_password"],
+                "method": request["method"],
+                "client_ip": request["client_ip"],
+                "device_id": request["device_id"],
+            }
+        )
+        self.db.clear_throttle(fail_key)
+        self._audit("anonymous", targets["account_id"], "password_reset.done", now,
+                    method=request["method"])  # fmt: skip
+        self.db.commit()
+        return {"reset": True, "logged_in": False}
+
+    def _prove(self, request, targets):
+        if request["method"] == "questions":
+            correct = (
+                targets is not None
+                and self.identity.check_security_answers(
+                    {"account_id": targets["account_id"], "answers": request["answers"]}
+                )["correct"]
+            )
+            if not correct:
+                raise RuleViolation("answers_incorrect")
+            return
+        if targets is None:
+            raise RuleViolation("code_invalid")  # what a wrong code answers
+        destination = (
+            targets["phone"] if request["method"] == "sms" else targets["email"]
+        )
+        self.verification.check_code(
+            {
+                "destination": destination,
+                "purpose": "reset_password",
+                "code": request["code"],
+                "client_ip": request["client_ip"],
+            }
+        )
+
+    def _count_reset_failure(self, method, login_key, now):
+        policies = [domain.RESET_FAILURES_PER_LOGIN]
+        if method == "questions":
+            policies.append(domain.QUESTION_FAILURES)
+        for policy in policies:
+            key = policy.key(login_key)
+            row = self.db.hit_throttle(key, now - policy.window, now)
+            if row["failures"] >= policy.limit:
+                # The 3rd wrong set of answers locks the method for a day.
+                self.db.block(key, row["window_start"] + policy.window)
+
+
+def _names(methods):
+    return [m["method"] for m in methods]
