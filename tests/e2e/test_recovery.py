@@ -475,15 +475,26 @@ def test_password_reset_by_sms_ends_sessions_and_is_announced(api, inbox, studen
     assert reused.status_code == 422
 
 
+QUESTIONS = ("出生地？", "最喜欢的颜色？", "最喜欢的科目？")
+
+
+def set_questions(api, who, answers):
+    pairs = zip(QUESTIONS, answers, strict=True)
+    setq = api.put(
+        "/api/v1/me/security-questions",
+        json={
+            "password": PASSWORD,
+            "questions": [{"question": q, "answer": a} for q, a in pairs],
+        },  # fmt: skip
+        headers=who["auth"],
+    )
+    assert setq.status_code == 200, setq.text
+
+
 def test_password_reset_by_security_questions_locks_after_three(api, student):
     who = student(name="林冲")
     answers = ["北京", "红色", "数学"]
-    setq = api.put("/api/v1/me/security-questions", json={
-        "password": PASSWORD,
-        "questions": [{"question": q, "answer": a} for q, a in
-                      zip(["出生地？", "最喜欢的颜色？", "最喜欢的科目？"], answers)]},
-        headers=who["auth"])  # fmt: skip
-    assert setq.status_code == 200, setq.text
+    set_questions(api, who, answers)
     listed = api.get("/api/v1/password-resets/methods", params={"login": who["phone"]})
     questions = [m for m in listed.json()["methods"] if m["method"] == "questions"]
     assert questions and questions[0]["questions"][0] == "出生地?"  # NFKC-normalised
@@ -497,11 +508,7 @@ def test_password_reset_by_security_questions_locks_after_three(api, student):
     assert locked.status_code == 429 and locked.json()["code"] == "method_locked"
 
     other = student(name="鲁智深")
-    api.put("/api/v1/me/security-questions", json={
-        "password": PASSWORD,
-        "questions": [{"question": q, "answer": a} for q, a in
-                      zip(["出生地？", "最喜欢的颜色？", "最喜欢的科目？"], answers)]},
-        headers=other["auth"])  # fmt: skip
+    set_questions(api, other, answers)
     ok = api.post("/api/v1/password-resets", json={
         "login": other["phone"], "method": "questions", "answers": [" 北京", "紅色", "数学"],
         "new_password": NEW_PASSWORD})  # fmt: skip
@@ -569,7 +576,7 @@ def test_enumeration_timing_is_within_noise(api, student, school, enrolled):
         assert (
             timed(
                 "match-unknown",
-                lambda: start(
+                lambda i=i: start(
                     api, who["school_code"], who["student_number"] + f"x{i}", "包拯"
                 ),
             ).status_code
