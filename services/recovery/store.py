@@ -236,7 +236,7 @@ SELECT count(*)::int AS total,
 
 MARK_READ_SQL = """
 UPDATE inbox_messages SET read_at = %(now)s
- WHERE account_id = %(account_id)s AND id = ANY(%(ids)s) AND read_at IS NULL
+ WHERE account_id = %(account_id)s AND id = ANY(%(ids)s::uuid[]) AND read_at IS NULL
 """
 
 MESSAGE_FOR_UPDATE_SQL = f"""
