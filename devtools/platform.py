@@ -155,9 +155,11 @@ class Platform:
             check=True,
         )
 
-    def start_service(self, name):
+    def start_service(self, name, instance=None):
+        """One ``nameko run`` of service ``name``; ``instance`` names another
+        one of the same service (``recovery-2``), which shares its queues."""
         return self._spawn(
-            name,
+            name if instance is None else f"{name}-{instance}",
             [
                 sys.executable,
                 "-m",

@@ -586,3 +586,72 @@ def test_enumeration_timing_is_within_noise(api, student, school, enrolled):
     print("enumeration timing (ms):", medians)
     assert abs(medians["methods-known"] - medians["methods-unknown"]) < 25, medians
     assert abs(medians["match-known"] - medians["match-unknown"]) < 25, medians
+
+
+# -- concurrency -------------------------------------------------------------------
+@pytest.fixture
+def second_recovery(platform):
+    """A second recovery instance on the same queues (competing consumers)."""
+    platform.start_service("recovery", instance=2)
+    log = platform.log_dir / "recovery-2.log"
+    wait_until(lambda: log.exists() and "Connected to" in log.read_text(errors="replace"),
+               timeout=30, message="the second recovery instance")  # fmt: skip
+    yield platform
+    platform.stop_service("recovery-2")
+
+
+def test_two_vouches_at_once_over_two_instances_complete_once(
+    api, codes, inbox, school, enrolled, service_sql, second_recovery, platform
+):
+    """The last two vouches of a flow arrive together, on two instances:
+    exactly one completes it, one hand-over is applied, one notice set."""
+    import threading
+
+    vouchers = [enrolled(school, name=n) for n in ("甲一", "乙二", "丙三")]
+    rounds = 4
+    for round_no in range(rounds):
+        requester = enrolled(school, name="丁四", aged=False)
+        flow, share, new_phone = to_awaiting(api, codes, requester)
+        assert vouch(api, vouchers[0], share).json()["vouches"] == 1
+        barrier = threading.Barrier(2)
+        answers = [None, None]
+
+        def go(slot, who, share=share, barrier=barrier, answers=answers):
+            barrier.wait()
+            answers[slot] = vouch(api, who, share)
+
+        threads = [threading.Thread(target=go, args=(i, v))
+                   for i, v in enumerate(vouchers[1:])]  # fmt: skip
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        statuses = sorted(a.status_code for a in answers)
+        completed = [a for a in answers if a.status_code == 200]
+        assert statuses == [200, 409], [a.text for a in answers]
+        assert completed[0].json()["status"] == "completed"
+        loser = [a for a in answers if a.status_code == 409][0]
+        assert loser.json()["code"] == "recovery_step_invalid"
+        rid = flow["recovery_id"]
+        wait_until(lambda rid=rid: service_sql(
+            "identity", "SELECT 1 FROM account_recoveries WHERE recovery_id = %s", (rid,)),
+            message="identity applied the hand-over")  # fmt: skip
+        time.sleep(0.5)  # room for a second (wrong) hand-over or notice
+        vouches = service_sql("recovery", "SELECT count(*) AS n FROM vouches "
+                              "WHERE recovery_id = %s", (rid,))[0]["n"]  # fmt: skip
+        applied = service_sql("identity", "SELECT count(*) AS n FROM account_recoveries "
+                              "WHERE account_id = %s", (requester["account_id"],))[0]["n"]  # fmt: skip
+        notices = service_sql("identity", "SELECT count(*) AS n FROM notices WHERE "
+                              "account_id = %s AND kind = 'phone_recovered'",
+                              (requester["account_id"],))[0]["n"]  # fmt: skip
+        assert (vouches, applied, notices) == (2, 1, 1), round_no
+        told = wait_until(lambda p=new_phone: [m for m in inbox.messages(p)
+                                              if "两位同学" in m["body"]],
+                          message="the SMS to the new phone")  # fmt: skip
+        assert len(told) == 1
+    logs = {
+        name: (platform.log_dir / f"{name}.log").read_text(errors="replace")
+        for name in ("recovery", "recovery-2")
+    }
+    for name, text in logs.items():
+        assert "recovery.vouch ok" in text, f"{name} served no vouch"
