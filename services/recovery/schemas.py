@@ -107,7 +107,8 @@ class AccountRequest(_Strict):
 
 
 class PhotoRequest(AccountRequest):
-    photo_b64 = fields.String(required=True, validate=validate.Length(1, 12_000_000))
+    # Empty is an upload too (refused as photo_not_image, not as malformed).
+    photo_b64 = fields.String(required=True, validate=validate.Length(max=12_000_000))
 
 
 class AssistanceRequest(AccountRequest):
