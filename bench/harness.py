@@ -102,6 +102,7 @@ def load(
     warmup=20,
     headers=None,
     make_headers=None,
+    make_url=None,
 ):
     """Send ``requests_total`` requests from ``clients`` threads; latencies in ms.
 
@@ -119,7 +120,7 @@ def load(
         try:
             for _ in range(warmup):  # connections, warm caches, pools
                 session.request(
-                    method, url, data=_body(), headers=_headers(), timeout=30
+                    method, _url(), data=_body(), headers=_headers(), timeout=30
                 )
         finally:
             warmed.wait()
@@ -127,7 +128,7 @@ def load(
         while next(counter, None) is not None:
             started = time.perf_counter()
             answer = session.request(
-                method, url, data=_body(), headers=_headers(), timeout=30
+                method, _url(), data=_body(), headers=_headers(), timeout=30
             )
             elapsed = (time.perf_counter() - started) * 1000
             (mine if answer.status_code in expect else bad).append(
@@ -136,6 +137,9 @@ def load(
         with lock:
             latencies.extend(mine)
             failures.extend(bad)
+
+    def _url():
+        return make_url() if make_url is not None else url
 
     def _body():
         if make_body is not None:

@@ -20,11 +20,14 @@ Each of these runs under two load generators: the Python client
 * ``send_code``     — POST /api/v1/codes on the real platform vs ``floor``.
 * ``scim_create_user`` — POST /scim/v2/Users on the real platform vs ``floor``.
   (The registry's import and verification benchmarks: ``bench/registry.py``.)
+* ``phone_recovery_flow``, ``reset_methods`` — recovery on the real platform
+  (``bench/recovery.py``), the lookup vs ``floor``.
 * ``argon2id_hash``, ``register``, ``login`` — password work vs the hash
   rate of this machine measured in the same run (``bench/login.py``).
 
     python -m bench.run --only login      # just the login/registration part
     python -m bench.run --only send_code  # the floor and send_code only
+    python -m bench.run --only recovery   # the floor and the recovery benchmarks
 """
 
 import argparse
@@ -33,6 +36,7 @@ import psycopg2
 
 from bench.harness import Services, emit, load, wait_http
 from bench.login import login_benchmarks
+from bench.recovery import RECOVERY_BENCH_ENV, recovery_benchmarks
 from bench.wrk import SEND_CODE_LUA, run_wrk, wrk_available
 from services.common.testing import TestDatabases, TestVhost, check_infra, random_ref
 
@@ -160,6 +164,7 @@ def platform_benchmarks(floor_32, quick=False, only=None, floor_32_wrk=None):
         "CODE_PREFIX_SENDS_PER_MINUTE": "100000000",
         "GATEWAY_MAX_WORKERS": "64",
         "INTERNAL_API_TOKEN": BENCH_INTERNAL_TOKEN,
+        **RECOVERY_BENCH_ENV,
     }
     platform = Platform(
         env=env,
@@ -170,10 +175,12 @@ def platform_benchmarks(floor_32, quick=False, only=None, floor_32_wrk=None):
     )
     try:
         platform.start(wait=90)
-        if only != "login":
+        if only in (None, "send_code"):
             send_code_benchmark(platform, floor_32, quick, floor_32_wrk)
             scim_benchmark(platform, floor_32, quick)
-        if only != "send_code":
+        if only in (None, "recovery"):
+            recovery_benchmarks(platform, floor_32, BENCH_INTERNAL_TOKEN, quick)
+        if only in (None, "login"):
             login_benchmarks(platform, quick=quick)
         emit(
             {
@@ -290,7 +297,9 @@ def scim_benchmark(platform, floor_32, quick):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", choices=("login", "send_code"), default=None)
+    parser.add_argument(
+        "--only", choices=("login", "send_code", "recovery"), default=None
+    )
     args = parser.parse_args()
     if args.only == "login":
         platform_benchmarks(None, quick=args.quick, only="login")

@@ -37,6 +37,8 @@ from services.gateway.schemas import (
     ReviewSchema,
     ShareLinkSchema,
     VouchContextSchema,
+    VouchInvitationSchema,
+    VouchInvitedSchema,
     VouchResultSchema,
 )
 
@@ -204,6 +206,32 @@ class RecoveryEndpoints:
             {"recovery_id": recovery_id, "recovery_token": _recovery_token(request)}
         )
         return 200, reshape(PhoneRecoveryProgressSchema(), answer)
+
+    @endpoint(
+        "POST",
+        "/api/v1/phone-recoveries/{recovery_id}/invitations",
+        summary="Forgot phone: ask classmates (by student number) in their inbox",
+        tags=("recovery",),
+        request_schema=VouchInvitationSchema,
+        response_schema=VouchInvitedSchema,
+        status=202,
+        errors=(400, 404, 409, 503, 504),
+        path_schemas=RECOVERY_ID_PATH,
+        parameters=RECOVERY_TOKEN_HEADER,
+    )
+    def invite_vouchers(self, request, recovery_id):
+        """Up to 5 student numbers of the requester's school; each one that
+        is an account gets a `vouch_request` in its inbox (a yes there is a
+        vouch, with every guard). The answer does not say which numbers were
+        found. `curl -s -X POST localhost:8000/api/v1/phone-recoveries/$RID/invitations
+        -H "X-Recovery-Token: $RT" -H 'Content-Type: application/json'
+        -d '{"student_numbers": ["2024002", "2024003"]}'`"""
+        token = _recovery_token(request)
+        body = load_body(request, VouchInvitationSchema())
+        answer = self.recovery.invite_vouchers(
+            {**body, "recovery_id": recovery_id, "recovery_token": token}
+        )
+        return 202, reshape(VouchInvitedSchema(), answer)
 
     @endpoint(
         "GET",
@@ -447,13 +475,15 @@ class RecoveryEndpoints:
         tags=("recovery",),
         request_schema=InboxAnswerSchema,
         response_schema=InboxAnsweredSchema,
-        errors=(400, 401, 404, 409, 503, 504),
+        errors=(400, 401, 403, 404, 409, 429, 503, 504),
         auth="session",
         path_schemas=MESSAGE_ID_PATH,
     )
     def answer_message(self, request, message_id):
-        """The same answer again is a no-op; the other one is 409
-        `message_answered`. `curl -s -X POST localhost:8000/api/v1/me/inbox/$MID/answer
+        """A yes to an `assistance_request` confirms the classmate; a yes to a
+        `vouch_request` vouches (403 `not_eligible_voucher` as on the vouch
+        page, the message stays open). The same answer again is a no-op; the
+        other one is 409 `message_answered`. `curl -s -X POST localhost:8000/api/v1/me/inbox/$MID/answer
         -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json'
         -d '{"approve": true}'`"""
         account_id = self._principal(request)["account_id"]

@@ -1015,3 +1015,17 @@ class InboxAnsweredSchema(Schema):
 class InboxReadSchema(Schema):
     message_id = fields.UUID(required=True)
     read = fields.Boolean(required=True)
+
+
+class VouchInvitationSchema(Schema):
+    student_numbers = fields.List(
+        fields.String(validate=[validate.Length(1, 64), NOT_BLANK]),
+        required=True,
+        validate=validate.Length(1, 5),
+        metadata={"example": ["2024002", "2024003"]},
+    )
+
+
+class VouchInvitedSchema(Schema):
+    recovery_id = fields.UUID(required=True)
+    asked = fields.Integer(required=True)

@@ -26,6 +26,7 @@ from services.identity.schemas import (
     ResetPasswordRequest,
     ResetTargetsRequest,
     SecurityAnswersRequest,
+    StudentsLookupRequest,
 )
 
 __all__ = ["RecoveryEntrypoints"]
@@ -39,6 +40,7 @@ _ANSWERS = SecurityAnswersRequest()
 _RESET = ResetPasswordRequest()
 _CLASSMATE = ClassmateLookupRequest()
 _HANDOVER = RecoveryHandover()
+_STUDENTS = StudentsLookupRequest()
 
 _NOBODY = {"found": False}
 
@@ -179,6 +181,20 @@ class RecoveryEntrypoints:
             "class_name": account["class_name"],
             "registry_status": account["registry_status"],
         }
+
+    @rpc
+    def accounts_of_students(self, payload):
+        """Account ids of a school's students by number (the classmates a
+        forgot-phone requester invites to vouch); unknown numbers are left
+        out."""
+        request = _STUDENTS.load(payload)
+        school = request["school_code"].strip().upper()
+        found = {}
+        for number in dict.fromkeys(n.strip() for n in request["student_numbers"]):
+            account = self.db.live_account_by_student(school, number)
+            if account is not None:
+                found[number] = str(account["id"])
+        return {"accounts": found}
 
     # -- password reset --------------------------------------------------------------
     @rpc

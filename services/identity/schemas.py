@@ -318,3 +318,12 @@ class RecoveryHandover(_Strict):
     password_hash = fields.String(required=True, validate=validate.Length(1, 512))
     not_me_url = fields.String(required=True, validate=validate.Length(1, 2048))
     cancel_until = UtcDateTime(required=True)
+
+
+class StudentsLookupRequest(_Strict):
+    school_code = fields.String(required=True, validate=validate.Length(1, 32))
+    student_numbers = fields.List(
+        fields.String(validate=validate.Length(1, 64)),
+        required=True,
+        validate=validate.Length(1, 5),
+    )

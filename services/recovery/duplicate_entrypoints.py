@@ -348,8 +348,10 @@ class DuplicateEntrypoints:
             if message["answer"] == request["approve"]:
                 return {"message_id": str(message["id"]), "answer": message["answer"]}
             raise Conflict("message_answered", {"answer": message["answer"]})
-        assistance = self.db.assistance(str(message["ref_id"]))
         approve = request["approve"]
+        if message["kind"] == "vouch_request":
+            return self._answer_vouch_request(message, account_id, approve, now)
+        assistance = self.db.assistance(str(message["ref_id"]))
         if approve:
             me = self.identity.account_brief(account_id)
             requester = self.identity.account_brief(str(assistance["account_id"]))
@@ -378,6 +380,25 @@ class DuplicateEntrypoints:
                     request=assistance["id"], approve=approve)  # fmt: skip
         self.db.commit()
         return {"message_id": str(message["id"]), "answer": approve}
+
+    def _answer_vouch_request(self, message, account_id, approve, now):
+        """Yes: vouch (every guard of the share link applies, a refusal
+        leaves the message unanswered); no: declined, nothing else."""
+        message_id = str(message["id"])
+        if approve:
+            self.db.rollback()  # no lock on the message while others answer
+            self.vouch_from_inbox(
+                message,
+                account_id,
+                now,
+                lambda: self.db.answer_message(message_id, True, now),
+            )
+            return {"message_id": message_id, "answer": approve}
+        self.db.answer_message(message_id, False, now)
+        self._audit(f"account:{account_id}", None, "phone_recovery.vouch_declined",
+                    now, flow=message["ref_id"])  # fmt: skip
+        self.db.commit()
+        return {"message_id": message_id, "answer": approve}
 
     def purge_photos(self):
         purged = self.db.purge_photos(self.clock())

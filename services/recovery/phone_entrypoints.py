@@ -23,6 +23,7 @@ from services.common.rpc import rpc
 from services.recovery import domain
 from services.recovery.schemas import (
     FlowRequest,
+    InvitationRequest,
     NewPhoneRequest,
     NotMeRequest,
     ShareRequest,
@@ -38,6 +39,7 @@ _NEW_PHONE = NewPhoneRequest()
 _FLOW = FlowRequest()
 _SHARE = ShareRequest()
 _NOT_ME = NotMeRequest()
+_INVITE = InvitationRequest()
 
 
 class AnswerFloor:
@@ -311,15 +313,24 @@ class PhoneRecoveryEntrypoints:
 
     @rpc
     def vouch(self, payload):
-        """A classmate vouches. Exactly one completion however many vouches
-        arrive at once on however many instances: the flow row is locked, the
-        state checked again, and only the vouch that reaches the needed count
-        while the flow is still awaiting completes it."""
+        """A classmate vouches through the share link. Exactly one completion
+        however many vouches arrive at once on however many instances: the
+        flow row is locked, the state checked again, and only the vouch that
+        reaches the needed count while the flow is still awaiting completes
+        it."""
         request = _SHARE.load(payload)
         now = self.clock()
-        voucher_id = str(request["account_id"])
-        self._throttle(domain.VOUCH_ATTEMPTS, voucher_id, now)
+        self._throttle(domain.VOUCH_ATTEMPTS, str(request["account_id"]), now)
         flow = self._shared_flow(request["share_token"], now)
+        return self._vouch(
+            flow,
+            str(request["account_id"]),
+            lambda: self._shared_flow(request["share_token"], now, lock=True),
+            now,
+        )
+
+    def _vouch(self, flow, voucher_id, lock_flow, now, with_vouch=None):
+        """``with_vouch``: more work for the vouch's own transaction."""
         domain.require_step("vouch", flow["status"], flow["expires_at"], now)
         policy = self.policy
         requester_id = str(flow["account_id"])
@@ -342,7 +353,7 @@ class PhoneRecoveryEntrypoints:
         domain.require_voucher_allowed(domain.voucher_refusal(facts, now, policy))
         self.db.rollback()
 
-        flow = self._shared_flow(request["share_token"], now, lock=True)
+        flow = lock_flow()
         domain.require_step("vouch", flow["status"], flow["expires_at"], now)
         day = now.astimezone(domain.BEIJING).date().isoformat()
         if not self.db.bump_counter(f"vouch-day:{voucher_id}", day,
@@ -364,9 +375,14 @@ class PhoneRecoveryEntrypoints:
                 "phone_recovery_completed",
                 {"recovery_id": str(flow["id"]), "account_id": requester_id},
             )
+            # Waiting for the requester when they are back in.
+            self._message(requester_id, "phone_recovery_outcome", flow["id"],
+                          {"status": domain.COMPLETED}, False, now)  # fmt: skip
             self._audit("recovery", requester_id, "phone_recovery.completed", now,
                         flow=flow["id"])  # fmt: skip
             log.info("phone recovery %s completed", flow["id"])
+        if with_vouch is not None:
+            with_vouch()
         self.db.commit()
         return {
             "recovery_id": str(flow["id"]),
@@ -374,6 +390,62 @@ class PhoneRecoveryEntrypoints:
             "vouches_needed": flow["vouches_needed"],
             "status": status,
         }
+
+    @rpc
+    def invite_vouchers(self, payload):
+        """The requester names up to 5 classmates by student number: each
+        found one gets a vouch request in their inbox (answering yes there is
+        a vouch, with every check the share link has). Numbers that match no
+        account are silently left out (nothing tells who exists)."""
+        request = _INVITE.load(payload)
+        now = self.clock()
+        flow = self._requester_flow(request)
+        domain.require_step("vouch", flow["status"], flow["expires_at"], now)
+        found = self.identity.accounts_of_students(
+            {
+                "school_code": flow["school_code"],
+                "student_numbers": request["student_numbers"],
+            }  # fmt: skip
+        )["accounts"]
+        requester = self.keys.flow_sealer.open(flow["sealed_requester"])
+        new_phone = self.keys.flow_sealer.open(flow["sealed_new_phone"])
+        invited = 0
+        for account_id in dict.fromkeys(found.values()):
+            if account_id == str(flow["account_id"]):
+                continue
+            self._message(
+                account_id,
+                "vouch_request",
+                flow["id"],
+                {
+                    "requester_name": requester["name"],
+                    "requester_class": requester["class_name"],
+                    "new_phone_masked": mask_phone(new_phone),
+                },
+                True,
+                now,
+            )
+            invited += 1
+        self._audit("anonymous", flow["account_id"], "phone_recovery.invited", now,
+                    flow=flow["id"], count=invited)  # fmt: skip
+        self.db.commit()
+        return {
+            "recovery_id": str(flow["id"]),
+            "asked": len(request["student_numbers"]),
+        }
+
+    def vouch_from_inbox(self, message, account_id, now, with_vouch):
+        """A yes to a ``vouch_request`` in the inbox: the same vouch."""
+        flow = self.db.flow(str(message["ref_id"]))
+        if flow is None:
+            raise NotFound("recovery_not_found")
+        return self._vouch(
+            flow,
+            account_id,
+            lambda: self.db.flow(str(message["ref_id"]), lock=True),
+            now,
+            with_vouch,
+        )
 
     # -- completion: the hand-over to identity and "not me" -----------------------------
     @rpc

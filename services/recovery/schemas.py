@@ -149,3 +149,11 @@ class InboxAnswerRequest(AccountRequest):
 
 class InboxReadRequest(AccountRequest):
     message_id = fields.UUID(required=True)
+
+
+class InvitationRequest(FlowRequest):
+    student_numbers = fields.List(
+        fields.String(validate=validate.Length(1, 64)),
+        required=True,
+        validate=validate.Length(1, 5),
+    )
