@@ -320,7 +320,10 @@ class PhoneRecoveryEntrypoints:
         it."""
         request = _SHARE.load(payload)
         now = self.clock()
-        self._throttle(domain.VOUCH_ATTEMPTS, str(request["account_id"]), now)
+        attempts = domain.VOUCH_ATTEMPTS.with_limit(
+            self.config.get("VOUCH_ATTEMPTS_LIMIT", domain.VOUCH_ATTEMPTS.limit)
+        )
+        self._throttle(attempts, str(request["account_id"]), now)
         flow = self._shared_flow(request["share_token"], now)
         return self._vouch(
             flow,
