@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: install infra migrate run test unit integration e2e lint bench clean-test-data mutate dead-events
+.PHONY: install infra browser migrate run test unit integration e2e browser-tests lint bench clean-test-data mutate dead-events
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -16,6 +16,10 @@ $(VENV)/.installed: pyproject.toml
 
 infra:
 	bash scripts/ensure-infra.sh
+
+## Debian's chromium and a CJK font for the browser tier (installed when absent).
+browser:
+	bash scripts/ensure-browser.sh
 
 migrate: install infra
 	$(PY) -m services.common.migrate --all
@@ -36,11 +40,18 @@ integration: install infra
 	$(PYTEST) tests/integration
 
 e2e: install infra
-	$(PYTEST) tests/e2e
+	$(PYTEST) tests/e2e --ignore=tests/e2e/browser
+
+## The web pages in headless Chromium; screenshots in .artifacts/screenshots.
+## Its own process without eventlet: Playwright's sync driver and eventlet's
+## hub do not share a thread (the driver never stops under monkey-patching).
+browser-tests: install infra browser
+	TESTS_WITHOUT_EVENTLET=1 $(PYTEST) tests/e2e/browser
 
 ## Every tier, against real RabbitMQ and PostgreSQL. CI runs exactly this.
-test: install infra lint
-	$(PYTEST) tests/unit tests/integration tests/e2e
+test: install infra browser lint
+	$(PYTEST) tests/unit tests/integration tests/e2e --ignore=tests/e2e/browser
+	TESTS_WITHOUT_EVENTLET=1 $(PYTEST) tests/e2e/browser
 
 bench: install infra
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || { echo "[bench] FATAL: cannot install wrk" >&2; exit 1; }

@@ -120,6 +120,10 @@ class Platform:
         # argon2's 19 MiB per hash would stay in per-thread malloc arenas.
         self.env.setdefault("MALLOC_ARENA_MAX", "2")
         self.gateway_url = f"http://{gateway_address}"
+        # Links in messages (share, "not me") point at this gateway, and a
+        # development run serves pages over plain HTTP on loopback.
+        self.env.setdefault("PUBLIC_BASE_URL", self.gateway_url)
+        self.env.setdefault("WEB_COOKIE_SECURE", "false")
         self.capture_url = f"http://127.0.0.1:{capture_http_port}"
         self.capture_ports = (capture_http_port, capture_smtp_port)
         if with_capture:  # the verification service delivers to the capture server

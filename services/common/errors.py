@@ -438,6 +438,15 @@ MESSAGES = {
     "message_not_found": ("未找到该消息", "No such message."),
     "message_needs_no_answer": ("该消息无需答复", "This message needs no answer."),
     "message_answered": ("该消息已答复", "This message was already answered."),
+    # -- web pages ---------------------------------------------------------
+    "csrf_failed": (
+        "页面已过期，请刷新后重试",
+        "The page is stale (CSRF check failed); reload and retry.",
+    ),
+    "json_required": (
+        "请求须为 JSON（Content-Type: application/json）",
+        "This request must be JSON (Content-Type: application/json).",
+    ),
 }
 
 

@@ -15,6 +15,7 @@ import time
 
 from nameko.extensions import DependencyProvider
 
+from services.common.crypto import keyed_hash
 from services.common.errors import Forbidden, InvalidRequest, Unauthenticated
 from services.common.roles import admin_of
 from services.common.vocabulary import DEVICE_ID_PATTERN
@@ -22,6 +23,9 @@ from services.common.vocabulary import DEVICE_ID_PATTERN
 __all__ = [
     "SessionCache",
     "bearer_token",
+    "session_token",
+    "check_csrf",
+    "csrf_token",
     "device_id",
     "require_internal",
     "require_admin_of",
@@ -40,8 +44,45 @@ def bearer_token(request):
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 
 
+SESSION_COOKIE = "sid"
+CSRF_COOKIE = "csrf"
+DEVICE_COOKIE = "did"
+SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
+
+
+def session_token(request):
+    """``(token, from_cookie)``: the bearer token of an app, or the session
+    cookie a page login set."""
+    if request.headers.get("Authorization"):
+        return bearer_token(request), False
+    token = (request.cookies.get(SESSION_COOKIE) or "").strip()
+    if not token:
+        raise Unauthenticated("unauthenticated")
+    return token, True
+
+
+def csrf_token(key, session):
+    """What a page must echo in ``X-CSRF-Token`` for a cookie session: bound
+    to that session by HMAC, readable by the page (cookie ``csrf``) and by
+    no other site."""
+    return keyed_hash(key, "csrf", session)[:43]
+
+
+def check_csrf(request, key, session):
+    """A state-changing request carried by the cookie must prove it comes
+    from our own page (double submit, bound to the session)."""
+    if request.method in SAFE_METHODS:
+        return
+    given = (request.headers.get("X-CSRF-Token") or "").strip()
+    if not hmac.compare_digest(given.encode(), csrf_token(key, session).encode()):
+        raise Forbidden("csrf_failed")
+
+
 def device_id(request, required=False):
     value = (request.headers.get("X-Device-Id") or "").strip()
+    if not value:
+        # A browser without an app: the device cookie the pages set.
+        value = (request.cookies.get(DEVICE_COOKIE) or "").strip()
     if not value:
         if required:
             raise InvalidRequest("device_id_required")

@@ -222,6 +222,13 @@ class ProblemWsgiApp(WsgiApp):
 
             request = Request(environ)
             code = "method_not_allowed" if exc.code == 405 else "not_found"
+            request_id = clean_request_id(request.headers.get("X-Request-Id"))
+            from services.gateway.pages import render_html_error, wants_html
+
+            if wants_html(request):  # a person's browser: the 404 page
+                response = render_html_error(request, exc.code, code, None, request_id)
+                response.headers["X-Request-Id"] = request_id
+                return response(environ, start_response)
             response = error_response(exc.code, code, request)
             if exc.code == 405 and getattr(exc, "valid_methods", None):
                 # RFC 9110 §15.5.6: a 405 lists the methods the resource has.

@@ -287,6 +287,14 @@ class LoginSchema(Schema):
         load_default=None, allow_none=False, validate=validate.Length(1, 8192)
     )
     code = fields.String(load_default=None, allow_none=False, **CODE_FIELD)
+    web_session = StrictBoolean(
+        load_default=False,
+        metadata={
+            "description": "a page login: the session goes into an HttpOnly "
+            "cookie (sid) with its CSRF token (cookie csrf, echoed as "
+            "X-CSRF-Token on every change); needs Content-Type: application/json"
+        },
+    )
 
     @validates_schema
     def one_way_in(self, data, **kwargs):
@@ -294,7 +302,14 @@ class LoginSchema(Schema):
 
 
 class SessionSchema(Schema):
-    token = fields.String(required=True)
+    token = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "null for a web_session: it is in an HttpOnly cookie"},
+    )
+    web_session = fields.Boolean(
+        metadata={"description": "true when the session went into cookies"}
+    )
     session_id = fields.UUID(required=True)
     account_id = fields.UUID(required=True)
     expires_at = fields.AwareDateTime(required=True)

@@ -1,8 +1,10 @@
 """The gateway: the platform's only HTTP surface. It keeps no state of its
 own; every answer comes from a back-end service over RPC with a deadline."""
 
+import base64
 import logging
 import time
+from datetime import datetime
 
 from marshmallow import ValidationError
 from nameko.dependency_providers import Config
@@ -22,15 +24,22 @@ from services.common.rpc import ServiceRpc
 
 # Modules, not classes: `nameko run` takes every class with entrypoints in
 # this module's namespace for a service of its own.
-from services.gateway import admin, internal, registry, school, scim
+from services.gateway import admin, internal, pages, registry, school, scim
 from services.gateway import recovery as recovery_surface
 from services.gateway.auth import (
     SessionCache,
-    bearer_token,
+    check_csrf,
     device_id,
     require_internal,
+    session_token,
 )
-from services.gateway.http import client_ip, endpoint, load_body, reshape
+from services.gateway.http import (
+    client_ip,
+    endpoint,
+    json_response,
+    load_body,
+    reshape,
+)
 from services.gateway.openapi import build_spec, render_docs
 from services.gateway.schemas import (
     AccountCreatedSchema,
@@ -65,6 +74,7 @@ from services.gateway.schemas import (
     StudentNumberRegistrationSchema,
     UsernameRecoverySchema,
 )
+from services.gateway.web import WebCookies
 
 __all__ = ["GatewayService", "BACKEND_SERVICES"]
 
@@ -80,6 +90,7 @@ class GatewayService(
     scim.ScimEndpoints,
     registry.RegistryEndpoints,
     recovery_surface.RecoveryEndpoints,
+    pages.PageEndpoints,
 ):
     """HTTP entrypoints; one ``ServiceRpc`` per back-end service. Student-app
     endpoints are here; operations, admins, school systems and recovery have
@@ -99,8 +110,12 @@ class GatewayService(
     sessions = SessionCache()
 
     def _principal(self, request):
-        """The caller's session, from the cache or from ``identity``."""
-        token = bearer_token(request)
+        """The caller's session, from the cache or from ``identity``: an app's
+        bearer token, or a page's session cookie (then a state-changing
+        request must carry its CSRF token)."""
+        token, from_cookie = session_token(request)
+        if from_cookie:
+            check_csrf(request, self._csrf_key(), token)
         device = device_id(request)
         principal = self.sessions.get(token, device)
         if principal is None:
@@ -109,6 +124,9 @@ class GatewayService(
             )
             self.sessions.put(token, device, principal)
         return principal
+
+    def _csrf_key(self):
+        return base64.b64decode(self.config.get("GATEWAY_CSRF_KEY", ""))
 
     def _account_call(self, request, method, answer_schema, request_schema=None):
         """The caller's account through ``identity.<method>``: with the body
@@ -346,6 +364,11 @@ class GatewayService(
         -d '{"login": "13812345678", "password": "a long secret"}'`
         """
         body = load_body(request, LoginSchema())
+        web_session = body.pop("web_session")
+        if web_session and request.mimetype != "application/json":
+            # A cross-site form cannot send JSON without a preflight we never
+            # answer: no logging a browser into someone else's account.
+            raise InvalidRequest("json_required")
         answer = self.identity.login(
             {
                 **body,
@@ -353,7 +376,15 @@ class GatewayService(
                 "client_ip": client_ip(request, self.config),
             }
         )
-        return 201, reshape(SessionSchema(), answer)
+        session = reshape(SessionSchema(), answer)
+        if not web_session:
+            return 201, session
+        # A page login: the token goes into an HttpOnly cookie, not the page.
+        response = json_response(201, {**session, "token": None, "web_session": True})
+        WebCookies(self.config).set_session(
+            response, answer["token"], datetime.fromisoformat(answer["expires_at"])
+        )
+        return response
 
     @endpoint(
         "DELETE",
@@ -370,7 +401,9 @@ class GatewayService(
         principal = self._principal(request)
         self.identity.logout(principal["session_id"])
         self.sessions.evict_account(principal["account_id"])
-        return 204, None
+        response = Response(status=204)
+        WebCookies(self.config).clear_session(response)
+        return response
 
     @endpoint(
         "DELETE",
