@@ -7,6 +7,7 @@ desktop size go to ``.artifacts/screenshots`` (not committed).
 If Chromium cannot start the tier fails; it never skips."""
 
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -118,6 +119,10 @@ def code_in(inbox, to, before):
 
 def sign_in(page, login, password=PASSWORD, inbox=None, phone=None):
     """Log in through the login page (with the new-device code when asked)."""
+    if phone:
+        # The register code went to this phone moments ago: the new-device
+        # code is sent once its cooldown (1 s on the e2e platform) is over.
+        time.sleep(1.1)
     page.goto("/login")
     page.fill("#f-login", login)
     page.fill("#f-password", password)
