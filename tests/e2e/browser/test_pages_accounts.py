@@ -60,7 +60,9 @@ def test_log_in_from_a_new_device_in_english(person, inbox, student, shots):
     page.fill("#f-password", "a wrong password")
     page.click("form button.primary")
     expect(page.locator(".form-error, #e-login")).not_to_have_count(0)
-    expect(page.locator("#e-login")).to_contain_text("password")  # English, from the code
+    expect(page.locator("#e-login")).to_contain_text(
+        "password"
+    )  # English, from the code
     assert not re.search(r"[\u4e00-\u9fff]", page.inner_text("#e-login"))
     page.fill("#f-password", PASSWORD)
     time.sleep(1.1)  # past the register code's cooldown (1 s here)
