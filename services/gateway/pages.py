@@ -10,6 +10,7 @@ link in the address bar must not leak to anything the page loads or links
 to). Pages are not in the OpenAPI document: they are not an API."""
 
 import functools
+import io
 import json
 import mimetypes
 import re
@@ -340,8 +341,10 @@ class PageEndpoints:
         own = data.startswith(base + "/") if base else data.startswith(request.host_url)
         if not own or len(data) > 512:
             return render_html_error(request, 404, "not_found", self.config)
-        out = segno.make(data, error="m").svg_inline(scale=4, border=2)
-        response = Response(out, content_type="image/svg+xml")
+        out = io.BytesIO()
+        # A standalone SVG (with its namespace): what an <img> can show.
+        segno.make(data, error="m").save(out, kind="svg", scale=4, border=2)
+        response = Response(out.getvalue(), content_type="image/svg+xml")
         response.headers.update(SECURITY_HEADERS)
         return response
 

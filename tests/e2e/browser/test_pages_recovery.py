@@ -47,6 +47,9 @@ def test_forgot_phone_with_two_classmates_in_three_browsers(
     expect(page.locator("#share-qr")).to_have_attribute("src", re.compile("qr.svg"))
     qr = requests.get(page.locator("#share-qr").evaluate("img => img.src"), timeout=10)
     assert qr.status_code == 200 and qr.headers["Content-Type"].startswith("image/svg")
+    # Drawn in the page (a broken image has no natural size).
+    expect(page.locator("#share-qr")).to_have_js_property("complete", True)
+    assert page.locator("#share-qr").evaluate("img => img.naturalWidth") > 50
     page.click("#copy-share")
     expect(page.locator("#copied")).not_to_be_empty()
     expect(page.locator("[data-field=vouches]").first).to_have_text("0")
