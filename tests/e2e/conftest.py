@@ -335,3 +335,76 @@ def staff(api, internal_auth, student):
         return who
 
     return make
+
+
+# -- enrolled students (recovery and the browser tier) ----------------------------
+CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+STUDENT_EXT = (
+    "urn:student-selfservice:params:scim:schemas:extension:student:2.0:Student"
+)
+
+
+@pytest.fixture
+def age(service_sql):
+    """``age(account_id, days=30, account=True, verification=True)``: move an
+    account's creation and/or its registry verification back in time (a
+    voucher must not be new)."""
+
+    def move(account_id, days=30, account=True, verification=True):
+        if account:
+            service_sql(
+                "identity",
+                "UPDATE accounts SET created_at = created_at - %s * interval '1 day'"
+                " WHERE id = %s",
+                (days, account_id),
+            )
+        if verification:
+            service_sql(
+                "registry_sync",
+                "UPDATE verifications SET verified_since = verified_since"
+                " - %s * interval '1 day' WHERE account_id = %s",
+                (days, account_id),
+            )
+
+    return move
+
+
+@pytest.fixture
+def enrolled(api, student, age):
+    """``enrolled(school, class_name, name, aged=True)``: a registered account,
+    pushed by its school over SCIM, registry-verified, identity told;
+    ``aged`` moves its creation and verification 30 days back."""
+
+    def make(school, class_name="一班", name="王小明", email=None, aged=True):
+        code, token = school
+        number = "S" + uuid.uuid4().hex[:10]
+        who = student(name=name, email=email)
+        pushed = api.post(
+            "/scim/v2/Users",
+            json={
+                "schemas": [CORE_USER, STUDENT_EXT],
+                "userName": number,
+                "name": {"formatted": name},
+                STUDENT_EXT: {"studentNumber": number, "className": class_name},
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert pushed.status_code == 201, pushed.text
+        answer = api.post(
+            "/api/v1/me/registry-verification",
+            json={"school_code": code, "student_number": number, "name": name},
+            headers=who["auth"],
+        )
+        assert answer.json()["status"] == "passed", answer.text
+        wait_until(
+            lambda: (
+                api.get("/api/v1/me", headers=who["auth"]).json()["student_number"]
+                == number
+            ),
+            message="identity learns the registry result",
+        )
+        if aged:
+            age(who["account_id"])
+        return {**who, "school_code": code, "student_number": number}
+
+    return make

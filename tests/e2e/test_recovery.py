@@ -12,76 +12,11 @@ import pytest
 
 from services.common.testing import random_client_ip, random_phone, wait_until
 
-CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
-STUDENT = "urn:student-selfservice:params:scim:schemas:extension:student:2.0:Student"
 PASSWORD = "a long enough secret"
 NEW_PASSWORD = "a brand new secret 2026"
 
 
-# -- helpers ------------------------------------------------------------------------
-def push(api, token, number, name, class_name):
-    answer = api.post(
-        "/scim/v2/Users",
-        json={
-            "schemas": [CORE_USER, STUDENT],
-            "userName": number,
-            "name": {"formatted": name},
-            STUDENT: {"studentNumber": number, "className": class_name},
-        },
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert answer.status_code == 201, answer.text
-
-
-@pytest.fixture
-def enrolled(api, student, service_sql):
-    """``enrolled(school, class_name, name, aged=True)``: a registered account,
-    pushed by its school, registry-verified, identity told; ``aged`` moves its
-    creation and verification 30 days back (a voucher must not be new)."""
-
-    def make(school, class_name="一班", name="王小明", email=None, aged=True):
-        code, token = school
-        number = "S" + uuid.uuid4().hex[:10]
-        who = student(name=name, email=email)
-        push(api, token, number, name, class_name)
-        answer = api.post(
-            "/api/v1/me/registry-verification",
-            json={"school_code": code, "student_number": number, "name": name},
-            headers=who["auth"],
-        )
-        assert answer.json()["status"] == "passed", answer.text
-        wait_until(
-            lambda: (
-                api.get("/api/v1/me", headers=who["auth"]).json()["student_number"]
-                == number
-            ),
-            message="identity learns the registry result",
-        )
-        if aged:
-            age(service_sql, who["account_id"])
-        return {**who, "school_code": code, "student_number": number}
-
-    return make
-
-
-def age(service_sql, account_id, days=30, account=True, verification=True):
-    if account:
-        service_sql(
-            "identity",
-            "UPDATE accounts SET created_at = created_at - %s * interval '1 day'"
-            " WHERE id = %s",
-            (days, account_id),
-        )
-    if not verification:
-        return
-    service_sql(
-        "registry_sync",
-        "UPDATE verifications SET verified_since = verified_since - %s * interval '1 day'"
-        " WHERE account_id = %s",
-        (days, account_id),
-    )
-
-
+# -- helpers (``enrolled`` and ``age`` are fixtures of tests/e2e/conftest.py) -----
 def from_ip():
     return {"X-Forwarded-For": random_client_ip()}
 
@@ -355,15 +290,15 @@ def test_flow_tokens_links_and_cancel(api, codes, school, enrolled):
     )
 
 
-def test_voucher_guards(api, codes, school, onboard, enrolled, service_sql):
+def test_voucher_guards(api, codes, school, onboard, enrolled, service_sql, age):
     requester = enrolled(school, class_name="二班", name="孙悟空", aged=False)
     _, share, _ = to_awaiting(api, codes, requester)
     other_class = enrolled(school, class_name="三班", name="猪八戒")
     other_school = enrolled(onboard(), class_name="二班", name="沙和尚")
     new_account = enrolled(school, class_name="二班", name="白龙马", aged=False)
-    age(service_sql, new_account["account_id"], account=False)
+    age(new_account["account_id"], account=False)
     new_verified = enrolled(school, class_name="二班", name="红孩儿", aged=False)
-    age(service_sql, new_verified["account_id"], verification=False)
+    age(new_verified["account_id"], verification=False)
     capped_day = enrolled(school, class_name="二班", name="唐三藏")
     capped_term = enrolled(school, class_name="二班", name="观世音")
     unverified = enrolled(school, class_name="二班", name="牛魔王")

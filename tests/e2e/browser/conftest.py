@@ -8,20 +8,15 @@ If Chromium cannot start the tier fails; it never skips."""
 
 import shutil
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-
-from services.common.testing import wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 SHOTS = ROOT / ".artifacts" / "screenshots"
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 860}
 PASSWORD = "a long enough secret"
-CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
-STUDENT = "urn:student-selfservice:params:scim:schemas:extension:student:2.0:Student"
 
 
 @pytest.fixture(scope="session")
@@ -136,55 +131,3 @@ def sign_in(page, login, password=PASSWORD, inbox=None, phone=None):
         page.fill("#f-code", inbox.code(phone, before))
         page.click("form button.primary")
         page.locator("body:not([data-page=login])").wait_for()
-
-
-@pytest.fixture
-def enrolled(api, student, service_sql):
-    """A registered account its school pushed and that passed registry
-    verification; ``aged`` moves its creation and verification a month back
-    (vouchers must not be new)."""
-
-    def make(school, class_name="一班", name="王小明", email=None, aged=True):
-        code, token = school
-        number = "S" + uuid.uuid4().hex[:10]
-        who = student(name=name, email=email)
-        answer = api.post(
-            "/scim/v2/Users",
-            json={
-                "schemas": [CORE_USER, STUDENT],
-                "userName": number,
-                "name": {"formatted": name},
-                STUDENT: {"studentNumber": number, "className": class_name},
-            },
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        assert answer.status_code == 201, answer.text
-        verified = api.post(
-            "/api/v1/me/registry-verification",
-            json={"school_code": code, "student_number": number, "name": name},
-            headers=who["auth"],
-        )
-        assert verified.json()["status"] == "passed", verified.text
-        wait_until(
-            lambda: (
-                api.get("/api/v1/me", headers=who["auth"]).json()["student_number"]
-                == number
-            ),
-            message="identity learns the registry result",
-        )
-        if aged:
-            service_sql(
-                "identity",
-                "UPDATE accounts SET created_at = created_at - interval '30 days' "
-                "WHERE id = %s",
-                (who["account_id"],),
-            )
-            service_sql(
-                "registry_sync",
-                "UPDATE verifications SET verified_since = verified_since - "
-                "interval '30 days' WHERE account_id = %s",
-                (who["account_id"],),
-            )
-        return {**who, "school_code": code, "student_number": number}
-
-    return make

@@ -150,3 +150,29 @@ def test_reset_my_password_by_sms(person, inbox, student, shots):
     shots(page, "reset-done")
     sign_in(page, who["phone"], "a fresh password 99", inbox, who["phone"])
     expect(page.locator("dd[data-field=name]")).to_have_text("张飞")
+
+
+def test_my_account_changes_email_and_shows_what_is_locked(
+    person, inbox, student, shots
+):
+    who = student(name="孔明")
+    page = person()
+    sign_in(page, who["phone"], inbox=inbox, phone=who["phone"])
+    expect(page.locator("li[data-permission=name]")).to_contain_text("可修改")
+    expect(page.locator("#unmet")).to_have_count(1)
+    address = f"km{uuid.uuid4().hex[:6]}@school.edu.cn"
+    form = page.locator("form[data-api='PUT /api/v1/me/email']")
+    form.locator("input[name=password]").fill("a wrong one")
+    form.locator("input[name=new_email]").fill(address)
+    before = len(inbox.messages(address))
+    form.locator("button[data-code-purpose=change_email]").click()
+    form.locator("input[name=code]").fill(inbox.code(address, before))
+    form.locator("button.primary").click()
+    expect(form.locator("[data-error-for=password]")).to_contain_text("密码")
+    form.locator("input[name=password]").fill(PASSWORD)
+    form.locator("button.primary").click()
+    expect(page.locator("dd[data-field=email_masked]")).to_have_text(
+        address[0] + "***@school.edu.cn"
+    )
+    shots(page, "account-email")
+    assert not page.errors, page.errors
