@@ -22,6 +22,7 @@ import base64
 import io
 import json
 import logging
+import multiprocessing
 import os
 import sys
 import time
@@ -169,7 +170,7 @@ class Import:
     def students(self, users, student_ids, version):
         """Stage the student rows with COPY, drop the ones that clash, upsert
         the rest (newest dateLastModified wins)."""
-        staged = []
+        rows = []
         for row in users.rows:
             # 1.1 has a role column; 1.2 says it in roles.csv.
             if row["role"]:
@@ -179,7 +180,9 @@ class Import:
             if not is_student:
                 self.count("users", skipped=1, kept=-1)
                 continue
-            staged.append(self._student_tuple(row))
+            rows.append(row)
+        staged, problems = self._student_tuples(rows)
+        self.errors.extend(problems)
         with self.cursor() as cur:
             cur.execute(sql.STAGE_STUDENTS_STAGE)
             copy_rows(cur, "stage_students", sql.STAGE_STUDENT_COLUMNS, staged)
@@ -214,20 +217,44 @@ class Import:
                 )
                 self.count("users", deactivated=cur.rowcount)
 
+    def _student_tuples(self, rows):
+        """``(tuples, row errors)`` for the staging COPY. Normalising, sealing
+        and hashing each ID number and building each document is CPU work of
+        this process alone: a large file is split over a pool of forked
+        processes (``IMPORT_CPUS``, default every core), each building the
+        tuples of a contiguous slice."""
+        cpus = int(os.environ.get("IMPORT_CPUS") or os.cpu_count() or 1)
+        least = int(os.environ.get("IMPORT_PARALLEL_FROM_ROWS") or PARALLEL_FROM_ROWS)
+        if cpus < 2 or len(rows) < least:
+            return _tuples_of(self, rows)
+        size = -(-len(rows) // cpus)
+        slices = [rows[i : i + size] for i in range(0, len(rows), size)]
+        global _FORKED_IMPORT
+        _FORKED_IMPORT = self  # what the forked workers inherit
+        try:
+            with multiprocessing.get_context("fork").Pool(len(slices)) as pool:
+                parts = pool.map(_tuples_of_slice, slices)
+        finally:
+            _FORKED_IMPORT = None
+        tuples, errors = [], []
+        for part_tuples, part_errors in parts:
+            tuples.extend(part_tuples)
+            errors.extend(part_errors)
+        return tuples, errors
+
     def _student_tuple(self, row):
+        """``(tuple, row error or None)`` of one student row."""
         number = row["id_number"]
-        normalised, problem = (None, None)
+        normalised, problem, error = (None, None, None)
         if number:
             normalised, problem = scim._sealable_id(row["id_type"], number, self.today)
             if problem:
-                self.errors.append(
-                    oneroster.RowError(
-                        "users",
-                        row["line"],
-                        "metadata.idNumber",
-                        f"{problem} (kept; it will never match a student's ID)",
-                        kept=True,
-                    )
+                error = oneroster.RowError(
+                    "users",
+                    row["line"],
+                    "metadata.idNumber",
+                    f"{problem} (kept; it will never match a student's ID)",
+                    kept=True,
                 )
                 normalised = None
         formatted = row["formatted_name"]
@@ -283,7 +310,7 @@ class Import:
             row["enrollment_year"],
             json.dumps(doc, ensure_ascii=False),
             row["modified"],
-        )
+        ), error
 
     def enrollments(self, parsed, current_terms, has_terms):
         with self.cursor() as cur:
@@ -464,6 +491,28 @@ class Import:
                 },
             )
         self.conn.commit()
+
+
+# Below this many students the pool's start-up costs more than it saves
+# (IMPORT_PARALLEL_FROM_ROWS moves it; the e2e tier sets it low so that every
+# import there goes through the pool).
+PARALLEL_FROM_ROWS = 5000
+_FORKED_IMPORT = None
+
+
+def _tuples_of(job, rows):
+    tuples, errors = [], []
+    for row in rows:
+        staged, error = job._student_tuple(row)
+        tuples.append(staged)
+        if error is not None:
+            errors.append(error)
+    return tuples, errors
+
+
+def _tuples_of_slice(rows):
+    """In a forked pool worker: the inherited import builds its slice."""
+    return _tuples_of(_FORKED_IMPORT, rows)
 
 
 def _ids(parsed):

@@ -66,6 +66,9 @@ def platform(tmp_path_factory, wechat_key):
         # Recovery: the timing test asks one target 20 times and the
         # throttle test 26; the cap tests seed their counters to these.
         "RECOVERY_MATCH_TARGET_LIMIT": "25",
+        # Every OneRoster import here builds its rows in the process pool
+        # (large files do; the sample sets are small).
+        "IMPORT_PARALLEL_FROM_ROWS": "2",
         "VOUCH_DAILY_CAP": "10",
         "VOUCH_TERM_CAP": "10",
         "LINK_WECHAT_PUBLIC_KEY_B64": base64.b64encode(

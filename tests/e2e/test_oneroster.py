@@ -341,3 +341,33 @@ def test_a_pending_verification_passes_when_the_roster_arrives(api, school, stud
     while settled()["status"] == "pending" and time.monotonic() < deadline:
         time.sleep(0.1)
     assert settled()["status"] == "passed", settled()
+
+
+def test_a_flawed_id_number_is_kept_flagged_and_reported_with_its_line(
+    api, school, service_sql
+):
+    """The row errors of the ID numbers come back from the process pool that
+    builds the rows (the e2e platform sends every import through it)."""
+    code, token = school
+    good = random_resident_id(2008)
+    bad = good[:-1] + ("0" if good[-1] != "0" else "1")  # a wrong check character
+    done = imported(
+        api,
+        token,
+        zipped(
+            {
+                "manifest.csv": manifest(),
+                "users.csv": USERS_11
+                + user("f1", "F1", "一", id_number=good)
+                + user("f2", "F2", "二", id_number=bad)
+                + user("f3", "F3", "三"),
+            }
+        ),
+    )
+    assert done["status"] == "succeeded", done
+    flagged = [e for e in done["errors"] if e["field"] == "metadata.idNumber"]
+    assert len(flagged) == 1 and flagged[0]["line"] == 3 and flagged[0]["kept"], done
+    rows = students(service_sql, code)
+    assert set(rows) == {"f1", "f2", "f3"}
+    assert rows["f1"]["id_hash"] and rows["f2"]["id_hash"] is None
+    assert rows["f2"]["id_problem"]
