@@ -337,6 +337,21 @@ def require_not_limited(status):
         raise Conflict("not_duplicate_pending", {"status": status})
 
 
+# -- duplicate ID: who may assist ------------------------------------------------------
+def classmate_may_assist(requester, classmate):
+    """A classmate named for duplicate-ID assistance must be someone else's
+    live, registry-verified account of the requester's school. One answer
+    for every failure (the requester learns nothing about who is who)."""
+    return bool(
+        classmate.get("found")
+        and classmate["account_id"] != requester["account_id"]
+        and classmate["status"] == "active"
+        and classmate["registry_status"] == "passed"
+        and requester.get("school_code")
+        and classmate["school_code"] == requester["school_code"]
+    )
+
+
 # -- reviews ------------------------------------------------------------------------
 def review_service_level(created_at):
     """What the student is promised: an answer within two working days

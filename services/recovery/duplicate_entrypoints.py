@@ -146,13 +146,7 @@ class DuplicateEntrypoints:
         mate = self.identity.find_classmate(
             {"phone": request["classmate_phone"], "name": request["classmate_name"]}
         )
-        if (
-            not mate["found"]
-            or mate["account_id"] == account_id
-            or mate["status"] != "active"
-            or mate["registry_status"] != "passed"
-            or mate["school_code"] != me["school_code"]
-        ):
+        if not domain.classmate_may_assist(me, mate):
             raise RuleViolation(
                 "classmate_not_eligible",
                 {

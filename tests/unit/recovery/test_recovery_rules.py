@@ -249,3 +249,29 @@ def test_reviews_promise_two_working_days(created, answer_by):
     level = domain.review_service_level(created)
     assert level["answer_by"] == answer_by
     assert "2" in level["promise_zh"] and "2 working days" in level["promise_en"]
+
+
+ME = {"account_id": "a", "school_code": "BJ1"}
+MATE = {"found": True, "account_id": "b", "status": "active",
+        "registry_status": "passed", "school_code": "BJ1"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "change, allowed",
+    [
+        ({}, True),
+        ({"found": False}, False),
+        ({"account_id": "a"}, False),
+        ({"status": "duplicate_pending"}, False),
+        ({"registry_status": "pending"}, False),
+        ({"school_code": "BJ2"}, False),
+    ],
+)
+def test_who_may_assist_with_a_duplicate(change, allowed):
+    assert domain.classmate_may_assist(ME, {**MATE, **change}) is allowed
+
+
+def test_no_school_no_assistance():
+    assert not domain.classmate_may_assist(
+        {"account_id": "a", "school_code": None}, MATE
+    )
