@@ -51,6 +51,21 @@ def to_awaiting(api, codes, who):
     return flow, link["share_token"], new_phone
 
 
+def try_old_phone(api, flow, old_phone):
+    """Step 2 with ``old_phone`` and an arbitrary code: what the old-phone
+    check answers (it is judged before the code)."""
+    return api.post(
+        f"/api/v1/phone-recoveries/{flow['recovery_id']}/new-phone",
+        json={
+            "old_phone": old_phone,
+            "new_phone": random_phone("139"),
+            "code": "123456",
+            "new_password": NEW_PASSWORD,
+        },
+        headers={"X-Recovery-Token": flow["recovery_token"]},
+    )
+
+
 def vouch(api, voucher, share):
     return api.post(f"/api/v1/vouches/{share}", headers=voucher["auth"])
 
@@ -222,16 +237,7 @@ def test_identity_match_answers_alike_for_each_wrong_field_and_for_nobody(
         again.json()["old_phone_hint"] == answers["wrong name"].json()["old_phone_hint"]
     )
     decoy = answers["wrong name"].json()
-    tried = api.post(
-        f"/api/v1/phone-recoveries/{decoy['recovery_id']}/new-phone",
-        json={
-            "old_phone": who["phone"],
-            "new_phone": random_phone("139"),
-            "code": "123456",
-            "new_password": NEW_PASSWORD,
-        },  # fmt: skip
-        headers={"X-Recovery-Token": decoy["recovery_token"]},
-    )
+    tried = try_old_phone(api, decoy, who["phone"])
     assert tried.status_code == 422 and tried.json()["code"] == "old_phone_mismatch"
     assert tried.json()["attempts_left"] == 4
 
@@ -268,16 +274,7 @@ def test_flow_tokens_links_and_cancel(api, codes, school, enrolled):
     second = start(api, who["school_code"], who["student_number"], "钱多多")
     assert second.status_code == 201
     assert second.json()["old_phone_hint"] == flow["old_phone_hint"]
-    shadow = api.post(
-        f"/api/v1/phone-recoveries/{second.json()['recovery_id']}/new-phone",
-        json={
-            "old_phone": who["phone"],
-            "new_phone": random_phone("139"),
-            "code": "123456",
-            "new_password": NEW_PASSWORD,
-        },  # fmt: skip
-        headers={"X-Recovery-Token": second.json()["recovery_token"]},
-    )
+    shadow = try_old_phone(api, second.json(), who["phone"])
     assert shadow.status_code == 422 and shadow.json()["code"] == "old_phone_mismatch"
     assert vouch(api, mate, share).status_code == 200  # the first flow lives on
     cancelled = api.post(f"/api/v1/phone-recoveries/{rid}/cancel",
