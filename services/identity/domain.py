@@ -21,7 +21,6 @@ from services.common.errors import (
     Forbidden,
     InvalidRequest,
     RuleViolation,
-    Throttled,
 )
 from services.common.masking import (
     mask_device,
@@ -31,6 +30,7 @@ from services.common.masking import (
     mask_phone,
 )
 from services.common.roles import SCHOOL_CODE_PATTERN
+from services.common.throttles import throttle_refusal  # noqa: F401 (re-exported)
 from services.common.vocabulary import AUTH_INFO_FIELDS, ID_TYPES
 
 __all__ = [
@@ -215,14 +215,6 @@ LONGEST_THROTTLE_WINDOW = max(
         USERNAME_RECOVERY_PER_IP,
     )
 )
-
-
-def throttle_refusal(policy, blocked_until, now):
-    """A ``Throttled`` to raise while ``blocked_until`` is ahead, else None."""
-    if blocked_until is None or blocked_until <= now:
-        return None
-    seconds = max(1, int((blocked_until - now).total_seconds() + 0.999))
-    return Throttled(policy.refusal, {"retry_after": seconds})
 
 
 # -- the login decision --------------------------------------------------------

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from services.common.calendar import BEIJING, beijing_day, next_beijing_midnight
 from services.common.errors import Conflict, Forbidden, NotFound, Throttled
 from services.common.masking import mask_email, mask_phone
+from services.common.throttles import throttle_refusal  # noqa: F401 (re-exported)
 
 __all__ = [
     "RecoveryPolicy",
@@ -310,13 +311,6 @@ QUESTION_FAILURES = ThrottlePolicy(
 )
 # The vouch page: an account trying many links in a short time.
 VOUCH_ATTEMPTS = ThrottlePolicy("vouch-try", 20, timedelta(hours=1))
-
-
-def throttle_refusal(policy, blocked_until, now):
-    if blocked_until is None or blocked_until <= now:
-        return None
-    seconds = max(1, int((blocked_until - now).total_seconds() + 0.999))
-    return Throttled(policy.refusal, {"retry_after": seconds})
 
 
 def daily_cap_refusal(code, now, cap):
