@@ -26,7 +26,7 @@ migrate: install infra
 
 ## The whole platform: five services + SMS/email capture, gateway on :8000.
 run: install infra
-	$(PY) -m devtools.platform
+	$(PY) -m devtools.platform $(if $(INSTANCES),--instances $(INSTANCES))
 
 lint: install
 	$(PY) -m ruff check services devtools tests bench

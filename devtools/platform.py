@@ -1,7 +1,15 @@
 """Start the whole platform on this machine: migrations, the SMS/email
 capture server and all five services, one ``nameko run`` process each.
 
-    python -m devtools.platform          # what `make run` calls; Ctrl-C stops all
+    python -m devtools.platform                  # what `make run` calls; Ctrl-C stops all
+    python -m devtools.platform --instances 2    # two of every back-end service
+    python -m devtools.platform --instances verification=3,identity=2
+    PLATFORM_INSTANCES=2 make run                # the same, from the environment
+
+Instances of one service share its RPC and event queues (competing
+consumers): that is how the platform scales out, here as in Kubernetes.
+Instance k > 1 of a service runs as ``<service>-<k>``, logs to its own
+file, and serves its metrics on the service's port + 10·(k-1).
 
 Before anything starts, every port the platform will listen on is checked;
 a taken one stops the launch with its number and the process holding it.
@@ -25,10 +33,21 @@ from pathlib import Path
 
 import requests
 
-__all__ = ["Platform", "SERVICES", "PlatformError", "port_holder", "log_tail"]
+__all__ = [
+    "Platform",
+    "SERVICES",
+    "BACKEND_SERVICES",
+    "PlatformError",
+    "parse_instances",
+    "port_holder",
+    "log_tail",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("identity", "verification", "recovery", "registry_sync", "gateway")
+# The gateway listens on one address; the others scale by sharing queues.
+BACKEND_SERVICES = SERVICES[:-1]
+METRICS_PORT_STRIDE = 10
 # Where `make run` exposes each back-end service's Prometheus metrics.
 METRICS_PORTS = {
     "identity": 9101,
@@ -39,6 +58,32 @@ METRICS_PORTS = {
 
 
 STOP_GRACE_SECONDS = 3.0
+
+
+def parse_instances(text):
+    """``{service: count}`` from ``"2"`` (every back-end service) or
+    ``"verification=3,identity=2"``; unnamed services run once."""
+    counts = dict.fromkeys(BACKEND_SERVICES, 1)
+    text = (text or "").strip()
+    if not text:
+        return counts
+    if text.isdigit():
+        return dict.fromkeys(BACKEND_SERVICES, _instance_count(text))
+    for part in text.split(","):
+        name, sep, count = part.strip().partition("=")
+        if not sep or name not in BACKEND_SERVICES:
+            raise PlatformError(
+                f"--instances: {part.strip()!r} is not <service>=<count> with one "
+                f"of {', '.join(BACKEND_SERVICES)}"
+            )
+        counts[name] = _instance_count(count)
+    return counts
+
+
+def _instance_count(text):
+    if not text.strip().isdigit() or not 1 <= int(text) <= 16:
+        raise PlatformError(f"--instances: {text!r} is not a count from 1 to 16")
+    return int(text)
 
 
 class PlatformError(RuntimeError):
@@ -113,7 +158,9 @@ class Platform:
         capture_http_port=8025,
         capture_smtp_port=1025,
         with_capture=True,
+        instances=None,
     ):
+        self.instances = {**dict.fromkeys(BACKEND_SERVICES, 1), **(instances or {})}
         self.env = {**os.environ, **(env or {})}
         self.env["GATEWAY_ADDRESS"] = gateway_address
         self.env.setdefault("PYTHONWARNINGS", "ignore")
@@ -136,13 +183,16 @@ class Platform:
         self.log_dir = Path(log_dir or ROOT / ".run" / "logs")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.processes = {}
+        self.log_marks = {}
 
-    def _spawn(self, name, argv):
+    def _spawn(self, name, argv, env=None):
         log = open(self.log_dir / f"{name}.log", "ab")
+        # Where this run's lines start (a restarted process appends).
+        self.log_marks[name] = log.tell()
         proc = subprocess.Popen(
             argv,
             cwd=ROOT,
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -159,11 +209,25 @@ class Platform:
             check=True,
         )
 
+    @staticmethod
+    def process_name(name, instance=None):
+        return name if instance in (None, 1) else f"{name}-{instance}"
+
+    def metrics_port(self, name, instance=None):
+        """Where instance ``instance`` of ``name`` serves metrics (0: nowhere)."""
+        base = int(self.env.get(f"{name.upper()}_METRICS_PORT") or 0)
+        if not base:
+            return 0
+        return base + METRICS_PORT_STRIDE * ((instance or 1) - 1)
+
     def start_service(self, name, instance=None):
         """One ``nameko run`` of service ``name``; ``instance`` names another
         one of the same service (``recovery-2``), which shares its queues."""
+        env = {}
+        if name in METRICS_PORTS:
+            env[f"{name.upper()}_METRICS_PORT"] = str(self.metrics_port(name, instance))
         return self._spawn(
-            name if instance is None else f"{name}-{instance}",
+            self.process_name(name, instance),
             [
                 sys.executable,
                 "-m",
@@ -173,7 +237,25 @@ class Platform:
                 f"services/{name}/config.yml",
                 f"services.{name}.service",
             ],
+            env,
         )
+
+    def kill(self, process, sig=signal.SIGKILL):
+        """Signal one process (``"verification-2"``) without forgetting it:
+        the fault tests kill -9 an instance, then ``restart`` it."""
+        proc = self.processes[process]
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        return proc.returncode
+
+    def restart(self, process):
+        """Start ``process`` (``"identity"`` or ``"identity-2"``) again."""
+        name, _, instance = process.partition("-")
+        self.processes.pop(process, None)
+        return self.start_service(name, int(instance) if instance else None)
 
     def stop_service(self, name, sig=signal.SIGTERM, timeout=STOP_GRACE_SECONDS):
         proc = self.processes.pop(name, None)
@@ -213,10 +295,11 @@ class Platform:
             http_port, smtp_port = self.capture_ports
             wanted[int(http_port)] = "capture (HTTP)"
             wanted[int(smtp_port)] = "capture (SMTP)"
-        for name in SERVICES:
-            metrics = self.env.get(f"{name.upper()}_METRICS_PORT")
-            if metrics and int(metrics):
-                wanted[int(metrics)] = f"{name} metrics"
+        for name in BACKEND_SERVICES:
+            for instance in range(1, self.instances[name] + 1):
+                port = self.metrics_port(name, instance)
+                if port:
+                    wanted[port] = f"{self.process_name(name, instance)} metrics"
         return wanted
 
     def check_ports(self):
@@ -263,7 +346,8 @@ class Platform:
                 ],
             )
         for name in SERVICES:
-            self.start_service(name)
+            for instance in range(1, self.instances.get(name, 1) + 1):
+                self.start_service(name, instance)
         try:
             self.wait_healthy(wait)
         except BaseException:
@@ -287,6 +371,22 @@ class Platform:
             time.sleep(0.5)
         raise PlatformError(f"platform not healthy after {wait}s: {last!r}")
 
+    def wait_connected(self, process, timeout=30):
+        """Until ``process`` has joined the broker (its consumers are up)."""
+        log = self.log_dir / f"{process}.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = self.processes.get(process)
+            if proc is not None and proc.poll() is not None:
+                raise PlatformError(self.death_report(process, proc.returncode))
+            if log.exists():
+                with open(log, "rb") as lines:
+                    lines.seek(self.log_marks.get(process, 0))
+                    if b"Connected to" in lines.read():
+                        return
+            time.sleep(0.2)
+        raise PlatformError(f"{process} did not connect to the broker in {timeout}s")
+
     def stop(self):
         processes, self.processes = self.processes, {}
         self._stop_all(processes)
@@ -298,7 +398,21 @@ class Platform:
         self.stop()
 
 
-def main():
+def main(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m devtools.platform")
+    parser.add_argument(
+        "--instances",
+        default=os.environ.get("PLATFORM_INSTANCES", ""),
+        help="N (every back-end service) or service=N,... (default: 1 each; "
+        "env PLATFORM_INSTANCES)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        instances = parse_instances(args.instances)
+    except PlatformError as exc:
+        parser.error(str(exc))
     env = {
         f"{name.upper()}_METRICS_PORT": os.environ.get(
             f"{name.upper()}_METRICS_PORT", str(port)
@@ -311,6 +425,7 @@ def main():
         gateway_address=os.environ.get("GATEWAY_ADDRESS", "127.0.0.1:8000"),
         capture_http_port=int(os.environ.get("CAPTURE_HTTP_PORT", 8025)),
         capture_smtp_port=int(os.environ.get("CAPTURE_SMTP_PORT", 1025)),
+        instances=instances,
     )
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append("SIGTERM"))
@@ -324,8 +439,10 @@ def main():
         print(
             "Service metrics: "
             + ", ".join(
-                f"{name} :{env[f'{name.upper()}_METRICS_PORT']}/metrics"
+                f"{platform.process_name(name, k)} "
+                f":{platform.metrics_port(name, k)}/metrics"
                 for name in METRICS_PORTS
+                for k in range(1, instances[name] + 1)
             )
         )
         print(f"Captured SMS/email: {platform.capture_url}/api/messages?to=...")

@@ -32,7 +32,9 @@ __all__ = [
     "require_green_psycopg",
     "retry_conflicts",
     "is_conflict",
+    "is_database_outage",
     "CONFLICT_ATTEMPTS",
+    "OUTAGE_ATTEMPTS",
 ]
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,27 @@ def is_conflict(exc):
     return isinstance(exc, psycopg2.extensions.TransactionRollbackError)
 
 
+# A lost connection (the server restarted, failed over or is down) is not
+# the request's fault: a pooled connection that died while idle is found
+# dead only when used, so the unit of work runs again on a fresh one; while
+# the server stays away the caller gets 503 ``database_unavailable``.
+OUTAGE_ATTEMPTS = 3
+OUTAGE_PAUSE_SECONDS = 0.25
+
+
+def is_database_outage(exc):
+    """True when the database connection failed, not the statement: the
+    connection broke or could not be opened (``InterfaceError``, or an
+    ``OperationalError`` that is neither a conflict nor a cancelled query)."""
+    if isinstance(exc, psycopg2.InterfaceError):
+        return True
+    return (
+        isinstance(exc, psycopg2.OperationalError)
+        and not is_conflict(exc)
+        and not isinstance(exc, psycopg2.errors.QueryCanceled)
+    )
+
+
 def _stores_of(service):
     return [value for value in vars(service).values() if isinstance(value, Store)]
 
@@ -109,13 +132,15 @@ def retry_conflicts(fn, attempts=None):
 
     @functools.wraps(fn)
     def run_unit_of_work(self, *args, **kwargs):
-        for attempt in range(1, attempts + 1):
+        conflicts = outages = 0
+        while True:
             try:
                 return fn(self, *args, **kwargs)
             except psycopg2.extensions.TransactionRollbackError as exc:
+                conflicts += 1
                 for store in _stores_of(self):
                     store.rollback()
-                if attempt == attempts:
+                if conflicts == attempts:
                     log.error(
                         "ALERT %s: database conflict (%s) persisted through %d tries",
                         fn.__qualname__,
@@ -129,11 +154,32 @@ def retry_conflicts(fn, attempts=None):
                     "%s: database conflict (%s); unit of work retried (%d/%d)",
                     fn.__qualname__,
                     exc.pgcode,
-                    attempt,
+                    conflicts,
                     attempts - 1,
                 )
-                eventlet.sleep(random.uniform(0.005, 0.02 * 2**attempt))
-        raise AssertionError("unreachable")  # pragma: no cover
+                eventlet.sleep(random.uniform(0.005, 0.02 * 2**conflicts))
+            except (psycopg2.InterfaceError, psycopg2.OperationalError) as exc:
+                if not is_database_outage(exc):
+                    raise
+                outages += 1
+                for store in _stores_of(self):
+                    store.discard()  # a broken connection is closed, not pooled
+                if outages == OUTAGE_ATTEMPTS:
+                    log.error(
+                        "ALERT %s: database unavailable (%s) through %d tries",
+                        fn.__qualname__,
+                        type(exc).__name__,
+                        outages,
+                    )
+                    raise ServiceUnavailable(
+                        "database_unavailable", {"retry_after": 2}
+                    ) from None
+                log.warning(
+                    "%s: database connection lost (%s); unit of work retried",
+                    fn.__qualname__,
+                    type(exc).__name__,
+                )
+                eventlet.sleep(OUTAGE_PAUSE_SECONDS * outages)
 
     return run_unit_of_work
 
@@ -295,6 +341,17 @@ class Store:
         if self._conn is not None:
             self._conn.rollback()
         self._events_pending = False
+
+    def discard(self):
+        """Drop a connection that failed: closed and never pooled again
+        (its server may be gone or restarted)."""
+        self._events_pending = False
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                conn.close()
+            finally:
+                self._pool.putconn(conn)
 
     def close(self):
         """Give the connection back; anything uncommitted is rolled back."""

@@ -93,6 +93,10 @@ MESSAGES = {
     "method_not_allowed": ("不支持该请求方法", "Method not allowed."),
     "invalid_json": ("请求体不是有效的 JSON", "The request body is not valid JSON."),
     "database_busy": ("系统繁忙，请稍后重试", "The system is busy; please retry."),
+    "database_unavailable": (
+        "系统暂时不可用，请稍后重试",
+        "The service's database is briefly unavailable; please retry.",
+    ),
     # schools, roles (registry_sync, identity, gateway)
     "school_exists": ("该学校已接入", "A school with this code is already onboarded."),
     "school_not_found": ("未找到该学校", "No school with this code."),

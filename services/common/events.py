@@ -14,10 +14,12 @@ import logging
 import uuid
 from datetime import datetime, timezone
 
+import eventlet
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from nameko.events import event_handler as nameko_event_handler
 
 from services.common.db import retry_conflicts
+from services.common.errors import DeadlineExceeded, ServiceUnavailable
 from services.common.fields import UtcDateTime
 from services.common.metrics import EVENTS_PARKED
 from services.common.vocabulary import (
@@ -72,6 +74,17 @@ def _handler_queue(source, event_type, service_name, method_name):
     return f"evt-{source}-{event_type}--{service_name}.{method_name}"
 
 
+# How long a handler waits before requeueing an event it could not handle
+# because a dependency was away; keeps a redelivery loop from spinning.
+TRANSIENT_REQUEUE_PAUSE_SECONDS = 1.0
+
+
+# Every reliable handler declared with ``event_handler`` below:
+# ``{handler_name: (source, event_type)}``. The fault tier reads it to check
+# that each published event was handled exactly once by each of its handlers.
+RELIABLE_HANDLERS = {}
+
+
 def event_handler(source, event_type, store_attr="db", **options):
     """``@event_handler(source, event_type)`` for a method ``(self, payload, envelope)``.
 
@@ -80,7 +93,9 @@ def event_handler(source, event_type, store_attr="db", **options):
     * A redelivery of an event already handled is absorbed (``claim_event``
       in the same transaction as the handler's work), and the store's
       transaction is committed here, after the handler returns.
-    * A database conflict is retried in place (``retry_conflicts``).
+    * A database conflict or a lost connection is retried in place
+      (``retry_conflicts``); when the database or a called service stays
+      away the event is requeued after a pause, uncounted.
     * Any other failure rolls the work back and counts an attempt; the
       message is requeued until the ``EVENT_MAX_ATTEMPTS``-th failure, when
       it is parked in ``dead_events`` with an ``ALERT`` log line and the
@@ -91,6 +106,7 @@ def event_handler(source, event_type, store_attr="db", **options):
 
     def decorator(fn):
         handler_name = f"{fn.__module__}.{fn.__qualname__}"
+        RELIABLE_HANDLERS[handler_name] = (source, event_type)
 
         def handle_once(self, envelope, payload):
             store = getattr(self, store_attr)
@@ -157,6 +173,18 @@ def event_handler(source, event_type, store_attr="db", **options):
             event_id = str(envelope["event_id"])
             try:
                 return handle_once(self, envelope, payload)
+            except (ServiceUnavailable, DeadlineExceeded) as exc:
+                # The database or a service it calls is away (a restart, a
+                # deploy): not the event's fault, so no attempt is counted and
+                # nothing is parked; after a pause it goes back to the queue.
+                log.warning(
+                    "%s: event %s requeued, a dependency is unavailable (%s)",
+                    handler_name,
+                    event_id,
+                    exc.code,
+                )
+                eventlet.sleep(TRANSIENT_REQUEUE_PAUSE_SECONDS)
+                raise
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"[:500]
                 attempts = store.count_event_failure(handler_name, event_id, error)

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 class Poller:
-    def __init__(self, name, work, interval=1.0, max_backoff=30.0):
+    def __init__(self, name, work, interval=1.0, max_backoff=5.0):
         self.name = name
         self.work = work
         self.interval = interval

@@ -35,18 +35,10 @@ def wechat_key():
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-@pytest.fixture(scope="session")
-def platform(tmp_path_factory, wechat_key):
-    try:
-        check_infra()
-    except RuntimeError as exc:  # fail loudly: this tier never skips
-        pytest.exit(f"e2e tier needs real infrastructure: {exc}", returncode=3)
-    vhost = TestVhost().create()
-    databases = TestDatabases()  # Platform.start() creates and migrates them
-    env = {
-        "AMQP_URI": vhost.amqp_uri,
+def platform_env(wechat_key):
+    """The environment the e2e platform runs with (the fault tier's too)."""
+    return {
         "LOG_LEVEL": "INFO",
-        **databases.env(),
         "IDENTITY_METRICS_PORT": str(find_free_port()),
         # A 1 s resend cooldown lets a test use the whole daily quota quickly;
         # the 60 s default is covered by the integration tier.
@@ -79,21 +71,45 @@ def platform(tmp_path_factory, wechat_key):
         ).decode(),
         "LINK_WECHAT_ISSUER": "https://open.weixin.qq.com",
     }
+
+
+def launch_platform(tmp_path_factory, wechat_key, instances=None, extra_env=None):
+    """Start a platform on its own vhost, databases and ports; yields it
+    running and drops everything it made afterwards."""
+    try:
+        check_infra()
+    except RuntimeError as exc:  # fail loudly: this tier never skips
+        pytest.exit(f"e2e tier needs real infrastructure: {exc}", returncode=3)
+    vhost = TestVhost().create()
+    databases = TestDatabases()  # Platform.start() creates and migrates them
+    env = {
+        "AMQP_URI": vhost.amqp_uri,
+        **databases.env(),
+        **platform_env(wechat_key),
+        **(extra_env or {}),
+    }
     running = Platform(
         env=env,
         log_dir=tmp_path_factory.mktemp("logs"),
         gateway_address=f"127.0.0.1:{find_free_port()}",
         capture_http_port=find_free_port(),
         capture_smtp_port=find_free_port(),
+        instances=instances,
     )
     try:
         running.start(wait=90)
         running.amqp_uri = vhost.amqp_uri
+        running.vhost = vhost
         yield running
     finally:
         running.stop()
         databases.drop()
         vhost.delete()
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory, wechat_key):
+    yield from launch_platform(tmp_path_factory, wechat_key)
 
 
 @pytest.fixture

@@ -1,0 +1,195 @@
+"""Faults under load (issue #12): with two instances of every back-end
+service, one instance of each is killed with SIGKILL mid-load and started
+again; RabbitMQ and PostgreSQL are restarted while the load runs. After
+each, every promise is checked as queries over the services' databases:
+
+* every request got a success or a documented error — no 500, no hang;
+* every acknowledged change (account, roster entry, vouch) is there exactly
+  once, and an unacknowledged one at most once;
+* a recovery whose vouches are in completed and was applied exactly once;
+* every outbox event was published, and each handler handled exactly the
+  events published for it — none missing, none twice, none invented (an
+  event of a rolled-back change would be one), none parked;
+* 1,000 concurrent sends to one phone during the fault issued exactly 5
+  codes and delivered exactly 5 messages;
+* after the fault the platform serves every flow again.
+"""
+
+import time
+
+import pytest
+
+from services.common.testing import random_client_ip, random_phone, wait_until
+from tests.faults import infra
+from tests.faults.invariants import (
+    events_handled_exactly_once,
+    every_request_answered,
+    outbox_drained,
+    quota_exact,
+    recoveries_completed_once,
+    registered_accounts_exist,
+    registrations_exactly_once,
+    roster_pushes_exactly_once,
+    vouches_exactly_once,
+)
+from tests.faults.load import Load, burst_sends
+
+NEW_PASSWORD = "a brand new secret 2026"
+
+
+def kill_and_restart(process):
+    def fault(platform):
+        killed = platform.processes[process].pid
+        # SIGKILL: no goodbye to the broker or the database.
+        assert platform.kill(process) == -9
+        time.sleep(2)
+        platform.restart(process)
+        platform.wait_connected(process, timeout=60)
+        assert platform.processes[process].pid != killed
+
+    return fault
+
+
+def restart(server):
+    def fault(platform):
+        getattr(infra, f"restart_{server}")()
+
+    return fault
+
+
+SCENARIOS = {
+    # Alternate instances: the first, then the second one of a service.
+    "kill-9 identity": (kill_and_restart("identity"), True),
+    "kill-9 verification-2": (kill_and_restart("verification-2"), False),
+    "kill-9 recovery": (kill_and_restart("recovery"), False),
+    "kill-9 registry_sync-2": (kill_and_restart("registry_sync-2"), False),
+    "restart RabbitMQ": (restart("rabbitmq"), True),
+    "restart PostgreSQL": (restart("postgres"), False),
+}
+
+
+@pytest.fixture
+def pending_recoveries(api, codes, school, enrolled):
+    """Two phone recoveries awaiting their two vouches, with the vouchers:
+    ``(flows, vouch jobs)`` for the load."""
+    vouchers = [enrolled(school, name=n) for n in ("甲一", "乙二")]
+    flows, jobs = [], []
+    for _ in range(2):
+        who = enrolled(school, name="丁四", aged=False)
+        started = api.post(
+            "/api/v1/phone-recoveries",
+            json={"school_code": who["school_code"],
+                  "student_number": who["student_number"], "name": who["name"]},
+            headers={"X-Forwarded-For": random_client_ip()},
+        )  # fmt: skip
+        assert started.status_code == 201, started.text
+        flow = started.json()
+        new_phone = random_phone("139")
+        moved = api.post(
+            f"/api/v1/phone-recoveries/{flow['recovery_id']}/new-phone",
+            json={"old_phone": who["phone"], "new_phone": new_phone,
+                  "code": codes("recover_phone", new_phone),
+                  "new_password": NEW_PASSWORD},
+            headers={"X-Recovery-Token": flow["recovery_token"]},
+        )  # fmt: skip
+        assert moved.status_code == 200, moved.text
+        flows.append(
+            {"recovery_id": flow["recovery_id"], "account_id": who["account_id"],
+             "new_phone": new_phone}
+        )  # fmt: skip
+        for voucher in vouchers:
+            jobs.append((voucher, moved.json()["share_token"], flow["recovery_id"]))
+    return flows, jobs
+
+
+@pytest.fixture
+def accounts(student):
+    return [
+        {"phone": who["phone"], "password": who["password"], "device": who["device"]}
+        for who in (student(login=False) for _ in range(3))
+    ]
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        pytest.param(name, marks=[pytest.mark.quick_fault] if quick else [])
+        for name, (_, quick) in SCENARIOS.items()
+    ],
+)
+def test_platform_keeps_its_promises_through(
+    scenario, platform, api, databases, handlers, accounts, school,
+    pending_recoveries,
+):  # fmt: skip
+    fault, _ = SCENARIOS[scenario]
+    flows, vouch_jobs = pending_recoveries
+    load = Load(platform.gateway_url, platform.capture_url, accounts, school,
+                vouch_jobs).start(workers=6)  # fmt: skip
+    time.sleep(3)  # steady before the fault
+    burst_phone = random_phone("133")
+    burst, senders = burst_sends(platform.gateway_url, burst_phone)
+    time.sleep(0.5)  # the burst is under way when the fault strikes
+
+    fault(platform)
+    wait_until(
+        lambda: api.get("/health").status_code == 200,
+        timeout=60, interval=0.5, message="the platform healthy again",
+    )  # fmt: skip
+    recovered_at = time.monotonic()
+    for sender in senders:
+        sender.join(120)
+    time.sleep(4)  # the load goes on after the fault
+    outcomes = load.stop()
+
+    # Every worker's flows ran again after the fault.
+    after = {o.flow for o in outcomes if o.at > recovered_at and o.acknowledged}
+    violations = [
+        f"no {flow} succeeded after the fault"
+        for flow in ("register", "login", "send_code", "roster")
+        if flow not in after
+    ]
+    violations += every_request_answered(outcomes + burst.outcomes)
+    violations += outbox_drained(databases)
+    violations += events_handled_exactly_once(databases, handlers)
+    violations += registrations_exactly_once(databases, outcomes)
+    violations += roster_pushes_exactly_once(databases, outcomes)
+    violations += vouches_exactly_once(databases, outcomes)
+    violations += recoveries_completed_once(databases, flows)
+    violations += registered_accounts_exist(databases)
+    violations += quota_exact(
+        databases, platform.capture_url, burst_phone, burst.outcomes
+    )
+    summary = _summary(outcomes + burst.outcomes)
+    print(f"\n[{scenario}] {summary}")
+    assert not violations, f"{scenario}: {summary}\n" + "\n".join(violations[:40])
+
+
+def _summary(outcomes):
+    by_status = {}
+    for o in outcomes:
+        key = f"{o.status}{'/' + o.code if o.code else ''}"
+        by_status[key] = by_status.get(key, 0) + 1
+    return f"{len(outcomes)} requests: " + ", ".join(
+        f"{k}×{v}" for k, v in sorted(by_status.items())
+    )
+
+
+@pytest.mark.quick_fault
+def test_baseline_the_same_load_and_checks_without_a_fault(
+    platform, api, databases, handlers, accounts, school, pending_recoveries
+):
+    """The baseline: the same load and checks with no fault (so a check that
+    fails under a fault is the fault's doing, not the harness's)."""
+    flows, jobs = pending_recoveries
+    load = Load(platform.gateway_url, platform.capture_url, accounts, school,
+                jobs).start(workers=6)  # fmt: skip
+    time.sleep(6)
+    outcomes = load.stop()
+    violations = every_request_answered(outcomes)
+    violations += outbox_drained(databases)
+    violations += events_handled_exactly_once(databases, handlers)
+    violations += registrations_exactly_once(databases, outcomes)
+    violations += vouches_exactly_once(databases, outcomes)
+    violations += recoveries_completed_once(databases, flows)
+    assert sum(o.acknowledged for o in outcomes) > 20, _summary(outcomes)
+    assert not violations, "\n".join(violations)
