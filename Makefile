@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: install infra browser migrate run test unit integration e2e browser-tests lint bench clean-test-data mutate dead-events
+.PHONY: install infra browser migrate run test unit integration e2e browser-tests faults fuzz lint bench clean-test-data mutate dead-events
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -48,10 +48,19 @@ e2e: install infra
 browser-tests: install infra browser
 	TESTS_WITHOUT_EVENTLET=1 $(PYTEST) tests/e2e/browser
 
+## Faults under load: two instances of every back-end service, kill -9 of
+## each in turn, RabbitMQ and PostgreSQL restarted under the load. It owns
+## this machine's broker and database while it runs: run it alone.
+faults: install infra
+	$(PYTEST) tests/faults
+
 ## Every tier, against real RabbitMQ and PostgreSQL. CI runs exactly this.
+## The fault tier's quick scenarios (a kill -9, a broker restart) run last:
+## they restart this machine's RabbitMQ.
 test: install infra browser lint
 	$(PYTEST) tests/unit tests/integration tests/e2e --ignore=tests/e2e/browser
 	TESTS_WITHOUT_EVENTLET=1 $(PYTEST) tests/e2e/browser
+	$(PYTEST) tests/faults -m quick_fault
 
 bench: install infra
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || { echo "[bench] FATAL: cannot install wrk" >&2; exit 1; }

@@ -1,0 +1,64 @@
+"""Scale-out on one machine (issue #12): a second verification instance
+joins the platform's queue, both serve, one is killed with SIGKILL in the
+middle of a stream of requests, and the other carries on — every request
+answered, every code delivered once, none lost."""
+
+import re
+import threading
+
+from services.common.testing import random_client_ip, random_phone, wait_until
+
+SENDS = 120
+KILL_AFTER = 40
+
+
+def test_two_verification_instances_share_the_queue_and_survive_a_kill(
+    api, platform, inbox
+):
+    platform.start_service("verification", instance=2)
+    platform.wait_connected("verification-2")
+    second = platform.log_dir / "verification-2.log"
+    phones = [random_phone("138") for _ in range(SENDS)]
+    answers = {}
+    sent = threading.Semaphore(0)
+    queue = list(phones)
+    lock = threading.Lock()
+
+    def sender():
+        while True:
+            with lock:
+                if not queue:
+                    return
+                phone = queue.pop()
+            answer = api.post(
+                "/api/v1/codes",
+                json={"channel": "sms", "destination": phone, "purpose": "register"},
+                headers={"X-Forwarded-For": random_client_ip()},
+            )
+            answers[phone] = (answer.status_code, answer.text)
+            sent.release()
+
+    threads = [threading.Thread(target=sender) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(KILL_AFTER):
+            sent.acquire()
+        served_before = len(re.findall(r"issue_code ok", second.read_text()))
+        assert platform.kill("verification-2") == -9  # requests still in flight
+    finally:
+        for thread in threads:
+            thread.join(60)
+        platform.processes.pop("verification-2", None)
+
+    refused = {p: a for p, a in answers.items() if a[0] != 202}
+    assert len(answers) == SENDS and not refused, refused
+    # Both instances took their share before the kill.
+    first = (platform.log_dir / "verification.log").read_text()
+    assert served_before > 0 and "issue_code ok" in first, served_before
+    # Every code reached its phone exactly once.
+    for phone in phones:
+        wait_until(lambda p=phone: inbox.messages(p), message=f"the code to {phone}")
+        assert len(inbox.messages(phone)) == 1, phone
+    # The survivor still serves alone.
+    assert api.get("/health").status_code == 200
