@@ -47,8 +47,10 @@ class Metrics(DependencyProvider):
 
     def setup(self):
         port = int(self.container.config.get("METRICS_PORT") or 0)
+        # Loopback by default; a pod sets METRICS_ADDRESS=0.0.0.0 to be scraped.
+        address = self.container.config.get("METRICS_ADDRESS") or "127.0.0.1"
         if port and port not in _exporter_ports:
-            start_http_server(port, addr="127.0.0.1")
+            start_http_server(port, addr=address)
             _exporter_ports.add(port)
 
     def worker_setup(self, worker_ctx):

@@ -62,3 +62,33 @@ def test_two_verification_instances_share_the_queue_and_survive_a_kill(
         assert len(inbox.messages(phone)) == 1, phone
     # The survivor still serves alone.
     assert api.get("/health").status_code == 200
+
+
+def probe(platform, service, **env):
+    import os
+    import subprocess
+    import sys
+
+    from devtools.platform import ROOT
+
+    return subprocess.run(
+        [sys.executable, "-m", "services.common.probe", service],
+        cwd=ROOT,
+        env={**os.environ, **platform.env, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_the_readiness_probe_asks_the_health_rpc_and_this_instance(platform):
+    """Kubernetes' readiness command (deploy/k8s): ready while the service
+    answers its health RPC and this instance serves its metrics."""
+    ready = probe(platform, "identity")
+    assert ready.returncode == 0, ready.stderr
+    elsewhere = probe(platform, "identity", IDENTITY_METRICS_PORT="1")
+    assert elsewhere.returncode == 1
+    assert "this instance's metrics port 1" in elsewhere.stderr
+    no_broker = probe(platform, "identity", AMQP_URI="amqp://guest:guest@127.0.0.1:1/")
+    assert no_broker.returncode == 1
+    assert "identity.health RPC failed" in no_broker.stderr
