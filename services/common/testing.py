@@ -43,11 +43,14 @@ def random_ref(prefix="t"):
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
 
-def random_phone(prefix="137"):
-    """A random mainland mobile number, so test runs never share quotas."""
+def random_phone(prefix="137", rng=None):
+    """A random mainland mobile number, so test runs never share quotas.
+    ``rng``: a ``random.Random`` of the caller's (hypothesis seeds the
+    module's own)."""
     import random
 
-    return f"{prefix}{random.randint(0, 99_999_999):08d}"
+    rng = rng or random
+    return f"{prefix}{rng.randint(0, 99_999_999):08d}"
 
 
 def random_school_code():
@@ -68,13 +71,14 @@ def random_client_ip(version=6):
     return str(ipaddress.IPv6Address((0x20010DB8 << 96) | random.getrandbits(96)))
 
 
-def random_resident_id(birth_year=1990):
+def random_resident_id(birth_year=1990, rng=None):
     """A random valid 18-digit resident ID (Nanjing region) born in ``birth_year``."""
     import random
 
+    rng = rng or random
     first17 = (
-        f"320102{birth_year}{random.randint(1, 12):02d}{random.randint(10, 28)}"
-        f"{random.randint(100, 999)}"
+        f"320102{birth_year}{rng.randint(1, 12):02d}{rng.randint(10, 28)}"
+        f"{rng.randint(100, 999)}"
     )
     total = sum(int(d) * pow(2, 17 - i, 11) for i, d in enumerate(first17))
     return first17 + "10X98765432"[total % 11]

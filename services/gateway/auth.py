@@ -79,10 +79,16 @@ def check_csrf(request, key, session):
 
 
 def device_id(request, required=False):
-    value = (request.headers.get("X-Device-Id") or "").strip()
-    if not value:
-        # A browser without an app: the device cookie the pages set.
-        value = (request.cookies.get(DEVICE_COOKIE) or "").strip()
+    header = request.headers.get("X-Device-Id")
+    if header is not None:
+        # Sent, so it must be one: an empty or malformed header is refused,
+        # never silently replaced by the cookie.
+        value = header.strip()
+        if not _DEVICE_ID.match(value):
+            raise InvalidRequest("device_id_required")
+        return value
+    # A browser without an app: the device cookie the pages set.
+    value = (request.cookies.get(DEVICE_COOKIE) or "").strip()
     if not value:
         if required:
             raise InvalidRequest("device_id_required")

@@ -332,12 +332,16 @@ def endpoint(
     error_schema="Problem",
     parameters=(),
     request_body=None,
+    links=None,
 ):
     """Declare a gateway route and its OpenAPI description. ``device_header``:
     ``"required"`` or ``"optional"`` when the route reads ``X-Device-Id``
     (session routes always read it). SCIM routes speak
     ``application/scim+json`` and answer errors as SCIM Error documents;
-    ``parameters`` adds OpenAPI parameters (query strings, headers)."""
+    ``parameters`` adds OpenAPI parameters (query strings, headers);
+    ``links`` names the operations a client goes on to with this answer:
+    ``{"LogIn": {"target": ("POST", "/api/v1/sessions"), "parameters": {...},
+    "requestBody": {...}}}`` in OpenAPI runtime expressions (§4.7.20.4)."""
 
     def decorator(fn):
         fn.openapi = {
@@ -359,6 +363,7 @@ def endpoint(
             "error_schema": error_schema,
             "parameters": list(parameters),
             "request_body": request_body,
+            "links": dict(links or {}),
         }
         return ApiHandler.decorator(method, _werkzeug_path(path))(fn)
 

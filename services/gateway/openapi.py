@@ -9,6 +9,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from services.common.vocabulary import DEVICE_ID_PATTERN
+from services.gateway.auth import SESSION_COOKIE
 from services.gateway.schemas import ProblemSchema, ScimErrorSchema
 
 __all__ = ["build_spec", "render_docs"]
@@ -52,6 +53,17 @@ def build_spec(service_cls, server_url=None):
     spec.components.schema("Problem", schema=ProblemSchema)
     spec.components.schema("ScimError", schema=ScimErrorSchema)
     spec.components.security_scheme("session", {"type": "http", "scheme": "bearer"})
+    # A page login (``web_session: true``) sets this HttpOnly cookie instead;
+    # state-changing requests carried by it also need ``X-CSRF-Token``.
+    spec.components.security_scheme(
+        "web_session",
+        {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": SESSION_COOKIE,
+            "description": "the session cookie of a page login",
+        },
+    )
     spec.components.security_scheme(
         "internal",
         {
@@ -111,6 +123,8 @@ def build_spec(service_cls, server_url=None):
             operation["description"] = meta["description"]
         if meta["auth"]:
             operation["security"] = [{meta["auth"]: []}]
+            if meta["auth"] == "session":  # either the bearer token or the cookie
+                operation["security"].append({"web_session": []})
         if meta["request_schema"] is not None:
             operation["requestBody"] = {
                 "required": True,
@@ -121,10 +135,18 @@ def build_spec(service_cls, server_url=None):
         ok = {"description": _STATUS_TEXT.get(meta["status"], "OK")}
         if meta["response_schema"] is not None:
             ok["content"] = {meta["media_type"]: {"schema": meta["response_schema"]}}
+        if meta.get("links"):
+            ok["links"] = {name: _link(**link) for name, link in meta["links"].items()}
         operation["responses"][str(meta["status"])] = ok
         errors = list(meta["errors"] or (400,))
         if meta["device_header"] and 400 not in errors:
             errors.append(400)  # a malformed X-Device-Id
+        if (
+            meta["auth"] == "session"
+            and meta["method"] not in ("get", "head")
+            and 403 not in errors
+        ):
+            errors.append(403)  # carried by the page cookie without its CSRF token
         for status in errors:
             operation["responses"][str(status)] = {
                 "description": "Problem details"
@@ -147,6 +169,24 @@ def build_spec(service_cls, server_url=None):
     return document
 
 
+def _operation_ref(method, path):
+    return (
+        "#/paths/" + path.replace("~", "~0").replace("/", "~1") + f"/{method.lower()}"
+    )
+
+
+def _link(target, parameters=None, requestBody=None, description=None, **extensions):  # noqa: N803
+    link = {"operationRef": _operation_ref(*target)}
+    link.update(extensions)  # x-… extension members, as OpenAPI allows
+    if parameters:
+        link["parameters"] = dict(parameters)
+    if requestBody is not None:
+        link["requestBody"] = requestBody
+    if description:
+        link["description"] = description
+    return link
+
+
 def _link_created_resources(document):
     """OpenAPI links from a ``201`` of ``POST /things`` to every operation on
     ``/things/{id}``, with the ``id`` it answered (a client — or schemathesis'
@@ -160,12 +200,7 @@ def _link_created_resources(document):
         links = created.setdefault("links", {})
         for method, operation in paths[item_path].items():
             name = f"{method.capitalize()}{operation.get('operationId', '') or 'Item'}"
-            links[name] = {
-                "operationRef": "#/paths/"
-                + item_path.replace("~", "~0").replace("/", "~1")
-                + f"/{method}",
-                "parameters": {"id": "$response.body#/id"},
-            }
+            links[name] = _link((method, item_path), {"id": "$response.body#/id"})
 
 
 def render_docs(spec):

@@ -124,6 +124,27 @@ class RecoveryEndpoints:
         response_schema=PhoneRecoveryStartedSchema,
         status=201,
         errors=(400, 429, 503, 504),
+        links={
+            name: {
+                "target": target,
+                "description": "Go on with the flow, holding its requester token.",
+                "parameters": {
+                    "path.recovery_id": "$response.body#/recovery_id",
+                    "header.X-Recovery-Token": "$response.body#/recovery_token",
+                },
+            }
+            for name, target in (
+                (
+                    "SetNewPhone",
+                    ("POST", "/api/v1/phone-recoveries/{recovery_id}/new-phone"),
+                ),
+                ("ReadFlow", ("GET", "/api/v1/phone-recoveries/{recovery_id}")),
+                (
+                    "CancelFlow",
+                    ("POST", "/api/v1/phone-recoveries/{recovery_id}/cancel"),
+                ),
+            )
+        },
     )
     def start_phone_recovery(self, request):
         """Always 201 with a hint of the old phone: whether or not the three
@@ -150,6 +171,14 @@ class RecoveryEndpoints:
         errors=(400, 404, 409, 422, 429, 503, 504),
         path_schemas=RECOVERY_ID_PATH,
         parameters=RECOVERY_TOKEN_HEADER,
+        links={
+            name: {
+                "target": (method, "/api/v1/vouches/{share_token}"),
+                "description": "A classmate opens the shared link and vouches.",
+                "parameters": {"path.share_token": "$response.body#/share_token"},
+            }
+            for name, method in (("SeeVouchPage", "GET"), ("Vouch", "POST"))
+        },
     )
     def set_recovery_phone(self, request, recovery_id):
         """The old phone typed in full (422 `old_phone_mismatch` with

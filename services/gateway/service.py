@@ -300,6 +300,20 @@ class GatewayService(
         status=201,
         errors=(400, 409, 422, 429, 503, 504),
         device_header="optional",
+        links={
+            "LogIn": {
+                "target": ("POST", "/api/v1/sessions"),
+                "description": "Log in with the phone and password just registered.",
+                "parameters": {"header.X-Device-Id": "$request.header.X-Device-Id"},
+                "requestBody": {
+                    "login": "$request.body#/phone",
+                    "password": "$request.body#/password",
+                },
+                # The body is exactly this (an app's login), not merged into
+                # a generated one that may choose another way in.
+                "x-schemathesis": {"merge_body": False},
+            }
+        },
     )
     def register_account(self, request):
         """Needs a `register` code sent to the phone first (`POST /api/v1/codes`).
@@ -352,6 +366,21 @@ class GatewayService(
         status=201,
         errors=(400, 401, 403, 404, 422, 429, 503, 504),
         device_header="required",
+        links={
+            name: {
+                "target": target,
+                "description": "Use the session from the device it was made on.",
+                "parameters": {
+                    "header.Authorization": "Bearer {$response.body#/token}",
+                    "header.X-Device-Id": "$request.header.X-Device-Id",
+                },
+            }
+            for name, target in (
+                ("ReadAccount", ("GET", "/api/v1/me")),
+                ("ReadInbox", ("GET", "/api/v1/me/inbox")),
+                ("LogOut", ("DELETE", "/api/v1/sessions/current")),
+            )
+        },
     )
     def login(self, request):
         """`X-Device-Id` is required. An unseen device gets 403
