@@ -286,8 +286,7 @@ class IdentityService(recovery_entrypoints.RecoveryEntrypoints, base.ServiceBase
             self._announce(
                 "new_device_login", account, now, device_id, request["client_ip"]
             )
-        # Known or just proved: remember it / note it was seen.
-        self.db.remember_device(account["id"], device_id, now)
+        # Known or just proved: remembered / noted as seen with the session.
         return self._start_session(account, device_id, now)
 
     def _check_password_login(self, request, ip_key, now):
@@ -302,17 +301,19 @@ class IdentityService(recovery_entrypoints.RecoveryEntrypoints, base.ServiceBase
             ]
         elif kind != "unknown":
             lookup[kind] = value
-        account = self.db.live_account_by_login(**lookup) if kind != "unknown" else None
+        account = (
+            self.db.login_account(request["device_id"], **lookup)
+            if kind != "unknown"
+            else None
+        )
         # Unknown login names are throttled under their keyed hash, so a miss
         # and a wrong password look the same to the caller.
         account_key = domain.LOGIN_PER_ACCOUNT.key(
             account["id"] if account else self.keys.lookup_hash("login", kind, value)
         )
-        trusted = account is not None and self.db.device_known(
-            account["id"], request["device_id"], now
-        )
+        trusted = account is not None and account["device_known"]
         keys = [ip_key] if trusted else [ip_key, account_key]
-        rows = self.db.throttles([ip_key, account_key])
+        rows = self.db.throttles([ip_key, account_key], alone=True)
         blocked = [rows[k]["blocked_until"] for k in keys if k in rows]
         refusal = domain.throttle_refusal(
             domain.LOGIN_PER_ACCOUNT, max(filter(None, blocked), default=None), now
@@ -384,7 +385,7 @@ class IdentityService(recovery_entrypoints.RecoveryEntrypoints, base.ServiceBase
         token = domain.new_session_token()
         session_id = str(uuid.uuid4())
         expires_at = now + timedelta(hours=float(self.config["SESSION_TTL_HOURS"]))
-        self.db.insert_session(
+        self.db.insert_session_seen_device(
             id=session_id,
             token_hash=self.keys.token_hash(token),
             account_id=account["id"],

@@ -63,6 +63,23 @@ SELECT {_ACCOUNT_COLUMNS} FROM accounts
  LIMIT 1
 """
 
+# The login's one read: the account and whether the device is one of its
+# own (a login is one round trip before the hash, not three).
+LOGIN_ACCOUNT_SQL = f"""
+SELECT {_ACCOUNT_COLUMNS},
+       EXISTS (SELECT 1 FROM devices d
+                WHERE d.account_id = accounts.id
+                  AND d.device_id = %(device_id)s) AS device_known
+  FROM accounts
+ WHERE status <> 'deactivated'
+   AND (phone = %(phone)s
+        OR lower(email) = lower(%(email)s)
+        OR passport_id = %(passport)s
+        OR (id_number_hash = ANY(%(id_hashes)s) AND status = 'active'))
+ ORDER BY status = 'active' DESC, created_at
+ LIMIT 1
+"""
+
 LIVE_ACCOUNTS_BY_ID_HASH_SQL = f"""
 SELECT {_ACCOUNT_COLUMNS} FROM accounts
  WHERE id_number_hash = ANY(%(id_hashes)s) AND status <> 'deactivated'
@@ -219,11 +236,6 @@ UPDATE accounts SET status = 'active', updated_at = %(now)s
 
 # -- sessions and devices --------------------------------------------------------
 
-INSERT_SESSION_SQL = """
-INSERT INTO sessions (id, token_hash, account_id, device_id, created_at, expires_at)
-VALUES (%(id)s, %(token_hash)s, %(account_id)s, %(device_id)s, %(now)s, %(expires_at)s)
-"""
-
 SESSION_BY_TOKEN_SQL = """
 SELECT s.id AS session_id, s.account_id, s.device_id, s.expires_at,
        a.status, a.roles, a.school_code
@@ -246,6 +258,18 @@ RETURNING id
 
 DEVICE_KNOWN_SQL = """
 SELECT 1 FROM devices WHERE account_id = %(account_id)s AND device_id = %(device_id)s
+"""
+
+# A login's one write: the device noted as seen and the session made, in
+# one statement (the session's transaction relaxes durability first).
+START_SESSION_SEEN_DEVICE_SQL = """
+WITH seen AS (
+    INSERT INTO devices (account_id, device_id, first_seen_at, last_seen_at)
+    VALUES (%(account_id)s, %(device_id)s, %(now)s, %(now)s)
+    ON CONFLICT (account_id, device_id) DO UPDATE SET last_seen_at = %(now)s
+)
+INSERT INTO sessions (id, token_hash, account_id, device_id, created_at, expires_at)
+VALUES (%(id)s, %(token_hash)s, %(account_id)s, %(device_id)s, %(now)s, %(expires_at)s)
 """
 
 REMEMBER_DEVICE_SQL = """
@@ -517,8 +541,24 @@ class IdentityStore(Store):
         return erased == 1
 
     # -- sessions and devices ----------------------------------------------
-    def insert_session(self, **fields):
-        self.execute(INSERT_SESSION_SQL, fields)
+    def insert_session_seen_device(self, **fields):
+        """A new session, its device noted as seen, in one statement."""
+        self.execute(START_SESSION_SEEN_DEVICE_SQL, fields)
+
+    def login_account(self, device_id, phone=None, email=None, passport=None,
+                      id_hashes=()):  # fmt: skip
+        """The live account a login name names, with ``device_known``; read
+        outside any transaction (nothing here is written)."""
+        return self.fetchone_alone(
+            LOGIN_ACCOUNT_SQL,
+            {
+                "device_id": device_id,
+                "phone": phone,
+                "email": email,
+                "passport": passport,
+                "id_hashes": list(id_hashes),
+            },
+        )
 
     def session_by_token(self, token_hash, now):
         return self.fetchone(
@@ -554,9 +594,11 @@ class IdentityStore(Store):
         )
 
     # -- throttles -----------------------------------------------------------
-    def throttles(self, keys):
-        """``{key: row}`` of the throttle rows that exist among ``keys``."""
-        rows = self.fetchall(THROTTLE_SQL, {"keys": list(keys)})
+    def throttles(self, keys, alone=False):
+        """``{key: row}`` of the throttle rows that exist among ``keys``;
+        ``alone``: read outside any transaction."""
+        read = self.fetchall_alone if alone else self.fetchall
+        rows = read(THROTTLE_SQL, {"keys": list(keys)})
         return {row["key"]: row for row in rows}
 
     def blocked_until(self, keys):
