@@ -70,8 +70,7 @@ test: install infra browser lint
 
 bench: install infra
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || { echo "[bench] FATAL: cannot install wrk" >&2; exit 1; }
-	$(PY) -m bench.run
-	$(PY) -m bench.registry
+	$(PY) -m bench.report
 
 ## Mutation testing of the pure domain modules against the unit tier
 ## (pyproject's [tool.mutmut]); prints the surviving mutants per module.
