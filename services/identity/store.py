@@ -52,8 +52,8 @@ ACCOUNT_FOR_UPDATE_SQL = (
     f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id = %(id)s FOR UPDATE"
 )
 
-LIVE_ACCOUNT_BY_LOGIN_SQL = f"""
-SELECT {_ACCOUNT_COLUMNS} FROM accounts
+# The live account a login name names: the active one first.
+_BY_LOGIN_NAME = """
  WHERE status <> 'deactivated'
    AND (phone = %(phone)s
         OR lower(email) = lower(%(email)s)
@@ -63,6 +63,8 @@ SELECT {_ACCOUNT_COLUMNS} FROM accounts
  LIMIT 1
 """
 
+LIVE_ACCOUNT_BY_LOGIN_SQL = f"SELECT {_ACCOUNT_COLUMNS} FROM accounts{_BY_LOGIN_NAME}"
+
 # The login's one read: the account and whether the device is one of its
 # own (a login is one round trip before the hash, not three).
 LOGIN_ACCOUNT_SQL = f"""
@@ -70,15 +72,7 @@ SELECT {_ACCOUNT_COLUMNS},
        EXISTS (SELECT 1 FROM devices d
                 WHERE d.account_id = accounts.id
                   AND d.device_id = %(device_id)s) AS device_known
-  FROM accounts
- WHERE status <> 'deactivated'
-   AND (phone = %(phone)s
-        OR lower(email) = lower(%(email)s)
-        OR passport_id = %(passport)s
-        OR (id_number_hash = ANY(%(id_hashes)s) AND status = 'active'))
- ORDER BY status = 'active' DESC, created_at
- LIMIT 1
-"""
+  FROM accounts{_BY_LOGIN_NAME}"""
 
 LIVE_ACCOUNTS_BY_ID_HASH_SQL = f"""
 SELECT {_ACCOUNT_COLUMNS} FROM accounts
