@@ -7,7 +7,9 @@ Three runs, so each operation is reached with the credentials it needs: one
 with a real student session for the account and admin operations (leaving
 out the log-out operations, which would end that session half-way), one
 with the internal token for the log-in/log-out and internal operations, and
-one with a real school's API token for the school-system operations.
+one with a real school's API token for the school-system operations. A
+fourth runs the stateful phase alone along the published OpenAPI links,
+which make the credentials they need.
 """
 
 import os
