@@ -61,6 +61,9 @@ def platform_env(wechat_key):
         # Every OneRoster import here builds its rows in the process pool
         # (large files do; the sample sets are small).
         "IMPORT_PARALLEL_FROM_ROWS": "2",
+        # A delivery held by an instance that is killed (scale-out and fault
+        # tiers) is taken over by another after this lease, not 60 s.
+        "DELIVERY_LEASE_SECONDS": "5",
         "VOUCH_DAILY_CAP": "10",
         "VOUCH_TERM_CAP": "10",
         "LINK_WECHAT_PUBLIC_KEY_B64": base64.b64encode(

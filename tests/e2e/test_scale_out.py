@@ -1,7 +1,8 @@
 """Scale-out on one machine (issue #12): a second verification instance
 joins the platform's queue, both serve, one is killed with SIGKILL in the
 middle of a stream of requests, and the other carries on — every request
-answered, every code delivered once, none lost."""
+answered, every phone's code delivered (a delivery the dead instance held
+is taken over when its lease runs out), none lost."""
 
 import re
 import threading
@@ -51,15 +52,25 @@ def test_two_verification_instances_share_the_queue_and_survive_a_kill(
             thread.join(60)
         platform.processes.pop("verification-2", None)
 
-    refused = {p: a for p, a in answers.items() if a[0] != 202}
-    assert len(answers) == SENDS and not refused, refused
+    assert len(answers) == SENDS
+    # A request the killed instance had taken is delivered again to the
+    # survivor. If the dead one had already committed its code, the replay
+    # meets that code's resend cooldown: 429 resend_too_soon, and the code
+    # itself still arrives (checked below). Anything else is a lost request.
+    replayed = {p for p, (status, text) in answers.items()
+                if status == 429 and "resend_too_soon" in text}  # fmt: skip
+    refused = {p: a for p, a in answers.items() if a[0] != 202 and p not in replayed}
+    assert not refused and len(replayed) <= 10, (refused, replayed)
     # Both instances took their share before the kill.
     first = (platform.log_dir / "verification.log").read_text()
     assert served_before > 0 and "issue_code ok" in first, served_before
-    # Every code reached its phone exactly once.
+    # Every code reached its phone. One the killed instance was sending is
+    # sent by the survivor when its lease (5 s here) runs out: at least
+    # once — the same code may arrive twice, never a second code.
     for phone in phones:
-        wait_until(lambda p=phone: inbox.messages(p), message=f"the code to {phone}")
-        assert len(inbox.messages(phone)) == 1, phone
+        wait_until(lambda p=phone: inbox.messages(p), timeout=30,
+                   message=f"the code to {phone}")  # fmt: skip
+        assert len({m["body"] for m in inbox.messages(phone)}) == 1, phone
     # The survivor still serves alone.
     assert api.get("/health").status_code == 200
 
