@@ -55,27 +55,20 @@ def hashes_per_second_all_cores(cores, seconds=4.0):
     return sum(counts) / seconds
 
 
-def hash_seconds(samples=20):
-    """Seconds one argon2id verify takes on one core, with the service's parameters."""
+def hash_cost(samples=30):
+    """``(seconds, cpu_ms)`` one argon2id verify takes on one core with the
+    service's parameters: wall time, and this process's CPU clock (which a
+    busy machine does not inflate)."""
     hasher = new_hasher()  # the defaults are the service's defaults
     stored = hasher.hash(PASSWORD)
     hasher.verify(stored, PASSWORD)  # warm up
-    started = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(samples):
         hasher.verify(stored, PASSWORD)
-    return (time.perf_counter() - started) / samples
-
-
-def hash_cpu_ms(samples=30):
-    """CPU milliseconds one argon2id verify costs (this process's CPU clock,
-    so a busy machine does not inflate it)."""
-    hasher = new_hasher()
-    stored = hasher.hash(PASSWORD)
-    hasher.verify(stored, PASSWORD)
-    started = time.process_time()
-    for _ in range(samples):
-        hasher.verify(stored, PASSWORD)
-    return (time.process_time() - started) * 1000 / samples
+    return (
+        (time.perf_counter() - wall) / samples,
+        (time.process_time() - cpu) * 1000 / samples,
+    )
 
 
 def infrastructure_pids():
@@ -224,10 +217,21 @@ def _cpu(platform):
     return {name: cpu_seconds(proc.pid) for name, proc in platform.processes.items()}
 
 
+def _logins(platform, phones, clients, count, warmup):
+    return load(
+        f"{platform.gateway_url}/api/v1/sessions",
+        clients,
+        count,
+        make_body=lambda: {"login": random.choice(phones), "password": PASSWORD},
+        headers={"Content-Type": "application/json", "X-Device-Id": DEVICE},
+        expect=(201,),
+        warmup=warmup,
+    )
+
+
 def login_benchmarks(platform, quick=False):
     cores = os.cpu_count() or 1
-    seconds = hash_seconds()
-    hash_ms = hash_cpu_ms()
+    seconds, hash_ms = hash_cost()
     ceiling = hashes_per_second_all_cores(cores)
     emit(
         {
@@ -253,15 +257,7 @@ def login_benchmarks(platform, quick=False):
     for clients in (2, 16):
         before, infra_before = _cpu(platform), _infrastructure_cpu()
         hash_before = identity_hash_cpu_seconds(platform)
-        result = load(
-            f"{platform.gateway_url}/api/v1/sessions",
-            clients,
-            100 if quick else 600,
-            make_body=lambda: {"login": random.choice(phones), "password": PASSWORD},
-            headers={"Content-Type": "application/json", "X-Device-Id": DEVICE},
-            expect=(201,),
-            warmup=3,
-        )
+        result = _logins(platform, phones, clients, 100 if quick else 600, warmup=3)
         per_login = {
             name: (after - before[name]) * 1000 / result["requests"]
             for name, after in _cpu(platform).items()
@@ -315,15 +311,7 @@ def login_benchmarks(platform, quick=False):
             out_dir=out,
         )
         time.sleep(0.5)
-        load(
-            f"{platform.gateway_url}/api/v1/sessions",
-            16,
-            400,
-            make_body=lambda: {"login": random.choice(phones), "password": PASSWORD},
-            headers={"Content-Type": "application/json", "X-Device-Id": DEVICE},
-            expect=(201,),
-            warmup=0,
-        )
+        _logins(platform, phones, 16, 400, warmup=0)
         for spy in spies:
             spy.wait(30)
         for name in ("identity", "gateway"):

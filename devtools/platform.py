@@ -33,6 +33,8 @@ from pathlib import Path
 
 import requests
 
+from services.common.vocabulary import BACKEND_SERVICES
+
 __all__ = [
     "Platform",
     "SERVICES",
@@ -44,9 +46,8 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("identity", "verification", "recovery", "registry_sync", "gateway")
 # The gateway listens on one address; the others scale by sharing queues.
-BACKEND_SERVICES = SERVICES[:-1]
+SERVICES = (*BACKEND_SERVICES, "gateway")
 METRICS_PORT_STRIDE = 10
 # Where `make run` exposes each back-end service's Prometheus metrics.
 METRICS_PORTS = {

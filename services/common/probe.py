@@ -20,8 +20,7 @@ import sys
 import urllib.request
 
 from services.common.config import load_config
-
-BACKEND = ("identity", "verification", "recovery", "registry_sync")
+from services.common.vocabulary import BACKEND_SERVICES
 
 
 def check(service, timeout=3.0):
@@ -51,7 +50,7 @@ def check(service, timeout=3.0):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m services.common.probe")
-    parser.add_argument("service", choices=BACKEND)
+    parser.add_argument("service", choices=BACKEND_SERVICES)
     parser.add_argument("--timeout", type=float, default=3.0)
     args = parser.parse_args(argv)
     problem = check(args.service, args.timeout)

@@ -3,6 +3,7 @@ service at run time): throw-away databases and vhosts, config for a service
 under test, and waiting for a condition."""
 
 import os
+import re
 import time
 import uuid
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -182,6 +183,25 @@ def service_config(service, **overrides):
     config.pop("LOGGING", None)  # pytest captures logs its own way
     config.update(overrides)
     return config
+
+
+def captured_messages(capture_url, to):
+    """What the development capture server holds for ``to``, newest first."""
+    return requests.get(
+        f"{capture_url}/api/messages", params={"to": to}, timeout=5
+    ).json()
+
+
+def captured_code(capture_url, to, before=0, timeout=15.0):
+    """The code in the newest message to ``to`` once more than ``before``
+    have arrived; ``None`` if none arrives within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = captured_messages(capture_url, to)
+        if len(found) > before:
+            return re.search(r"验证码：(\d{6})", found[0]["body"]).group(1)
+        time.sleep(0.1)
+    return None
 
 
 def wait_until(predicate, timeout=10.0, interval=0.05, message="condition"):

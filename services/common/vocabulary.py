@@ -4,6 +4,7 @@ enumerations), kept once so services need not import each other."""
 __layer__ = "pure"  # no framework, no I/O: tests/unit/test_layering.py
 
 __all__ = [
+    "BACKEND_SERVICES",
     "CODE_PURPOSES",
     "CODE_CHANNELS",
     "ID_TYPES",
@@ -13,6 +14,9 @@ __all__ = [
     "DEVICE_ID_PATTERN",
     "MAX_BALANCE_FEN",
 ]
+
+# The services behind the gateway, each with its own queue and database.
+BACKEND_SERVICES = ("identity", "verification", "recovery", "registry_sync")
 
 # A wallet balance in fen fits PostgreSQL's bigint with room to spare:
 # 10^15 fen is ten trillion yuan. Larger is malformed, not an overflow.

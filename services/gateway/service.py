@@ -21,6 +21,7 @@ from services.common.events import (
 )
 from services.common.metrics import Metrics
 from services.common.rpc import ServiceRpc
+from services.common.vocabulary import BACKEND_SERVICES
 
 # Modules, not classes: `nameko run` takes every class with entrypoints in
 # this module's namespace for a service of its own.
@@ -78,7 +79,6 @@ from services.gateway.web import WebCookies
 
 __all__ = ["GatewayService", "BACKEND_SERVICES"]
 
-BACKEND_SERVICES = ("identity", "verification", "recovery", "registry_sync")
 
 log = logging.getLogger(__name__)
 

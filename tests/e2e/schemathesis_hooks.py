@@ -14,19 +14,24 @@ other phase's generated data alone.
 enrolled requester and the classmate who vouches.
 """
 
+import functools
 import itertools
 import json
 import os
 import random
-import re
-import time
 import uuid
 
 import requests
 import schemathesis
 from schemathesis.generation.meta import TestPhase
 
-from services.common.testing import random_client_ip, random_phone, random_resident_id
+from services.common.testing import (
+    captured_code,
+    captured_messages,
+    random_client_ip,
+    random_phone,
+    random_resident_id,
+)
 
 PASSWORD = "a long enough secret"
 # The stateful phase runs its steps one after another: a new-phone step
@@ -39,6 +44,7 @@ _STARTED = {}
 _RNG = random.Random(uuid.uuid4().int)
 
 
+@functools.cache
 def _context():
     return json.loads(os.environ["STATEFUL_CONTEXT"])
 
@@ -46,28 +52,17 @@ def _context():
 def _real_code(purpose, phone):
     """Request a code for ``phone`` and read it off the capture server."""
     context = _context()
-    before = len(_messages(context, phone))
+    before = len(captured_messages(context["capture_url"], phone))
     sent = requests.post(
         f"{context['gateway_url']}/api/v1/codes",
         json={"channel": "sms", "destination": phone, "purpose": purpose},
         headers={"X-Forwarded-For": random_client_ip()},
         timeout=15,
     )
+    # Refused (a quota) or never delivered: the step is answered 422, still checked.
     if sent.status_code != 202:
-        return "000000"  # refused (a quota): the step is answered 422, still checked
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        found = _messages(context, phone)
-        if len(found) > before:
-            return re.search(r"验证码：(\d{6})", found[0]["body"]).group(1)
-        time.sleep(0.1)
-    return "000000"
-
-
-def _messages(context, to):
-    return requests.get(
-        f"{context['capture_url']}/api/messages", params={"to": to}, timeout=5
-    ).json()
+        return "000000"
+    return captured_code(context["capture_url"], phone, before) or "000000"
 
 
 def _path(case):

@@ -112,7 +112,7 @@ def test_stock_nameko_cluster_proxy_still_calls_every_service(platform):
     queue) against services answering on the project's reply channel."""
     from nameko.standalone.rpc import ClusterRpcProxy
 
-    from services.gateway.service import BACKEND_SERVICES
+    from services.common.vocabulary import BACKEND_SERVICES
 
     with ClusterRpcProxy({"AMQP_URI": platform.env["AMQP_URI"]}, timeout=10) as cluster:
         for name in BACKEND_SERVICES:

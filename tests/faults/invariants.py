@@ -15,20 +15,19 @@ import requests
 
 from services.common.contacts import normalise_mobile
 from services.common.events import RELIABLE_HANDLERS
-
-BACKEND = ("identity", "verification", "recovery", "registry_sync")
+from services.common.vocabulary import BACKEND_SERVICES
 
 
 def load_handlers():
     """``[(service, handler, source, event_type)]`` of every reliable handler
     of the platform whose source is one of its own services (wallet and
     courses are other systems: their events are not in any outbox here)."""
-    for service in BACKEND:
+    for service in BACKEND_SERVICES:
         importlib.import_module(f"services.{service}.service")
     found = []
     for handler, (source, event_type) in RELIABLE_HANDLERS.items():
         service = handler.split(".")[1]
-        if service in BACKEND and source in BACKEND:
+        if service in BACKEND_SERVICES and source in BACKEND_SERVICES:
             found.append((service, handler, source, event_type))
     return found
 
@@ -170,7 +169,7 @@ def outbox_drained(db, timeout=60):
             service: db.scalar(
                 service, "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
             )
-            for service in BACKEND
+            for service in BACKEND_SERVICES
         }
         if not any(unsent.values()):
             return []
@@ -214,7 +213,7 @@ def events_handled_exactly_once(db, handlers, timeout=60):
                 )
         parked = {
             service: db.scalar(service, "SELECT count(*) FROM dead_events")
-            for service in BACKEND
+            for service in BACKEND_SERVICES
         }
         if any(parked.values()):
             violations.append(f"events parked as dead: {parked}")

@@ -31,7 +31,12 @@ from dataclasses import dataclass, field
 
 import requests
 
-from services.common.testing import random_client_ip, random_phone, random_resident_id
+from services.common.testing import (
+    captured_code,
+    random_client_ip,
+    random_phone,
+    random_resident_id,
+)
 
 PASSWORD = "a long enough secret"
 # The gateway's RPC deadline is 5 s; a request makes at most a few calls in
@@ -161,18 +166,6 @@ class Load:
             self.outcomes.append(outcome)
         return answer, outcome
 
-    def code_for(self, phone, before):
-        """The newest register code sent to ``phone`` after ``before`` messages."""
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            found = requests.get(
-                f"{self.capture_url}/api/messages", params={"to": phone}, timeout=5
-            ).json()
-            if len(found) > before:
-                return re.search(r"验证码：(\d{6})", found[0]["body"]).group(1)
-            time.sleep(0.2)
-        return None
-
     # -- flows -----------------------------------------------------------------
     def _send_code(self, http, phone=None, flow="send_code"):
         phone = phone or random_phone("136")
@@ -188,7 +181,7 @@ class Load:
         phone, sent = self._send_code(http, phone, flow="register")
         if not sent.acknowledged:
             return
-        code = self.code_for(phone, 0)
+        code = captured_code(self.capture_url, phone)
         if code is None:  # accepted but never delivered: judged by the invariants
             return
         self.call(

@@ -19,7 +19,8 @@ import time
 
 import pytest
 
-from services.common.testing import random_client_ip, random_phone, wait_until
+from services.common.testing import random_phone, wait_until
+from tests.e2e.recovery_steps import to_awaiting
 from tests.faults import infra
 from tests.faults.invariants import (
     events_handled_exactly_once,
@@ -33,8 +34,6 @@ from tests.faults.invariants import (
     vouches_exactly_once,
 )
 from tests.faults.load import Load, burst_sends
-
-NEW_PASSWORD = "a brand new secret 2026"
 
 
 def kill_and_restart(process):
@@ -76,29 +75,13 @@ def pending_recoveries(api, codes, school, enrolled):
     flows, jobs = [], []
     for _ in range(2):
         who = enrolled(school, name="丁四", aged=False)
-        started = api.post(
-            "/api/v1/phone-recoveries",
-            json={"school_code": who["school_code"],
-                  "student_number": who["student_number"], "name": who["name"]},
-            headers={"X-Forwarded-For": random_client_ip()},
-        )  # fmt: skip
-        assert started.status_code == 201, started.text
-        flow = started.json()
-        new_phone = random_phone("139")
-        moved = api.post(
-            f"/api/v1/phone-recoveries/{flow['recovery_id']}/new-phone",
-            json={"old_phone": who["phone"], "new_phone": new_phone,
-                  "code": codes("recover_phone", new_phone),
-                  "new_password": NEW_PASSWORD},
-            headers={"X-Recovery-Token": flow["recovery_token"]},
-        )  # fmt: skip
-        assert moved.status_code == 200, moved.text
+        flow, share, new_phone = to_awaiting(api, codes, who)
         flows.append(
             {"recovery_id": flow["recovery_id"], "account_id": who["account_id"],
              "new_phone": new_phone}
         )  # fmt: skip
         for voucher in vouchers:
-            jobs.append((voucher, moved.json()["share_token"], flow["recovery_id"]))
+            jobs.append((voucher, share, flow["recovery_id"]))
     return flows, jobs
 
 

@@ -19,9 +19,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from services.common.vocabulary import BACKEND_SERVICES
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
-BACKEND = ("identity", "verification", "recovery", "registry_sync")
 K8S_VERSION = "1.37"
 # What a config.yml reads from the environment that must come from a Secret.
 SECRET_NAME = re.compile(r"(_KEY|_SECRET|PASSWORD|_TOKEN|_DB_URI|AMQP_URI)$")
@@ -202,7 +203,7 @@ def _container(deployment):
     return container
 
 
-@pytest.mark.parametrize("service", BACKEND)
+@pytest.mark.parametrize("service", BACKEND_SERVICES)
 def test_each_backend_service_is_ready_by_its_health_rpc_and_survives_drains(service):
     name = service.replace("_", "-")
     deployment = by_kind("Deployment")[name]
@@ -220,7 +221,7 @@ def test_each_backend_service_is_ready_by_its_health_rpc_and_survives_drains(ser
     )
 
 
-@pytest.mark.parametrize("service", BACKEND)
+@pytest.mark.parametrize("service", BACKEND_SERVICES)
 def test_each_backend_service_scales_on_its_own_rpc_queue(service):
     name = service.replace("_", "-")
     scaler = by_kind("ScaledObject")[name]
@@ -235,7 +236,7 @@ def test_each_backend_service_scales_on_its_own_rpc_queue(service):
     assert scaler["spec"]["minReplicaCount"] >= 2  # as the PDB assumes
 
 
-@pytest.mark.parametrize("service", BACKEND + ("gateway",))
+@pytest.mark.parametrize("service", BACKEND_SERVICES + ("gateway",))
 def test_every_secret_a_service_reads_comes_from_the_secret(service):
     """No key falls back to its development default in a cluster."""
     text = (ROOT / "services" / service / "config.yml").read_text()
