@@ -23,11 +23,14 @@ import uuid
 import requests
 
 from bench.harness import emit, load
-from services.common.testing import random_phone, random_resident_id, random_school_code
+from services.common.testing import (
+    random_phone,
+    random_resident_id,
+    random_school_code,
+    scim_student,
+)
 
 PASSWORD = "bench password 2026"
-CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
-STUDENT = "urn:student-selfservice:params:scim:schemas:extension:student:2.0:Student"
 
 # What the bench platform needs from recovery: caps and ages out of the way,
 # and the answer floor off (see the module docstring).
@@ -113,12 +116,7 @@ def _enrolled_students(client, school, token, count, class_name="一班"):
         }
         client.post(
             "/scim/v2/Users",
-            json={
-                "schemas": [CORE_USER, STUDENT],
-                "userName": number,
-                "name": {"formatted": name},
-                STUDENT: {"studentNumber": number, "className": class_name},
-            },
+            json=scim_student(number, name, class_name),
             headers={"Authorization": f"Bearer {token}"},
         ).raise_for_status()
         verified = client.post(

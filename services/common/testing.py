@@ -185,6 +185,22 @@ def service_config(service, **overrides):
     return config
 
 
+SCIM_CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+SCIM_STUDENT_EXT = (
+    "urn:student-selfservice:params:scim:schemas:extension:student:2.0:Student"
+)
+
+
+def scim_student(number, name, class_name="一班"):
+    """A school's SCIM ``POST /scim/v2/Users`` body for one enrolled student."""
+    return {
+        "schemas": [SCIM_CORE_USER, SCIM_STUDENT_EXT],
+        "userName": number,
+        "name": {"formatted": name},
+        SCIM_STUDENT_EXT: {"studentNumber": number, "className": class_name},
+    }
+
+
 def captured_messages(capture_url, to):
     """What the development capture server holds for ``to``, newest first."""
     return requests.get(

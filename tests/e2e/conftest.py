@@ -23,6 +23,7 @@ from services.common.testing import (
     random_phone,
     random_resident_id,
     random_school_code,
+    scim_student,
     wait_until,
 )
 
@@ -360,10 +361,6 @@ def staff(api, internal_auth, student):
 
 
 # -- enrolled students (recovery and the browser tier) ----------------------------
-CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
-STUDENT_EXT = (
-    "urn:student-selfservice:params:scim:schemas:extension:student:2.0:Student"
-)
 
 
 @pytest.fixture
@@ -403,12 +400,7 @@ def enrolled(api, student, age):
         who = student(name=name, email=email)
         pushed = api.post(
             "/scim/v2/Users",
-            json={
-                "schemas": [CORE_USER, STUDENT_EXT],
-                "userName": number,
-                "name": {"formatted": name},
-                STUDENT_EXT: {"studentNumber": number, "className": class_name},
-            },
+            json=scim_student(number, name, class_name),
             headers={"Authorization": f"Bearer {token}"},
         )
         assert pushed.status_code == 201, pushed.text

@@ -8,11 +8,9 @@ import uuid
 
 from PIL import Image
 
-from services.common.testing import random_phone, wait_until
+from services.common.testing import random_phone, scim_student, wait_until
 
 PASSWORD = "a long enough secret"
-CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
-STUDENT = "urn:student-selfservice:params:scim:schemas:extension:student:2.0:Student"
 
 
 def register_anyway(api, codes, holder, name):
@@ -146,12 +144,7 @@ def test_photo_review_moves_the_id_and_the_old_account_keeps_existing(
 def push(api, token, number, name):
     answer = api.post(
         "/scim/v2/Users",
-        json={
-            "schemas": [CORE_USER, STUDENT],
-            "userName": number,
-            "name": {"formatted": name},
-            STUDENT: {"studentNumber": number, "className": "一班"},
-        },
+        json=scim_student(number, name),
         headers={"Authorization": f"Bearer {token}"},
     )
     assert answer.status_code == 201, answer.text

@@ -36,6 +36,7 @@ from services.common.testing import (
     random_client_ip,
     random_phone,
     random_resident_id,
+    scim_student,
 )
 
 PASSWORD = "a long enough secret"
@@ -50,10 +51,6 @@ OUTAGE_CODES = {
     "database_busy",
     "deadline_exceeded",
 }
-SCIM_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
-SCIM_STUDENT = (
-    "urn:student-selfservice:params:scim:schemas:extension:student:2.0:Student"
-)
 
 
 def error_code(answer):
@@ -217,12 +214,7 @@ class Load:
         self.call(
             http, "roster", "scim_create", "POST", "/scim/v2/Users",
             {"school_code": code, "user_name": number},
-            json={
-                "schemas": [SCIM_USER, SCIM_STUDENT],
-                "userName": number,
-                "name": {"formatted": "花名册生"},
-                SCIM_STUDENT: {"studentNumber": number, "className": "负载班"},
-            },
+            json=scim_student(number, "花名册生", "负载班"),
             headers={"Authorization": f"Bearer {token}"},
         )  # fmt: skip
 
