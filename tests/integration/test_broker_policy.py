@@ -3,6 +3,7 @@ machine's real RabbitMQ: the broker accepts its definition, and a message
 that is rejected on every delivery (a consumer that dies on it) stops
 looping at the delivery limit and lands in the dead-letter queue."""
 
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -73,14 +74,22 @@ def test_the_delivery_limit_policy_dead_letters_a_poison_message(vhost):
         # As the vhost's default type would make Nameko's RPC queue.
         channel.queue_declare("rpc-poisoned", durable=True, auto_delete=False,
                               arguments={"x-queue-type": "quorum"})  # fmt: skip
-        channel.confirm_select()  # the publish returns once the queue has it
         channel.basic_publish(amqp.Message(b"poison", delivery_mode=2),
                               exchange="", routing_key="rpc-poisoned")  # fmt: skip
+
+        def next_delivery(wait=3.0):
+            """The next delivery, or None when none comes within ``wait``:
+            publishing and requeueing reach a quorum queue asynchronously."""
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                message = channel.basic_get("rpc-poisoned")
+                if message is not None:
+                    return message
+                time.sleep(0.02)
+            return None
+
         deliveries = 0
-        for _ in range(limit + 5):
-            message = channel.basic_get("rpc-poisoned")
-            if message is None:
-                break
+        while deliveries <= limit + 5 and (message := next_delivery()) is not None:
             deliveries += 1
             channel.basic_reject(message.delivery_tag, requeue=True)
         assert deliveries == limit + 1, deliveries  # then it stopped coming back
