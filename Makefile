@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: install infra browser migrate run test unit integration e2e browser-tests faults fuzz lint bench clean-test-data mutate dead-events
+.PHONY: fresh-check install infra browser migrate run test unit integration e2e browser-tests faults fuzz lint bench clean-test-data mutate dead-events
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -18,8 +18,8 @@ infra:
 	bash scripts/ensure-infra.sh
 
 ## Debian's chromium and a CJK font for the browser tier (installed when absent).
-browser:
-	bash scripts/ensure-browser.sh
+browser: install
+	PY=$(PY) bash scripts/ensure-browser.sh
 
 migrate: install infra
 	$(PY) -m services.common.migrate --all
@@ -78,6 +78,14 @@ mutate: install
 	rm -rf mutants
 	TESTS_WITHOUT_EVENTLET=1 $(PY) -m mutmut run
 	$(PY) -m devtools.mutation_report
+
+## The README's two commands on a fresh Debian 12 minbase root (debootstrap)
+## with only the README's prerequisites, from a clone of the committed main.
+## Stops this machine's RabbitMQ and PostgreSQL while it runs and starts them
+## again after, even on failure. ~15 min; run it before every change to the
+## set-up scripts or the dependencies. Not part of `make test`.
+fresh-check:
+	bash scripts/fresh-check.sh
 
 ## Drop databases and vhosts left by killed test runs.
 clean-test-data: install infra
