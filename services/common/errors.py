@@ -351,6 +351,10 @@ MESSAGES = {
         "该学籍记录已被其他账号核验",
         "Another account has already been verified with this registry record.",
     ),
+    "link_not_allowed": (
+        "该账号已在其他学校通过学籍核验，不能手动关联到本校",
+        "This account is verified at another school; it cannot be linked to yours.",
+    ),
     # -- recovery: forgot phone, vouching, password reset, duplicate ID ------
     "recovery_not_found": (
         "未找到该找回流程",

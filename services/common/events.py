@@ -387,6 +387,24 @@ class RegistryVerificationChangedPayload(Schema):
     as_of = UtcDateTime(required=True)
 
 
+@payload_schema("correction_answered")
+class CorrectionAnsweredPayload(Schema):
+    """The school acted on a student's correction request (its roster
+    changed, or an admin refreshed or linked): the outcome reaches the
+    student's inbox (recovery owns the inbox)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    account_id = fields.UUID(required=True)
+    school_code = fields.String(required=True, validate=validate.Length(1, 32))
+    status = fields.String(
+        required=True, validate=validate.OneOf(("pending", "passed", "failed"))
+    )
+    code = fields.String(load_default=None, allow_none=True)
+    as_of = UtcDateTime(required=True)
+
+
 # -- recovery (issue #10) ------------------------------------------------------------
 @payload_schema("phone_recovery_completed")
 class PhoneRecoveryCompletedPayload(Schema):

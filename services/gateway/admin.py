@@ -141,7 +141,10 @@ class AdminEndpoints:
     )
     def link_student(self, request, code):
         """The account passes while the record stays active; audited.
-        404 `student_record_not_found`, 422 `record_inactive` / `record_claimed`.
+        404 `student_record_not_found`, 422 `record_inactive` / `record_claimed`,
+        403 `link_not_allowed` for an account verified at another school
+        (only accounts that submitted to this school or hold no passed
+        verification may be linked; the refusal is audited).
         `curl -s -X POST localhost:8000/api/v1/admin/schools/BJ101/links
         -H "Authorization: Bearer $TOKEN" -H 'X-Device-Id: …'
         -H 'Content-Type: application/json'

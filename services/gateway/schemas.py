@@ -588,7 +588,18 @@ class RegistryStateSchema(Schema):
             "description": "why: school_not_onboarded, school_not_synced, "
             "not_in_registry, record_inactive, record_claimed, name_mismatch, "
             "class_name_mismatch, grade_mismatch, id_number_mismatch, "
-            "resubmission_needed"
+            "birth_date_mismatch, id_document_unverifiable, resubmission_needed. "
+            "The record is compared with the account's own real name and ID "
+            "document, never with the name typed in the form"
+        },
+    )
+    next_step = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "after a failure: duplicate_id (the record is tied to "
+            "another account — resolve it on the duplicate-ID path, "
+            "/api/v1/me/duplicate-id), school_link (only the school can link this "
+            "account by hand)"
         },
     )
     mismatches = fields.List(
@@ -1000,7 +1011,9 @@ class InboxMessageSchema(Schema):
     kind = fields.String(
         required=True,
         metadata={
-            "description": "assistance_request, assistance_outcome, review_outcome"
+            "description": "assistance_request, assistance_outcome, review_outcome, "
+            "vouch_request, phone_recovery_outcome, correction_outcome (params: "
+            "school_code, status, code — the school acted on a correction request)"
         },
     )
     params = fields.Dict(required=True)

@@ -40,6 +40,7 @@ __all__ = [
     "LinkRequest",
     "AccountFactsRequest",
     "Profile",
+    "RealNameOf",
     "SetRolesRequest",
 ]
 
@@ -235,6 +236,21 @@ class Guardian(Schema):
     required = fields.Boolean(required=True)
     verified = fields.Boolean(required=True)
     phone_masked = fields.String(allow_none=True)
+
+
+class RealNameOf(Schema):
+    """The account's own real-name data, for registry verification only
+    (registry_sync compares it with the roster record; it is never shown,
+    logged or stored in the clear there). ``id_number`` is the normalised
+    number, ``None`` for an account registered by student number."""
+
+    account_id = fields.UUID(required=True)
+    name = fields.String(allow_none=True)
+    id_type = fields.String(allow_none=True)
+    id_number = fields.String(allow_none=True)
+    birth_date = fields.Date(allow_none=True)
+    school_code = fields.String(allow_none=True)
+    student_number = fields.String(allow_none=True)
 
 
 class Profile(Schema):

@@ -51,6 +51,7 @@ from services.identity.schemas import (
     Permissions,
     Principal,
     Profile,
+    RealNameOf,
     RegisterByPhoneRequest,
     RegisterByStudentNumberRequest,
     SecurityQuestionsRequest,
@@ -84,6 +85,7 @@ _DEACTIVATE = DeactivateRequest()
 _LINK = LinkRequest()
 _ACCOUNT_FACTS = AccountFactsRequest()
 _PROFILE = Profile()
+_REAL_NAME = RealNameOf()
 _SET_ROLES = SetRolesRequest()
 
 
@@ -561,6 +563,26 @@ class IdentityService(recovery_entrypoints.RecoveryEntrypoints, base.ServiceBase
                 "security_questions_set": bool(account["security_questions"]),
                 "linked_providers": [link["provider"] for link in links],
                 "created_at": account["created_at"],
+            }
+        )
+
+    @rpc
+    def real_name_of(self, account_id):
+        """What registry verification compares with the roster record: the
+        account's own name and ID document as registered (never what a
+        student types into the verification form)."""
+        account = self._live_account(account_id)
+        return _REAL_NAME.dump(
+            {
+                "account_id": account["id"],
+                "name": account["name"],
+                "id_type": account["id_type"],
+                "id_number": self.keys.id_sealer.open(account["id_number_sealed"])
+                if account["id_number_sealed"]
+                else None,
+                "birth_date": account["birth_date"],
+                "school_code": account["school_code"],
+                "student_number": account["student_number"],
             }
         )
 

@@ -50,6 +50,24 @@ class RecoveryService(
     def recovery_applied(self, payload, envelope):
         self.on_recovery_applied(payload)
 
+    @event_handler("registry_sync", "correction_answered")
+    def on_correction_answered(self, payload, envelope):
+        """The school answered a correction request: the student reads the
+        outcome in the inbox (DOMAIN.md: "the outcome comes back to the
+        student's inbox")."""
+        self._message(
+            payload["account_id"],
+            "correction_outcome",
+            None,
+            {
+                "school_code": payload["school_code"],
+                "status": payload["status"],
+                "code": payload["code"],
+            },
+            False,
+            self.clock(),
+        )
+
     @timer(interval=60)
     def housekeeping(self):
         """Flows past their deadline end; photos past retention go."""

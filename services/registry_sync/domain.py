@@ -7,12 +7,12 @@ Registry verification: the state diagram and the matching rules below.
 
 __layer__ = "pure"  # no framework, no I/O: tests/unit/test_layering.py
 
-import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
+from datetime import date
 
-from services.common.realname import comparable_name, normalise_id, to_simplified
+from services.common.realname import comparable_name, to_simplified
 
 __all__ = [
     "new_school_token",
@@ -20,8 +20,12 @@ __all__ = [
     "audit_object_ids",
     "Outcome",
     "match",
+    "proves_itself",
+    "NEXT_STEPS",
     "linked_outcome",
-    "submitted_id",
+    "new_submission",
+    "match_submission",
+    "may_link",
     "comparable_label",
     "NOT_RECHECKED",
 ]
@@ -48,20 +52,39 @@ def audit_object_ids(**ids):
 #          ├─► no live record with that student number ─► failed  not_in_registry
 #          ├─► record not active (transferred, …) ──────► failed  record_inactive
 #          ├─► another account holds the record ────────► failed  record_claimed
-#          ├─► fields differ after normalisation ───────► failed  <first>_mismatch
+#          │                                              (next step: the duplicate-ID path)
+#          ├─► the account's own identity differs ──────► failed  <first>_mismatch
+#          ├─► the account's ID proves nothing alone ───► failed  id_document_unverifiable
+#          ├─► class/grade located elsewhere ───────────► failed  <first>_mismatch
 #          └─► everything agrees ───────────────────────► passed
 #
 #   roster data for (school, number) arrives or changes ─► the same check again
 #   (pending and failed rows pass by themselves; a passed row follows its
-#   record); identity's auth_info_changed(registry_reset) ─► pending
-#   resubmission_needed (the old submission no longer describes the account,
-#   so it is not re-checked); a school admin's manual link ─► passed (record
-#   activity still followed).
+#   record); identity's auth_info_changed(registry_reset) ─► the account's
+#   identity fetched again and the same check run on it; a school admin's
+#   manual link ─► passed (record activity still followed).
+#
+# Who the student is comes from identity — the account's real name and ID
+# document as registered — never from the form: the form only says where to
+# look (school, student number, class, grade). An account proves itself by
+#   * its name (comparable form) equal to the record's, and
+#   * where the record holds an ID number, the same ID number (keyed hashes
+#     equal); where it holds a birth date, the birth date of the account's ID.
+# A record with no ID number can be matched by name alone only by an account
+# whose ID document carries a checksum and a birth date (a resident ID or a
+# residence permit): an account with a passport, an "other" document or none
+# at all (student-number registration) could name anyone, so it passes only
+# against a record that holds its own ID number, or by a school admin's link.
 
 # Which mismatch names the failure when several fields differ.
-MISMATCH_ORDER = ("id_number", "name", "class_name", "grade")
+MISMATCH_ORDER = ("id_number", "birth_date", "name", "class_name", "grade")
 # Codes that a later roster change must not re-check.
 NOT_RECHECKED = ("resubmission_needed",)
+# What a student is pointed to after a failure with this code.
+NEXT_STEPS = {
+    "record_claimed": "duplicate_id",
+    "id_document_unverifiable": "school_link",
+}
 
 
 @dataclass(frozen=True)
@@ -83,21 +106,22 @@ def comparable_label(raw):
     return to_simplified(text).casefold() or None
 
 
-def submitted_id(raw, today):
-    """The normalised number of a student's ID (resident ID rules when it
-    looks like one — 15 or 18 characters of digits and X — else ``other``);
-    a bad one is the student's mistake, refused with the rule's code."""
-    cleaned = unicodedata.normalize("NFKC", raw or "").replace(" ", "").upper()
-    id_type = "resident_id" if re.fullmatch(r"\d{15}|\d{17}[\dX]", cleaned) else "other"
-    return normalise_id(id_type, raw, today).number
+def proves_itself(own):
+    """Does the account's ID document carry a checksum and a birth date
+    (resident ID, residence permit, the 2023 permanent-residence card)? Only
+    those can stand for a person against a record that holds no ID number."""
+    return bool(own.get("id_number") and own.get("birth_date"))
 
 
-def match(submission, record, claimed_by_other, id_hash_of):
-    """The outcome of comparing a submission with a live registry record.
+def match(own, located, record, claimed_by_other, id_hash_of):
+    """The outcome of comparing an account with a live registry record.
 
-    ``submission``: name, class_name, grade, id_number (normalised or None);
-    ``record``: name_key, class_names (class_name and class memberships),
-    grade, id_hash, active, status; ``id_hash_of``: the lookup hash."""
+    ``own``: the account's real-name data from identity — name, id_type,
+    id_number (normalised or None), birth_date (a date or None);
+    ``located``: what the form said beyond school and number — class_name,
+    grade (either may be None); ``record``: name_key, class_names (class_name
+    and class memberships), grade, id_hash, birth_date (optional), active,
+    status; ``id_hash_of``: the registry's lookup hash."""
     if record is None:
         return Outcome("failed", "not_in_registry")
     if not record["active"] or (record["status"] or "active") != "active":
@@ -105,17 +129,21 @@ def match(submission, record, claimed_by_other, id_hash_of):
     if claimed_by_other:
         return Outcome("failed", "record_claimed", student_id=record["id"])
     mismatches = set()
-    if submission.get("id_number") and record["id_hash"] != id_hash_of(
-        submission["id_number"]
-    ):
-        mismatches.add("id_number")
-    if comparable_name(submission["name"]) != record["name_key"]:
+    if record["id_hash"]:
+        if not own.get("id_number") or record["id_hash"] != id_hash_of(
+            own["id_number"]
+        ):
+            mismatches.add("id_number")
+    record_birth = record.get("birth_date")
+    if record_birth and own.get("birth_date") != record_birth:
+        mismatches.add("birth_date")
+    if not own.get("name") or comparable_name(own["name"]) != record["name_key"]:
         mismatches.add("name")
-    wanted_class = comparable_label(submission.get("class_name"))
+    wanted_class = comparable_label(located.get("class_name"))
     known_classes = {comparable_label(c) for c in record["class_names"] if c}
     if wanted_class and known_classes and wanted_class not in known_classes:
         mismatches.add("class_name")
-    wanted_grade = comparable_label(submission.get("grade"))
+    wanted_grade = comparable_label(located.get("grade"))
     known_grade = comparable_label(record["grade"])
     if wanted_grade and known_grade and wanted_grade != known_grade:
         mismatches.add("grade")
@@ -129,7 +157,53 @@ def match(submission, record, claimed_by_other, id_hash_of):
             student_id=record["id"],
             class_name=class_name,
         )
+    if not record["id_hash"] and not proves_itself(own):
+        return Outcome(
+            "failed",
+            "id_document_unverifiable",
+            student_id=record["id"],
+            class_name=class_name,
+        )
     return Outcome("passed", student_id=record["id"], class_name=class_name)
+
+
+def new_submission(own, class_name=None, grade=None, typed_name=None):
+    """What is sealed with a verification: the account's own identity as
+    identity gave it (a birth date as ISO text) and where the form located
+    the record. ``typed_name`` is kept for the school's eyes, never compared."""
+    birth = own.get("birth_date")
+    return {
+        "own": {
+            "name": own.get("name"),
+            "id_type": own.get("id_type"),
+            "id_number": own.get("id_number"),
+            "birth_date": birth.isoformat() if hasattr(birth, "isoformat") else birth,
+        },
+        "class_name": class_name,
+        "grade": grade,
+        "typed_name": typed_name,
+    }
+
+
+def match_submission(submission, record, claimed_by_other, id_hash_of):
+    """``match`` on a sealed submission. One sealed before the account's own
+    identity was kept (it holds only what was typed) proves nothing: the
+    student submits again."""
+    own = submission.get("own")
+    if own is None:
+        return Outcome("pending", "resubmission_needed")
+    birth = own.get("birth_date")
+    own = {**own, "birth_date": date.fromisoformat(birth) if birth else None}
+    return match(own, submission, record, claimed_by_other, id_hash_of)
+
+
+def may_link(current, school_code):
+    """May an admin of ``school_code`` link this account by hand? Only an
+    account that submitted its verification to this school, or holds no
+    passed verification anywhere (``current``: its verification row)."""
+    if current is None:
+        return True
+    return current["school_code"] == school_code or current["status"] != "passed"
 
 
 def linked_outcome(record):

@@ -167,6 +167,9 @@ class CorrectionRequest(_Strict):
 class VerificationState(Schema):
     status = fields.String(required=True)
     code = fields.String(allow_none=True)
+    # Where a failure leads: duplicate_id (the record is tied to another
+    # account: the duplicate-ID path), school_link (only the school can link).
+    next_step = fields.String(allow_none=True)
     mismatches = fields.List(fields.String(), required=True)
     school_code = fields.String(required=True)
     student_number = fields.String(required=True)

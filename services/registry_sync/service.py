@@ -8,7 +8,7 @@ from services.common import base
 from services.common.clock import Clock
 from services.common.db import Database
 from services.common.errors import NotFound, Unauthenticated
-from services.common.rpc import rpc
+from services.common.rpc import ServiceRpc, rpc
 
 # Modules, not classes: `nameko run` takes every class with entrypoints in
 # this module's namespace for a service of its own.
@@ -61,6 +61,9 @@ class RegistrySyncService(
     clock = Clock()
     keys = RegistryKeys()
     imports = ImportRunner()
+    # Registry verification compares records with the account's own
+    # real-name data, which only identity holds.
+    identity = ServiceRpc("identity")
 
     # -- schools and their tokens -------------------------------------------
     @rpc

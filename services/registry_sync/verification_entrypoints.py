@@ -7,7 +7,7 @@ refresh and link, recovery asks who is whose classmate. Mixed into
 import logging
 
 from services.common.calendar import beijing_day
-from services.common.errors import NotFound, RuleViolation
+from services.common.errors import Forbidden, NotFound, RuleViolation
 from services.common.events import event_handler
 from services.common.rpc import rpc
 from services.registry_sync import domain
@@ -39,11 +39,28 @@ _CORRECTION = CorrectionRequest()
 
 
 def _state(row):
-    return _STATE.dump({**row, "mismatches": row["mismatches"] or []})
+    next_step = (
+        domain.NEXT_STEPS.get(row["code"]) if row["status"] == "failed" else None
+    )
+    return _STATE.dump(
+        {**row, "mismatches": row["mismatches"] or [], "next_step": next_step}
+    )
 
 
 class VerificationEntrypoints:
-    """Needs ``db``, ``clock`` and ``keys`` of the service."""
+    """Needs ``db``, ``clock``, ``keys`` and the ``identity`` RPC proxy of
+    the service."""
+
+    def _own_identity(self, account_id):
+        """The account's real-name data as identity holds it, ready to seal
+        (identity answers before any row here is locked)."""
+        own = self.identity.real_name_of(str(account_id))
+        return {
+            "name": own["name"],
+            "id_type": own["id_type"],
+            "id_number": own["id_number"],
+            "birth_date": own["birth_date"],
+        }
 
     # -- the one place an outcome is decided ---------------------------------
     def _check(self, row, now, announce=False):
@@ -63,10 +80,25 @@ class VerificationEntrypoints:
                 claimed = record is not None and self.db.claimed_by_other(
                     school_code, row["student_number"], row["account_id"]
                 )
-                outcome = domain.match(submission, record, claimed, self.keys.id_hash)
+                outcome = domain.match_submission(
+                    submission, record, claimed, self.keys.id_hash
+                )
         before = (row["status"], row["code"], list(row["mismatches"] or []))
         saved = self.db.set_outcome(row["account_id"], outcome, now)
         after = (saved["status"], saved["code"], list(saved["mismatches"]))
+        if row["correction_note"] and before != after:
+            # The school acted on the student's correction request: the
+            # outcome goes back to the student's inbox.
+            self.db.add_event(
+                "correction_answered",
+                {
+                    "account_id": str(saved["account_id"]),
+                    "school_code": saved["school_code"],
+                    "status": saved["status"],
+                    "code": saved["code"],
+                    "as_of": now.isoformat(),
+                },
+            )
         if announce or before != after or row["class_name"] != saved["class_name"]:
             self.db.add_event(
                 "registry_verification_changed",
@@ -106,20 +138,20 @@ class VerificationEntrypoints:
     # -- students ---------------------------------------------------------------
     @rpc
     def submit_verification(self, payload):
-        """Submit (or resubmit) an account's registry data; the answer is the
-        outcome as of now (pending ones settle by themselves later)."""
+        """Submit (or resubmit) where an account's registry record is; the
+        answer is the outcome as of now (pending ones settle by themselves
+        later). The record is compared with the account's own real-name data
+        from identity; the name (and ID number) typed into the form are kept
+        for the school's eyes only and decide nothing."""
         request = _SUBMIT.load(payload)
         now = self.clock()
-        id_number = None
-        if request["id_number"]:
-            id_number = domain.submitted_id(request["id_number"], beijing_day(now))
-        submission = {
-            "name": request["name"],
-            "grade": request["grade"],
-            "class_name": request["class_name"],
-            "id_number": id_number,
-        }
         account_id = str(request["account_id"])
+        submission = domain.new_submission(
+            self._own_identity(account_id),
+            class_name=request["class_name"],
+            grade=request["grade"],
+            typed_name=request["name"],
+        )
         row = self.db.save_submission(
             account_id,
             request["school_code"],
@@ -164,10 +196,41 @@ class VerificationEntrypoints:
 
     @event_handler("identity", "auth_info_changed")
     def on_auth_info_changed(self, payload, envelope):
-        """School, name or student number changed: the old submission no
-        longer describes the account (identity already shows pending)."""
-        if payload["registry_reset"]:
-            self.db.reset_verification(payload["account_id"], self.clock())
+        """School, name or student number changed: the verification goes back
+        to pending and the same comparison runs again on the account as it is
+        now (its new name; its new school and number when those changed)."""
+        if not payload["registry_reset"]:
+            return
+        account_id = str(payload["account_id"])
+        row = self.db.verification(account_id)
+        if row is None:
+            return  # never submitted: nothing to re-run
+        own = self.identity.real_name_of(account_id)
+        now = self.clock()
+        row = self.db.verification(account_id, lock=True)
+        if row is None or row["linked_by"]:
+            # A school's manual link stands for this account whatever it is
+            # now called; it only follows the record's activity.
+            if row is not None:
+                self.db.reset_verification(account_id, now)
+            return
+        previous = self.keys.submission_sealer.open(row["submission"])
+        submission = domain.new_submission(
+            {key: own[key] for key in ("name", "id_type", "id_number", "birth_date")},
+            class_name=previous.get("class_name"),
+            grade=previous.get("grade"),
+            typed_name=previous.get("typed_name") or previous.get("name"),
+        )
+        school_code = own.get("school_code") or row["school_code"]
+        number = own.get("student_number") or row["student_number"]
+        row = self.db.save_submission(
+            account_id,
+            school_code,
+            number,
+            self.keys.submission_sealer.seal(submission),
+            now,
+        )
+        self._check(row, now, announce=True)
 
     # -- school admins ----------------------------------------------------------
     def _admin_row(self, request):
@@ -234,6 +297,13 @@ class VerificationEntrypoints:
         if outcome.status != "passed":
             raise RuleViolation(outcome.code)
         account_id = str(request["account_id"])
+        current = self.db.verification(account_id)
+        if not domain.may_link(current, school_code):
+            # Another school's student (or one verified there): not this
+            # admin's to move. Audited, and as unknown as a missing account.
+            self._admin_audit(request, "admin.link_refused", account_id=account_id)
+            self.db.commit()
+            raise Forbidden("link_not_allowed")
         if self.db.claimed_by_other(school_code, number, account_id):
             raise RuleViolation("record_claimed")
         now = self.clock()

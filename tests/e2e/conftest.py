@@ -254,6 +254,16 @@ def publish(platform):
 
 
 @pytest.fixture
+def rpc(platform):
+    """The platform's services over RabbitMQ RPC, as another service (or an
+    attacker on the bus's client side) calls them: ``rpc.registry_sync.…``."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    with ClusterRpcProxy({"AMQP_URI": platform.amqp_uri}, timeout=15) as proxy:
+        yield proxy
+
+
+@pytest.fixture
 def handled(platform):
     """``handled(event_id)``: wait until a service's handler recorded the event."""
     import psycopg2
