@@ -45,8 +45,9 @@ command -v debootstrap >/dev/null || {
 } || die "cannot install debootstrap"
 
 # The machine's Debian mirror: the first URI its apt sources name.
-MIRROR=$(grep -hE '^(URIs:|deb )' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
-  | head -1 | sed -E 's/^URIs:[[:space:]]*//; s/^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?//' | awk '{print $1}')
+MIRROR=$( { cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null || true; } \
+  | grep -E '^(URIs:|deb )' | head -1 \
+  | sed -E 's/^URIs:[[:space:]]*//; s/^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?//' | awk '{print $1}')
 [ -n "$MIRROR" ] || die "cannot read a Debian mirror from /etc/apt/sources*"
 
 # --------------------------------------------------------------- clean-up
