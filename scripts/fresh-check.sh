@@ -63,8 +63,9 @@ kill_root_processes() {
       link=$(readlink "$pid/root" 2>/dev/null) || continue
       case "$link" in "$ROOT"|"$ROOT"/*) kill -9 "${pid#/proc/}" 2>/dev/null && killed=1 ;; esac
     done
-    [ $killed = 1 ] && sleep 1
+    if [ $killed = 1 ]; then sleep 1; fi
   done
+  return 0
 }
 
 unmount_root() {
@@ -122,10 +123,10 @@ if [ -d /etc/apt/sources.list.d ]; then
   rm -f "$ROOT/etc/apt/sources.list"
   cp /etc/apt/sources.list.d/*.sources "$ROOT/etc/apt/sources.list.d/" 2>/dev/null || true
 fi
-[ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$ROOT/etc/apt/"
+if [ -f /etc/apt/sources.list ]; then cp /etc/apt/sources.list "$ROOT/etc/apt/"; fi
 cp /etc/apt/apt.conf.d/99* "$ROOT/etc/apt/apt.conf.d/" 2>/dev/null || true
-[ -f /etc/pip.conf ] && cp /etc/pip.conf "$ROOT/etc/"
-[ -d /etc/xdg/pip ] && mkdir -p "$ROOT/etc/xdg" && cp -r /etc/xdg/pip "$ROOT/etc/xdg/"
+if [ -f /etc/pip.conf ]; then cp /etc/pip.conf "$ROOT/etc/"; fi
+if [ -d /etc/xdg/pip ]; then mkdir -p "$ROOT/etc/xdg" && cp -r /etc/xdg/pip "$ROOT/etc/xdg/"; fi
 
 mount -t proc proc "$ROOT/proc"
 mount -t sysfs sys "$ROOT/sys"
@@ -174,7 +175,7 @@ fi
 epmd -kill >/dev/null 2>&1 || true
 for port in 5432 5672 15672 4369 8000 8025 1025 9101 9102 9103 9104; do
   for _ in $(seq 30); do port_open "$port" || break; sleep 1; done
-  port_open "$port" && die "port $port is still taken on this machine"
+  if port_open "$port"; then die "port $port is still taken on this machine"; fi
 done
 
 # ------------------------------------------------------ the two commands
