@@ -155,6 +155,14 @@ in_root apt-get update -qq >"$WORK/prerequisites.log" 2>&1 || die "apt-get updat
 in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${PREREQUISITES[@]}" \
   >>"$WORK/prerequisites.log" 2>&1 || die "installing the prerequisites failed (see $WORK/prerequisites.log)"
 
+# The machine's local certificate authorities (a network that inspects TLS
+# to the registries needs them): what the machine trusts, the root trusts.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$ROOT/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
+  in_root update-ca-certificates >>"$WORK/prerequisites.log" 2>&1 || die "update-ca-certificates failed"
+fi
+
 log "cloning the committed main ($(git -C "$REPO" rev-parse --short main)) with ../shared beside it"
 mkdir -p "$ROOT/work"
 git clone -q --branch main "$REPO" "$ROOT/work/main"
