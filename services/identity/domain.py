@@ -15,7 +15,10 @@ from datetime import timedelta
 
 from services.common import realname
 from services.common.calendar import BEIJING
-from services.common.contacts import normalise_email, normalise_mobile
+from services.common.contacts import (
+    PASSPORT_ALPHABET,
+    canonical_login,
+)
 from services.common.errors import (
     Conflict,
     Forbidden,
@@ -73,10 +76,6 @@ __all__ = [
     "AUTH_INFO_FIELDS",
 ]
 
-# No 0/O or 1/I/L: people read passport IDs aloud and type them from paper.
-PASSPORT_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-PASSPORT_ID = re.compile(rf"^P[{PASSPORT_ALPHABET}]{{12}}$")
-
 
 def new_passport_id():
     """Immutable and not guessable: 12 random symbols (~59 bits), ``P`` first."""
@@ -104,25 +103,16 @@ def registration_status(active_holder_of_id, register_anyway):
 
 def classify_login(raw):
     """``(kind, value)``: ``phone`` (E.164), ``email``, ``passport``,
-    ``id_number`` (raw, see ``id_number_candidates``) or ``unknown`` (shaped
-    like an address or a number but not a valid one)."""
-    login = unicodedata.normalize("NFKC", raw or "").strip()
-    if not login:
+    ``id_number`` (canonical text, see ``id_number_candidates``) or
+    ``unknown`` (shaped like an address or a number but not a valid one).
+    The one spelling every service keys a login by
+    (``services.common.contacts.canonical_login``), so throttles name the
+    account however its login was typed."""
+    if not unicodedata.normalize("NFKC", raw or "").strip():
         raise InvalidRequest("invalid_request", {"errors": {"login": ["empty"]}})
-    try:
-        if "@" in login:
-            return "email", normalise_email(login)
-        if PASSPORT_ID.match(login.upper()):
-            return "passport", login.upper()
-        digits = login.replace(" ", "").replace("-", "")
-        if re.fullmatch(r"(\+?86)?1\d{10}", digits):
-            return "phone", normalise_mobile(digits)
-    except InvalidRequest:
-        # Looks like an address or a number but is none: no account can
-        # have it. Not a malformed request — an unknown login name, which
-        # must look exactly like a wrong password (no enumeration).
-        return "unknown", login
-    return "id_number", login
+    # A miss of the shapes is not a malformed request but an unknown login
+    # name, which must look exactly like a wrong password (no enumeration).
+    return canonical_login(raw)
 
 
 def id_number_candidates(raw, today):
@@ -520,6 +510,7 @@ NOTICE_KINDS = (
     "phone_recovered_elsewhere",
     "recovery_reverted",
     "id_binding_moved",
+    "id_binding_move_scheduled",
 )
 
 

@@ -9,9 +9,10 @@ revert, duplicate resolved: applied once, keyed by recovery's own id) or
 as an idempotent RPC (a password reset sets the same hash twice)."""
 
 import logging
+from datetime import datetime
 
 from services.common import realname
-from services.common.calendar import beijing_day
+from services.common.calendar import BEIJING, beijing_day
 from services.common.contacts import normalise_mobile
 from services.common.errors import NotFound, ServiceError
 from services.common.events import event_handler
@@ -161,6 +162,18 @@ class RecoveryEntrypoints:
             "created_at": account["created_at"].isoformat(),
             "locked": account["locked_at"] is not None,
         }
+
+    @rpc
+    def id_holder(self, account_id):
+        """Which other live account holds this (duplicate_pending) account's
+        ID number now: the account a duplicate-ID move would take it from."""
+        account = self.db.account(str(account_id))
+        if account is None or not account["id_number_hash"]:
+            return {"holder_id": None}
+        holder = self.db.active_account_by_id_hash(account["id_number_hash"])
+        if holder is None or str(holder["id"]) == str(account_id):
+            return {"holder_id": None}
+        return {"holder_id": str(holder["id"])}
 
     @rpc
     def find_classmate(self, payload):
@@ -331,6 +344,28 @@ class RecoveryEntrypoints:
             )
 
     # -- duplicate ID ---------------------------------------------------------------------
+    @event_handler("recovery", "duplicate_move_scheduled")
+    def on_duplicate_move_scheduled(self, payload, envelope):
+        """Before an ID number moves away, its holder hears it on every bound
+        channel, with a "not me" link good until the move takes effect. The
+        notices' own outbox rows make this once per resolution."""
+        holder = self.db.account(str(payload["holder_id"]))
+        if holder is None or holder["status"] == "deactivated":
+            return
+        notice = self.recovery.duplicate_move_notice(str(payload["resolution_id"]))
+        effective = datetime.fromisoformat(notice["effective_at"])
+        self._announce(
+            "id_binding_move_scheduled",
+            holder,
+            self.clock(),
+            effective_date=effective.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M"),
+            not_me_url=notice["not_me_url"],
+        )
+        self.db.audit(
+            str(holder["id"]), "recovery", "id_binding_move_announced", self.clock(),
+            resolution_id=str(payload["resolution_id"]),
+        )  # fmt: skip
+
     @event_handler("recovery", "duplicate_resolved")
     def on_duplicate_resolved(self, payload, envelope):
         """A reviewer or a classmate confirmed this account holds the ID

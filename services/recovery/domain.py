@@ -39,6 +39,9 @@ __all__ = [
     "ThrottlePolicy",
     "throttle_refusal",
     "review_service_level",
+    "HelperFacts",
+    "helper_refusal",
+    "move_ready",
 ]
 
 # -- the forgot-phone state machine --------------------------------------------
@@ -74,6 +77,9 @@ class RecoveryPolicy:
     vouch_daily_cap: int = 3
     vouch_term_cap: int = 5
     assistance_daily_cap: int = 5
+    # How long the account holding an ID number may say "not me" before the
+    # number moves to the account classmates vouched for.
+    dispute_window: timedelta = timedelta(days=7)
 
 
 def effective_status(status, expires_at, now):
@@ -335,7 +341,8 @@ def require_not_limited(status):
 def classmate_may_assist(requester, classmate):
     """A classmate named for duplicate-ID assistance must be someone else's
     live, registry-verified account of the requester's school. One answer
-    for every failure (the requester learns nothing about who is who)."""
+    for every failure (the requester learns nothing about who is who). The
+    voucher's guards apply again when the classmate answers."""
     return bool(
         classmate.get("found")
         and classmate["account_id"] != requester["account_id"]
@@ -344,6 +351,83 @@ def classmate_may_assist(requester, classmate):
         and requester.get("school_code")
         and classmate["school_code"] == requester["school_code"]
     )
+
+
+@dataclass(frozen=True)
+class HelperFacts:
+    """What the assistance decision needs: the requester as identity knows
+    it (a duplicate_pending account may hold no passed verification — its
+    record can be tied to the very account that holds its ID number), the
+    helper as identity and registry_sync know it."""
+
+    requester_id: str
+    requester_school: str | None
+    requester_class: str | None
+    helper_id: str
+    helper_status: str
+    helper_created_at: datetime
+    helper_verified: bool
+    helper_school: str | None
+    helper_class: str | None
+    helper_verified_since: datetime | None
+    already_helped: bool
+
+
+def helper_refusal(facts, now, policy, same_label=None):
+    """None if the helper's yes counts, else the reason — the same guards a
+    voucher passes (issue #20 §2): not the requester, once per requester, a
+    live account, verified at the requester's school (same class where both
+    are known), neither created nor verified recently. Caps are counted by
+    the store afterwards. ``same_label(a, b)``: do two class labels name the
+    same class (defaults to equality)."""
+    same_label = same_label or (lambda a, b: a == b)
+    if facts.helper_id == facts.requester_id:
+        return "self"
+    if facts.already_helped:
+        return "already_vouched"
+    if facts.helper_status != "active":
+        return "voucher_limited"
+    if not facts.helper_verified:
+        return "voucher_not_verified"
+    if not facts.requester_school or facts.helper_school != facts.requester_school:
+        return "other_school"
+    if (
+        facts.requester_class
+        and facts.helper_class
+        and not same_label(facts.requester_class, facts.helper_class)
+    ):
+        return "other_class"
+    if now - facts.helper_created_at < policy.voucher_min_age:
+        return "recently_created"
+    since = facts.helper_verified_since
+    if since is None or now - since < policy.voucher_min_age:
+        return "recently_verified"
+    return None
+
+
+# -- duplicate ID: the move of the ID number ------------------------------------------
+#
+#   a reviewer approves the photo ─────────────────────────────────────► applied
+#   N classmates said yes ─► no other account holds the number ────────► applied
+#                         └► holding ──(dispute window ends undisputed)─► applied
+#                               │
+#                               └─ holder's "not me" ─► disputed ─┬─ reviewer upholds
+#                                                                 │  the claim ─► applied
+#                                                                 └─ reviewer upholds
+#                                                                    the holder ─► cancelled
+#   (a photo approved while holding or after a cancel also applies at once)
+#
+# ``applied`` is the only state that moves the number (the outbox event
+# ``duplicate_resolved``, applied by identity once per resolution id).
+HOLDING = "holding"
+APPLIED = "applied"
+DISPUTED = "disputed"
+MOVE_CANCELLED = "cancelled"
+
+
+def move_ready(helpers, policy):
+    """Enough classmates said yes: as many as a phone recovery needs vouches."""
+    return helpers >= policy.vouches_needed
 
 
 # -- reviews ------------------------------------------------------------------------

@@ -10,8 +10,9 @@ row (a second approval finds it and does nothing) with the outbox event
 import base64
 import binascii
 import logging
+import unicodedata
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from eventlet import tpool
 
@@ -26,6 +27,7 @@ from services.recovery.schemas import (
     InboxAnswerRequest,
     InboxReadRequest,
     InboxRequest,
+    NotMeRequest,
     PhotoRequest,
     ReviewRequest,
     ReviewsRequest,
@@ -44,6 +46,17 @@ _DECISION = DecisionRequest()
 _INBOX = InboxRequest()
 _ANSWER = InboxAnswerRequest()
 _READ = InboxReadRequest()
+_NOT_ME = NotMeRequest()
+
+
+def _same_class(one, other):
+    """Two class labels as two systems write them (七年级 1 班 == 七年級1班)."""
+
+    def label(raw):
+        text = unicodedata.normalize("NFKC", raw)
+        return "".join(ch for ch in text if not ch.isspace()).casefold()
+
+    return label(one) == label(other)
 
 
 def _review_view(row):
@@ -79,19 +92,116 @@ class DuplicateEntrypoints:
         )
 
     def _resolve(self, account_id, via, now):
-        """The account holds the ID number: once, whatever approves it."""
+        """The account holds the ID number now: once, whatever approves it
+        (a holding move of the account applies at once under its own id)."""
+        resolution_id = self.db.insert_resolution(
+            str(account_id), str(uuid.uuid4()), via, now
+        )
+        if resolution_id is None:
+            return False
+        self._move_applied(str(account_id), resolution_id, via)
+        return True
+
+    def _move_applied(self, account_id, resolution_id, via):
+        self.db.add_event(
+            "duplicate_resolved",
+            {"resolution_id": resolution_id, "account_id": account_id, "via": via},
+        )
+
+    def _hold_move(self, account_id, via, now):
+        """Enough classmates said yes: the account holding the number is told
+        (identity: every bound channel, with a "not me" link) and the move
+        waits out the dispute window; both sides see it in their inbox. With
+        no other holder left there is nobody to ask: it applies at once."""
+        holder_id = self.identity.id_holder(account_id)["holder_id"]
+        if holder_id is None:
+            return self._resolve(account_id, via, now)
+        effective_at = now + self.policy.dispute_window
         resolution_id = str(uuid.uuid4())
-        if self.db.insert_resolution(str(account_id), resolution_id, via, now):
-            self.db.add_event(
-                "duplicate_resolved",
-                {
-                    "resolution_id": resolution_id,
-                    "account_id": str(account_id),
-                    "via": via,
-                },  # fmt: skip
-            )
-            return True
-        return False
+        if not self.db.hold_resolution(
+            account_id=account_id, resolution_id=resolution_id, via=via, now=now,
+            effective_at=effective_at, holder_id=holder_id,
+        ):  # fmt: skip
+            return False
+        self.db.add_event(
+            "duplicate_move_scheduled",
+            {"resolution_id": resolution_id, "account_id": account_id,
+             "holder_id": holder_id, "effective_at": effective_at.isoformat()},
+        )  # fmt: skip
+        state = {"state": domain.HOLDING, "effective_at": effective_at.isoformat()}
+        self._message(account_id, "duplicate_move", resolution_id,
+                      {**state, "side": "requester"}, False, now)  # fmt: skip
+        self._message(holder_id, "duplicate_move", resolution_id,
+                      {**state, "side": "holder"}, False, now)  # fmt: skip
+        self._audit("recovery", account_id, "duplicate.move_scheduled", now,
+                    resolution=resolution_id, holder=holder_id)  # fmt: skip
+        return True
+
+    def _tell_both(self, resolution, state, now):
+        for side, who in (("requester", resolution["account_id"]),
+                          ("holder", resolution["holder_id"])):  # fmt: skip
+            if who is not None:
+                self._message(who, "duplicate_move", resolution["resolution_id"],
+                              {"state": state, "side": side,
+                               "effective_at": now.isoformat()}, False, now)  # fmt: skip
+
+    def apply_due_moves(self):
+        """Holds whose dispute window ended undisputed take effect."""
+        now = self.clock()
+        due = self.db.due_resolutions(now)
+        for row in due:
+            self._move_applied(str(row["account_id"]), str(row["resolution_id"]),
+                               row["via"])  # fmt: skip
+            self._tell_both(row, domain.APPLIED, now)
+        self.db.commit()
+        if due:
+            log.info("applied %s duplicate-ID moves after their window", len(due))
+
+    @rpc
+    def duplicate_move_notice(self, resolution_id):
+        """identity asks what it tells the account holding the number: the
+        "not me" link (good until the move takes effect) and that date."""
+        row = self.db.resolution_by_id(str(resolution_id))
+        self.db.rollback()
+        if row is None or row["status"] != domain.HOLDING:
+            raise NotFound("resolution_not_found")
+        token = domain.sign_link(self.keys.link_key, "id_not_me",
+                                 row["resolution_id"], row["effective_at"])  # fmt: skip
+        return {
+            "resolution_id": str(row["resolution_id"]),
+            "holder_id": str(row["holder_id"]),
+            "not_me_url": self._url(f"/duplicate-id/not-me/{token}"),
+            "effective_at": row["effective_at"].isoformat(),
+        }
+
+    @rpc
+    def report_id_not_me(self, payload):
+        """The holder's "not me" inside the window: the move stops and goes
+        to the reviewers' queue; both sides are told in their inbox."""
+        request = _NOT_ME.load(payload)
+        now = self.clock()
+        resolution_id, _ = domain.open_link(
+            self.keys.link_key, "id_not_me", request["token"], now
+        )
+        row = self.db.resolution_by_id(str(resolution_id))
+        if row is None:
+            raise NotFound("share_link_invalid")
+        if row["status"] == domain.DISPUTED:
+            return {"resolution_id": str(resolution_id), "status": domain.DISPUTED}
+        if row["status"] != domain.HOLDING or now >= row["effective_at"]:
+            raise Conflict("cancel_window_over", {"status": row["status"]})
+        self.db.set_resolution_status(str(resolution_id), domain.DISPUTED,
+                                      (domain.HOLDING,), now)  # fmt: skip
+        self.db.insert_review(
+            id=str(uuid.uuid4()), kind="duplicate_dispute",
+            account_id=str(row["account_id"]), sealed_photo=None, width=None,
+            height=None, ref_id=str(resolution_id), now=now,
+        )  # fmt: skip
+        self._tell_both(row, domain.DISPUTED, now)
+        self._audit("anonymous", row["holder_id"], "duplicate.move_disputed", now,
+                    resolution=resolution_id)  # fmt: skip
+        self.db.commit()
+        return {"resolution_id": str(resolution_id), "status": domain.DISPUTED}
 
     # -- (a) the photo ------------------------------------------------------------------
     @rpc
@@ -190,7 +300,18 @@ class DuplicateEntrypoints:
         resolution = self.db.resolution(account_id)
         return {
             "account_status": brief["status"],
-            "resolved": resolution is not None,
+            "resolved": resolution is not None
+            and resolution["status"] == domain.APPLIED,
+            # The ID number's move: holding (until effective_at), applied,
+            # disputed (a reviewer decides) or cancelled; None before any.
+            "move": {
+                "state": resolution["status"],
+                "effective_at": resolution["effective_at"].isoformat()
+                if resolution["effective_at"]
+                else None,
+            }
+            if resolution is not None
+            else None,
             "reviews": [
                 _review_view(r)
                 for r in self.db.reviews_of_account(account_id, "duplicate_photo")
@@ -274,6 +395,17 @@ class DuplicateEntrypoints:
                 False,
                 now,
             )
+        elif review["kind"] == "duplicate_dispute":
+            # Approve: the classmates were right, the number moves now;
+            # reject: the holder keeps it.
+            resolution = self.db.resolution_by_id(str(review["ref_id"]))
+            state = domain.APPLIED if request["approve"] else domain.MOVE_CANCELLED
+            if self.db.set_resolution_status(str(review["ref_id"]), state,
+                                             (domain.DISPUTED,), now):  # fmt: skip
+                if request["approve"]:
+                    self._move_applied(account_id, str(review["ref_id"]),
+                                       resolution["via"])  # fmt: skip
+                self._tell_both(resolution, state, now)
         else:  # a disputed phone recovery: approve lifts the lock
             self.db.add_event(
                 "recovery_dispute_decided",
@@ -346,34 +478,74 @@ class DuplicateEntrypoints:
         if message["kind"] == "vouch_request":
             return self._answer_vouch_request(message, account_id, approve, now)
         assistance = self.db.assistance(str(message["ref_id"]))
+        requester_id = str(assistance["account_id"])
         if approve:
-            me = self.identity.account_brief(account_id)
-            requester = self.identity.account_brief(str(assistance["account_id"]))
-            if me["registry_status"] != "passed" or (
-                me["school_code"] != requester["school_code"]
-            ):
-                raise Conflict("classmate_not_eligible")
+            # A yes counts only from a helper who passes a voucher's guards.
+            self.db.rollback()  # hold no lock while other services answer
+            school_term = self._require_helper(requester_id, account_id, now)
+            message = self.db.message(account_id, str(message["id"]))
+            assistance = self.db.assistance(str(message["ref_id"]))
+            if message["answered_at"] is not None:
+                raise Conflict("message_answered", {"answer": message["answer"]})
+            policy = self.policy
+            day = beijing_day(now).isoformat()
+            if not self.db.bump_counter(f"vouch-day:{account_id}", day,
+                                        policy.vouch_daily_cap):  # fmt: skip
+                domain.require_voucher_allowed("daily_cap")
+            term = domain.term_period(now, school_term)
+            if not self.db.bump_counter(f"vouch-term:{account_id}", term,
+                                        policy.vouch_term_cap):  # fmt: skip
+                domain.require_voucher_allowed("term_cap")
         self.db.answer_message(message["id"], approve, now)
         if assistance["status"] == "open":
             self.db.answer_assistance(
                 assistance["id"], "approved" if approve else "declined", now
             )
-            requester_id = str(assistance["account_id"])
-            if approve:
-                self._resolve(requester_id, f"assistance:{assistance['id']}", now)
+            helpers = self.db.approved_helpers(requester_id) if approve else 0
             self._message(
                 requester_id,
                 "assistance_outcome",
                 assistance["id"],
-                {"approved": approve},
+                {"approved": approve, "helpers": helpers,
+                 "helpers_needed": self.policy.vouches_needed},
                 False,
                 now,
-            )
-        self._audit(f"account:{account_id}", str(assistance["account_id"]),
+            )  # fmt: skip
+            if approve and domain.move_ready(helpers, self.policy):
+                self._hold_move(requester_id, f"assistance:{assistance['id']}", now)
+        self._audit(f"account:{account_id}", requester_id,
                     "duplicate.assistance_answered", now,
                     request=assistance["id"], approve=approve)  # fmt: skip
         self.db.commit()
         return {"message_id": str(message["id"]), "answer": approve}
+
+    def _require_helper(self, requester_id, helper_id, now):
+        """Raise ``not_eligible_voucher`` (with the reason) unless the helper
+        passes the voucher's guards for this requester; else the school's
+        current term."""
+        me = self.identity.account_brief(helper_id)
+        requester = self.identity.account_brief(requester_id)
+        mates = self.registry_sync.classmates(
+            {"account_id": requester_id, "other_account_id": helper_id}
+        )
+        since = mates.get("other_verified_since")
+        facts = domain.HelperFacts(
+            requester_id=requester_id,
+            requester_school=requester["school_code"],
+            requester_class=requester["class_name"],
+            helper_id=helper_id,
+            helper_status=me["status"],
+            helper_created_at=datetime.fromisoformat(me["created_at"]),
+            helper_verified=bool(mates.get("other_verified")),
+            helper_school=mates.get("other_school_code"),
+            helper_class=mates.get("other_class_name"),
+            helper_verified_since=datetime.fromisoformat(since) if since else None,
+            already_helped=self.db.has_helped(requester_id, helper_id),
+        )
+        domain.require_voucher_allowed(
+            domain.helper_refusal(facts, now, self.policy, _same_class)
+        )
+        return mates.get("term")  # the school's current term, for the term cap
 
     def _answer_vouch_request(self, message, account_id, approve, now):
         """Yes: vouch (every guard of the share link applies, a refusal

@@ -16,10 +16,11 @@ from datetime import datetime, timedelta
 
 import eventlet
 
-from services.common.contacts import normalise_mobile
+from services.common.contacts import canonical_text, normalise_mobile
 from services.common.errors import Conflict, NotFound, RuleViolation, ServiceError
 from services.common.masking import mask_phone
 from services.common.rpc import rpc
+from services.common.throttles import address_key
 from services.recovery import domain
 from services.recovery.schemas import (
     FlowRequest,
@@ -72,6 +73,7 @@ class PhoneRecoveryEntrypoints:
             vouch_daily_cap=int(c.get("VOUCH_DAILY_CAP", 3)),
             vouch_term_cap=int(c.get("VOUCH_TERM_CAP", 5)),
             assistance_daily_cap=int(c.get("ASSISTANCE_DAILY_CAP", 5)),
+            dispute_window=timedelta(days=float(c.get("DUPLICATE_DISPUTE_DAYS", 7))),
         )
 
     def _floor(self):
@@ -123,14 +125,15 @@ class PhoneRecoveryEntrypoints:
         now = self.clock()
         school = request["school_code"].strip().upper()
         number = request["student_number"].strip()
+        target = (canonical_text(school), canonical_text(number))
         per_ip = domain.MATCH_PER_IP.with_limit(
             self.config.get("MATCH_IP_LIMIT", domain.MATCH_PER_IP.limit)
         )
         per_target = domain.MATCH_PER_TARGET.with_limit(
             self.config.get("MATCH_TARGET_LIMIT", domain.MATCH_PER_TARGET.limit)
         )
-        self._throttle(per_ip, request["client_ip"] or "unknown", now)
-        self._throttle(per_target, self.keys.hash("target", school, number), now)
+        self._throttle(per_ip, address_key(request["client_ip"]), now)
+        self._throttle(per_target, self.keys.hash("target", *target), now)
         match = self.identity.match_for_recovery(
             {"school_code": school, "student_number": number, "name": request["name"]}
         )

@@ -10,11 +10,10 @@ a wrong code or wrong answers, and the same per-login limits apply."""
 import logging
 from datetime import timedelta
 
-from services.common.contacts import normalise_email, normalise_mobile
+from services.common.contacts import canonical_login
 from services.common.errors import (
     InvalidRequest,
     RuleViolation,
-    ServiceError,
     Throttled,
 )
 from services.common.rpc import rpc
@@ -39,21 +38,6 @@ _ALTERNATIVES = {
 }
 
 
-def _login_shape(login):
-    """``(kind, normalised)`` of a login as typed: a phone, an address, or
-    anything else (ID numbers, passport IDs)."""
-    text = login.strip()
-    if "@" in text:
-        try:
-            return "email", normalise_email(text)
-        except ServiceError:
-            return "other", text.lower()
-    try:
-        return "phone", normalise_mobile(text)
-    except ServiceError:
-        return "other", text.upper()
-
-
 class PasswordResetEntrypoints:
     """Needs ``db``, ``clock``, ``keys``, ``config``, ``identity`` and
     ``verification`` of the service."""
@@ -68,7 +52,9 @@ class PasswordResetEntrypoints:
 
     def _reset_view(self, login):
         """``(targets or None, methods, login key)`` for a login."""
-        kind, value = _login_shape(login)
+        # One spelling per login (identity resolves the same way): spaces,
+        # full-width digits or a small x give no fresh throttle key.
+        kind, value = canonical_login(login)
         login_key = self.keys.hash("login", kind, value)
         targets = self.identity.reset_targets({"login": login})
         if targets["found"]:

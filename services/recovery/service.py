@@ -6,6 +6,8 @@ states in ``domain.py``, drawn in ``phone_recovery.mermaid``),
 ``reset_entrypoints.py`` (password reset), ``duplicate_entrypoints.py``
 (duplicate ID and the inbox)."""
 
+import os
+
 from nameko.dependency_providers import Config
 from nameko.timer import timer
 
@@ -26,6 +28,11 @@ from services.recovery.dependencies import RecoveryKeys
 from services.recovery.store import RecoveryStore
 
 __all__ = ["RecoveryService"]
+
+
+# How often the timer work runs (the e2e tier shortens it to see a dispute
+# window end without waiting a minute).
+HOUSEKEEPING_SECONDS = float(os.environ.get("RECOVERY_HOUSEKEEPING_SECONDS", 60))
 
 
 class RecoveryService(
@@ -68,8 +75,10 @@ class RecoveryService(
             self.clock(),
         )
 
-    @timer(interval=60)
+    @timer(interval=HOUSEKEEPING_SECONDS)
     def housekeeping(self):
-        """Flows past their deadline end; photos past retention go."""
+        """Flows past their deadline end; duplicate-ID moves whose dispute
+        window ended take effect; photos past retention go."""
         self.expire_flows()
+        self.apply_due_moves()
         self.purge_photos()

@@ -199,16 +199,75 @@ UPDATE assistance_requests SET status = %(status)s, answered_at = %(now)s
  WHERE id = %(id)s AND status = 'open'
 """
 
+# The account's one live resolution. An approval of an account whose move is
+# only holding (or was cancelled) makes it apply now; one of an account
+# already applied or disputed finds it and does nothing.
 INSERT_RESOLUTION_SQL = """
-INSERT INTO duplicate_resolutions (account_id, resolution_id, via, at)
-VALUES (%(account_id)s, %(resolution_id)s, %(via)s, %(now)s)
-ON CONFLICT (account_id) DO NOTHING
+INSERT INTO duplicate_resolutions (account_id, resolution_id, via, at, status,
+                                   decided_at)
+VALUES (%(account_id)s, %(resolution_id)s, %(via)s, %(now)s, 'applied', %(now)s)
+ON CONFLICT (account_id) DO UPDATE
+   SET via = EXCLUDED.via, status = 'applied', decided_at = EXCLUDED.decided_at,
+       resolution_id = CASE WHEN duplicate_resolutions.status = 'cancelled'
+                            THEN EXCLUDED.resolution_id
+                            ELSE duplicate_resolutions.resolution_id END
+ WHERE duplicate_resolutions.status IN ('holding', 'cancelled')
 RETURNING resolution_id
 """
 
-RESOLUTION_SQL = """
-SELECT account_id, resolution_id, via, at FROM duplicate_resolutions
+# Classmates agreed: the move waits for the dispute window (a cancelled one
+# may be tried again; anything else is already under way).
+HOLD_RESOLUTION_SQL = """
+INSERT INTO duplicate_resolutions (account_id, resolution_id, via, at, status,
+                                   effective_at, holder_id)
+VALUES (%(account_id)s, %(resolution_id)s, %(via)s, %(now)s, 'holding',
+        %(effective_at)s, %(holder_id)s)
+ON CONFLICT (account_id) DO UPDATE
+   SET resolution_id = EXCLUDED.resolution_id, via = EXCLUDED.via, at = EXCLUDED.at,
+       status = 'holding', effective_at = EXCLUDED.effective_at,
+       holder_id = EXCLUDED.holder_id, decided_at = NULL
+ WHERE duplicate_resolutions.status = 'cancelled'
+RETURNING resolution_id
+"""
+
+RESOLUTION_COLUMNS = """account_id, resolution_id, via, at, status, effective_at,
+holder_id, decided_at"""
+
+RESOLUTION_SQL = f"""
+SELECT {RESOLUTION_COLUMNS} FROM duplicate_resolutions
  WHERE account_id = %(account_id)s
+"""
+
+RESOLUTION_BY_ID_SQL = f"""
+SELECT {RESOLUTION_COLUMNS} FROM duplicate_resolutions
+ WHERE resolution_id = %(resolution_id)s FOR UPDATE
+"""
+
+SET_RESOLUTION_STATUS_SQL = f"""
+UPDATE duplicate_resolutions SET status = %(status)s, decided_at = %(now)s
+ WHERE resolution_id = %(resolution_id)s AND status = ANY(%(from_states)s::text[])
+RETURNING {RESOLUTION_COLUMNS}
+"""
+
+# Holds whose window ended undisputed take effect (SKIP LOCKED: instances
+# share the work, none waits on another).
+DUE_RESOLUTIONS_SQL = f"""
+UPDATE duplicate_resolutions SET status = 'applied', decided_at = %(now)s
+ WHERE account_id IN (SELECT account_id FROM duplicate_resolutions
+                       WHERE status = 'holding' AND effective_at <= %(now)s
+                       ORDER BY effective_at LIMIT 100 FOR UPDATE SKIP LOCKED)
+RETURNING {RESOLUTION_COLUMNS}
+"""
+
+APPROVED_HELPERS_SQL = """
+SELECT count(DISTINCT classmate_id) AS helpers FROM assistance_requests
+ WHERE account_id = %(account_id)s AND status = 'approved'
+"""
+
+HAS_HELPED_SQL = """
+SELECT 1 FROM assistance_requests
+ WHERE account_id = %(account_id)s AND classmate_id = %(classmate_id)s
+   AND status = 'approved'
 """
 
 # -- inbox --------------------------------------------------------------------------------
@@ -413,8 +472,9 @@ class RecoveryStore(Store):
         )
 
     def insert_resolution(self, account_id, resolution_id, via, now):
-        """True if this is the account's first resolution (the one that moves
-        the ID number); False if it was settled before."""
+        """The resolution id that now applies (a holding move of the account
+        keeps its id), or None if the account's move was applied or disputed
+        before."""
         row = self.fetchone(
             INSERT_RESOLUTION_SQL,
             {
@@ -424,10 +484,39 @@ class RecoveryStore(Store):
                 "now": now,
             },
         )
-        return row is not None
+        return str(row["resolution_id"]) if row else None
 
     def resolution(self, account_id):
         return self.fetchone(RESOLUTION_SQL, {"account_id": account_id})
+
+    def hold_resolution(self, **row):
+        """True if the move now waits for its dispute window; False if the
+        account's resolution was already under way."""
+        return self.fetchone(HOLD_RESOLUTION_SQL, row) is not None
+
+    def resolution_by_id(self, resolution_id):
+        return self.fetchone(RESOLUTION_BY_ID_SQL, {"resolution_id": resolution_id})
+
+    def set_resolution_status(self, resolution_id, status, from_states, now):
+        return self.fetchone(
+            SET_RESOLUTION_STATUS_SQL,
+            {"resolution_id": resolution_id, "status": status,
+             "from_states": list(from_states), "now": now},
+        )  # fmt: skip
+
+    def due_resolutions(self, now):
+        return self.fetchall(DUE_RESOLUTIONS_SQL, {"now": now})
+
+    def approved_helpers(self, account_id):
+        return self.fetchone(APPROVED_HELPERS_SQL, {"account_id": account_id})[
+            "helpers"
+        ]
+
+    def has_helped(self, account_id, classmate_id):
+        row = self.fetchone(
+            HAS_HELPED_SQL, {"account_id": account_id, "classmate_id": classmate_id}
+        )
+        return row is not None
 
     # -- inbox --------------------------------------------------------------------------
     def insert_message(self, **row):

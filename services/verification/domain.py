@@ -32,6 +32,8 @@ from services.common.vocabulary import CODE_CHANNELS, CODE_PURPOSES
 
 __all__ = [
     "PURPOSES",
+    "OPEN_PURPOSES",
+    "quota_budget",
     "CHANNELS",
     "BEIJING",
     "Policy",
@@ -61,6 +63,18 @@ __all__ = [
 ]
 
 PURPOSES = CODE_PURPOSES
+# Codes anyone can ask for a number or address (it may belong to no account
+# yet): they take from a budget of their own, so a stranger cannot spend the
+# codes an account holder needs for their own account (issue #20 §7).
+OPEN_PURPOSES = ("register", "guardian_check", "recover_phone")
+
+
+def quota_budget(purpose):
+    """Which daily budget of a destination a code of ``purpose`` takes from:
+    ``open`` (anyone can trigger it) or ``account`` (the holder's own)."""
+    return "open" if purpose in OPEN_PURPOSES else "account"
+
+
 CHANNELS = CODE_CHANNELS
 
 
@@ -229,6 +243,15 @@ _NOTICE_TEXT = {
         "可继续用手机号或邮箱登录。",
         "After review, the ID number bound to your account was moved to its holder's "
         "own account. Your account stays; sign in with your phone or email.",
+    ),
+    "id_binding_move_scheduled": (
+        "有人以“证件号重复”申请将您账号绑定的证件号码转移到其本人账号，已有同学为其助力。"
+        "若无异议，将于{effective_date}（北京时间）转移，您的账号仍保留。"
+        "如该证件是您本人的，请在此之前打开链接 {not_me_url} 提出异议，平台将人工审核。",
+        "Someone asked, as a duplicate ID, to move the ID number bound to your account "
+        "to their own account, and classmates vouched for them. Unless you object, it "
+        "moves on {effective_date} (Beijing time); your account stays. If the ID is "
+        "yours, object before then at {not_me_url} and a reviewer will decide.",
     ),
     "account_deactivated": (
         "您的账号已注销，此操作不可恢复。",

@@ -160,16 +160,40 @@ def verify(api, who, code, number, name):
     wait_until(lambda: me(api, who)["school_code"] == code, message="identity told")
 
 
+def ask_and_answer(api, newcomer, helper, approve=True):
+    """The newcomer names ``helper``; the helper answers in the inbox."""
+    asked = api.post(
+        "/api/v1/me/duplicate-id/assistance-requests",
+        json={"classmate_name": helper["name"], "classmate_phone": helper["phone"]},
+        headers=newcomer["auth"],
+    )
+    assert asked.status_code == 201, asked.text
+    box = api.get("/api/v1/me/inbox", headers=helper["auth"]).json()
+    message = next(m for m in box["items"] if m["kind"] == "assistance_request")
+    return api.post(f"/api/v1/me/inbox/{message['message_id']}/answer",
+                    json={"approve": approve}, headers=helper["auth"])  # fmt: skip
+
+
+def moves_of(api, who):
+    items = api.get("/api/v1/me/inbox", headers=who["auth"]).json()["items"]
+    return [m["params"] for m in items if m["kind"] == "duplicate_move"]
+
+
 def test_a_classmates_yes_in_the_inbox_resolves_it_and_the_sixth_request_waits(
-    api, codes, school, student
+    api, codes, school, student, age, inbox, service_sql
 ):
     code, token = school
     holder = student(name="李雷")
     newcomer = register_anyway(api, codes, holder, "李雷")
     classmate = student(name="林涛")
-    for who, number, name in ((newcomer, "D1", "李雷"), (classmate, "D2", "林涛")):
+    second = student(name="韩梅")
+    for who, number, name in ((newcomer, "D1", "李雷"), (classmate, "D2", "林涛"),
+                              (second, "D3", "韩梅")):  # fmt: skip
         push(api, token, number, name)
         verify(api, who, code, number, name)
+    # Helpers pass a voucher's guards: not created or verified recently.
+    age(classmate["account_id"])
+    age(second["account_id"])
 
     asked = api.post(
         "/api/v1/me/duplicate-id/assistance-requests",
@@ -215,16 +239,53 @@ def test_a_classmates_yes_in_the_inbox_resolves_it_and_the_sixth_request_waits(
                      json={"approve": False}, headers=classmate["auth"])  # fmt: skip
     assert other.status_code == 409 and other.json()["code"] == "message_answered"
 
-    wait_until(lambda: me(api, newcomer)["status"] == "active", message="ID moved")
-    assert me(api, holder)["id_number_masked"] is None
+    # One yes is not enough: as many helpers as a phone recovery's vouches.
     mine = api.get("/api/v1/me/inbox", headers=newcomer["auth"]).json()
     assert mine["items"][0]["kind"] == "assistance_outcome"
-    assert mine["items"][0]["params"] == {"approved": True}
+    assert mine["items"][0]["params"] == {
+        "approved": True,
+        "helpers": 1,
+        "helpers_needed": 2,
+    }
     read = api.post(f"/api/v1/me/inbox/{mine['items'][0]['message_id']}/read",
                     headers=newcomer["auth"])  # fmt: skip
     assert read.status_code == 200
     assert api.get("/api/v1/me/inbox", headers=newcomer["auth"]).json()["unread"] == 0
-    status = api.get("/api/v1/me/duplicate-id", headers=newcomer["auth"]).json()
-    assert (
-        status["resolved"] and status["assistance_requests"][0]["status"] == "approved"
+    assert me(api, newcomer)["status"] == "duplicate_pending"
+
+    # The second yes starts the dispute window: the holder is told on every
+    # bound channel with a "not me" link; both sides see the date. (A new
+    # Beijing day for the newcomer's 5 requests, spent above.)
+    service_sql(
+        "recovery",
+        "DELETE FROM counters WHERE subject = %s",
+        (f"assist-day:{newcomer['account_id']}",),
     )
+    before = len(inbox.messages(holder["phone"]))
+    assert ask_and_answer(api, newcomer, second).status_code == 200
+    told = inbox.wait_for_new(holder["phone"], before)
+    assert "/duplicate-id/not-me/" in told["body"] and "异议" in told["body"]
+    for who, side in ((newcomer, "requester"), (holder, "holder")):
+        moves = wait_until(lambda who=who: moves_of(api, who), message="inbox")
+        assert moves[0]["state"] == "holding" and moves[0]["side"] == side
+        assert moves[0]["effective_at"]
+    status = api.get("/api/v1/me/duplicate-id", headers=newcomer["auth"]).json()
+    assert not status["resolved"]
+    assert status["assistance_requests"][0]["status"] == "approved"
+    assert me(api, holder)["id_number_masked"] is not None
+
+    # The window ends undisputed: the number moves, both sides are told.
+    service_sql(
+        "recovery",
+        "UPDATE duplicate_resolutions SET effective_at = now() - interval '1 second'"
+        " WHERE account_id = %s",
+        (newcomer["account_id"],),
+    )
+    wait_until(lambda: me(api, newcomer)["status"] == "active", message="ID moved")
+    assert me(api, holder)["id_number_masked"] is None
+    assert wait_until(
+        lambda: [m for m in moves_of(api, holder) if m["state"] == "applied"],
+        message="holder told",
+    )
+    status = api.get("/api/v1/me/duplicate-id", headers=newcomer["auth"]).json()
+    assert status["resolved"]
