@@ -165,6 +165,9 @@ class Platform:
         self.env = {**os.environ, **(env or {})}
         self.env["GATEWAY_ADDRESS"] = gateway_address
         self.env.setdefault("PYTHONWARNINGS", "ignore")
+        # This launcher is for development and tests: it says so, and the
+        # services accept their shipped development keys (never in deploy/).
+        self.env.setdefault("DEVELOPMENT_MODE", "true")
         # argon2's 19 MiB per hash would stay in per-thread malloc arenas.
         self.env.setdefault("MALLOC_ARENA_MAX", "2")
         self.gateway_url = f"http://{gateway_address}"

@@ -195,8 +195,13 @@ test_seconds=$((SECONDS - started))
 
 log "running 'make run' in the root until $HEALTH_URL is 200 (log: $WORK/run.log)"
 run_status=fail
-in_root setsid bash -c 'cd /work/main && exec make run' >"$WORK/run.log" 2>&1 &
+# Job control gives the background job a process group of its own (its
+# leader is $run_pid: env, chroot and bash exec one another into make), so
+# Ctrl-C can be sent to the whole group as a terminal would.
+set -m
+in_root bash -c 'cd /work/main && exec make run' >"$WORK/run.log" 2>&1 &
 run_pid=$!
+set +m
 health=000
 for _ in $(seq 300); do
   health=$(curl -s -o /dev/null -w '%{http_code}' "$HEALTH_URL" 2>/dev/null || true)
@@ -206,9 +211,7 @@ for _ in $(seq 300); do
 done
 stop_seconds=-1
 if [ "$health" = 200 ]; then
-  # Ctrl-C: SIGINT to the whole process group. env, chroot and setsid exec
-  # one another (a background job is no group leader, so setsid need not
-  # fork) and bash execs make: $run_pid is make, leader of its own group.
+  # Ctrl-C: SIGINT to the whole process group.
   stop_started=$SECONDS
   kill -INT -- "-$run_pid" 2>/dev/null || true
   for _ in $(seq 15); do kill -0 "$run_pid" 2>/dev/null || break; sleep 1; done

@@ -1,6 +1,7 @@
 """What every back-end service has: request context, metrics and a ``health``
 RPC that also proves its database answers."""
 
+from services.common.config import KeyGuard
 from services.common.context import RequestContext
 from services.common.metrics import Metrics
 from services.common.rpc import rpc
@@ -18,6 +19,7 @@ class ServiceBase:
 
     request_context = RequestContext()
     metrics = Metrics()
+    key_guard = KeyGuard()
 
     @rpc
     def health(self):

@@ -35,6 +35,7 @@ __all__ = [
     "NotFound",
     "Conflict",
     "PreconditionFailed",
+    "PayloadTooLarge",
     "RuleViolation",
     "Throttled",
     "ServiceUnavailable",
@@ -245,6 +246,19 @@ MESSAGES = {
         "账号未绑定手机号，请使用“忘记手机号”找回",
         "The account has no bound phone; use forgot-phone recovery.",
     ),
+    "device_required": (
+        "请求缺少设备标识（X-Device-Id），会话只能在登录它的设备上使用",
+        "The request names no device (X-Device-Id); a session works only on the "
+        "device it was made on.",
+    ),
+    "payload_too_large": (
+        "请求内容过大",
+        "The request body is larger than this route accepts (see limit, in bytes).",
+    ),
+    "json_too_deep": (
+        "JSON 嵌套层数过多",
+        "The JSON body is nested too deeply.",
+    ),
     "invalid_token": ("登录已失效，请重新登录", "Your session is invalid or expired."),
     "account_limited": (
         "账号身份证号重复待处理，暂不能使用此功能",
@@ -379,6 +393,10 @@ MESSAGES = {
     "recovery_handed_over": (
         "该找回已完成交接",
         "This recovery was already handed over.",
+    ),
+    "resolution_not_found": (
+        "未找到该证件号转移",
+        "No such ID number move.",
     ),
     "cancel_window_over": (
         "已超过可撤销期限，请联系平台客服",
@@ -518,6 +536,10 @@ class Conflict(ServiceError):
 
 class PreconditionFailed(ServiceError):
     default_code = "precondition_failed"
+
+
+class PayloadTooLarge(ServiceError):
+    default_code = "payload_too_large"
 
 
 class RuleViolation(ServiceError):

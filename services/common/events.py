@@ -464,6 +464,22 @@ class DuplicateResolvedPayload(Schema):
     via = fields.String(required=True, validate=validate.Length(1, 80))
 
 
+@payload_schema("duplicate_move_scheduled")
+class DuplicateMoveScheduledPayload(Schema):
+    """Classmates vouched for ``account_id``: the ID number moves to it from
+    ``holder_id`` at ``effective_at`` unless the holder says "not me".
+    identity tells the holder on every bound channel (the link comes from
+    ``recovery.duplicate_move_notice``, never through the bus)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    resolution_id = fields.UUID(required=True)
+    account_id = fields.UUID(required=True)
+    holder_id = fields.UUID(required=True)
+    effective_at = UtcDateTime(required=True)
+
+
 @payload_schema("id_binding_moved")
 class IdBindingMovedPayload(Schema):
     class Meta:

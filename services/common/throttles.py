@@ -4,9 +4,31 @@ throttles). Pure."""
 
 __layer__ = "pure"  # no framework, no I/O: tests/unit/test_layering.py
 
+import ipaddress
+
 from services.common.errors import Throttled
 
-__all__ = ["throttle_refusal"]
+__all__ = ["throttle_refusal", "address_key"]
+
+
+def address_key(raw):
+    """The client a per-address limit counts: an IPv4 address alone (/32),
+    an IPv6 address by its /64 — one subscriber's prefix, inside which a
+    client picks a fresh address at will — and an IPv4-mapped IPv6 address
+    as the IPv4 address it is. Anything unparsable counts as itself; no
+    address at all as ``unknown``."""
+    text = (raw or "").strip()
+    if not text:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return text
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def throttle_refusal(policy, blocked_until, now):

@@ -125,6 +125,8 @@ class _Cache:
         self._entries = {}  # token digest -> (principal, device_id, stored_at)
         # account id -> its token digests: a revocation evicts without a scan.
         self._by_account = {}
+        # account id -> when its latest revocation arrived (monotonic).
+        self._revoked_at = {}
 
     @staticmethod
     def _digest(token):
@@ -140,16 +142,33 @@ class _Cache:
             return None
         return principal
 
-    def put(self, token, device, principal):
+    def put(self, token, device, principal, asked_at=None):
+        """Keep ``principal`` for ``token`` — unless identity was asked
+        (``asked_at``, monotonic) before the account's latest revocation
+        reached this gateway: that answer may predate the revocation, and
+        caching it would undo it for a whole TTL."""
+        account_id = principal["account_id"]
+        revoked_at = self._revoked_at.get(account_id)
+        if revoked_at is not None and (asked_at is None or asked_at <= revoked_at):
+            return False
         if len(self._entries) >= self.max_entries:
             # Crude but bounded; misses just ask identity again.
             self._entries.clear()
             self._by_account.clear()
         digest = self._digest(token)
         self._entries[digest] = (principal, device, time.monotonic())
-        self._by_account.setdefault(principal["account_id"], set()).add(digest)
+        self._by_account.setdefault(account_id, set()).add(digest)
+        return True
 
     def evict_account(self, account_id):
+        now = time.monotonic()
+        if len(self._revoked_at) >= self.max_entries:
+            # Only answers asked for within one RPC deadline can race a
+            # revocation; older marks are kept no longer than the TTL.
+            self._revoked_at = {
+                a: t for a, t in self._revoked_at.items() if now - t < self.ttl
+            }
+        self._revoked_at[account_id] = now
         digests = self._by_account.pop(account_id, set())
         for digest in digests:
             self._entries.pop(digest, None)

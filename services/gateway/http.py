@@ -28,6 +28,7 @@ from services.common.errors import (
     Forbidden,
     InvalidRequest,
     NotFound,
+    PayloadTooLarge,
     PreconditionFailed,
     RuleViolation,
     ServiceError,
@@ -42,10 +43,13 @@ from services.common.rpc import check_call_signature
 NUL_MESSAGE = "must not contain the NUL character"
 
 __all__ = [
+    "BODY_LIMITS",
+    "MAX_JSON_DEPTH",
     "endpoint",
     "problem_response",
     "json_response",
     "load_body",
+    "read_body",
     "client_ip",
     "forwarded_client",
     "reshape",
@@ -65,12 +69,71 @@ STATUS_BY_ERROR = (
     (NotFound, 404),
     (Conflict, 409),
     (PreconditionFailed, 412),
+    (PayloadTooLarge, 413),
     (RuleViolation, 422),
     (Throttled, 429),
     (ServiceUnavailable, 503),
     (DeadlineExceeded, 504),
     (ServiceError, 500),
 )
+
+
+# Every route's body limit, in one place (published in the OpenAPI document
+# as x-body-limit and a documented 413): checked from Content-Length before a
+# byte is read, and again while a chunked body streams in. The photo and the
+# roster routes carry a file in a multipart body: their limit is the file's
+# own plus room for the multipart framing.
+_MULTIPART_SLACK = 64 * 1024
+BODY_LIMITS = {
+    "json": 64 * 1024,  # every JSON request body: forms, SCIM, batches
+    "batch": 4 * 1024 * 1024,  # pushed enrolments and change windows (10k items)
+    "photo": 5 * 1024 * 1024 + _MULTIPART_SLACK,  # duplicate-ID photo
+    "roster": 20 * 1024 * 1024 + _MULTIPART_SLACK,  # a OneRoster zip
+}
+# Deeper JSON is refused (400 json_too_deep) before it is parsed: nothing
+# the platform accepts nests beyond a few levels, and a parser's recursion
+# must not be the limit.
+MAX_JSON_DEPTH = 32
+
+
+def json_depth_exceeds(raw, limit=MAX_JSON_DEPTH):
+    """Does this JSON text open more than ``limit`` nested arrays/objects?
+    One pass over the bytes, strings skipped; no parsing."""
+    depth = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
+def read_body(request, json_text=True):
+    """The request body within the route's limit (413 beyond it, even when
+    no Content-Length announced it); a JSON one's nesting checked."""
+    from werkzeug.exceptions import RequestEntityTooLarge
+
+    try:
+        raw = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge(
+            "payload_too_large", {"limit": request.max_content_length}
+        ) from None
+    if json_text and json_depth_exceeds(raw):
+        raise InvalidRequest("json_too_deep", {"max_depth": MAX_JSON_DEPTH})
+    return raw
 
 
 def _prefers_english(request):
@@ -125,10 +188,10 @@ def error_response(status, code, request, extra=None):
 
 def load_body(request, schema):
     """Parse and validate a JSON body; InvalidRequest names the bad fields."""
-    raw = request.get_data(cache=True)
+    raw = read_body(request)
     try:
         data = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidRequest("invalid_json") from None
     nul_at = find_nul(data)
     if nul_at:
@@ -254,8 +317,9 @@ class ApiHandler(HttpRequestHandler):
 
     server = ProblemWebServer()
 
-    def __init__(self, method, url, **kwargs):
+    def __init__(self, method, url, body_limit=BODY_LIMITS["json"], **kwargs):
         kwargs.setdefault("expected_exceptions", (ServiceError,))
+        self.body_limit = body_limit
         super().__init__(method, url, **kwargs)
 
     def check_signature(self, args, kwargs):
@@ -264,7 +328,12 @@ class ApiHandler(HttpRequestHandler):
     def handle_request(self, request):
         request.shallow = False
         request_id = clean_request_id(request.headers.get("X-Request-Id"))
+        # werkzeug enforces this on every read of the stream too (a chunked
+        # body has no Content-Length to check up front).
+        request.max_content_length = self.body_limit
         try:
+            if (request.content_length or 0) > self.body_limit:
+                raise PayloadTooLarge("payload_too_large", {"limit": self.body_limit})
             args, kwargs = self.get_entrypoint_parameters(request)
             self.check_signature(args, kwargs)
             event = Event()
@@ -333,6 +402,7 @@ def endpoint(
     parameters=(),
     request_body=None,
     links=None,
+    body="json",
 ):
     """Declare a gateway route and its OpenAPI description. ``device_header``:
     ``"required"`` or ``"optional"`` when the route reads ``X-Device-Id``
@@ -341,7 +411,8 @@ def endpoint(
     ``parameters`` adds OpenAPI parameters (query strings, headers);
     ``links`` names the operations a client goes on to with this answer:
     ``{"LogIn": {"target": ("POST", "/api/v1/sessions"), "parameters": {...},
-    "requestBody": {...}}}`` in OpenAPI runtime expressions (§4.7.20.4)."""
+    "requestBody": {...}}}`` in OpenAPI runtime expressions (§4.7.20.4).
+    ``body``: which of ``BODY_LIMITS`` the request body is held to."""
 
     def decorator(fn):
         fn.openapi = {
@@ -364,7 +435,10 @@ def endpoint(
             "parameters": list(parameters),
             "request_body": request_body,
             "links": dict(links or {}),
+            "body_limit": BODY_LIMITS[body],
         }
-        return ApiHandler.decorator(method, _werkzeug_path(path))(fn)
+        return ApiHandler.decorator(
+            method, _werkzeug_path(path), body_limit=BODY_LIMITS[body]
+        )(fn)
 
     return decorator

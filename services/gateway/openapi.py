@@ -147,12 +147,25 @@ def build_spec(service_cls, server_url=None):
             and 403 not in errors
         ):
             errors.append(403)  # carried by the page cookie without its CSRF token
+        has_body = meta["method"] in ("post", "put", "patch") or meta.get(
+            "request_body"
+        )
+        if has_body:
+            # One table of limits (services.gateway.http.BODY_LIMITS).
+            operation["x-body-limit"] = meta["body_limit"]
+            if 413 not in errors:
+                errors.append(413)
         for status in errors:
             operation["responses"][str(status)] = {
                 "description": "Problem details"
                 if meta["error_schema"] == "Problem"
                 else "SCIM error",
                 "content": {meta["error_media_type"]: {"schema": meta["error_schema"]}},
+            }
+        if any(p.get("in") == "query" for p in meta["parameters"]):
+            # Refused by the HTTP server before routing, with an empty body.
+            operation["responses"]["414"] = {
+                "description": "URI too long: the request line is over 8 KiB"
             }
         spec.path(path=meta["path"], operations={meta["method"]: operation})
     document = spec.to_dict()

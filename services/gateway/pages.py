@@ -89,6 +89,11 @@ SCRIPT_MESSAGES = {
     "kind_assistance_outcome": ("协助结果", "Assistance outcome"),
     "kind_review_outcome": ("审核结果", "Review outcome"),
     "kind_correction_outcome": ("学籍更正申请结果", "Registry correction outcome"),
+    "kind_duplicate_move": ("证件号转移", "ID number move"),
+    "kind_duplicate_dispute": ("证件号转移异议", "Disputed ID number move"),
+    "value_holding": ("等待异议期结束", "waiting out the dispute window"),
+    "value_applied": ("已生效", "took effect"),
+    "value_disputed": ("已提出异议，等待人工审核", "disputed, a reviewer decides"),
     "kind_vouch_request": ("忘记手机号助力请求", "Request to vouch (lost phone)"),
     "kind_phone_recovery_outcome": ("忘记手机号找回已完成", "Phone recovery completed"),
     "kind_duplicate_photo": ("手持证件照审核", "ID photo review"),
@@ -297,6 +302,12 @@ class PageEndpoints:
         return render(
             "forgot_phone.html", request, self.config, resume="resume" in request.args
         )
+
+    @page("/duplicate-id/not-me/{token}")
+    def id_not_me_page(self, request, token):
+        if not SHARE_TOKEN.match(token):
+            return render_html_error(request, 404, "share_link_invalid", self.config)
+        return render("id_not_me.html", request, self.config, token=token)
 
     @page("/not-me/{token}")
     def not_me_page(self, request, token):

@@ -18,6 +18,7 @@ from services.gateway.schemas import (
     AssistanceCreatedSchema,
     AssistanceRequestSchema,
     DuplicateStatusSchema,
+    IdNotMeResultSchema,
     InboxAnsweredSchema,
     InboxAnswerSchema,
     InboxPageSchema,
@@ -324,6 +325,23 @@ class RecoveryEndpoints:
         answer = self.recovery.report_not_me({"token": token})
         return 200, reshape(NotMeResultSchema(), answer)
 
+    @endpoint(
+        "POST",
+        "/api/v1/duplicate-id/not-me/{token}",
+        summary="Not me: stop an ID number moving away from my account (link in the notice)",
+        tags=("recovery",),
+        response_schema=IdNotMeResultSchema,
+        errors=(400, 404, 409, 503, 504),
+        path_schemas=NOT_ME_PATH,
+    )
+    def id_not_me(self, request, token):
+        """Classmates vouched for another account claiming this account's ID
+        number; before the move takes effect its holder may object: the move
+        stops and goes to the reviewers. 409 `cancel_window_over` once it took
+        effect. `curl -s -X POST localhost:8000/api/v1/duplicate-id/not-me/$TOKEN`"""
+        answer = self.recovery.report_id_not_me({"token": token})
+        return 200, reshape(IdNotMeResultSchema(), answer)
+
     # -- password reset ---------------------------------------------------------------------
     @endpoint(
         "GET",
@@ -401,6 +419,7 @@ class RecoveryEndpoints:
         status=202,
         errors=(400, 401, 409, 413, 422, 503, 504),
         auth="session",
+        body="photo",
         request_body={
             "required": True,
             "content": {

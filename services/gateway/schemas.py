@@ -860,6 +860,14 @@ class NotMeResultSchema(Schema):
     status = fields.String(required=True)
 
 
+class IdNotMeResultSchema(Schema):
+    resolution_id = fields.UUID(required=True)
+    status = fields.String(
+        required=True,
+        metadata={"description": "disputed: the move stopped, a reviewer decides"},
+    )
+
+
 # -- recovery: password reset ---------------------------------------------------------
 class ResetMethodSchema(Schema):
     method = fields.String(
@@ -943,7 +951,10 @@ class ServiceLevelSchema(Schema):
 class ReviewSchema(Schema):
     review_id = fields.UUID(required=True)
     kind = fields.String(
-        required=True, validate=validate.OneOf(("duplicate_photo", "recovery_dispute"))
+        required=True,
+        validate=validate.OneOf(
+            ("duplicate_photo", "recovery_dispute", "duplicate_dispute")
+        ),
     )
     status = fields.String(
         required=True, validate=validate.OneOf(("open", "approved", "rejected"))
@@ -996,9 +1007,21 @@ class AssistanceItemSchema(Schema):
     answered_at = fields.AwareDateTime(allow_none=True)
 
 
+class DuplicateMoveSchema(Schema):
+    state = fields.String(
+        required=True,
+        metadata={"description": "holding, applied, disputed or cancelled"},
+    )
+    effective_at = fields.AwareDateTime(
+        allow_none=True,
+        metadata={"description": "when a holding move takes effect undisputed"},
+    )
+
+
 class DuplicateStatusSchema(Schema):
     account_status = fields.String(required=True)
     resolved = fields.Boolean(required=True)
+    move = fields.Nested(DuplicateMoveSchema, allow_none=True)
     reviews = fields.List(fields.Nested(ReviewSchema), required=True)
     assistance_requests = fields.List(
         fields.Nested(AssistanceItemSchema), required=True

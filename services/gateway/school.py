@@ -12,7 +12,7 @@ from services.common.errors import (
     find_nul,
 )
 from services.gateway.auth import bearer_token
-from services.gateway.http import endpoint, load_body, reshape
+from services.gateway.http import endpoint, load_body, read_body, reshape
 from services.gateway.schemas import (
     ChangeWindowItemSchema,
     CurrentTermSchema,
@@ -31,7 +31,7 @@ def _items(request):
     """A JSON array body (at most MAX_PUSH_ITEMS items); the items are
     checked one by one by registry_sync."""
     try:
-        items = json.loads(request.get_data(cache=True) or b"null")
+        items = json.loads(read_body(request) or b"null")
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("invalid_json") from None
     if not isinstance(items, list) or len(items) > MAX_PUSH_ITEMS:
@@ -96,6 +96,7 @@ class SchoolSystemEndpoints:
         status=202,
         errors=(400, 401, 503, 504),
         auth="school",
+        body="roster",
         request_body={
             "required": True,
             "content": {
@@ -119,7 +120,11 @@ class SchoolSystemEndpoints:
         if (request.content_length or 0) > MAX_ROSTER_BYTES:
             raise InvalidRequest("package_too_large")
         upload = request.files.get("file")
-        package = upload.read(MAX_ROSTER_BYTES + 1) if upload else request.get_data()
+        package = (
+            upload.read(MAX_ROSTER_BYTES + 1)
+            if upload
+            else read_body(request, json_text=False)
+        )
         if len(package) > MAX_ROSTER_BYTES:
             raise InvalidRequest("package_too_large")
         # A zip starts with a local file header (or is an empty archive's end
@@ -163,6 +168,7 @@ class SchoolSystemEndpoints:
         response_schema=PushResultSchema,
         errors=(400, 401, 404, 422, 503, 504),
         auth="school",
+        body="batch",
     )
     def push_enrollments(self, request):
         """Idempotent and order-safe: the newest `as_of` wins; an item older
@@ -187,6 +193,7 @@ class SchoolSystemEndpoints:
         response_schema=PushResultSchema,
         errors=(400, 401, 404, 422, 503, 504),
         auth="school",
+        body="batch",
     )
     def push_change_windows(self, request):
         """A window without `window_id` is identified by its fields and times,

@@ -17,7 +17,7 @@ from services.common.errors import (
     find_nul,
     message_for,
 )
-from services.gateway.http import STATUS_BY_ERROR, endpoint
+from services.gateway.http import STATUS_BY_ERROR, endpoint, read_body
 from services.gateway.schemas import (
     ScimListSchema,
     ScimPatchSchema,
@@ -166,7 +166,7 @@ def _checked_text(request, name):
 def _document(request):
     """The JSON body (SCIM or plain JSON media type)."""
     try:
-        document = json.loads(request.get_data(cache=True) or b"null")
+        document = json.loads(read_body(request) or b"null")
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest(
             "scim_invalid_syntax",

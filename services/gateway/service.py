@@ -12,8 +12,14 @@ from nameko.events import BROADCAST, event_handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Response
 
+from services.common.config import KeyGuard
 from services.common.context import RequestContext
-from services.common.errors import InvalidRequest, RuleViolation, ServiceError
+from services.common.errors import (
+    InvalidRequest,
+    RuleViolation,
+    ServiceError,
+    Unauthenticated,
+)
 from services.common.events import (
     EnvelopeSchema,
     RolesChangedPayload,
@@ -101,6 +107,7 @@ class GatewayService(
 
     request_context = RequestContext()
     metrics = Metrics()
+    key_guard = KeyGuard()
 
     identity = ServiceRpc("identity")
     verification = ServiceRpc("verification")
@@ -117,12 +124,17 @@ class GatewayService(
         if from_cookie:
             check_csrf(request, self._csrf_key(), token)
         device = device_id(request)
+        if device is None:
+            # A session is bound to its device: a request that names none
+            # (no X-Device-Id, no device cookie) cannot show it is on it.
+            raise Unauthenticated("device_required")
         principal = self.sessions.get(token, device)
         if principal is None:
+            asked_at = time.monotonic()
             principal = self.identity.authenticate(
                 {"token": token, "device_id": device}
             )
-            self.sessions.put(token, device, principal)
+            self.sessions.put(token, device, principal, asked_at)
         return principal
 
     def _csrf_key(self):

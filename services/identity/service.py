@@ -9,6 +9,7 @@ code is checked, then the change is written with its audit record and
 events in one transaction.
 """
 
+import hmac
 import logging
 import uuid
 from datetime import timedelta
@@ -19,7 +20,7 @@ from nameko.timer import timer
 from services.common import base, realname
 from services.common.calendar import beijing_day
 from services.common.clock import Clock
-from services.common.contacts import normalise_email, normalise_mobile
+from services.common.contacts import canonical_login, normalise_email, normalise_mobile
 from services.common.db import Database
 from services.common.errors import (
     Conflict,
@@ -33,6 +34,7 @@ from services.common.events import event_handler
 from services.common.masking import mask_email, mask_id_number, mask_phone
 from services.common.roles import role_names
 from services.common.rpc import ServiceRpc, rpc
+from services.common.throttles import address_key
 from services.identity import domain, passwords, recovery_entrypoints
 from services.identity.dependencies import IdentityKeys, LinkProviders, PasswordHasher
 from services.identity.schemas import (
@@ -269,7 +271,7 @@ class IdentityService(recovery_entrypoints.RecoveryEntrypoints, base.ServiceBase
         needs a ``login_new_device`` code first (403, the code is sent)."""
         request = _LOGIN.load(payload)
         now = self.clock()
-        ip_key = domain.LOGIN_PER_IP.key(request["client_ip"] or "unknown")
+        ip_key = domain.LOGIN_PER_IP.key(address_key(request["client_ip"]))
         if request["login"] is not None:
             account, device_known = self._check_password_login(request, ip_key, now)
         else:
@@ -413,8 +415,12 @@ class IdentityService(recovery_entrypoints.RecoveryEntrypoints, base.ServiceBase
         session = self.db.session_by_token(
             self.keys.token_hash(request["token"]), self.clock()
         )
-        if session is None or (
-            request["device_id"] and request["device_id"] != session["device_id"]
+        if not request["device_id"]:
+            # Every session is made on a device and works only there: a
+            # caller that names none is refused, never waved through.
+            raise Unauthenticated("device_required")
+        if session is None or not hmac.compare_digest(
+            request["device_id"].encode(), session["device_id"].encode()
         ):
             raise Unauthenticated("invalid_token")
         return _PRINCIPAL.dump(session)
@@ -464,11 +470,13 @@ class IdentityService(recovery_entrypoints.RecoveryEntrypoints, base.ServiceBase
         attempts (captcha or no match) are throttled per IP and per ID number."""
         request = _USERNAME_RECOVERY.load(payload)
         now = self.clock()
-        raw_id = request["id_number"].replace(" ", "").upper()
+        # Keyed as identity resolves it: spaces, full-width digits, a small
+        # x or the legacy 15 digits name the same ID number, one throttle.
+        raw_id = canonical_login(request["id_number"], beijing_day(now))[1]
         throttles = [
             (
                 domain.USERNAME_RECOVERY_PER_IP,
-                domain.USERNAME_RECOVERY_PER_IP.key(request["client_ip"] or "unknown"),
+                domain.USERNAME_RECOVERY_PER_IP.key(address_key(request["client_ip"])),
             ),
             (
                 domain.USERNAME_RECOVERY_PER_ID,

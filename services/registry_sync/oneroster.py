@@ -241,8 +241,11 @@ def _decode(name, raw):
 
 
 def _rows(name, text):
-    """(header, [(line number, {column: value})]) of one CSV file."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    """(header, rows) of one CSV file: ``rows`` yields (line number,
+    {column: value}) as the file is read — never the whole file's rows at
+    once (a roster at the size limit holds millions)."""
+    stream = io.StringIO(text, newline="") if isinstance(text, str) else text
+    reader = csv.reader(stream)
     try:
         header = next(reader)
     except StopIteration:
@@ -250,17 +253,19 @@ def _rows(name, text):
     except csv.Error:
         raise PackageError("file_not_csv", f"{name}.csv is not CSV") from None
     header = [column.strip() for column in header]
-    rows = []
-    try:
-        for values in reader:
-            if not any(value.strip() for value in values):
-                continue
-            rows.append((reader.line_num, dict(zip(header, values, strict=False))))
-    except csv.Error as exc:
-        raise PackageError(
-            "file_not_csv", f"{name}.csv line {reader.line_num}: {exc}"
-        ) from None
-    return header, rows
+
+    def rows():
+        try:
+            for values in reader:
+                if not any(value.strip() for value in values):
+                    continue
+                yield reader.line_num, dict(zip(header, values, strict=False))
+        except csv.Error as exc:
+            raise PackageError(
+                "file_not_csv", f"{name}.csv line {reader.line_num}: {exc}"
+            ) from None
+
+    return header, rows()
 
 
 def parse_manifest(text):

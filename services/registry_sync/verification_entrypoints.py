@@ -363,6 +363,17 @@ class VerificationEntrypoints:
             # The school's current term (per-term vouch caps count in it).
             "term": term,
             "school_code": mine["school_code"] if mine else None,
+            # The other account's own place (duplicate-ID assistance: the
+            # requester may hold no passed verification of its own).
+            "other_school_code": theirs["school_code"]
+            if theirs and theirs["status"] == "passed"
+            else None,
+            "other_class_name": theirs["class_name"]
+            if theirs and theirs["status"] == "passed"
+            else None,
+            "other_verified_since": theirs["verified_since"].isoformat()
+            if theirs and theirs["status"] == "passed" and theirs["verified_since"]
+            else None,
             "verified_since": theirs["verified_since"].isoformat()
             if same_school and theirs["verified_since"]
             else None,

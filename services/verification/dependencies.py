@@ -186,7 +186,9 @@ class DeliveryQueue(DependencyProvider):
         code = store.code_for_refund(delivery["code_id"])
         store.kill_code(delivery["code_id"], now)
         # The user did not get the code: the send does not count.
-        store.refund_destination(code["destination"], code["quota_day"])
+        store.refund_destination(
+            code["destination"], domain.quota_budget(code["purpose"]), code["quota_day"]
+        )
         if code["account_id"]:
             store.refund_counter(
                 "account_day",

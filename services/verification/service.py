@@ -16,6 +16,7 @@ from services.common.clock import Clock
 from services.common.db import Database, is_conflict
 from services.common.errors import Forbidden, RuleViolation, ServiceError, Throttled
 from services.common.rpc import rpc
+from services.common.throttles import address_key
 from services.verification import domain
 from services.verification.dependencies import (
     DeliveryQueue,
@@ -57,6 +58,11 @@ def _render_captcha(text):
     return ImageCaptcha(width=160, height=60).generate(text, format="png").getvalue()
 
 
+def _counted_address(request):
+    """The client a per-address limit counts (IPv6 by its /64), or None."""
+    return address_key(request["client_ip"]) if request["client_ip"] else None
+
+
 class VerificationService(base.ServiceBase):
     """Entrypoints of the verification service."""
 
@@ -84,13 +90,13 @@ class VerificationService(base.ServiceBase):
         # The per-IP and per-prefix rows are shared by many requests (one NAT,
         # one mobile network): each bumped by a statement of its own, so their
         # row locks are not held through the code's transaction.
-        self._take_shared_quota(request["client_ip"], prefix, now, policy)
+        self._take_shared_quota(_counted_address(request), prefix, now, policy)
         try:
             answer = self._issue(request, destination, prefix, policy, now)
         except ServiceError as refusal:
             self.db.rollback()
-            self._return_shared_quota(request["client_ip"], prefix, now)
-            self._count_ip_failure(request["client_ip"], now, policy)
+            self._return_shared_quota(_counted_address(request), prefix, now)
+            self._count_ip_failure(_counted_address(request), now, policy)
             log.info(
                 "code refused for %s: %s", mask_destination(destination), refusal.code
             )
@@ -98,7 +104,7 @@ class VerificationService(base.ServiceBase):
         except Exception as exc:
             if is_conflict(exc):  # @rpc replays the whole call: give back first
                 self.db.rollback()
-                self._return_shared_quota(request["client_ip"], prefix, now)
+                self._return_shared_quota(_counted_address(request), prefix, now)
             raise
         self.db.commit()
         self.delivery.wake()
@@ -154,8 +160,10 @@ class VerificationService(base.ServiceBase):
         # Row locks in one order (destination, then account): no deadlocks.
         # Concurrent requests for one destination queue on its row, so the
         # daily quota holds across any number of instances.
+        budget = domain.quota_budget(request["purpose"])
         sent_today = self.db.reserve_destination(
             destination,
+            budget,
             domain.beijing_day(now),
             now,
             now - policy.resend_cooldown,
@@ -163,7 +171,7 @@ class VerificationService(base.ServiceBase):
         )
         if sent_today is None:
             raise domain.destination_refusal(
-                self.db.destination_quota(destination), now, policy
+                self.db.destination_quota(destination, budget), now, policy
             )
         if (
             request["account_id"]
@@ -249,10 +257,10 @@ class VerificationService(base.ServiceBase):
             )
 
     def _require_captcha_if_needed(self, request, now, policy):
-        if not request["client_ip"]:
+        if not _counted_address(request):
             return
         failures = self.db.counter_value(
-            "ip_fail_hour", request["client_ip"], domain.window_start(now, HOUR)
+            "ip_fail_hour", _counted_address(request), domain.window_start(now, HOUR)
         )
         if not domain.captcha_required(failures, policy):
             return
@@ -295,7 +303,7 @@ class VerificationService(base.ServiceBase):
         if refusal is None and not self.db.consume_code(match["id"], now):
             refusal = "code_used"  # a concurrent check won
         if refusal is not None:
-            self._count_ip_failure(request["client_ip"], now, policy)
+            self._count_ip_failure(_counted_address(request), now, policy)
             outcome = domain.after_wrong_guess(
                 attempt["attempts"], self._lockouts_today(attempt, now), policy, now
             )

@@ -11,9 +11,9 @@ from services.common.db import Store
 __all__ = ["VerificationStore"]
 
 RESERVE_DESTINATION_SQL = """
-INSERT INTO destination_quota AS q (destination, day, sent_today, last_sent_at)
-VALUES (%(destination)s, %(day)s, 1, %(now)s)
-ON CONFLICT (destination) DO UPDATE
+INSERT INTO destination_quota AS q (destination, budget, day, sent_today, last_sent_at)
+VALUES (%(destination)s, %(budget)s, %(day)s, 1, %(now)s)
+ON CONFLICT (destination, budget) DO UPDATE
    SET sent_today = CASE WHEN q.day = EXCLUDED.day THEN q.sent_today + 1 ELSE 1 END,
        day = EXCLUDED.day,
        last_sent_at = EXCLUDED.last_sent_at
@@ -25,13 +25,13 @@ RETURNING sent_today
 
 DESTINATION_QUOTA_SQL = """
 SELECT day, sent_today, last_sent_at FROM destination_quota
- WHERE destination = %(destination)s
+ WHERE destination = %(destination)s AND budget = %(budget)s
 """
 
 REFUND_DESTINATION_SQL = """
 UPDATE destination_quota
    SET sent_today = greatest(sent_today - 1, 0), last_sent_at = NULL
- WHERE destination = %(destination)s AND day = %(day)s
+ WHERE destination = %(destination)s AND budget = %(budget)s AND day = %(day)s
 """
 
 BUMP_COUNTER_SQL = """
@@ -268,11 +268,12 @@ class VerificationStore(Store):
     """Codes, quota ledger, deliveries, captchas."""
 
     # -- quotas ---------------------------------------------------------
-    def reserve_destination(self, destination, day, now, cooldown_edge, limit):
+    def reserve_destination(self, destination, budget, day, now, cooldown_edge, limit):
         row = self.fetchone(
             RESERVE_DESTINATION_SQL,
             {
                 "destination": destination,
+                "budget": budget,
                 "day": day,
                 "now": now,
                 "cooldown_edge": cooldown_edge,
@@ -281,11 +282,16 @@ class VerificationStore(Store):
         )
         return row["sent_today"] if row else None
 
-    def destination_quota(self, destination):
-        return self.fetchone(DESTINATION_QUOTA_SQL, {"destination": destination})
+    def destination_quota(self, destination, budget):
+        return self.fetchone(
+            DESTINATION_QUOTA_SQL, {"destination": destination, "budget": budget}
+        )
 
-    def refund_destination(self, destination, day):
-        self.execute(REFUND_DESTINATION_SQL, {"destination": destination, "day": day})
+    def refund_destination(self, destination, budget, day):
+        self.execute(
+            REFUND_DESTINATION_SQL,
+            {"destination": destination, "budget": budget, "day": day},
+        )
 
     def bump_counter(self, scope, key, window_start, limit):
         row = self.fetchone(

@@ -66,6 +66,9 @@ def platform_env(wechat_key):
         # tiers) is taken over by another after this lease, not 60 s.
         "DELIVERY_LEASE_SECONDS": "5",
         "VOUCH_DAILY_CAP": "10",
+        # A duplicate-ID move's dispute window ends within a second of a
+        # test moving it into the past.
+        "RECOVERY_HOUSEKEEPING_SECONDS": "1",
         "VOUCH_TERM_CAP": "10",
         "LINK_WECHAT_PUBLIC_KEY_B64": base64.b64encode(
             wechat_key.public_key().public_bytes(
@@ -141,6 +144,9 @@ def api(platform):
 
         def patch(self, path, **kw):
             return session.patch(base + path, timeout=15, **kw)
+
+        def request(self, method, path, **kw):
+            return session.request(method, base + path, timeout=15, **kw)
 
     return Api()
 

@@ -2,11 +2,22 @@
 it (two phones and a class list), through HTTP and, where a service's RPC is
 the boundary, over the broker too. One line per test says the attack."""
 
+import re
+
 import pytest
 from nameko.exceptions import RemoteError
 
+from services.common.errors import ServiceError
 from services.common.realname import resident_check_char
 from tests.e2e.test_registry_verification import eventually, push_student, verify
+
+
+def refused_over_rpc(call, *args):
+    """The refusal's text of an RPC that must be refused: a RemoteError, or
+    the ServiceError itself when nameko can rebuild it in this process."""
+    with pytest.raises((RemoteError, ServiceError)) as refused:
+        call(*args)
+    return f"{type(refused.value).__name__}: {refused.value}"
 
 
 def other_resident_id(born="20080101"):
@@ -168,12 +179,12 @@ def test_over_rpc_a_link_to_another_schools_student_is_refused(
     push_student(api, token_a, "A700", "孔二")
     victim = student(name="孔二")
     verify(api, victim, school_code=code_b, student_number="B700", name="孔二")
-    with pytest.raises(RemoteError) as refused:
-        rpc.registry_sync.link_verification(
-            {"account_id": victim["account_id"], "school_code": code_a,
-             "student_number": "A700", "reason": "试试", "actor": "account:x"}
-        )  # fmt: skip
-    assert "link_not_allowed" in str(refused.value)
+    refusal = refused_over_rpc(
+        rpc.registry_sync.link_verification,
+        {"account_id": victim["account_id"], "school_code": code_a,
+         "student_number": "A700", "reason": "试试", "actor": "account:x"},
+    )  # fmt: skip
+    assert "link_not_allowed" in refusal
 
 
 def test_a_correction_requests_outcome_reaches_the_students_inbox(
@@ -214,3 +225,247 @@ def test_a_correction_requests_outcome_reaches_the_students_inbox(
         "status": "passed",
         "code": None,
     }
+
+
+# -- §2 nobody moves an ID number alone ----------------------------------------------------
+
+
+@pytest.fixture
+def duplicate_case(api, codes, school, student, age):
+    """A holder of an ID number, a newcomer who registered it anyway, both
+    verified at one school; ``helper(name, aged)`` adds a verified classmate."""
+    from tests.e2e.test_duplicate_id import push, register_anyway
+    from tests.e2e.test_duplicate_id import verify as verified
+
+    code, token = school
+    holder = student(name="韩冰")
+    newcomer = register_anyway(api, codes, holder, "韩冰")
+    push(api, token, "H1", "韩冰")
+    verified(api, newcomer, code, "H1", "韩冰")
+    numbers = iter(range(2, 100))
+
+    def helper(name, aged=True):
+        who = student(name=name)
+        number = f"H{next(numbers)}"
+        push(api, token, number, name)
+        verified(api, who, code, number, name)
+        if aged:
+            age(who["account_id"])
+        return who
+
+    return holder, newcomer, helper
+
+
+def test_a_fresh_accounts_yes_does_not_move_an_id_number(api, duplicate_case):
+    """Attack: knowing a victim's name and ID number, register it anyway and
+    have one friend's brand-new account answer yes in the inbox."""
+    from tests.e2e.test_duplicate_id import ask_and_answer, me
+
+    holder, newcomer, helper = duplicate_case
+    fresh = helper("新号", aged=False)
+    refused = ask_and_answer(api, newcomer, fresh)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["code"] == "not_eligible_voucher"
+    assert refused.json()["reason"] == "recently_created"
+    # One old friend's yes is not enough either.
+    friend = helper("老友")
+    assert ask_and_answer(api, newcomer, friend).status_code == 200
+    assert me(api, newcomer)["status"] == "duplicate_pending"
+    assert me(api, holder)["id_number_masked"] is not None
+
+
+def test_over_rpc_a_fresh_helpers_yes_is_refused(rpc, api, duplicate_case):
+    """Attack: the same yes sent to recovery.answer_message on the bus."""
+    holder, newcomer, helper = duplicate_case
+    fresh = helper("新号二", aged=False)
+    api.post(
+        "/api/v1/me/duplicate-id/assistance-requests",
+        json={"classmate_name": fresh["name"], "classmate_phone": fresh["phone"]},
+        headers=newcomer["auth"],
+    ).raise_for_status()
+    box = rpc.recovery.inbox({"account_id": fresh["account_id"]})
+    message = box["items"][0]
+    refusal = refused_over_rpc(
+        rpc.recovery.answer_message,
+        {"account_id": fresh["account_id"], "message_id": message["message_id"],
+         "approve": True},
+    )  # fmt: skip
+    assert "not_eligible_voucher" in refusal
+
+
+def test_the_holder_stops_the_move_and_a_reviewer_decides(
+    api, duplicate_case, inbox, staff, service_sql
+):
+    """Attack: two old friends vouch for the newcomer; the real holder, told
+    on their phone, says "not me" before the window ends — nothing moves."""
+    from tests.e2e.test_duplicate_id import ask_and_answer, me, moves_of
+
+    holder, newcomer, helper = duplicate_case
+    before = len(inbox.messages(holder["phone"]))
+    for name in ("甲友", "乙友"):
+        assert ask_and_answer(api, newcomer, helper(name)).status_code == 200
+    told = inbox.wait_for_new(holder["phone"], before)["body"]
+    token = re.search(r"/duplicate-id/not-me/([A-Za-z0-9_-]+)", told).group(1)
+    page = api.get(f"/duplicate-id/not-me/{token}")
+    assert page.status_code == 200 and "异议" in page.text
+    objected = api.post(f"/api/v1/duplicate-id/not-me/{token}")
+    assert objected.status_code == 200, objected.text
+    assert objected.json()["status"] == "disputed"
+    again = api.post(f"/api/v1/duplicate-id/not-me/{token}")
+    assert again.status_code == 200 and again.json()["status"] == "disputed"
+    # The window passing changes nothing now.
+    service_sql(
+        "recovery",
+        "UPDATE duplicate_resolutions SET effective_at = now() - interval '1 second'"
+        " WHERE account_id = %s",
+        (newcomer["account_id"],),
+    )
+    assert eventually(
+        lambda: [m for m in moves_of(api, newcomer) if m["state"] == "disputed"]
+    )
+    reviewer = staff("reviewer")
+    queue = api.get("/api/v1/admin/reviews?status=open&limit=100",
+                    headers=reviewer["auth"]).json()["items"]  # fmt: skip
+    dispute = next(r for r in queue if r["account_id"] == newcomer["account_id"])
+    assert dispute["kind"] == "duplicate_dispute"
+    decided = api.post(
+        f"/api/v1/admin/reviews/{dispute['review_id']}/decision",
+        json={"approve": False, "reason": "持证人提供了身份证原件"},
+        headers=reviewer["auth"],
+    )
+    assert decided.status_code == 200, decided.text
+    assert eventually(
+        lambda: [m for m in moves_of(api, holder) if m["state"] == "cancelled"]
+    )
+    assert me(api, newcomer)["status"] == "duplicate_pending"
+    assert me(api, holder)["id_number_masked"] is not None
+
+
+# -- §5 a bearer token works only with its device ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "device_headers, code",
+    [
+        ({}, "device_required"),  # no X-Device-Id, no device cookie
+        ({"X-Device-Id": ""}, "device_id_required"),  # sent empty: malformed
+        ({"X-Device-Id": "someone-elses-phone"}, "invalid_token"),
+    ],
+)
+def test_a_stolen_bearer_token_without_its_device_is_refused(
+    api, student, device_headers, code
+):
+    """Attack: replay a leaked bearer token from another machine, sending no
+    device (the check used to be skipped), an empty one or another one."""
+    who = student()
+    headers = {"Authorization": who["auth"]["Authorization"], **device_headers}
+    for method, path in (("GET", "/api/v1/me"), ("GET", "/api/v1/me/inbox"),
+                         ("GET", "/api/v1/me/registry-verification"),
+                         ("DELETE", "/api/v1/sessions/current")):  # fmt: skip
+        answer = api.request(method, path, headers=headers)
+        assert answer.status_code in (400, 401), (path, answer.text)
+        assert answer.json()["code"] == code, (path, answer.text)
+    # The token still works on its own device.
+    assert api.get("/api/v1/me", headers=who["auth"]).status_code == 200
+
+
+def test_over_rpc_authenticate_names_a_device(rpc, student):
+    """Attack: ask identity.authenticate on the bus with no device at all."""
+    who = student()
+    refusal = refused_over_rpc(rpc.identity.authenticate, {"token": who["token"]})
+    assert "device_required" in refusal
+    assert (
+        rpc.identity.authenticate({"token": who["token"], "device_id": who["device"]})[
+            "account_id"
+        ]
+        == who["account_id"]
+    )
+
+
+# -- §4 throttles name the account, not the spelling -------------------------------------
+
+
+def full_width(text):
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+def test_respelling_an_id_number_does_not_lift_the_security_question_lock(api, student):
+    """Attack: after 3 wrong sets of answers lock the method, type the same
+    ID number with spaces, in full width, with a small x — fresh keys, the
+    lock walked around without end."""
+    from tests.e2e.test_recovery import NEW_PASSWORD, set_questions
+
+    who = student(name="林冲")
+    set_questions(api, who, ["北京", "红色", "数学"])
+    number = who["id_number"]
+    body = {"method": "questions", "new_password": NEW_PASSWORD,
+            "answers": ["a", "b", "c"]}  # fmt: skip
+    for _ in range(3):
+        wrong = api.post("/api/v1/password-resets", json={**body, "login": number})
+        assert wrong.status_code == 422, wrong.text
+    for spelled in (
+        number[:6] + " " + number[6:14] + " " + number[14:],
+        full_width(number),
+        number.lower(),
+        "\u3000" + number,
+    ):
+        again = api.post("/api/v1/password-resets", json={**body, "login": spelled})
+        assert again.status_code == 429, (spelled, again.text)
+        assert again.json()["code"] == "method_locked"
+
+
+# -- §7 smaller holes ---------------------------------------------------------------------
+
+
+def test_rotating_ipv6_addresses_inside_one_64_share_one_limit(api):
+    """Attack: a client with one IPv6 /64 (every home line has one) picks a
+    fresh address per forgot-phone match attempt to escape the 30-an-hour
+    per-address limit."""
+    import ipaddress
+    import random
+
+    from tests.e2e.recovery_steps import start
+
+    prefix = (0x20010DB8 << 96) | (random.getrandbits(32) << 64)
+    answers = []
+    for number in range(32):  # a new target each time: only the address repeats
+        address = ipaddress.IPv6Address(prefix | random.getrandbits(64))
+        answer = start(api, "NOSCHOOL", f"N{number}", "某某",
+                       headers={"X-Forwarded-For": str(address)})  # fmt: skip
+        answers.append(answer.status_code)
+        if answer.status_code == 429:
+            break
+    assert answers[-1] == 429, answers
+    assert len(answers) == 31 and set(answers[:-1]) == {201}, answers
+
+
+def test_a_strangers_register_codes_do_not_lock_the_holder_out_of_login_codes(
+    api, student, inbox
+):
+    """Attack: spend a victim's whole daily SMS quota with register codes to
+    their phone, so no new-device login code can reach them until midnight."""
+    import time
+
+    who = student()
+    spent = []
+    for _ in range(30):
+        answer = api.post(
+            "/api/v1/codes",
+            json={"channel": "sms", "destination": who["phone"], "purpose": "register"},
+        )
+        spent.append(answer.status_code)
+        if answer.status_code == 429 and answer.json()["code"] == "resend_too_soon":
+            time.sleep(answer.json()["retry_after"])
+        elif answer.status_code == 429:
+            break
+    assert spent[-1] == 429, spent  # the open budget is spent
+    before = len(inbox.messages(who["phone"]))
+    login = api.post(
+        "/api/v1/sessions",
+        json={"login": who["phone"], "password": who["password"]},
+        headers={"X-Device-Id": "dev-a-new-phone-of-the-holder"},
+    )
+    assert login.status_code == 403, login.text
+    assert login.json()["code"] == "device_verification_required"
+    assert login.json()["code_sent"] is True, login.text
+    assert inbox.code(who["phone"], before)

@@ -269,7 +269,9 @@ def test_a_package_over_the_size_limit_is_refused_at_the_door(api, school):
         data=b"x" * (21 * 1024 * 1024),
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/zip"},
     )
-    assert answer.status_code == 400 and answer.json()["code"] == "package_too_large"
+    # Over the route's body limit: refused from Content-Length, nothing read.
+    assert answer.status_code == 413 and answer.json()["code"] == "payload_too_large"
+    assert answer.json()["limit"] >= 20 * 1024 * 1024
 
 
 def test_a_bad_package_and_a_good_one_run_side_by_side(api, onboard, service_sql):

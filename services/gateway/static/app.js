@@ -255,9 +255,13 @@
 
   // -- page behaviours ------------------------------------------------------------
   handlers.loggedIn = function () {
-    var next = new URLSearchParams(location.search).get("next") || "/account";
-    if (next.charAt(0) !== "/" || next.charAt(1) === "/") next = "/account";
-    location.href = next;
+    // Only a page of this site: ?next= parsed as the browser will resolve it
+    // (so "/\\evil.example" or "/\t/evil" cannot leave), never a string test.
+    var wanted = new URLSearchParams(location.search).get("next") || "/account";
+    var target = null;
+    try { target = new URL(wanted, location.origin); } catch (e) { target = null; }
+    if (!target || target.origin !== location.origin) target = new URL("/account", location.origin);
+    location.href = target.pathname + target.search + target.hash;
   };
   handlers.loggedIn.handlesErrors = false;
 
@@ -453,6 +457,7 @@
         var line = (msg["kind_" + m.kind] || m.kind) + (who ? " — " + who : "");
         if (m.kind === "review_outcome") line += " — " + (msg["value_" + p.status] || p.status) + (p.reason ? "：" + p.reason : "");
         if (m.kind === "assistance_outcome") line += " — " + (p.approved ? msg.approved : msg.declined);
+        if (m.kind === "duplicate_move") line += " — " + (msg["value_" + p.state] || p.state) + (p.effective_at ? " · " + p.effective_at.slice(0, 16).replace("T", " ") : "");
         if (m.kind === "correction_outcome") line += " — " + (msg["value_" + p.status] || p.status) + (p.code ? "（" + (msg["code_" + p.code] || p.code) + "）" : "");
         var item = el("li", {"class": m.read ? "read" : "unread", "data-message": m.message_id}, [el("p", {text: line})]);
         if (m.needs_answer) {

@@ -5,6 +5,7 @@ import re
 import time
 import uuid
 
+import pytest
 from playwright.sync_api import expect
 
 from services.common.testing import random_phone, random_resident_id
@@ -176,3 +177,43 @@ def test_my_account_changes_email_and_shows_what_is_locked(
     )
     shots(page, "account-email")
     assert not page.errors, page.errors
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "/%5Cevil.example",
+        "//evil.example",
+        "/%09/evil.example",
+        "https:evil.example",
+        "javascript:alert(1)",
+    ],  # fmt: skip
+)
+def test_login_never_redirects_off_site(person, student, platform, hostile):
+    """Attack (issue #20 §7): a link to /login?next=<another site> sends the
+    student there after a real login (phishing the next page)."""
+    who = student(name="孙权")
+    page = person()
+    # A device this account has seen: no device code in the way.
+    page.context.add_cookies(
+        [{"name": "did", "value": who["device"], "url": platform.gateway_url}]
+    )
+    page.goto(f"/login?next={hostile}")
+    page.fill("#f-login", who["phone"])
+    page.fill("#f-password", PASSWORD)
+    page.click("form button.primary")
+    page.wait_for_url(re.compile(r".*/account$"))
+    assert page.url.startswith(platform.gateway_url), page.url
+
+
+def test_login_follows_a_same_site_next(person, student, platform):
+    who = student(name="周瑜")
+    page = person()
+    page.context.add_cookies(
+        [{"name": "did", "value": who["device"], "url": platform.gateway_url}]
+    )
+    page.goto("/login?next=/inbox")
+    page.fill("#f-login", who["phone"])
+    page.fill("#f-password", PASSWORD)
+    page.click("form button.primary")
+    page.wait_for_url(re.compile(r".*/inbox$"))

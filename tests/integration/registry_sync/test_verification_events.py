@@ -1,27 +1,59 @@
 """registry_sync through the real broker and database (issue #9 §5, §7):
 the classmates answer recovery relies on, identity's auth_info_changed
-setting a verification back (idempotent on redelivery, and not re-checked
-by a later roster change), and the registry_verification_changed events
-in the outbox matching their published contract."""
+running the comparison again on the account as identity now holds it
+(idempotent on redelivery; issue #20 §1), and the
+registry_verification_changed events in the outbox matching their
+published contract."""
 
 import uuid
+from datetime import date
 
 import pytest
+from nameko.rpc import rpc
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ServiceRpcProxy
 
 from services.common.events import PAYLOAD_SCHEMAS, new_envelope
-from services.common.testing import random_school_code, wait_until
+from services.common.testing import random_resident_id, random_school_code, wait_until
 from services.registry_sync.scim import STUDENT_URN
 from services.registry_sync.service import RegistrySyncService
 
 BASE = "http://127.0.0.1:8000/scim/v2"
 
 
+class IdentityStandIn:
+    """What registry_sync asks identity (the account's own real-name data),
+    answered on the same broker from ``ACCOUNTS``: this tier runs
+    registry_sync alone; the e2e tier runs the real identity."""
+
+    name = "identity"
+    ACCOUNTS = {}
+
+    @rpc
+    def real_name_of(self, account_id):
+        return IdentityStandIn.ACCOUNTS[account_id]
+
+
+def own_account(name):
+    """A fresh account with a checksummed resident ID, as identity keeps it."""
+    account_id = str(uuid.uuid4())
+    IdentityStandIn.ACCOUNTS[account_id] = {
+        "account_id": account_id,
+        "name": name,
+        "id_type": "resident_id",
+        "id_number": random_resident_id(2008),
+        "birth_date": date(2008, 1, 1).isoformat(),
+        "school_code": None,
+        "student_number": None,
+    }
+    return account_id
+
+
 @pytest.fixture
 def registry(container_factory, make_config):
     config = make_config("registry_sync")
     container_factory(RegistrySyncService, config).start()
+    container_factory(IdentityStandIn, config).start()
     return config
 
 
@@ -50,7 +82,7 @@ def push(proxy, school, number, name, class_name=None):
 
 
 def submit(proxy, school, number, name):
-    account_id = str(uuid.uuid4())
+    account_id = own_account(name)
     answer = proxy.submit_verification(
         {
             "account_id": account_id,
@@ -125,24 +157,26 @@ def test_auth_info_changed_sets_a_verification_back_once(registry, registry_sql)
                 "registry_reset": True,
             },
         )
+        # identity renamed the account: the same comparison runs again on it.
+        IdentityStandIn.ACCOUNTS[account_id]["name"] = "乙"
         dispatch("identity", "auth_info_changed", envelope)
         dispatch("identity", "auth_info_changed", envelope)  # redelivered
 
         def state():
             return proxy.verification_status({"account_id": account_id})
 
-        wait_until(lambda: state()["status"] == "pending", message="reset")
-        assert state()["code"] == "resubmission_needed"
+        wait_until(lambda: state()["status"] == "failed", message="re-checked")
+        assert state()["code"] == "name_mismatch"
         handled = registry_sql(
             "SELECT count(*) AS n FROM processed_events WHERE event_id = %s",
             (envelope["event_id"],),
         )
         assert handled[0]["n"] == 1
-        # The old submission no longer describes the account: a roster change
-        # for its number does not pass it again.
-        push(proxy, school, "1b", "甲")
-        proxy.scim_list({"school_code": school, "kind": "User", "base_url": BASE})
-        assert state()["status"] == "pending"
+        # Renamed back (a typo fixed): passed again, by itself.
+        IdentityStandIn.ACCOUNTS[account_id]["name"] = "甲"
+        again = new_envelope("identity", "auth_info_changed", envelope["payload"])
+        dispatch("identity", "auth_info_changed", again)
+        wait_until(lambda: state()["status"] == "passed", message="passed again")
 
 
 def test_result_events_follow_their_contract(registry, registry_sql):

@@ -200,7 +200,9 @@ def test_throttle_refusal_only_while_blocked():
         ("+86 138-1234-5678", "phone", "+8613812345678"),
         ("Zhang.San@School.EDU.cn", "email", "Zhang.San@school.edu.cn"),
         ("p7kq2m9xht4ca", "passport", "P7KQ2M9XHT4CA"),
-        ("11010519491231002x", "id_number", "11010519491231002x"),
+        # ID numbers in their one canonical spelling (issue #20 §4).
+        ("11010519491231002x", "id_number", "11010519491231002X"),
+        ("110105 491231 002", "id_number", "11010519491231002X"),
     ],
 )
 def test_classify_login(raw, kind, value):
@@ -314,7 +316,7 @@ def test_masked_phone_keeps_only_its_ends(phone):
 def test_a_login_shaped_like_an_address_or_number_but_invalid_is_unknown():
     from services.identity.domain import classify_login
 
-    assert classify_login("a@\u00a0'x") == ("unknown", "a@ 'x")
+    assert classify_login("a@\u00a0'x") == ("unknown", "a@'x")
     assert classify_login("12012345678")[0] == "unknown"  # not a real mobile range
     assert classify_login(" li.si@School.edu.cn ") == ("email", "li.si@school.edu.cn")
     assert classify_login("13812345678") == ("phone", "+8613812345678")
