@@ -196,10 +196,16 @@ def voucher_refusal(facts, now, policy):
         return "other_school"
     if mates.get("same_class") is False:
         return "other_class"
-    if now - facts.voucher_created_at < policy.voucher_min_age:
+    return _too_new(facts.voucher_created_at, mates.get("verified_since"), now, policy)
+
+
+def _too_new(created_at, verified_since, now, policy):
+    """A vouching or assisting account made or verified within
+    ``voucher_min_age`` does not count (a ring of fresh accounts cannot
+    vouch for each other)."""
+    if now - created_at < policy.voucher_min_age:
         return "recently_created"
-    since = mates.get("verified_since")
-    if since is None or now - since < policy.voucher_min_age:
+    if verified_since is None or now - verified_since < policy.voucher_min_age:
         return "recently_verified"
     return None
 
@@ -397,12 +403,7 @@ def helper_refusal(facts, now, policy, same_label=None):
         and not same_label(facts.requester_class, facts.helper_class)
     ):
         return "other_class"
-    if now - facts.helper_created_at < policy.voucher_min_age:
-        return "recently_created"
-    since = facts.helper_verified_since
-    if since is None or now - since < policy.voucher_min_age:
-        return "recently_verified"
-    return None
+    return _too_new(facts.helper_created_at, facts.helper_verified_since, now, policy)
 
 
 # -- duplicate ID: the move of the ID number ------------------------------------------

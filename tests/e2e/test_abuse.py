@@ -9,7 +9,12 @@ from nameko.exceptions import RemoteError
 
 from services.common.errors import ServiceError
 from services.common.realname import resident_check_char
-from tests.e2e.test_registry_verification import eventually, push_student, verify
+from tests.e2e.test_registry_verification import (
+    eventually,
+    make_admin,
+    push_student,
+    verify,
+)
 
 
 def refused_over_rpc(call, *args):
@@ -93,12 +98,7 @@ def test_a_claimed_record_points_to_the_duplicate_id_path(
         "record_claimed",
         "duplicate_id",
     )
-    admin = student(name="管理员")
-    api.put(
-        f"/api/v1/internal/accounts/{admin['account_id']}/roles",
-        json={"roles": [{"role": "school_admin", "school_code": code}]},
-        headers=internal_auth,
-    ).raise_for_status()
+    admin = make_admin(api, internal_auth, student, code)
     listed = api.get(
         f"/api/v1/admin/schools/{code}/unmatched", headers=admin["auth"]
     ).json()
@@ -145,12 +145,7 @@ def test_an_admin_cannot_relink_another_schools_verified_student(
     victim = student(name="钱一")
     assert verify(api, victim, school_code=code_b, student_number="B600",
                   name="钱一").json()["status"] == "passed"  # fmt: skip
-    admin = student(name="管理员")
-    api.put(
-        f"/api/v1/internal/accounts/{admin['account_id']}/roles",
-        json={"roles": [{"role": "school_admin", "school_code": code_a}]},
-        headers=internal_auth,
-    ).raise_for_status()
+    admin = make_admin(api, internal_auth, student, code_a)
     linked = api.post(
         f"/api/v1/admin/schools/{code_a}/links",
         json={"account_id": victim["account_id"], "student_number": "A600",
