@@ -20,6 +20,7 @@ __all__ = [
     "ID_TYPES",
     "IdCheck",
     "normalise_id",
+    "comparable_label",
     "check_name",
     "resident_check_char",
     "birth_date_of",
@@ -255,3 +256,14 @@ def comparable_name(raw):
     name = name.replace(".", MIDDLE_DOT)
     name = "".join(ch for ch in name if not ch.isspace())
     return to_simplified(name).casefold()
+
+
+def comparable_label(raw):
+    """A class or grade label as two systems may write it: NFKC (full-width),
+    no spaces, simplified, case-folded. ``七年级 1 班`` == ``七年級1班``.
+    The registry matches records with it and recovery compares classes."""
+    if raw is None:
+        return None
+    text = unicodedata.normalize("NFKC", raw)
+    text = "".join(ch for ch in text if not ch.isspace())
+    return to_simplified(text).casefold() or None

@@ -17,7 +17,7 @@ from eventlet.event import Event
 from marshmallow import EXCLUDE, ValidationError
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from services.common.context import REQUEST_ID_KEY, clean_request_id
@@ -123,8 +123,6 @@ def json_depth_exceeds(raw, limit=MAX_JSON_DEPTH):
 def read_body(request, json_text=True):
     """The request body within the route's limit (413 beyond it, even when
     no Content-Length announced it); a JSON one's nesting checked."""
-    from werkzeug.exceptions import RequestEntityTooLarge
-
     try:
         raw = request.get_data(cache=True)
     except RequestEntityTooLarge:

@@ -1036,7 +1036,9 @@ class InboxMessageSchema(Schema):
         metadata={
             "description": "assistance_request, assistance_outcome, review_outcome, "
             "vouch_request, phone_recovery_outcome, correction_outcome (params: "
-            "school_code, status, code — the school acted on a correction request)"
+            "school_code, status, code — the school acted on a correction request), "
+            "duplicate_move (params: state holding/applied/disputed/cancelled, side "
+            "requester/holder, effective_at while holding, else at)"
         },
     )
     params = fields.Dict(required=True)

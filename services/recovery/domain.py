@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from services.common.calendar import BEIJING, beijing_day, next_beijing_midnight
 from services.common.errors import Conflict, Forbidden, NotFound, Throttled
 from services.common.masking import mask_email, mask_phone
+from services.common.realname import comparable_label
 from services.common.throttles import throttle_refusal  # noqa: F401 (re-exported)
 
 __all__ = [
@@ -379,14 +380,12 @@ class HelperFacts:
     already_helped: bool
 
 
-def helper_refusal(facts, now, policy, same_label=None):
+def helper_refusal(facts, now, policy):
     """None if the helper's yes counts, else the reason — the same guards a
     voucher passes (issue #20 §2): not the requester, once per requester, a
     live account, verified at the requester's school (same class where both
     are known), neither created nor verified recently. Caps are counted by
-    the store afterwards. ``same_label(a, b)``: do two class labels name the
-    same class (defaults to equality)."""
-    same_label = same_label or (lambda a, b: a == b)
+    the store afterwards."""
     if facts.helper_id == facts.requester_id:
         return "self"
     if facts.already_helped:
@@ -400,7 +399,8 @@ def helper_refusal(facts, now, policy, same_label=None):
     if (
         facts.requester_class
         and facts.helper_class
-        and not same_label(facts.requester_class, facts.helper_class)
+        and comparable_label(facts.requester_class)
+        != comparable_label(facts.helper_class)
     ):
         return "other_class"
     return _too_new(facts.helper_created_at, facts.helper_verified_since, now, policy)

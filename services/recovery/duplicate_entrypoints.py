@@ -10,7 +10,6 @@ row (a second approval finds it and does nothing) with the outbox event
 import base64
 import binascii
 import logging
-import unicodedata
 import uuid
 from datetime import datetime, timedelta
 
@@ -47,16 +46,6 @@ _INBOX = InboxRequest()
 _ANSWER = InboxAnswerRequest()
 _READ = InboxReadRequest()
 _NOT_ME = NotMeRequest()
-
-
-def _same_class(one, other):
-    """Two class labels as two systems write them (七年级 1 班 == 七年級1班)."""
-
-    def label(raw):
-        text = unicodedata.normalize("NFKC", raw)
-        return "".join(ch for ch in text if not ch.isspace()).casefold()
-
-    return label(one) == label(other)
 
 
 def _review_view(row):
@@ -138,12 +127,13 @@ class DuplicateEntrypoints:
         return True
 
     def _tell_both(self, resolution, state, now):
+        """Both sides' inbox: the move is now ``state`` (as of ``at``)."""
         for side, who in (("requester", resolution["account_id"]),
                           ("holder", resolution["holder_id"])):  # fmt: skip
             if who is not None:
                 self._message(who, "duplicate_move", resolution["resolution_id"],
                               {"state": state, "side": side,
-                               "effective_at": now.isoformat()}, False, now)  # fmt: skip
+                               "at": now.isoformat()}, False, now)  # fmt: skip
 
     def apply_due_moves(self):
         """Holds whose dispute window ended undisputed take effect."""
@@ -542,9 +532,7 @@ class DuplicateEntrypoints:
             helper_verified_since=datetime.fromisoformat(since) if since else None,
             already_helped=self.db.has_helped(requester_id, helper_id),
         )
-        domain.require_voucher_allowed(
-            domain.helper_refusal(facts, now, self.policy, _same_class)
-        )
+        domain.require_voucher_allowed(domain.helper_refusal(facts, now, self.policy))
         return mates.get("term")  # the school's current term, for the term cap
 
     def _answer_vouch_request(self, message, account_id, approve, now):

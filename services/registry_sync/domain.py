@@ -8,11 +8,10 @@ Registry verification: the state diagram and the matching rules below.
 __layer__ = "pure"  # no framework, no I/O: tests/unit/test_layering.py
 
 import secrets
-import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
-from services.common.realname import comparable_name, to_simplified
+from services.common.realname import comparable_label, comparable_name
 
 __all__ = [
     "new_school_token",
@@ -96,16 +95,6 @@ class Outcome:
     class_name: str | None = None
 
 
-def comparable_label(raw):
-    """A class or grade label as two systems may write it: NFKC (full-width),
-    no spaces, simplified, case-folded. ``七年级 1 班`` == ``七年級1班``."""
-    if raw is None:
-        return None
-    text = unicodedata.normalize("NFKC", raw)
-    text = "".join(ch for ch in text if not ch.isspace())
-    return to_simplified(text).casefold() or None
-
-
 def proves_itself(own):
     """Does the account's ID document carry a checksum and a birth date
     (resident ID, residence permit, the 2023 permanent-residence card)? Only
@@ -169,7 +158,8 @@ def match(own, located, record, claimed_by_other, id_hash_of):
 
 def new_submission(own, class_name=None, grade=None, typed_name=None):
     """What is sealed with a verification: the account's own identity as
-    identity gave it (a birth date as ISO text) and where the form located
+    identity gave it (``identity.real_name_of``'s answer; only the real-name
+    fields are kept, a birth date as ISO text) and where the form located
     the record. ``typed_name`` is kept for the school's eyes, never compared."""
     birth = own.get("birth_date")
     return {

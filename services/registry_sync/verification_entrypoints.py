@@ -51,17 +51,6 @@ class VerificationEntrypoints:
     """Needs ``db``, ``clock``, ``keys`` and the ``identity`` RPC proxy of
     the service."""
 
-    def _own_identity(self, account_id):
-        """The account's real-name data as identity holds it, ready to seal
-        (identity answers before any row here is locked)."""
-        own = self.identity.real_name_of(str(account_id))
-        return {
-            "name": own["name"],
-            "id_type": own["id_type"],
-            "id_number": own["id_number"],
-            "birth_date": own["birth_date"],
-        }
-
     # -- the one place an outcome is decided ---------------------------------
     def _check(self, row, now, announce=False):
         """Match ``row`` (locked) against the registry as it is now, store the
@@ -146,8 +135,9 @@ class VerificationEntrypoints:
         request = _SUBMIT.load(payload)
         now = self.clock()
         account_id = str(request["account_id"])
+        # identity answers before any row here is locked.
         submission = domain.new_submission(
-            self._own_identity(account_id),
+            self.identity.real_name_of(account_id),
             class_name=request["class_name"],
             grade=request["grade"],
             typed_name=request["name"],
@@ -208,15 +198,16 @@ class VerificationEntrypoints:
         own = self.identity.real_name_of(account_id)
         now = self.clock()
         row = self.db.verification(account_id, lock=True)
-        if row is None or row["linked_by"]:
-            # A school's manual link stands for this account whatever it is
-            # now called; it only follows the record's activity.
-            if row is not None:
-                self.db.reset_verification(account_id, now)
+        if row is None:
+            return
+        if row["linked_by"]:
+            # A school linked the account as it was; renamed, it waits for
+            # the student to submit again (or the school to link again).
+            self.db.reset_verification(account_id, now)
             return
         previous = self.keys.submission_sealer.open(row["submission"])
         submission = domain.new_submission(
-            {key: own[key] for key in ("name", "id_type", "id_number", "birth_date")},
+            own,
             class_name=previous.get("class_name"),
             grade=previous.get("grade"),
             typed_name=previous.get("typed_name") or previous.get("name"),

@@ -87,16 +87,17 @@ class VerificationService(base.ServiceBase):
         )
         self._require_captcha_if_needed(request, now, policy)
         prefix = domain.phone_prefix(destination)
+        address = _counted_address(request)
         # The per-IP and per-prefix rows are shared by many requests (one NAT,
         # one mobile network): each bumped by a statement of its own, so their
         # row locks are not held through the code's transaction.
-        self._take_shared_quota(_counted_address(request), prefix, now, policy)
+        self._take_shared_quota(address, prefix, now, policy)
         try:
             answer = self._issue(request, destination, prefix, policy, now)
         except ServiceError as refusal:
             self.db.rollback()
-            self._return_shared_quota(_counted_address(request), prefix, now)
-            self._count_ip_failure(_counted_address(request), now, policy)
+            self._return_shared_quota(address, prefix, now)
+            self._count_ip_failure(address, now, policy)
             log.info(
                 "code refused for %s: %s", mask_destination(destination), refusal.code
             )
@@ -104,7 +105,7 @@ class VerificationService(base.ServiceBase):
         except Exception as exc:
             if is_conflict(exc):  # @rpc replays the whole call: give back first
                 self.db.rollback()
-                self._return_shared_quota(_counted_address(request), prefix, now)
+                self._return_shared_quota(address, prefix, now)
             raise
         self.db.commit()
         self.delivery.wake()
@@ -257,10 +258,11 @@ class VerificationService(base.ServiceBase):
             )
 
     def _require_captcha_if_needed(self, request, now, policy):
-        if not _counted_address(request):
+        address = _counted_address(request)
+        if not address:
             return
         failures = self.db.counter_value(
-            "ip_fail_hour", _counted_address(request), domain.window_start(now, HOUR)
+            "ip_fail_hour", address, domain.window_start(now, HOUR)
         )
         if not domain.captcha_required(failures, policy):
             return

@@ -457,7 +457,7 @@
         var line = (msg["kind_" + m.kind] || m.kind) + (who ? " — " + who : "");
         if (m.kind === "review_outcome") line += " — " + (msg["value_" + p.status] || p.status) + (p.reason ? "：" + p.reason : "");
         if (m.kind === "assistance_outcome") line += " — " + (p.approved ? msg.approved : msg.declined);
-        if (m.kind === "duplicate_move") line += " — " + (msg["value_" + p.state] || p.state) + (p.effective_at ? " · " + p.effective_at.slice(0, 16).replace("T", " ") : "");
+        if (m.kind === "duplicate_move") line += " — " + (msg["value_" + p.state] || p.state) + ((p.effective_at || p.at) ? " · " + (p.effective_at || p.at).slice(0, 16).replace("T", " ") : "");
         if (m.kind === "correction_outcome") line += " — " + (msg["value_" + p.status] || p.status) + (p.code ? "（" + (msg["code_" + p.code] || p.code) + "）" : "");
         var item = el("li", {"class": m.read ? "read" : "unread", "data-message": m.message_id}, [el("p", {text: line})]);
         if (m.needs_answer) {
