@@ -229,3 +229,55 @@ def wait_until(predicate, timeout=10.0, interval=0.05, message="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+def process_tree_pss_kib(root_pid):
+    """Proportional set size of a process and all its descendants, in KiB:
+    what a pod's memory accounting charges for the tree (shared pages of
+    forked children counted once, split between them)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                parent = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    total, todo = 0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, ()))
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as fh:
+                for line in fh:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            continue
+    return total
+
+
+def run_under_memory_cap(argv, env, cap_mib, sample_seconds=0.1, timeout=900):
+    """Run ``argv`` with its address space capped at ``cap_mib`` (RLIMIT_AS,
+    inherited by every process it forks), sampling its process tree's PSS.
+    Returns ``(exit code, peak PSS in MiB, seconds)``."""
+    import resource
+    import subprocess
+
+    def cap():
+        limit = cap_mib * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    started = time.monotonic()
+    process = subprocess.Popen(argv, env=env, preexec_fn=cap)
+    peak = 0
+    while process.poll() is None:
+        if time.monotonic() - started > timeout:
+            process.kill()
+            raise TimeoutError(f"{argv} ran past {timeout} s")
+        peak = max(peak, process_tree_pss_kib(process.pid))
+        time.sleep(sample_seconds)
+    return process.returncode, peak / 1024, time.monotonic() - started

@@ -3,6 +3,7 @@
 import base64
 import logging
 import os
+import resource
 import sys
 from pathlib import Path
 
@@ -62,6 +63,17 @@ class RegistryKeys(DependencyProvider):
         return self.keys
 
 
+def _address_space_cap(mib):
+    """A ``preexec_fn`` capping the child's address space (0: no cap)."""
+
+    def cap():
+        if mib > 0:
+            limit = mib * 1024 * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return cap
+
+
 class ImportRunner(DependencyProvider):
     """Runs queued OneRoster imports, each in a worker process
     (``services.registry_sync.import_worker``): at most ``IMPORT_WORKERS``
@@ -74,6 +86,11 @@ class ImportRunner(DependencyProvider):
         self.dsn = config["DB_URI"]
         self.workers = int(config.get("IMPORT_WORKERS", 2))
         self.stale = float(config.get("IMPORT_STALE_SECONDS", 120))
+        # The worker's address space is capped: an import that would outgrow
+        # the pod fails on its own (MemoryError -> import_error) instead of
+        # the kernel killing the service with it. 448 MiB: a 512 Mi pod less
+        # the service; an import at the package size limit peaks at ~250 MiB.
+        self.memory_limit_mib = int(config.get("IMPORT_MEMORY_LIMIT_MB", 448))
         self.env = {
             **os.environ,
             "REGISTRY_SYNC_DB_URI": self.dsn,
@@ -134,6 +151,7 @@ class ImportRunner(DependencyProvider):
                 ],
                 env=self.env,
                 cwd=ROOT,
+                preexec_fn=_address_space_cap(self.memory_limit_mib),
             )
             self.running[import_id] = process
             code = process.wait()

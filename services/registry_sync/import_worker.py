@@ -5,13 +5,17 @@ import. A process of its own because PostgreSQL's COPY — the fast way in for
 wait callback is process-wide), and because parsing and sealing 100k rows
 would starve the service's event loop.
 
-    claimed import ──► read zip ──► PackageError ──────────────────► failed (one code)
-                               └──► parse rows ──► one transaction: ──► succeeded
-                                     (row errors      terms, classes,     (+ roster_imported
-                                      reported)       students (COPY),      event, which
-                                                      memberships,          re-checks
-                                                      enrollment events     verifications)
+    claimed import ──► open zip, manifest, ──► PackageError ────────► failed (one code)
+                       every header         └──► one transaction, ──► succeeded
+                                                  each file streamed    (+ roster_imported
+                                                  a chunk at a time:      event, which
+                                                  terms, classes,         re-checks
+                                                  students (COPY),        verifications)
+                                                  memberships, events;
+                                                  row errors reported
 
+Memory is bounded by the chunk, not the file (a package at the size limit
+peaks at ~250 MiB; the service caps the worker at IMPORT_MEMORY_LIMIT_MB).
 Everything is applied in one transaction under a per-school advisory lock,
 so an import is all or nothing and two imports of one school never
 interleave. Config comes from the environment the runner passes:
@@ -22,7 +26,6 @@ import base64
 import io
 import json
 import logging
-import multiprocessing
 import os
 import sys
 import time
@@ -121,7 +124,7 @@ class Import:
     # -- entities ---------------------------------------------------------------
     def terms(self, parsed):
         with self.cursor() as cur:
-            for row in parsed.rows:
+            for row in parsed:
                 cur.execute(
                     sql.UPSERT_TERM_SQL,
                     {
@@ -132,13 +135,13 @@ class Import:
                 )
             if parsed.mode == "bulk":
                 cur.execute(
-                    sql.DEACTIVATE_MISSING_TERMS_SQL,
-                    {"school_code": self.school_code, "file_ids": _ids(parsed)},
+                    sql.DEACTIVATE_MISSING_TERMS_STAGE,
+                    {"school_code": self.school_code},
                 )
 
     def classes(self, parsed):
         with self.cursor() as cur:
-            for row in parsed.rows:
+            for row in parsed:
                 deleted = self.now if row["status"] == "tobedeleted" else None
                 cur.execute(
                     sql.UPSERT_CLASS_SQL,
@@ -159,33 +162,26 @@ class Import:
                 )
             if parsed.mode == "bulk":
                 cur.execute(
-                    sql.DELETE_MISSING_CLASSES_SQL,
-                    {
-                        "school_code": self.school_code,
-                        "file_ids": _ids(parsed),
-                        "now": self.now,
-                    },
+                    sql.DELETE_MISSING_CLASSES_STAGE,
+                    {"school_code": self.school_code, "now": self.now},
                 )
 
-    def students(self, users, student_ids, version):
-        """Stage the student rows with COPY, drop the ones that clash, upsert
-        the rest (newest dateLastModified wins)."""
-        rows = []
-        for row in users.rows:
-            # 1.1 has a role column; 1.2 says it in roles.csv.
-            if row["role"]:
-                is_student = row["role"] == "student"
-            else:
-                is_student = row["sourced_id"] in student_ids
-            if not is_student:
-                self.count("users", skipped=1, kept=-1)
-                continue
-            rows.append(row)
-        staged, problems = self._student_tuples(rows)
-        self.errors.extend(problems)
+    def students(self, users, student_ids):
+        """Stage the student rows with COPY, a chunk at a time as the file is
+        read, drop the ones that clash, upsert the rest (newest
+        dateLastModified wins)."""
         with self.cursor() as cur:
             cur.execute(sql.STAGE_STUDENTS_STAGE)
-            copy_rows(cur, "stage_students", sql.STAGE_STUDENT_COLUMNS, staged)
+            for chunk in _chunks(self._students_of(users, student_ids)):
+                # Normalising, sealing and hashing each ID number, the
+                # document: CPU work a chunk at a time. (A forked pool gained
+                # nothing once rows came in chunks and doubled the memory:
+                # every child copies the parent's pages.)
+                staged, problems = _tuples_of(self, chunk)
+                for problem in problems:
+                    users.report(problem)
+                copy_rows(cur, "stage_students", sql.STAGE_STUDENT_COLUMNS, staged)
+                self.beat()
             cur.execute(sql.DUPLICATES_IN_FILE_STAGE)
             for found in cur.fetchall():
                 self.refuse(
@@ -208,39 +204,23 @@ class Import:
             )
             if users.mode == "bulk":
                 cur.execute(
-                    sql.DEACTIVATE_MISSING_STUDENTS_SQL,
-                    {
-                        "school_code": self.school_code,
-                        "file_ids": _ids(users),
-                        "now": self.now,
-                    },
+                    sql.DEACTIVATE_MISSING_STUDENTS_STAGE,
+                    {"school_code": self.school_code, "now": self.now},
                 )
                 self.count("users", deactivated=cur.rowcount)
 
-    def _student_tuples(self, rows):
-        """``(tuples, row errors)`` for the staging COPY. Normalising, sealing
-        and hashing each ID number and building each document is CPU work of
-        this process alone: a large file is split over a pool of forked
-        processes (``IMPORT_CPUS``, default every core), each building the
-        tuples of a contiguous slice."""
-        cpus = int(os.environ.get("IMPORT_CPUS") or os.cpu_count() or 1)
-        least = int(os.environ.get("IMPORT_PARALLEL_FROM_ROWS") or PARALLEL_FROM_ROWS)
-        if cpus < 2 or len(rows) < least:
-            return _tuples_of(self, rows)
-        size = -(-len(rows) // cpus)
-        slices = [rows[i : i + size] for i in range(0, len(rows), size)]
-        global _FORKED_IMPORT
-        _FORKED_IMPORT = self  # what the forked workers inherit
-        try:
-            with multiprocessing.get_context("fork").Pool(len(slices)) as pool:
-                parts = pool.map(_tuples_of_slice, slices)
-        finally:
-            _FORKED_IMPORT = None
-        tuples, errors = [], []
-        for part_tuples, part_errors in parts:
-            tuples.extend(part_tuples)
-            errors.extend(part_errors)
-        return tuples, errors
+    def _students_of(self, users, student_ids):
+        """The student rows of users.csv as it is read (1.1 says the role
+        in a column, 1.2 in roles.csv)."""
+        for row in users:
+            if row["role"]:
+                is_student = row["role"] == "student"
+            else:
+                is_student = row["sourced_id"] in student_ids
+            if not is_student:
+                self.count("users", skipped=1, kept=-1)
+                continue
+            yield row
 
     def _student_tuple(self, row):
         """``(tuple, row error or None)`` of one student row."""
@@ -312,67 +292,81 @@ class Import:
             row["modified"],
         ), error
 
+    def _live_targets(self, cur, chunk):
+        """The live classes and students a chunk of enrolments names (looked
+        up per chunk: a large school's whole roster is never in memory)."""
+        cur.execute(
+            sql.LIVE_IDS_OF_SQL,
+            {
+                "school_code": self.school_code,
+                "class_ids": sorted({row["class_id"] for row in chunk}),
+                "user_ids": sorted({row["user_id"] for row in chunk}),
+            },
+        )
+        classes, students = {}, {}
+        for found in cur.fetchall():
+            (classes if found["kind"] == "class" else students)[
+                found["external_id"]
+            ] = found
+        return classes, students
+
     def enrollments(self, parsed, current_terms, has_terms):
         with self.cursor() as cur:
-            cur.execute(sql.LIVE_IDS_SQL, {"school_code": self.school_code})
-            classes, students = {}, {}
-            for found in cur.fetchall():
-                (classes if found["kind"] == "class" else students)[
-                    found["external_id"]
-                ] = found
-            for row in parsed.rows:
-                if row["role"] != "student":
-                    self.count("enrollments", skipped=1, kept=-1)
-                    continue
-                if row["status"] == "tobedeleted":
-                    cur.execute(
-                        sql.DELETE_MEMBERSHIP_SQL,
-                        {
-                            "school_code": self.school_code,
-                            "source_id": row["sourced_id"],
-                        },
+            for chunk in _chunks(parsed):
+                classes, students = self._live_targets(cur, chunk)
+                for row in chunk:
+                    self._enrollment(
+                        cur, row, classes, students, current_terms, has_terms
                     )
-                    klass, student = (
-                        classes.get(row["class_id"]),
-                        students.get(row["user_id"]),
-                    )
-                    if klass and student:
-                        self._enrollment_event(
-                            row, klass, student, current_terms, has_terms, dropped=True
-                        )
-                    continue
-                klass = classes.get(row["class_id"])
-                student = students.get(row["user_id"])
-                if klass is None:
-                    self.refuse(
-                        "enrollments",
-                        row["line"],
-                        "classSourcedId",
-                        "no such class of this school",
-                    )
-                    continue
-                if student is None:
-                    self.refuse(
-                        "enrollments",
-                        row["line"],
-                        "userSourcedId",
-                        "no such student of this school",
-                    )
-                    continue
-                cur.execute(
-                    sql.UPSERT_MEMBERSHIP_SQL,
-                    {
-                        "class_id": klass["id"],
-                        "student_id": student["id"],
-                        "source_id": row["sourced_id"],
-                    },
-                )
-                self._enrollment_event(row, klass, student, current_terms, has_terms)
+                self.beat()
             if parsed.mode == "bulk":
                 cur.execute(
-                    sql.DELETE_MISSING_MEMBERSHIPS_SQL,
-                    {"school_code": self.school_code, "file_ids": _ids(parsed)},
+                    sql.DELETE_MISSING_MEMBERSHIPS_STAGE,
+                    {"school_code": self.school_code},
                 )
+
+    def _enrollment(self, cur, row, classes, students, current_terms, has_terms):
+        """One enrolment row: the membership kept or dropped, its event."""
+        if row["role"] != "student":
+            self.count("enrollments", skipped=1, kept=-1)
+            return
+        klass = classes.get(row["class_id"])
+        student = students.get(row["user_id"])
+        if row["status"] == "tobedeleted":
+            cur.execute(
+                sql.DELETE_MEMBERSHIP_SQL,
+                {"school_code": self.school_code, "source_id": row["sourced_id"]},
+            )
+            if klass and student:
+                self._enrollment_event(
+                    row, klass, student, current_terms, has_terms, dropped=True
+                )
+            return
+        if klass is None:
+            self.refuse(
+                "enrollments",
+                row["line"],
+                "classSourcedId",
+                "no such class of this school",
+            )
+            return
+        if student is None:
+            self.refuse(
+                "enrollments",
+                row["line"],
+                "userSourcedId",
+                "no such student of this school",
+            )
+            return
+        cur.execute(
+            sql.UPSERT_MEMBERSHIP_SQL,
+            {
+                "class_id": klass["id"],
+                "student_id": student["id"],
+                "source_id": row["sourced_id"],
+            },
+        )
+        self._enrollment_event(row, klass, student, current_terms, has_terms)
 
     def _enrollment_event(
         self, row, klass, student, current_terms, has_terms, dropped=False
@@ -421,33 +415,29 @@ class Import:
 
     # -- the whole import ---------------------------------------------------------
     def run(self, package):
-        files = oneroster.read_package(package)
-        version, parsed = oneroster.parse_package(files)
-        for entity, rows in parsed.items():
-            self.count(
-                entity,
-                read=rows.read,
-                kept=len(rows.rows),
-                refused=len(rows.errors) - sum(e.kept for e in rows.errors),
-            )
-            self.errors.extend(rows.errors)
-            self.warnings.extend(rows.warnings)
+        # Checked whole up front (zip, manifest, every announced file's
+        # header); rows are read, checked and applied a chunk at a time.
+        with self.cursor() as cur:
+            cur.execute(sql.STAGE_FILE_IDS_STAGE)
+        version, readers = oneroster.open_files(
+            oneroster.open_package(package), _SeenInTable(self.conn)
+        )
         self.beat()
         with self.cursor() as cur:
             cur.execute(sql.IMPORT_LOCK_SQL, {"school_code": self.school_code})
-        if "academicSessions" in parsed:
-            self.terms(parsed["academicSessions"])
-        if "classes" in parsed:
-            self.classes(parsed["classes"])
-        if "users" in parsed:
+        if "academicSessions" in readers:
+            self.terms(readers["academicSessions"])
+        if "classes" in readers:
+            self.classes(readers["classes"])
+        if "users" in readers:
             student_ids = {
                 row["user_id"]
-                for row in parsed.get("roles", oneroster.FileRows("roles", "bulk")).rows
+                for row in readers.get("roles", ())
                 if row["role"] == "student" and row["status"] != "tobedeleted"
             }
-            self.students(parsed["users"], student_ids, version)
+            self.students(readers["users"], student_ids)
         self.beat()
-        if "enrollments" in parsed:
+        if "enrollments" in readers:
             terms = self.current_terms()
             with self.cursor() as cur:
                 cur.execute(
@@ -455,7 +445,14 @@ class Import:
                     {"s": self.school_code},
                 )
                 has_terms = cur.fetchone()["any"]
-            self.enrollments(parsed["enrollments"], terms, has_terms)
+            self.enrollments(readers["enrollments"], terms, has_terms)
+        for entity, reader in readers.items():
+            reader.drain()  # files no step applies (orgs, courses) are checked too
+            self.count(
+                entity, read=reader.read, kept=reader.kept, refused=reader.refused
+            )
+            self.errors.extend(reader.errors)
+            self.warnings.extend(reader.warnings)
         with self.cursor() as cur:
             psycopg2.extras.execute_batch(
                 cur,
@@ -493,11 +490,22 @@ class Import:
         self.conn.commit()
 
 
-# Below this many students the pool's start-up costs more than it saves
-# (IMPORT_PARALLEL_FROM_ROWS moves it; the e2e tier sets it low so that every
-# import there goes through the pool).
-PARALLEL_FROM_ROWS = 5000
-_FORKED_IMPORT = None
+# Rows read, checked and applied at a time: bounds the import's memory
+# whatever the file's size (IMPORT_CHUNK_ROWS moves it).
+CHUNK_ROWS = 10_000
+
+
+def _chunks(rows, size=None):
+    """Lists of at most ``size`` items of an iterable, as it is consumed."""
+    size = size or int(os.environ.get("IMPORT_CHUNK_ROWS") or CHUNK_ROWS)
+    chunk = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _tuples_of(job, rows):
@@ -510,15 +518,30 @@ def _tuples_of(job, rows):
     return tuples, errors
 
 
-def _tuples_of_slice(rows):
-    """In a forked pool worker: the inherited import builds its slice."""
-    return _tuples_of(_FORKED_IMPORT, rows)
+class _SeenInTable:
+    """``oneroster.SeenIds`` kept in the import's temporary table
+    ``stage_file_ids`` (one round trip per batch of rows): the ids of a
+    file at the size limit stay out of the worker's memory, and the bulk
+    deactivations read the same table."""
 
+    def __init__(self, conn):
+        self.conn = conn
 
-def _ids(parsed):
-    """Every sourcedId the file names, good rows or not: a bad row of a
-    record is not that record missing from a bulk file."""
-    return sorted(parsed.all_ids)
+    def claim(self, entity, ids):
+        first = {}
+        for index, sourced_id in enumerate(ids):
+            first.setdefault(sourced_id, index)
+        if not first:
+            return []
+        with self.conn.cursor() as cur:
+            cur.execute(
+                sql.CLAIM_FILE_IDS_STAGE, {"entity": entity, "ids": list(first)}
+            )
+            new = {row[0] for row in cur.fetchall()}
+        return [
+            first[sourced_id] != index or sourced_id not in new
+            for index, sourced_id in enumerate(ids)
+        ]
 
 
 def _fail(conn, import_id, code, detail):

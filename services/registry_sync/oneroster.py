@@ -41,6 +41,11 @@ __all__ = [
     "PackageError",
     "RowError",
     "Limits",
+    "Package",
+    "FileReader",
+    "SeenIds",
+    "open_package",
+    "open_files",
     "read_package",
     "parse_package",
     "ENTITY_FILES",
@@ -154,6 +159,13 @@ class Limits:
     max_members: int = 64
 
 
+# A manifest is a few property lines; more is not a manifest.
+MAX_MANIFEST_BYTES = 64 * 1024
+# Row errors kept per file for the school to read; beyond them only counted
+# (a file of a million bad rows must not hold a million reports).
+MAX_LISTED_ERRORS = 10_000
+
+
 @dataclass
 class FileRows:
     name: str
@@ -169,9 +181,77 @@ class FileRows:
 # -- the package ------------------------------------------------------------------
 
 
-def read_package(data, limits=Limits()):
-    """The CSV files of a zip as ``{entity name: text}`` (plus ``manifest``),
-    or ``PackageError``."""
+class Package:
+    """An opened zip whose checks passed: the manifest's text, and each CSV
+    file the registry reads as a text stream decoded while it is read — a
+    package at its size limit is never held decoded in memory."""
+
+    def __init__(self, archive, members, manifest):
+        self._archive = archive
+        self._members = members  # entity name -> (file name, ZipInfo)
+        self.manifest = manifest
+
+    def __contains__(self, name):
+        return name == "manifest" or name in self._members
+
+    def names(self):
+        return ["manifest", *self._members]
+
+    def raw(self, name):
+        """The whole file's bytes (for a whole-file read; see ``stream``)."""
+        base, info = self._members[name]
+        try:
+            with self._archive.open(info) as handle:
+                return handle.read()
+        except (zipfile.BadZipFile, EOFError, ValueError):
+            raise PackageError("package_not_zip", f"{base} is damaged") from None
+
+    def stream(self, name):
+        """The file as text, decoded as it is read (UTF-8 without BOM)."""
+        base, info = self._members[name]
+        try:
+            with self._archive.open(info) as handle:
+                head = handle.read(3)
+        except (zipfile.BadZipFile, EOFError, ValueError):
+            raise PackageError("package_not_zip", f"{base} is damaged") from None
+        if head.startswith(b"\xef\xbb\xbf"):
+            _decode(base, head)  # refuses with file_has_bom
+        return _TextStream(self, name, base, info)
+
+
+class _TextStream:
+    """Lines of one member as text; an undecodable byte or a damaged member
+    is the package's refusal, raised where it is met."""
+
+    def __init__(self, package, name, base, info):
+        self._package, self._name, self._base = package, name, base
+        self._text = io.TextIOWrapper(
+            package._archive.open(info), encoding="utf-8", newline=""
+        )
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            return next(self._text)
+        except UnicodeDecodeError:
+            self._text.close()
+            # Tell GBK (Excel's CSV) from noise by the whole file's bytes
+            # (read once, only on this refusal path).
+            _decode(self._base, self._package.raw(self._name))
+            raise PackageError(
+                "file_not_utf8", f"{self._base} is not UTF-8 text"
+            ) from None
+        except (zipfile.BadZipFile, EOFError):
+            raise PackageError("package_not_zip", f"{self._base} is damaged") from None
+        except StopIteration:
+            self._text.close()
+            raise
+
+
+def open_package(data, limits=Limits()):
+    """A checked ``Package`` of a zip's bytes, or ``PackageError``."""
     if len(data) > limits.max_zip_bytes:
         raise PackageError(
             "package_too_large", f"more than {limits.max_zip_bytes} bytes"
@@ -188,7 +268,7 @@ def read_package(data, limits=Limits()):
     total = sum(m.file_size for m in members)
     if total > limits.max_unpacked_bytes:
         raise PackageError("package_zip_bomb", f"unpacks to {total} bytes")
-    files = {}
+    found = {}
     for member in members:
         base = member.filename.replace("\\", "/").rsplit("/", 1)[-1]
         if base.startswith(".") or "__MACOSX" in member.filename:
@@ -199,10 +279,6 @@ def read_package(data, limits=Limits()):
             member.file_size > 1024 * 1024
         ):
             raise PackageError("package_zip_bomb", f"{base} expands too much")
-        with archive.open(member) as handle:
-            raw = handle.read(member.file_size + 1)
-        if len(raw) > member.file_size:  # the header lied about the size
-            raise PackageError("package_zip_bomb", f"{base} is larger than declared")
         stem = base[: -len(".csv")]
         match = next(
             (
@@ -214,9 +290,29 @@ def read_package(data, limits=Limits()):
         )
         if match is None:
             continue  # demographics, userProfiles, …: not the registry's business
-        files[match] = _decode(base, raw)
-    if "manifest" not in files:
+        found[match] = (base, member)
+    if "manifest" not in found:
         raise PackageError("manifest_missing", "manifest.csv is not in the zip")
+    base, info = found.pop("manifest")
+    if info.file_size > MAX_MANIFEST_BYTES:
+        raise PackageError("manifest_invalid", f"{base} is larger than a manifest")
+    package = Package(archive, found, None)
+    package._members["manifest"] = (base, info)
+    manifest = _decode(base, package.raw("manifest"))
+    del package._members["manifest"]
+    package.manifest = manifest
+    return package
+
+
+def read_package(data, limits=Limits()):
+    """The CSV files of a zip as ``{entity name: text}`` (plus ``manifest``),
+    or ``PackageError``: the whole package decoded — for tools and tests;
+    the import worker streams (``open_package``)."""
+    package = open_package(data, limits)
+    files = {"manifest": package.manifest}
+    for name in package.names()[1:]:
+        base, _ = package._members[name]
+        files[name] = _decode(base, package.raw(name))
     return files
 
 
@@ -505,15 +601,107 @@ def _similar(unknown, known):
     return found[0] if found else None
 
 
-def parse_package(files):
-    """``(version, {entity: FileRows})`` of a read package: every row
-    checked, duplicates within a file refused (the first one kept)."""
-    version, modes = parse_manifest(files["manifest"])
-    parsed = {}
+class SeenIds:
+    """Which sourcedIds each file named before: in memory (tools and
+    tests). The import worker keeps them in a temporary table instead, so a
+    file at the size limit holds no million ids in the worker's memory;
+    both answer ``claim`` the same way."""
+
+    def __init__(self):
+        self.by_file = {}
+
+    def claim(self, entity, ids):
+        """Note ``ids`` (in file order) as named by ``entity``'s file; for
+        each, whether the file named it before (earlier in ``ids`` too)."""
+        known = self.by_file.setdefault(entity, set())
+        seen = []
+        for sourced_id in ids:
+            seen.append(sourced_id in known)
+            known.add(sourced_id)
+        return seen
+
+
+# Rows checked per batch: the unit in which a reader asks whether ids were
+# seen before (one round trip per batch for the worker's table).
+BATCH_ROWS = 1000
+
+
+class FileReader:
+    """One file the manifest announces, its header already checked.
+    Iterating yields its good records while the file is read (each row
+    checked, a sourcedId seen twice refused — the first kept), gathering the
+    counts and the row errors (the first ``MAX_LISTED_ERRORS``) on the way,
+    and noting every sourcedId the file names (good rows or not) in
+    ``seen``. One pass."""
+
+    def __init__(self, name, mode, rows, warnings, seen):
+        self.name, self.mode, self.warnings = name, mode, warnings
+        self._rows = rows
+        self.seen = seen
+        self.read = self.kept = self.refused = self.unlisted = 0
+        self.errors = []
+
+    def __iter__(self):
+        check = CHECKS[self.name]
+        batch = []
+        for line, values in self._rows:
+            self.read += 1
+            row = _Row(self.name, line, values, self.mode)
+            batch.append((row, check(row)))
+            if len(batch) >= BATCH_ROWS:
+                yield from self._settle(batch)
+                batch = []
+        yield from self._settle(batch)
+        if self.unlisted:
+            self.warnings.append(
+                f"{self.name}.csv: {self.unlisted} more row errors not listed"
+            )
+
+    def _settle(self, batch):
+        named = [(row, record) for row, record in batch if record["sourced_id"]]
+        repeated = self.seen.claim(
+            self.name, [record["sourced_id"] for _, record in named]
+        )
+        for (row, _), twice in zip(named, repeated, strict=True):
+            if twice:
+                row.refuse("sourcedId", "appears twice in the file")
+        for row, record in batch:
+            for error in row.errors:
+                self.report(error)
+            if row.ok:
+                self.kept += 1
+                yield record
+
+    def report(self, error):
+        """Keep a row error for the school (counted beyond the listed ones)."""
+        if not error.kept:
+            self.refused += 1
+        if len(self.errors) < MAX_LISTED_ERRORS:
+            self.errors.append(error)
+        else:
+            self.unlisted += 1
+
+    def drain(self):
+        """Check the rest of the file (its errors still count)."""
+        for _ in self:
+            pass
+
+
+def open_files(source, seen=None):
+    """``(version, {entity: FileReader})`` for the files the manifest
+    announces, each header checked now — a package whose file is missing or
+    lacks a column is refused before any row is read. ``source``: an
+    ``open_package`` result (files streamed) or ``{name: text}``; ``seen``:
+    where the files' sourcedIds are kept (default ``SeenIds()``)."""
+    seen = seen if seen is not None else SeenIds()
+    streamed = isinstance(source, Package)
+    version, modes = parse_manifest(source.manifest if streamed else source["manifest"])
+    readers = {}
     for entity, mode in modes.items():
-        if entity not in files:
+        if entity not in source:
             raise PackageError("file_missing", f"the manifest announces {entity}.csv")
-        header, rows = _rows(entity, files[entity])
+        text = source.stream(entity) if streamed else source[entity]
+        header, rows = _rows(entity, text)
         missing = [c for c in REQUIRED_COLUMNS[entity] if c not in header]
         if entity == "users" and version != "1.2" and "role" not in header:
             missing.append("role")
@@ -521,31 +709,38 @@ def parse_package(files):
             raise PackageError(
                 "file_columns_missing", f"{entity}.csv lacks {', '.join(missing)}"
             )
-        result = FileRows(entity, mode)
         known = (
             set(REQUIRED_COLUMNS[entity])
             | set(OPTIONAL_COLUMNS.get(entity, ()))
             | {"status", "dateLastModified"}
         )
+        warnings = []
         for column in header:
             if column and column not in known and not column.startswith("metadata."):
                 guess = _similar(column, sorted(known))
                 if guess and guess not in header:
-                    result.warnings.append(
+                    warnings.append(
                         f"{entity}.csv: unknown column {column!r} (did you mean {guess!r}?)"
                     )
-        seen = set()
-        for line, values in rows:
-            result.read += 1
-            row = _Row(entity, line, values, mode)
-            record = CHECKS[entity](row)
-            if record["sourced_id"] and record["sourced_id"] in seen:
-                row.refuse("sourcedId", "appears twice in the file")
-            seen.add(record["sourced_id"])
-            if record["sourced_id"]:
-                result.all_ids.add(record["sourced_id"])
-            result.errors.extend(row.errors)
-            if row.ok:
-                result.rows.append(record)
-        parsed[entity] = result
+        readers[entity] = FileReader(entity, mode, rows, warnings, seen)
+    return version, readers
+
+
+def parse_package(files):
+    """``(version, {entity: FileRows})`` of a read package, every file read
+    whole (tools and tests; the import worker iterates ``open_files``)."""
+    seen = SeenIds()
+    version, readers = open_files(files, seen)
+    parsed = {}
+    for entity, reader in readers.items():
+        rows = list(reader)
+        parsed[entity] = FileRows(
+            entity,
+            reader.mode,
+            rows=rows,
+            errors=reader.errors,
+            read=reader.read,
+            warnings=reader.warnings,
+            all_ids=seen.by_file.get(entity, set()),
+        )
     return version, parsed

@@ -554,6 +554,23 @@ UPDATE imports SET status = 'succeeded', version = %(version)s, progress = %(pro
 
 IMPORT_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('import:' || %(school_code)s))"
 
+# Every sourcedId each file of the import names (good rows or not): a row
+# named twice is refused by the reader, and a bulk file deactivates what it
+# does not name — kept here, not in the worker's memory.
+STAGE_FILE_IDS_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS stage_file_ids (
+    entity text NOT NULL, sourced_id text NOT NULL,
+    PRIMARY KEY (entity, sourced_id)
+) ON COMMIT DROP
+"""
+
+CLAIM_FILE_IDS_STAGE = """
+INSERT INTO stage_file_ids (entity, sourced_id)
+SELECT %(entity)s, unnest(%(ids)s::text[])
+ON CONFLICT DO NOTHING
+RETURNING sourced_id
+"""
+
 STAGE_STUDENTS_STAGE = """
 CREATE TEMP TABLE stage_students (
     line integer, id uuid, user_name text, external_id text, student_number text,
@@ -635,10 +652,11 @@ DO UPDATE SET user_name = EXCLUDED.user_name, student_number = EXCLUDED.student_
 
 # Bulk: the school's OneRoster students the file no longer names become
 # inactive (never deleted: their history and verifications stay explainable).
-DEACTIVATE_MISSING_STUDENTS_SQL = """
+DEACTIVATE_MISSING_STUDENTS_STAGE = """
 UPDATE students SET active = false, version = version + 1, updated_at = %(now)s
  WHERE school_code = %(school_code)s AND source = 'oneroster' AND deleted_at IS NULL
-   AND active AND NOT (external_id = ANY(%(file_ids)s::text[]))
+   AND active AND NOT EXISTS (SELECT 1 FROM stage_file_ids f
+                    WHERE f.entity = 'users' AND f.sourced_id = external_id)
 """
 
 UPSERT_TERM_SQL = """
@@ -654,9 +672,10 @@ ON CONFLICT (school_code, sourced_id) DO UPDATE
     OR EXCLUDED.source_modified_at >= terms.source_modified_at
 """
 
-DEACTIVATE_MISSING_TERMS_SQL = """
+DEACTIVATE_MISSING_TERMS_STAGE = """
 UPDATE terms SET active = false
- WHERE school_code = %(school_code)s AND NOT (sourced_id = ANY(%(file_ids)s::text[]))
+ WHERE school_code = %(school_code)s AND NOT EXISTS (SELECT 1 FROM stage_file_ids f
+                    WHERE f.entity = 'academicSessions' AND f.sourced_id = sourced_id)
 """
 
 UPSERT_CLASS_SQL = """
@@ -676,21 +695,24 @@ DO UPDATE SET display_name = EXCLUDED.display_name, doc = EXCLUDED.doc,
     OR EXCLUDED.source_modified_at >= classes.source_modified_at
 """
 
-DELETE_MISSING_CLASSES_SQL = """
+DELETE_MISSING_CLASSES_STAGE = """
 UPDATE classes SET deleted_at = %(now)s, version = version + 1, updated_at = %(now)s
  WHERE school_code = %(school_code)s AND source = 'oneroster' AND deleted_at IS NULL
-   AND NOT (external_id = ANY(%(file_ids)s::text[]))
+   AND NOT EXISTS (SELECT 1 FROM stage_file_ids f
+                    WHERE f.entity = 'classes' AND f.sourced_id = external_id)
 """
 
-LIVE_IDS_SQL = """
+# The live classes and students one chunk of enrolments names (by their
+# unique (school_code, external_id) indexes).
+LIVE_IDS_OF_SQL = """
 SELECT 'class' AS kind, external_id, id, class_type, course_id, term_ids,
        NULL AS student_number
   FROM classes WHERE school_code = %(school_code)s AND deleted_at IS NULL
-   AND external_id IS NOT NULL
+   AND external_id = ANY(%(class_ids)s::text[])
 UNION ALL
 SELECT 'student', external_id, id, NULL, NULL, NULL, student_number
   FROM students WHERE school_code = %(school_code)s AND deleted_at IS NULL
-   AND external_id IS NOT NULL
+   AND external_id = ANY(%(user_ids)s::text[])
 """
 
 UPSERT_MEMBERSHIP_SQL = """
@@ -705,10 +727,11 @@ DELETE FROM class_members m USING classes c
    AND m.source_id = %(source_id)s
 """
 
-DELETE_MISSING_MEMBERSHIPS_SQL = """
+DELETE_MISSING_MEMBERSHIPS_STAGE = """
 DELETE FROM class_members m USING classes c
  WHERE m.class_id = c.id AND c.school_code = %(school_code)s AND c.source = 'oneroster'
-   AND (m.source_id IS NULL OR NOT (m.source_id = ANY(%(file_ids)s::text[])))
+   AND (m.source_id IS NULL OR NOT EXISTS (SELECT 1 FROM stage_file_ids f
+                    WHERE f.entity = 'enrollments' AND f.sourced_id = m.source_id))
 """
 
 CURRENT_TERMS_SQL = """

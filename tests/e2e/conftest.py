@@ -59,9 +59,9 @@ def platform_env(wechat_key):
         # Recovery: the timing test asks one target 20 times and the
         # throttle test 26; the cap tests seed their counters to these.
         "RECOVERY_MATCH_TARGET_LIMIT": "25",
-        # Every OneRoster import here builds its rows in the process pool
-        # (large files do; the sample sets are small).
-        "IMPORT_PARALLEL_FROM_ROWS": "2",
+        # Every OneRoster import here reads, checks and stages its rows in
+        # several chunks (large files do; the sample sets are small).
+        "IMPORT_CHUNK_ROWS": "2",
         # A delivery held by an instance that is killed (scale-out and fault
         # tiers) is taken over by another after this lease, not 60 s.
         "DELIVERY_LEASE_SECONDS": "5",
