@@ -22,7 +22,7 @@ browser: install
 	PY=$(PY) bash scripts/ensure-browser.sh
 
 migrate: install infra
-	$(PY) -m services.common.migrate --all
+	$(PY) -m services.common.plumbing.migrate --all
 
 ## The whole platform: five services + SMS/email capture, gateway on :8000.
 run: install infra

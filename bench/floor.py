@@ -16,11 +16,11 @@ from nameko.rpc import RpcProxy
 from nameko.rpc import rpc as plain_rpc
 from nameko.web.handlers import http
 
-from services.common import base
-from services.common.context import RequestContext
-from services.common.db import Database, Store
-from services.common.metrics import Metrics
-from services.common.rpc import ServiceRpc, rpc
+from services.common.plumbing import base
+from services.common.plumbing.context import RequestContext
+from services.common.plumbing.db import Database, Store
+from services.common.plumbing.metrics import Metrics
+from services.common.plumbing.rpc import ServiceRpc, rpc
 from services.gateway.http import endpoint
 
 INSERT_ROW_SQL = "INSERT INTO bench_rows (note) VALUES (%(note)s) RETURNING id"
@@ -67,7 +67,7 @@ class FloorStoreDb(Store):
 
 class FloorStore(base.ServiceBase):
     name = "bench_floor_store"
-    db = Database(FloorStoreDb, relay_outbox=False)
+    db = Database(FloorStoreDb)
 
     @rpc
     def insert_row(self, note):

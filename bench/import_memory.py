@@ -25,7 +25,7 @@ import psycopg2
 
 from bench.harness import emit
 from bench.registry import LOOKUP_KEY, SEAL_KEY, _school, roster_zip
-from services.common.testing import (
+from services.common.plumbing.testing import (
     TestDatabases,
     check_infra,
     random_ref,

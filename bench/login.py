@@ -22,7 +22,7 @@ from pathlib import Path
 import requests
 
 from bench.harness import cpu_seconds, emit, load
-from services.common.testing import random_phone, random_resident_id
+from services.common.plumbing.testing import random_phone, random_resident_id
 from services.identity.passwords import new_hasher
 
 KEYCLOAK_LOGINS_PER_VCPU = 15

@@ -23,7 +23,7 @@ import uuid
 import requests
 
 from bench.harness import emit, load
-from services.common.testing import (
+from services.common.plumbing.testing import (
     random_phone,
     random_resident_id,
     random_school_code,

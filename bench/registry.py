@@ -31,7 +31,7 @@ import psycopg2
 import psycopg2.extras
 
 from bench.harness import emit
-from services.common.testing import TestDatabases, check_infra, random_ref
+from services.common.plumbing.testing import TestDatabases, check_infra, random_ref
 
 SEAL_KEY = base64.b64encode(b"bench-only-registry-seal-key-32b").decode()
 LOOKUP_KEY = base64.b64encode(b"bench-only-registry-lookup-32by!").decode()
@@ -43,7 +43,7 @@ USERS_HEADER = (
 
 
 def _resident_id(index):
-    from services.common.realname import resident_check_char
+    from services.common.rules.realname import resident_check_char
 
     first17 = f"110105{2005 + index % 10}{1 + index % 12:02d}{1 + index % 28:02d}{index % 1000:03d}"
     return first17 + resident_check_char(first17)
@@ -200,7 +200,7 @@ def verification_benchmark(uri, registry_rows, samples):
     from nameko.containers import ServiceContainer
     from nameko.standalone.rpc import ServiceRpcProxy
 
-    from services.common.testing import TestVhost
+    from services.common.plumbing.testing import TestVhost
     from services.registry_sync.service import RegistrySyncService
 
     vhost = TestVhost().create()

@@ -38,7 +38,12 @@ from bench.harness import Services, emit, load, wait_http
 from bench.login import login_benchmarks
 from bench.recovery import RECOVERY_BENCH_ENV, recovery_benchmarks
 from bench.wrk import SEND_CODE_LUA, run_wrk, wrk_available
-from services.common.testing import TestDatabases, TestVhost, check_infra, random_ref
+from services.common.plumbing.testing import (
+    TestDatabases,
+    TestVhost,
+    check_infra,
+    random_ref,
+)
 
 CLIENTS = (1, 32)
 BENCH_INTERNAL_TOKEN = "bench-internal-" + random_ref()
@@ -204,7 +209,7 @@ def send_code_benchmark(platform, floor_32, quick, floor_32_wrk=None):
     where shared rate rows are hottest — it must show 0 failed."""
     import random
 
-    from services.common.testing import random_client_ip
+    from services.common.plumbing.testing import random_client_ip
 
     school_nat = random_client_ip(version=4)
     for name, client_address in (
@@ -259,7 +264,7 @@ def scim_benchmark(platform, floor_32, quick):
 
     import requests
 
-    from services.common.testing import random_resident_id, random_school_code
+    from services.common.plumbing.testing import random_resident_id, random_school_code
 
     code = random_school_code()
     made = requests.post(

@@ -10,7 +10,7 @@ esac
 python - "$SERVICE" <<'PY'
 import sys, time, socket
 from urllib.parse import urlsplit
-from services.common.config import load_config
+from services.common.plumbing.config import load_config
 service = sys.argv[1]
 config = load_config(f"services/{service}/config.yml")
 targets = [urlsplit(config["AMQP_URI"])]
@@ -27,6 +27,6 @@ for url in targets:
         sys.exit(f"{url.hostname}:{url.port} unreachable")
 PY
 if [ "$SERVICE" != gateway ]; then
-  python -m services.common.migrate "$SERVICE"
+  python -m services.common.plumbing.migrate "$SERVICE"
 fi
 exec nameko run --config "services/$SERVICE/config.yml" "services.$SERVICE.service"

@@ -7,7 +7,12 @@ import re
 import psycopg2
 import requests
 
-from services.common.testing import PG_ADMIN_URI, TestVhost, mgmt_auth, mgmt_base
+from services.common.plumbing.testing import (
+    PG_ADMIN_URI,
+    TestVhost,
+    mgmt_auth,
+    mgmt_base,
+)
 
 DB_PATTERN = re.compile(
     r"^(t[0-9a-f]{10}|mig_[a-z_]+t[0-9a-f]{10}|bench[0-9a-f]{10}|"

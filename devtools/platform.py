@@ -33,7 +33,7 @@ from pathlib import Path
 
 import requests
 
-from services.common.vocabulary import BACKEND_SERVICES
+from services.common.contract.vocabulary import BACKEND_SERVICES
 
 __all__ = [
     "Platform",
@@ -207,7 +207,7 @@ class Platform:
 
     def migrate(self):
         subprocess.run(
-            [sys.executable, "-m", "services.common.migrate", "--all"],
+            [sys.executable, "-m", "services.common.plumbing.migrate", "--all"],
             cwd=ROOT,
             env=self.env,
             check=True,

@@ -20,7 +20,7 @@ import os
 import warnings
 
 # Tests run on the shipped development keys and say so (the services refuse
-# them otherwise; see services/common/config.py).
+# them otherwise; see services/common/plumbing/config.py).
 os.environ.setdefault("DEVELOPMENT_MODE", "true")
 
 # eventlet warns on import that it is in bug-fix-only mode (see README).

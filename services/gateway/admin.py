@@ -1,7 +1,7 @@
 """Admins' surface (session tokens of accounts with a staff role): a school
 admin acts only for its own school, ops for any. Mixed into ``GatewayService``."""
 
-from services.common.errors import InvalidRequest
+from services.common.contract.errors import InvalidRequest
 from services.gateway.auth import require_admin_of
 from services.gateway.http import endpoint, load_body, reshape
 from services.gateway.internal import ACCOUNT_ID_PATH, SCHOOL_CODE_PATH

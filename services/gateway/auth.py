@@ -15,10 +15,10 @@ import time
 
 from nameko.extensions import DependencyProvider
 
-from services.common.crypto import keyed_hash
-from services.common.errors import Forbidden, InvalidRequest, Unauthenticated
-from services.common.roles import admin_of
-from services.common.vocabulary import DEVICE_ID_PATTERN
+from services.common.contract.errors import Forbidden, InvalidRequest, Unauthenticated
+from services.common.contract.vocabulary import DEVICE_ID_PATTERN
+from services.common.plumbing.crypto import keyed_hash
+from services.common.rules.roles import admin_of
 
 __all__ = [
     "SessionCache",

@@ -20,9 +20,7 @@ from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
-from services.common.context import REQUEST_ID_KEY, clean_request_id
-from services.common.errors import (
-    MESSAGES,
+from services.common.contract.errors import (
     Conflict,
     DeadlineExceeded,
     Forbidden,
@@ -36,9 +34,10 @@ from services.common.errors import (
     Throttled,
     Unauthenticated,
     find_nul,
-    message_for,
 )
-from services.common.rpc import check_call_signature
+from services.common.plumbing.context import REQUEST_ID_KEY, clean_request_id
+from services.common.plumbing.rpc import check_call_signature
+from services.gateway.messages import MESSAGES, message_for
 
 NUL_MESSAGE = "must not contain the NUL character"
 

@@ -1,7 +1,7 @@
 """Operations surface (``INTERNAL_API_TOKEN``): onboarding schools, their
 API tokens, staff roles. Mixed into ``GatewayService``."""
 
-from services.common.roles import SCHOOL_CODE_PATTERN
+from services.common.rules.roles import SCHOOL_CODE_PATTERN
 from services.gateway.auth import require_internal
 from services.gateway.http import endpoint, load_body, reshape
 from services.gateway.schemas import (

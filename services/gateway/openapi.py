@@ -8,7 +8,7 @@ import re
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from services.common.vocabulary import DEVICE_ID_PATTERN
+from services.common.contract.vocabulary import DEVICE_ID_PATTERN
 from services.gateway.auth import SESSION_COOKIE
 from services.gateway.schemas import ProblemSchema, ScimErrorSchema
 

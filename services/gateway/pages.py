@@ -20,8 +20,8 @@ import segno
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from werkzeug.wrappers import Response
 
-from services.common.context import current_request_id
-from services.common.errors import ServiceError
+from services.common.contract.errors import ServiceError
+from services.common.plumbing.context import current_request_id
 from services.gateway.auth import SESSION_COOKIE
 from services.gateway.http import STATUS_BY_ERROR, ApiHandler
 from services.gateway.web import WebCookies
@@ -222,7 +222,7 @@ def render(template, request, config, status=200, **context):
 
 def render_html_error(request, status, code, config=None, request_id=None):
     """The 404 / error page (with the request id to quote)."""
-    from services.common.errors import message_for
+    from services.gateway.messages import message_for
 
     lang, _ = page_language(request)
     tr = tr_for(lang)

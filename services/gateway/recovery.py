@@ -8,7 +8,7 @@ import re
 
 from werkzeug.wrappers import Response
 
-from services.common.errors import InvalidRequest
+from services.common.contract.errors import InvalidRequest
 from services.gateway.admin import _page_parameter
 from services.gateway.auth import device_id, require_staff
 from services.gateway.http import client_ip, endpoint, load_body, reshape

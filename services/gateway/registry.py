@@ -2,7 +2,7 @@
 Mixed into ``GatewayService``: identity says whether a minor's guardian is
 verified, registry_sync decides the outcome."""
 
-from services.common.errors import RuleViolation
+from services.common.contract.errors import RuleViolation
 from services.gateway.http import endpoint, load_body, reshape
 from services.gateway.schemas import (
     CorrectionRequestSchema,

@@ -9,11 +9,13 @@ from marshmallow import (
     validates_schema,
 )
 
-from services.common.contacts import EMAIL_PATTERN, MOBILE_PATTERN
-from services.common.events import OwnedCourse
-from services.common.fields import StrictBoolean, UtcDateTime, require_one_way_in
-from services.common.roles import SCHOOL_CODE_PATTERN, STAFF_ROLES
-from services.common.vocabulary import (
+from services.common.contract.events import OwnedCourse
+from services.common.contract.fields import (
+    StrictBoolean,
+    UtcDateTime,
+    require_one_way_in,
+)
+from services.common.contract.vocabulary import (
     AUTH_INFO_FIELDS,
     CODE_CHANNELS,
     CODE_PURPOSES,
@@ -21,6 +23,8 @@ from services.common.vocabulary import (
     LINK_PROVIDERS,
     MAX_BALANCE_FEN,
 )
+from services.common.rules.contacts import EMAIL_PATTERN, MOBILE_PATTERN
+from services.common.rules.roles import SCHOOL_CODE_PATTERN, STAFF_ROLES
 
 __all__ = [
     "ProblemSchema",

@@ -5,7 +5,7 @@ and OneRoster join here."""
 import base64
 import json
 
-from services.common.errors import (
+from services.common.contract.errors import (
     InvalidRequest,
     RuleViolation,
     Unauthenticated,

@@ -10,14 +10,14 @@ import logging
 
 from werkzeug.wrappers import Response
 
-from services.common.errors import (
+from services.common.contract.errors import (
     InvalidRequest,
     NotFound,
     ServiceError,
     find_nul,
-    message_for,
 )
 from services.gateway.http import STATUS_BY_ERROR, endpoint, read_body
+from services.gateway.messages import message_for
 from services.gateway.schemas import (
     ScimListSchema,
     ScimPatchSchema,

@@ -12,22 +12,22 @@ from nameko.events import BROADCAST, event_handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Response
 
-from services.common.config import KeyGuard
-from services.common.context import RequestContext
-from services.common.errors import (
+from services.common.contract.errors import (
     InvalidRequest,
     RuleViolation,
     ServiceError,
     Unauthenticated,
 )
-from services.common.events import (
+from services.common.contract.events import (
     EnvelopeSchema,
     RolesChangedPayload,
     SessionsRevokedPayload,
 )
-from services.common.metrics import Metrics
-from services.common.rpc import ServiceRpc
-from services.common.vocabulary import BACKEND_SERVICES
+from services.common.contract.vocabulary import BACKEND_SERVICES
+from services.common.plumbing.config import KeyGuard
+from services.common.plumbing.context import RequestContext
+from services.common.plumbing.metrics import Metrics
+from services.common.plumbing.rpc import ServiceRpc
 
 # Modules, not classes: `nameko run` takes every class with entrypoints in
 # this module's namespace for a service of its own.

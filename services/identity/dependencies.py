@@ -13,8 +13,8 @@ from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 from prometheus_client import Counter
 
-from services.common.crypto import Sealer, keyed_hash
-from services.common.errors import RuleViolation, Unauthenticated
+from services.common.contract.errors import RuleViolation, Unauthenticated
+from services.common.plumbing.crypto import Sealer, keyed_hash
 from services.identity.passwords import new_hasher, verify_password
 
 __all__ = ["IdentityKeys", "PasswordHasher", "LinkProviders"]

@@ -13,28 +13,28 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services.common import realname
-from services.common.calendar import BEIJING
-from services.common.contacts import (
-    PASSPORT_ALPHABET,
-    canonical_login,
-)
-from services.common.errors import (
+from services.common.contract.errors import (
     Conflict,
     Forbidden,
     InvalidRequest,
     RuleViolation,
 )
-from services.common.masking import (
+from services.common.contract.vocabulary import AUTH_INFO_FIELDS, ID_TYPES
+from services.common.rules import realname
+from services.common.rules.calendar import BEIJING
+from services.common.rules.contacts import (
+    PASSPORT_ALPHABET,
+    canonical_login,
+)
+from services.common.rules.masking import (
     mask_device,
     mask_email,
     mask_id_number,
     mask_ip,
     mask_phone,
 )
-from services.common.roles import SCHOOL_CODE_PATTERN
-from services.common.throttles import throttle_refusal  # noqa: F401 (re-exported)
-from services.common.vocabulary import AUTH_INFO_FIELDS, ID_TYPES
+from services.common.rules.roles import SCHOOL_CODE_PATTERN
+from services.common.rules.throttles import throttle_refusal  # noqa: F401 (re-exported)
 
 __all__ = [
     "NOTICE_KINDS",
@@ -106,7 +106,7 @@ def classify_login(raw):
     ``id_number`` (canonical text, see ``id_number_candidates``) or
     ``unknown`` (shaped like an address or a number but not a valid one).
     The one spelling every service keys a login by
-    (``services.common.contacts.canonical_login``), so throttles name the
+    (``services.common.rules.contacts.canonical_login``), so throttles name the
     account however its login was typed."""
     if not unicodedata.normalize("NFKC", raw or "").strip():
         raise InvalidRequest("invalid_request", {"errors": {"login": ["empty"]}})
@@ -251,7 +251,7 @@ def login_decision(account, device_known, code_given):
 
 
 def check_school_code(raw):
-    """The school code rule of ``services.common.roles``; a 422 here (a
+    """The school code rule of ``services.common.rules.roles``; a 422 here (a
     rule of the auth-info change), where ops' grants answer 400."""
     value = (raw or "").strip().upper()
     if not re.fullmatch(SCHOOL_CODE_PATTERN, value):

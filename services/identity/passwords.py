@@ -16,7 +16,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from services.common.errors import RuleViolation
+from services.common.contract.errors import RuleViolation
 
 __all__ = [
     "check_password_rules",

@@ -11,13 +11,13 @@ as an idempotent RPC (a password reset sets the same hash twice)."""
 import logging
 from datetime import datetime
 
-from services.common import realname
-from services.common.calendar import BEIJING, beijing_day
-from services.common.contacts import normalise_mobile
-from services.common.errors import NotFound, ServiceError
-from services.common.events import event_handler
-from services.common.masking import mask_phone
-from services.common.rpc import rpc
+from services.common.contract.errors import NotFound, ServiceError
+from services.common.plumbing.handlers import event_handler
+from services.common.plumbing.rpc import rpc
+from services.common.rules import realname
+from services.common.rules.calendar import BEIJING, beijing_day
+from services.common.rules.contacts import normalise_mobile
+from services.common.rules.masking import mask_phone
 from services.identity import domain, passwords
 from services.identity.schemas import (
     ClassmateLookupRequest,

@@ -8,16 +8,16 @@ from marshmallow import (
     validates_schema,
 )
 
-from services.common.events import OwnedCourse
-from services.common.fields import UtcDateTime, require_one_way_in
-from services.common.realname import ID_TYPES
-from services.common.roles import STAFF_ROLES
-from services.common.vocabulary import (
+from services.common.contract.events import OwnedCourse
+from services.common.contract.fields import UtcDateTime, require_one_way_in
+from services.common.contract.vocabulary import (
     AUTH_INFO_FIELDS,
     DEVICE_ID_PATTERN,
     LINK_PROVIDERS,
     MAX_BALANCE_FEN,
 )
+from services.common.rules.realname import ID_TYPES
+from services.common.rules.roles import STAFF_ROLES
 
 __all__ = [
     "RegisterByPhoneRequest",

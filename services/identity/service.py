@@ -17,12 +17,7 @@ from datetime import timedelta
 from nameko.dependency_providers import Config
 from nameko.timer import timer
 
-from services.common import base, realname
-from services.common.calendar import beijing_day
-from services.common.clock import Clock
-from services.common.contacts import canonical_login, normalise_email, normalise_mobile
-from services.common.db import Database
-from services.common.errors import (
+from services.common.contract.errors import (
     Conflict,
     Forbidden,
     NotFound,
@@ -30,11 +25,22 @@ from services.common.errors import (
     Throttled,
     Unauthenticated,
 )
-from services.common.events import event_handler
-from services.common.masking import mask_email, mask_id_number, mask_phone
-from services.common.roles import role_names
-from services.common.rpc import ServiceRpc, rpc
-from services.common.throttles import address_key
+from services.common.plumbing import base
+from services.common.plumbing.clock import Clock
+from services.common.plumbing.db import Database
+from services.common.plumbing.handlers import event_handler
+from services.common.plumbing.outbox import Outbox
+from services.common.plumbing.rpc import ServiceRpc, rpc
+from services.common.rules import realname
+from services.common.rules.calendar import beijing_day
+from services.common.rules.contacts import (
+    canonical_login,
+    normalise_email,
+    normalise_mobile,
+)
+from services.common.rules.masking import mask_email, mask_id_number, mask_phone
+from services.common.rules.roles import role_names
+from services.common.rules.throttles import address_key
 from services.identity import domain, passwords, recovery_entrypoints
 from services.identity.dependencies import IdentityKeys, LinkProviders, PasswordHasher
 from services.identity.schemas import (
@@ -98,6 +104,7 @@ class IdentityService(recovery_entrypoints.RecoveryEntrypoints, base.ServiceBase
     name = "identity"
 
     db = Database(IdentityStore)
+    outbox = Outbox()  # relays the events db\'s stores queue
     clock = Clock()
     config = Config()
     keys = IdentityKeys()

@@ -4,9 +4,9 @@ import json
 
 from psycopg2.extras import Json
 
-from services.common.context import current_request_id
-from services.common.db import Store
-from services.common.errors import Conflict
+from services.common.contract.errors import Conflict
+from services.common.plumbing.context import current_request_id
+from services.common.plumbing.db import Store
 
 __all__ = ["IdentityStore"]
 

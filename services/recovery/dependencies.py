@@ -4,7 +4,7 @@ import base64
 
 from nameko.extensions import DependencyProvider
 
-from services.common.crypto import Sealer, keyed_hash
+from services.common.plumbing.crypto import Sealer, keyed_hash
 
 __all__ = ["RecoveryKeys"]
 

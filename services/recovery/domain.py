@@ -16,11 +16,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from services.common.calendar import BEIJING, beijing_day, next_beijing_midnight
-from services.common.errors import Conflict, Forbidden, NotFound, Throttled
-from services.common.masking import mask_email, mask_phone
-from services.common.realname import comparable_label
-from services.common.throttles import throttle_refusal  # noqa: F401 (re-exported)
+from services.common.contract.errors import Conflict, Forbidden, NotFound, Throttled
+from services.common.rules.calendar import BEIJING, beijing_day, next_beijing_midnight
+from services.common.rules.masking import mask_email, mask_phone
+from services.common.rules.realname import comparable_label
+from services.common.rules.throttles import throttle_refusal  # noqa: F401 (re-exported)
 
 __all__ = [
     "RecoveryPolicy",

@@ -15,9 +15,14 @@ from datetime import datetime, timedelta
 
 from eventlet import tpool
 
-from services.common.calendar import beijing_day
-from services.common.errors import Conflict, InvalidRequest, NotFound, RuleViolation
-from services.common.rpc import rpc
+from services.common.contract.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    RuleViolation,
+)
+from services.common.plumbing.rpc import rpc
+from services.common.rules.calendar import beijing_day
 from services.recovery import domain, photos
 from services.recovery.schemas import (
     AccountRequest,

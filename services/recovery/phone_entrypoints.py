@@ -16,11 +16,16 @@ from datetime import datetime, timedelta
 
 import eventlet
 
-from services.common.contacts import canonical_text, normalise_mobile
-from services.common.errors import Conflict, NotFound, RuleViolation, ServiceError
-from services.common.masking import mask_phone
-from services.common.rpc import rpc
-from services.common.throttles import address_key
+from services.common.contract.errors import (
+    Conflict,
+    NotFound,
+    RuleViolation,
+    ServiceError,
+)
+from services.common.plumbing.rpc import rpc
+from services.common.rules.contacts import canonical_text, normalise_mobile
+from services.common.rules.masking import mask_phone
+from services.common.rules.throttles import address_key
 from services.recovery import domain
 from services.recovery.schemas import (
     FlowRequest,

@@ -11,7 +11,7 @@ import warnings
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from services.common.errors import RuleViolation
+from services.common.contract.errors import RuleViolation
 
 __all__ = ["clean_photo", "PhotoLimits"]
 

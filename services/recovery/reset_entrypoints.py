@@ -10,13 +10,13 @@ a wrong code or wrong answers, and the same per-login limits apply."""
 import logging
 from datetime import timedelta
 
-from services.common.contacts import canonical_login
-from services.common.errors import (
+from services.common.contract.errors import (
     InvalidRequest,
     RuleViolation,
     Throttled,
 )
-from services.common.rpc import rpc
+from services.common.plumbing.rpc import rpc
+from services.common.rules.contacts import canonical_login
 from services.recovery import domain
 from services.recovery.schemas import (
     ResetCodeRequest,

@@ -9,7 +9,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from services.common.fields import StrictBoolean
+from services.common.contract.fields import StrictBoolean
 
 __all__ = [
     "StartRecoveryRequest",

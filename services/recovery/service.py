@@ -11,11 +11,12 @@ import os
 from nameko.dependency_providers import Config
 from nameko.timer import timer
 
-from services.common import base
-from services.common.clock import Clock
-from services.common.db import Database
-from services.common.events import event_handler
-from services.common.rpc import ServiceRpc
+from services.common.plumbing import base
+from services.common.plumbing.clock import Clock
+from services.common.plumbing.db import Database
+from services.common.plumbing.handlers import event_handler
+from services.common.plumbing.outbox import Outbox
+from services.common.plumbing.rpc import ServiceRpc
 
 # Modules, not classes: `nameko run` takes every class with entrypoints in
 # this module's namespace for a service of its own.
@@ -46,6 +47,7 @@ class RecoveryService(
     name = "recovery"
 
     db = Database(RecoveryStore)
+    outbox = Outbox()  # relays the events db\'s stores queue
     clock = Clock()
     config = Config()
     keys = RecoveryKeys()

@@ -2,9 +2,9 @@
 
 from psycopg2.extras import Json, register_uuid
 
-from services.common.context import current_request_id
-from services.common.db import Store
-from services.common.errors import Conflict
+from services.common.contract.errors import Conflict
+from services.common.plumbing.context import current_request_id
+from services.common.plumbing.db import Store
 
 __all__ = ["RecoveryStore"]
 

@@ -15,9 +15,9 @@ import sys
 
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from services.common.config import load_config
-from services.common.errors import ServiceError, message_for
-from services.common.migrate import SERVICES_ROOT
+from services.common.contract.errors import ServiceError
+from services.common.plumbing.config import load_config
+from services.common.plumbing.migrate import SERVICES_ROOT
 
 __all__ = ["main"]
 
@@ -50,8 +50,9 @@ def main(argv=None):
                     {"code": args.code, "actor": actor}
                 )
     except ServiceError as refusal:
-        zh, en = message_for(refusal.code)
-        print(f"refused: {refusal.code} — {zh} / {en}", file=sys.stderr)
+        # The stable code (the zh/en words are the gateway's); README's
+        # error table says what each means.
+        print(f"refused: {refusal.code} {refusal.extra or ''}", file=sys.stderr)
         return 1
     print(f"school {answer['code']}: API token (shown once):", file=sys.stderr)
     print(answer["api_token"])

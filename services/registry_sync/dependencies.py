@@ -12,8 +12,8 @@ import psycopg2
 from eventlet.green import subprocess
 from nameko.extensions import DependencyProvider
 
-from services.common.crypto import Sealer, keyed_hash
-from services.common.poller import Poller
+from services.common.plumbing.crypto import Sealer, keyed_hash
+from services.common.plumbing.poller import Poller
 from services.registry_sync.store import CLAIM_IMPORT_SQL, REQUEUE_STALE_IMPORTS_SQL
 
 __all__ = ["RegistryKeys", "ImportRunner"]

@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import date
 
-from services.common.realname import comparable_label, comparable_name
+from services.common.rules.realname import comparable_label, comparable_name
 
 __all__ = [
     "new_school_token",

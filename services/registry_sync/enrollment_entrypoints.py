@@ -8,9 +8,9 @@ the effect of one."""
 
 from marshmallow import ValidationError
 
-from services.common.calendar import beijing_day
-from services.common.errors import NotFound
-from services.common.rpc import rpc
+from services.common.contract.errors import NotFound
+from services.common.plumbing.rpc import rpc
+from services.common.rules.calendar import beijing_day
 from services.registry_sync import domain
 from services.registry_sync.schemas import (
     CurrentTermRequest,

@@ -9,9 +9,9 @@ import binascii
 import logging
 import uuid
 
-from services.common.errors import InvalidRequest, NotFound
-from services.common.events import event_handler
-from services.common.rpc import rpc
+from services.common.contract.errors import InvalidRequest, NotFound
+from services.common.plumbing.handlers import event_handler
+from services.common.plumbing.rpc import rpc
 from services.registry_sync import domain
 from services.registry_sync.schemas import (
     ImportState,

@@ -35,9 +35,9 @@ from datetime import datetime, timezone
 import psycopg2
 import psycopg2.extras
 
-from services.common.calendar import beijing_day
-from services.common.crypto import Sealer, keyed_hash
-from services.common.realname import comparable_name
+from services.common.plumbing.crypto import Sealer, keyed_hash
+from services.common.rules.calendar import beijing_day
+from services.common.rules.realname import comparable_name
 from services.registry_sync import oneroster, scim
 from services.registry_sync import store as sql
 

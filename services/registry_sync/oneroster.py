@@ -35,7 +35,7 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
-from services.common.vocabulary import ID_TYPES
+from services.common.contract.vocabulary import ID_TYPES
 
 __all__ = [
     "PackageError",

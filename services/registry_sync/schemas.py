@@ -10,9 +10,9 @@ from marshmallow import (
     validates_schema,
 )
 
-from services.common.fields import StrictBoolean, UtcDateTime
-from services.common.roles import SCHOOL_CODE_PATTERN
-from services.common.vocabulary import AUTH_INFO_FIELDS
+from services.common.contract.fields import StrictBoolean, UtcDateTime
+from services.common.contract.vocabulary import AUTH_INFO_FIELDS
+from services.common.rules.roles import SCHOOL_CODE_PATTERN
 
 __all__ = [
     "OnboardSchoolRequest",

@@ -55,10 +55,10 @@ from scim2_models import (
     Uniqueness,
 )
 
-from services.common.errors import InvalidRequest, RuleViolation
-from services.common.masking import mask_id_number
-from services.common.realname import comparable_name, normalise_id
-from services.common.vocabulary import ID_TYPES
+from services.common.contract.errors import InvalidRequest, RuleViolation
+from services.common.contract.vocabulary import ID_TYPES
+from services.common.rules.masking import mask_id_number
+from services.common.rules.realname import comparable_name, normalise_id
 
 __all__ = [
     "STUDENT_URN",

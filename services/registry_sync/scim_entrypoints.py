@@ -7,9 +7,9 @@ gateway authenticated: another school's resource is simply not found."""
 import logging
 import uuid
 
-from services.common.calendar import beijing_day
-from services.common.errors import InvalidRequest, NotFound, PreconditionFailed
-from services.common.rpc import rpc
+from services.common.contract.errors import InvalidRequest, NotFound, PreconditionFailed
+from services.common.plumbing.rpc import rpc
+from services.common.rules.calendar import beijing_day
 from services.registry_sync import domain, scim
 from services.registry_sync.schemas import (
     ScimDiscoveryRequest,

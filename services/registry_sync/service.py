@@ -4,11 +4,12 @@ verification build on these (issue #9)."""
 
 import logging
 
-from services.common import base
-from services.common.clock import Clock
-from services.common.db import Database
-from services.common.errors import NotFound, Unauthenticated
-from services.common.rpc import ServiceRpc, rpc
+from services.common.contract.errors import NotFound, Unauthenticated
+from services.common.plumbing import base
+from services.common.plumbing.clock import Clock
+from services.common.plumbing.db import Database
+from services.common.plumbing.outbox import Outbox
+from services.common.plumbing.rpc import ServiceRpc, rpc
 
 # Modules, not classes: `nameko run` takes every class with entrypoints in
 # this module's namespace for a service of its own.
@@ -58,6 +59,7 @@ class RegistrySyncService(
     name = "registry_sync"
 
     db = Database(RegistryStore)
+    outbox = Outbox()  # relays the events db\'s stores queue
     clock = Clock()
     keys = RegistryKeys()
     imports = ImportRunner()

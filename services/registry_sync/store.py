@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 from psycopg2.extras import Json, register_uuid
 from scim2_models.path import AttrPath, FilterVisitor
 
-from services.common.context import current_request_id
-from services.common.db import Store
-from services.common.errors import Conflict, InvalidRequest
+from services.common.contract.errors import Conflict, InvalidRequest
+from services.common.plumbing.context import current_request_id
+from services.common.plumbing.db import Store
 
 __all__ = ["RegistryStore", "FilterSql"]
 

@@ -6,10 +6,10 @@ refresh and link, recovery asks who is whose classmate. Mixed into
 
 import logging
 
-from services.common.calendar import beijing_day
-from services.common.errors import Forbidden, NotFound, RuleViolation
-from services.common.events import event_handler
-from services.common.rpc import rpc
+from services.common.contract.errors import Forbidden, NotFound, RuleViolation
+from services.common.plumbing.handlers import event_handler
+from services.common.plumbing.rpc import rpc
+from services.common.rules.calendar import beijing_day
 from services.registry_sync import domain
 from services.registry_sync.schemas import (
     AccountRequest,

@@ -10,11 +10,11 @@ import eventlet
 from eventlet.greenpool import GreenPool
 from nameko.extensions import DependencyProvider
 
-from services.common.clock import utc_now
-from services.common.crypto import Sealer
-from services.common.db import Database
-from services.common.masking import mask_email, mask_phone
-from services.common.poller import Poller
+from services.common.plumbing.clock import utc_now
+from services.common.plumbing.crypto import Sealer
+from services.common.plumbing.db import Database
+from services.common.plumbing.poller import Poller
+from services.common.rules.masking import mask_email, mask_phone
 from services.verification import domain
 from services.verification.providers import ProviderRefused, build_providers
 from services.verification.store import VerificationStore
@@ -108,7 +108,7 @@ class DeliveryQueue(DependencyProvider):
             d for d in self.container.dependencies if isinstance(d, Database)
         )
         self.db_pool = database.pool
-        self.relay = database.relay
+        self.on_commit = database.on_commit  # the outbox relay's wake, if any
         self.poller.start()
 
     def stop(self):
@@ -121,9 +121,7 @@ class DeliveryQueue(DependencyProvider):
         return self.poller  # entrypoints call .wake() after committing a code
 
     def _store(self):
-        return VerificationStore(
-            self.db_pool, on_commit=self.relay.wake if self.relay else None
-        )
+        return VerificationStore(self.db_pool, on_commit=self.on_commit)
 
     def drain(self):
         while True:

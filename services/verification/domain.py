@@ -20,15 +20,15 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from services.common.calendar import (
+from services.common.contract.errors import InvalidRequest, Throttled
+from services.common.contract.vocabulary import CODE_CHANNELS, CODE_PURPOSES
+from services.common.rules.calendar import (
     BEIJING,
     beijing_day,
     beijing_day_start,
     next_beijing_midnight,
 )
-from services.common.contacts import normalise_email, normalise_mobile
-from services.common.errors import InvalidRequest, Throttled
-from services.common.vocabulary import CODE_CHANNELS, CODE_PURPOSES
+from services.common.rules.contacts import normalise_email, normalise_mobile
 
 __all__ = [
     "PURPOSES",

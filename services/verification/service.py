@@ -11,12 +11,18 @@ from eventlet import tpool
 from nameko.dependency_providers import Config
 from nameko.timer import timer
 
-from services.common import base
-from services.common.clock import Clock
-from services.common.db import Database, is_conflict
-from services.common.errors import Forbidden, RuleViolation, ServiceError, Throttled
-from services.common.rpc import rpc
-from services.common.throttles import address_key
+from services.common.contract.errors import (
+    Forbidden,
+    RuleViolation,
+    ServiceError,
+    Throttled,
+)
+from services.common.plumbing import base
+from services.common.plumbing.clock import Clock
+from services.common.plumbing.db import Database, is_conflict
+from services.common.plumbing.outbox import Outbox
+from services.common.plumbing.rpc import rpc
+from services.common.rules.throttles import address_key
 from services.verification import domain
 from services.verification.dependencies import (
     DeliveryQueue,
@@ -69,6 +75,7 @@ class VerificationService(base.ServiceBase):
     name = "verification"
 
     db = Database(VerificationStore)
+    outbox = Outbox()  # relays the events db\'s stores queue
     clock = Clock()
     config = Config()
     policies = Policies()

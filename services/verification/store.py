@@ -6,7 +6,7 @@ so concurrent requests for one destination queue on that row and exactly
 ``limit`` of them get a row back; no check-then-insert anywhere.
 """
 
-from services.common.db import Store
+from services.common.plumbing.db import Store
 
 __all__ = ["VerificationStore"]
 

@@ -15,8 +15,8 @@ from nameko.standalone.events import event_dispatcher
 from nameko.testing.utils import find_free_port
 
 from devtools.platform import Platform
-from services.common.events import new_envelope
-from services.common.testing import (
+from services.common.contract.events import new_envelope
+from services.common.plumbing.testing import (
     TestDatabases,
     TestVhost,
     check_infra,

@@ -1,7 +1,7 @@
 """The first two steps of a phone recovery over HTTP, as a requester takes
 them; shared by the recovery e2e tests and the fault tier's load."""
 
-from services.common.testing import random_client_ip, random_phone
+from services.common.plumbing.testing import random_client_ip, random_phone
 
 NEW_PASSWORD = "a brand new secret 2026"
 

@@ -25,7 +25,7 @@ import requests
 import schemathesis
 from schemathesis.generation.meta import TestPhase
 
-from services.common.testing import (
+from services.common.plumbing.testing import (
     captured_code,
     captured_messages,
     random_client_ip,

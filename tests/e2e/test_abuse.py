@@ -7,8 +7,8 @@ import re
 import pytest
 from nameko.exceptions import RemoteError
 
-from services.common.errors import ServiceError
-from services.common.realname import resident_check_char
+from services.common.contract.errors import ServiceError
+from services.common.rules.realname import resident_check_char
 from tests.e2e.test_registry_verification import (
     eventually,
     make_admin,

@@ -6,8 +6,8 @@ import re
 
 import requests
 
-from services.common.realname import resident_check_char
-from services.common.testing import wait_until
+from services.common.plumbing.testing import wait_until
+from services.common.rules.realname import resident_check_char
 
 
 def random_id_number():

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from services.common.testing import wait_until
+from services.common.plumbing.testing import wait_until
 
 NOW = datetime.now(timezone.utc)
 

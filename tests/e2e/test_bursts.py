@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from services.common.testing import random_client_ip, random_phone
-from services.common.throttles import address_key
+from services.common.plumbing.testing import random_client_ip, random_phone
+from services.common.rules.throttles import address_key
 
 ROUNDS = 3
 CLASSROOM = 60

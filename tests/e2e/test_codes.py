@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import requests
 from nameko.standalone.rpc import ServiceRpcProxy
 
-from services.common.testing import wait_until
+from services.common.plumbing.testing import wait_until
 
 
 def random_mobile():

@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 from devtools.platform import ROOT
-from services.common.testing import random_client_ip
+from services.common.plumbing.testing import random_client_ip
 
 MAX_EXAMPLES = 40
 # Reproducible in `make test`: the same inputs every run, so a failure is a

@@ -8,7 +8,7 @@ import uuid
 
 from PIL import Image
 
-from services.common.testing import random_phone, scim_student, wait_until
+from services.common.plumbing.testing import random_phone, scim_student, wait_until
 
 PASSWORD = "a long enough secret"
 

@@ -15,7 +15,7 @@ import pytest
 from nameko.testing.utils import find_free_port
 
 from devtools.platform import ROOT, SERVICES
-from services.common.testing import TestDatabases, TestVhost
+from services.common.plumbing.testing import TestDatabases, TestVhost
 
 
 def launcher_env(tmp_path, **extra):

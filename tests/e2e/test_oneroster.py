@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common.testing import random_resident_id
+from services.common.plumbing.testing import random_resident_id
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "oneroster"
 MANIFEST_11 = "propertyName,value\nmanifest.version,1.0\noneroster.version,1.1\n"

@@ -5,7 +5,7 @@ import uuid
 
 import yaml
 
-from services.common.testing import wait_until
+from services.common.plumbing.testing import wait_until
 
 
 def test_all_five_services_are_up(api):
@@ -112,7 +112,7 @@ def test_stock_nameko_cluster_proxy_still_calls_every_service(platform):
     queue) against services answering on the project's reply channel."""
     from nameko.standalone.rpc import ClusterRpcProxy
 
-    from services.common.vocabulary import BACKEND_SERVICES
+    from services.common.contract.vocabulary import BACKEND_SERVICES
 
     with ClusterRpcProxy({"AMQP_URI": platform.env["AMQP_URI"]}, timeout=10) as cluster:
         for name in BACKEND_SERVICES:

@@ -8,7 +8,7 @@ from datetime import datetime
 import jwt
 import psycopg2
 
-from services.common.testing import random_phone, random_resident_id
+from services.common.plumbing.testing import random_phone, random_resident_id
 
 
 def recovery_attempt(api, inbox, id_number, name, right_captcha=True):

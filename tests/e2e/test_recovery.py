@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from services.common.testing import random_phone, wait_until
+from services.common.plumbing.testing import random_phone, wait_until
 from tests.e2e.recovery_steps import NEW_PASSWORD, from_ip, start, to_awaiting
 
 PASSWORD = "a long enough secret"

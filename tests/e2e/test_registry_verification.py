@@ -7,7 +7,7 @@ cross-school refusals; minors need a verified guardian first."""
 
 import time
 
-from services.common.realname import resident_check_char
+from services.common.rules.realname import resident_check_char
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 STUDENT = "urn:student-selfservice:params:scim:schemas:extension:student:2.0:Student"

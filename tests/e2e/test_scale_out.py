@@ -7,7 +7,7 @@ is taken over when its lease runs out), none lost."""
 import re
 import threading
 
-from services.common.testing import random_client_ip, random_phone, wait_until
+from services.common.plumbing.testing import random_client_ip, random_phone, wait_until
 
 SENDS = 120
 KILL_AFTER = 40
@@ -83,7 +83,7 @@ def probe(platform, service, **env):
     from devtools.platform import ROOT
 
     return subprocess.run(
-        [sys.executable, "-m", "services.common.probe", service],
+        [sys.executable, "-m", "services.common.plumbing.probe", service],
         cwd=ROOT,
         env={**os.environ, **platform.env, **env},
         capture_output=True,

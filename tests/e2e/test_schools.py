@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from devtools.platform import ROOT
-from services.common.testing import random_school_code as new_code
+from services.common.plumbing.testing import random_school_code as new_code
 
 
 def school_me(api, token):

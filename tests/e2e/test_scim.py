@@ -21,8 +21,8 @@ from scim2_models import (
 )
 from scim2_tester import Status, check_server
 
-from services.common.realname import resident_check_char
-from services.common.testing import random_resident_id
+from services.common.plumbing.testing import random_resident_id
+from services.common.rules.realname import resident_check_char
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 STUDENT = "urn:student-selfservice:params:scim:schemas:extension:student:2.0:Student"

@@ -6,7 +6,7 @@ import uuid
 
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from services.common.testing import wait_until
+from services.common.plumbing.testing import wait_until
 
 
 def challenge(api, credentials, device):

@@ -15,7 +15,7 @@ import time
 
 import requests
 
-from services.common.testing import mgmt_auth, mgmt_base
+from services.common.plumbing.testing import mgmt_auth, mgmt_base
 
 
 def _run(*argv, timeout=60):

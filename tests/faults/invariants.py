@@ -13,9 +13,9 @@ import psycopg2
 import psycopg2.extras
 import requests
 
-from services.common.contacts import normalise_mobile
-from services.common.events import RELIABLE_HANDLERS
-from services.common.vocabulary import BACKEND_SERVICES
+from services.common.contract.vocabulary import BACKEND_SERVICES
+from services.common.plumbing.handlers import RELIABLE_HANDLERS
+from services.common.rules.contacts import normalise_mobile
 
 
 def load_handlers():

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from services.common.testing import (
+from services.common.plumbing.testing import (
     captured_code,
     random_client_ip,
     random_phone,

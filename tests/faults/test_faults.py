@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from services.common.testing import random_phone, wait_until
+from services.common.plumbing.testing import random_phone, wait_until
 from tests.e2e.recovery_steps import to_awaiting
 from tests.faults import infra
 from tests.faults.invariants import (

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from services.common.errors import ServiceError
-from services.common.realname import (
+from services.common.contract.errors import ServiceError
+from services.common.rules.realname import (
     check_name,
     comparable_name,
     normalise_id,

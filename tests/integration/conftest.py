@@ -3,7 +3,7 @@
 
 import pytest
 
-from services.common.testing import TestDatabases, check_infra
+from services.common.plumbing.testing import TestDatabases, check_infra
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -24,7 +24,7 @@ def databases():
 @pytest.fixture
 def make_config(rabbit_config, databases):
     """Config for ``service`` on this test's vhost and this run's database."""
-    from services.common.testing import service_config
+    from services.common.plumbing.testing import service_config
 
     def make(service, db_service=None, **overrides):
         config = service_config(service)
@@ -47,7 +47,7 @@ def capture():
     import requests
     from nameko.testing.utils import find_free_port
 
-    from services.common.testing import wait_until
+    from services.common.plumbing.testing import wait_until
 
     http_port, smtp_port = find_free_port(), find_free_port()
     proc = subprocess.Popen(

@@ -12,7 +12,7 @@ import pytest
 import requests
 import yaml
 
-from services.common.testing import (
+from services.common.plumbing.testing import (
     RABBIT_AMQP,
     TestVhost,
     mgmt_auth,

@@ -7,10 +7,10 @@ import eventlet
 import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
 
-from services.common import base
-from services.common.db import Database, Store
-from services.common.errors import ServiceUnavailable
-from services.common.rpc import rpc
+from services.common.contract.errors import ServiceUnavailable
+from services.common.plumbing import base
+from services.common.plumbing.db import Database, Store
+from services.common.plumbing.rpc import rpc
 
 attempts = []
 
@@ -36,7 +36,7 @@ class LedgerStore(Store):
 
 class LedgerService(base.ServiceBase):
     name = "ledger"
-    db = Database(LedgerStore, relay_outbox=False)
+    db = Database(LedgerStore)
 
     @rpc
     def transfer(self, first, second, pause):

@@ -8,8 +8,8 @@ import pytest
 from nameko.testing.services import dummy
 from nameko.testing.utils import get_extension
 
-from services.common.db import ConnectionPool, Database, Store
-from services.common.errors import Conflict
+from services.common.contract.errors import Conflict
+from services.common.plumbing.db import ConnectionPool, Database, Store
 
 
 @pytest.fixture

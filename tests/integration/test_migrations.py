@@ -7,10 +7,10 @@ import re
 import psycopg2
 import pytest
 
-from services.common.migrate import SERVICES_WITH_DB, drop_database, migrate
-from services.common.testing import db_uri, random_ref
+from services.common.plumbing.migrate import SERVICES_WITH_DB, drop_database, migrate
+from services.common.plumbing.testing import db_uri, random_ref
 
-PLUMBING_MODULES = ["services.common.db", "services.common.outbox"]
+PLUMBING_MODULES = ["services.common.plumbing.db", "services.common.plumbing.outbox"]
 
 
 def sql_constants(module_name):

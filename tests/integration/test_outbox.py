@@ -9,11 +9,13 @@ import pytest
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ServiceRpcProxy
 
-from services.common import base
-from services.common.db import Database, Store
-from services.common.events import event_handler, new_envelope
-from services.common.rpc import rpc
-from services.common.testing import wait_until
+from services.common.contract.events import new_envelope
+from services.common.plumbing import base
+from services.common.plumbing.db import Database, Store
+from services.common.plumbing.handlers import event_handler
+from services.common.plumbing.outbox import Outbox
+from services.common.plumbing.rpc import rpc
+from services.common.plumbing.testing import wait_until
 
 RECORD_SQL = "INSERT INTO test_widgets (name) VALUES (%(name)s)"
 
@@ -42,6 +44,7 @@ class Failure(Exception):
 class WidgetService(base.ServiceBase):
     name = "widgets"
     db = Database(WidgetStore)
+    outbox = Outbox()
 
     @rpc
     def setup_table(self):
@@ -250,7 +253,7 @@ def test_poison_event_is_parked_after_n_attempts_and_replays_once_fixed(
     global handler_fixed
     from prometheus_client import REGISTRY
 
-    from services.common.dead_events import list_parked, replay
+    from services.common.plumbing.dead_events import list_parked, replay
 
     def parked_metric():
         return (

@@ -8,10 +8,10 @@ import pytest
 import requests
 from nameko.standalone.rpc import ServiceRpcProxy
 
-from services.common import base
-from services.common.db import Database, Store
-from services.common.errors import DeadlineExceeded, Throttled
-from services.common.rpc import rpc
+from services.common.contract.errors import DeadlineExceeded, Throttled
+from services.common.plumbing import base
+from services.common.plumbing.db import Database, Store
+from services.common.plumbing.rpc import rpc
 from services.gateway.service import GatewayService
 from services.identity.service import IdentityService
 
@@ -20,7 +20,7 @@ ran = []
 
 class PickyService(base.ServiceBase):
     name = "picky"
-    db = Database(Store, relay_outbox=False)
+    db = Database(Store)
 
     @rpc
     def refuse(self):

@@ -12,13 +12,13 @@ from eventlet.event import Event
 from nameko.rpc import rpc as stock_rpc
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from services.common.errors import (
+from services.common.contract.errors import (
     DeadlineExceeded,
     ServiceUnavailable,
     Throttled,
 )
-from services.common.rpc import ServiceRpc, rpc
-from services.common.testing import check_infra, wait_until
+from services.common.plumbing.rpc import ServiceRpc, rpc
+from services.common.plumbing.testing import check_infra, wait_until
 
 
 class HopEcho:
@@ -203,7 +203,7 @@ def test_a_broker_restart_fails_calls_in_flight_at_once_then_calls_succeed(hop):
 
 def test_a_call_with_the_wrong_arguments_is_an_invalid_request(hop):
     config, _ = hop
-    from services.common.errors import InvalidRequest
+    from services.common.contract.errors import InvalidRequest
 
     with ClusterRpcProxy(config) as cluster:
         with pytest.raises(InvalidRequest) as caught:

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from services.common.migrate import SERVICES_ROOT
+from services.common.plumbing.migrate import SERVICES_ROOT
 
 
 def test_a_service_refuses_to_start_on_development_keys(rabbit_config):

@@ -19,7 +19,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from services.common.vocabulary import BACKEND_SERVICES
+from services.common.contract.vocabulary import BACKEND_SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -211,7 +211,7 @@ def test_each_backend_service_is_ready_by_its_health_rpc_and_survives_drains(ser
     container = _container(deployment)
     assert container["args"] == [service]
     assert container["readinessProbe"]["exec"]["command"] == [
-        "python", "-m", "services.common.probe", service,
+        "python", "-m", "services.common.plumbing.probe", service,
     ]  # fmt: skip
     budget = by_kind("PodDisruptionBudget")[name]
     assert budget["spec"]["minAvailable"] == 1

@@ -74,9 +74,9 @@ def test_the_pure_modules_are_found_in_the_tree():
     assert {
         "services.identity.domain",
         "services.verification.domain",
-        "services.common.realname",
+        "services.common.rules.realname",
         "services.identity.passwords",
-        "services.common.masking",
+        "services.common.rules.masking",
     } <= names
 
 

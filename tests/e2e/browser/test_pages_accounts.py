@@ -8,7 +8,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from services.common.testing import random_phone, random_resident_id
+from services.common.plumbing.testing import random_phone, random_resident_id
 
 from .conftest import PASSWORD, PHONE, sign_in
 

@@ -11,7 +11,7 @@ import requests
 from PIL import Image
 from playwright.sync_api import expect
 
-from services.common.testing import random_phone
+from services.common.plumbing.testing import random_phone
 
 from .conftest import PASSWORD, PHONE, sign_in
 

@@ -9,9 +9,9 @@ import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_hook, replace_dependencies
 
-from services.common.clock import FakeClock
-from services.common.errors import Throttled, Unauthenticated
-from services.common.testing import random_phone
+from services.common.contract.errors import Throttled, Unauthenticated
+from services.common.plumbing.clock import FakeClock
+from services.common.plumbing.testing import random_phone
 from services.identity.passwords import new_hasher
 from services.identity.service import IdentityService
 

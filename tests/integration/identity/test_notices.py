@@ -10,8 +10,8 @@ import uuid
 import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
 
-from services.common.errors import Forbidden
-from services.common.testing import random_phone, wait_until
+from services.common.contract.errors import Forbidden
+from services.common.plumbing.testing import random_phone, wait_until
 
 from .test_registration import platform, random_id_number, register  # noqa: F401
 

@@ -11,9 +11,9 @@ from nameko.rpc import rpc as stock_rpc
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ServiceRpcProxy
 
-from services.common.errors import Forbidden, Unauthenticated
-from services.common.events import new_envelope
-from services.common.testing import random_phone, wait_until
+from services.common.contract.errors import Forbidden, Unauthenticated
+from services.common.contract.events import new_envelope
+from services.common.plumbing.testing import random_phone, wait_until
 
 from .test_registration import platform, random_id_number, register  # noqa: F401
 

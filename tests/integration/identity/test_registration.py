@@ -9,9 +9,9 @@ import uuid
 import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
 
-from services.common.errors import Conflict, RuleViolation
-from services.common.realname import resident_check_char
-from services.common.testing import wait_until
+from services.common.contract.errors import Conflict, RuleViolation
+from services.common.plumbing.testing import wait_until
+from services.common.rules.realname import resident_check_char
 from services.identity.service import IdentityService
 from services.verification.service import VerificationService
 

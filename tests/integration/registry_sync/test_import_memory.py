@@ -11,8 +11,8 @@ import zipfile
 
 from bench.import_memory import run_import
 from bench.registry import roster_zip
-from services.common.config import load_config
-from services.common.migrate import SERVICES_ROOT
+from services.common.plumbing.config import load_config
+from services.common.plumbing.migrate import SERVICES_ROOT
 
 STUDENTS = 250_000
 

@@ -13,8 +13,12 @@ from nameko.rpc import rpc
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ServiceRpcProxy
 
-from services.common.events import PAYLOAD_SCHEMAS, new_envelope
-from services.common.testing import random_resident_id, random_school_code, wait_until
+from services.common.contract.events import PAYLOAD_SCHEMAS, new_envelope
+from services.common.plumbing.testing import (
+    random_resident_id,
+    random_school_code,
+    wait_until,
+)
 from services.registry_sync.scim import STUDENT_URN
 from services.registry_sync.service import RegistrySyncService
 

@@ -10,9 +10,9 @@ import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import replace_dependencies
 
-from services.common.clock import FakeClock
-from services.common.errors import Forbidden, RuleViolation, Throttled
-from services.common.testing import wait_until
+from services.common.contract.errors import Forbidden, RuleViolation, Throttled
+from services.common.plumbing.clock import FakeClock
+from services.common.plumbing.testing import wait_until
 from services.verification.service import VerificationService
 
 from .conftest import code_in, random_phone

@@ -7,10 +7,10 @@ import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
 
 from devtools.fake_aliyun import FakeAliyunSms
-from services.common import base
-from services.common.db import Database, Store
-from services.common.events import event_handler
-from services.common.testing import wait_until
+from services.common.plumbing import base
+from services.common.plumbing.db import Database, Store
+from services.common.plumbing.handlers import event_handler
+from services.common.plumbing.testing import wait_until
 
 from .conftest import random_phone
 
@@ -19,7 +19,7 @@ failed_events = []
 
 class DeliveryWatcher(base.ServiceBase):
     name = "delivery_watcher"
-    db = Database(Store, relay_outbox=False)
+    db = Database(Store)
 
     @event_handler("verification", "code_delivery_failed")
     def handle_code_delivery_failed(self, payload, envelope):

@@ -7,8 +7,8 @@ from datetime import timezone
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_hook, replace_dependencies
 
-from services.common.clock import FakeClock, utc_now
-from services.common.testing import wait_until
+from services.common.plumbing.clock import FakeClock, utc_now
+from services.common.plumbing.testing import wait_until
 from services.verification.service import VerificationService
 
 from .conftest import random_phone

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.common.contacts import canonical_login, canonical_text
-from services.common.realname import normalise_id, resident_check_char
+from services.common.rules.contacts import canonical_login, canonical_text
+from services.common.rules.realname import normalise_id, resident_check_char
 from services.identity.domain import id_number_candidates
 
 TODAY = date(2026, 12, 6)
@@ -126,6 +126,6 @@ def test_respelling_really_changes_the_text():
     ],
 )
 def test_a_per_address_limit_counts_ipv6_by_its_64(raw, key):
-    from services.common.throttles import address_key
+    from services.common.rules.throttles import address_key
 
     assert address_key(raw) == key

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.common.config import development_keys, refuse_development_keys
+from services.common.plumbing.config import development_keys, refuse_development_keys
 
 DEV = base64.b64encode(b"dev-only-some-key-32-bytes-long!").decode()
 REAL = base64.b64encode(b"\x8f" * 32).decode()

@@ -6,8 +6,8 @@ import logging
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.common.context import bind_request_id
-from services.common.logs import (
+from services.common.plumbing.context import bind_request_id
+from services.common.plumbing.logs import (
     JsonFormatter,
     mask_email,
     mask_id_number,

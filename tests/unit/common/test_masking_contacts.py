@@ -3,9 +3,9 @@ mutant that survived the rest of the unit tier: see `make mutate`)."""
 
 import pytest
 
-from services.common.contacts import normalise_email, normalise_mobile
-from services.common.errors import InvalidRequest
-from services.common.masking import mask_device, mask_email, mask_id_number
+from services.common.contract.errors import InvalidRequest
+from services.common.rules.contacts import normalise_email, normalise_mobile
+from services.common.rules.masking import mask_device, mask_email, mask_id_number
 
 
 @pytest.mark.parametrize(

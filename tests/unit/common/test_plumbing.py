@@ -6,10 +6,10 @@ from datetime import datetime, timezone
 import pytest
 from marshmallow import ValidationError
 
-from services.common.clock import FakeClock
-from services.common.config import load_config
-from services.common.context import clean_request_id
-from services.common.events import EnvelopeSchema
+from services.common.contract.events import EnvelopeSchema
+from services.common.plumbing.clock import FakeClock
+from services.common.plumbing.config import load_config
+from services.common.plumbing.context import clean_request_id
 
 
 def test_caller_request_id_is_kept_when_safe_and_replaced_when_not():
@@ -61,7 +61,7 @@ def test_envelope_requires_an_event_id_and_aware_time():
 
 
 def test_verification_event_payloads_are_registered_and_carry_no_code():
-    from services.common.events import PAYLOAD_SCHEMAS
+    from services.common.contract.events import PAYLOAD_SCHEMAS
 
     for event in ("code_issued", "code_verified", "code_delivery_failed"):
         fields_ = PAYLOAD_SCHEMAS[event]().fields
@@ -74,7 +74,7 @@ def test_times_are_loaded_as_the_utc_instant_they_name():
 
     from marshmallow import Schema, ValidationError
 
-    from services.common.fields import UtcDateTime
+    from services.common.contract.fields import UtcDateTime
 
     class At(Schema):
         at = UtcDateTime(required=True)
@@ -89,3 +89,26 @@ def test_times_are_loaded_as_the_utc_instant_they_name():
         assert "at" in exc.messages
     else:
         raise AssertionError("a time before year 1 in UTC was accepted")
+
+
+def test_every_event_a_service_publishes_has_a_contract_schema():
+    """``Store.add_event`` checks payloads against the contract's schema for
+    the event type; an event type without one would go out unchecked."""
+    import ast
+    from pathlib import Path
+
+    from services.common.contract.events import PAYLOAD_SCHEMAS
+
+    published = set()
+    for path in (Path(__file__).resolve().parents[3] / "services").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "add_event"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                published.add(node.args[0].value)
+    assert len(published) > 15  # the scan finds the platform's events
+    assert published <= set(PAYLOAD_SCHEMAS), published - set(PAYLOAD_SCHEMAS)

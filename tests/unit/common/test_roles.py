@@ -2,8 +2,13 @@
 
 import pytest
 
-from services.common.errors import InvalidRequest, RuleViolation
-from services.common.roles import admin_of, has_role, normalise_school_code, role_names
+from services.common.contract.errors import InvalidRequest, RuleViolation
+from services.common.rules.roles import (
+    admin_of,
+    has_role,
+    normalise_school_code,
+    role_names,
+)
 
 
 def test_grants_become_sorted_role_strings_with_student_always():

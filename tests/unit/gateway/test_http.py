@@ -7,7 +7,7 @@ import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from services.common import errors
+from services.common.contract import errors
 from services.gateway.http import STATUS_BY_ERROR, ApiHandler, problem_response
 from services.gateway.openapi import build_spec, render_docs
 from services.gateway.service import GatewayService

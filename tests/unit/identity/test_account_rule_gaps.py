@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from services.common.errors import Forbidden, RuleViolation
+from services.common.contract.errors import Forbidden, RuleViolation
 from services.identity import domain
 
 TODAY = date(2026, 11, 24)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.common.errors import InvalidRequest, RuleViolation
+from services.common.contract.errors import InvalidRequest, RuleViolation
 from services.identity import domain
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)

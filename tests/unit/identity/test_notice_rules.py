@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from services.common.masking import mask_device, mask_ip
+from services.common.rules.masking import mask_device, mask_ip
 from services.identity import domain
 from services.verification.domain import render_notice
 

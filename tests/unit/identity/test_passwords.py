@@ -3,7 +3,7 @@ argon2id with at least OWASP's parameters."""
 
 import pytest
 
-from services.common.errors import RuleViolation
+from services.common.contract.errors import RuleViolation
 from services.identity.passwords import (
     check_password_rules,
     new_hasher,

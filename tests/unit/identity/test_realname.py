@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.common.errors import RuleViolation
-from services.common.masking import mask_id_number
-from services.common.realname import (
+from services.common.contract.errors import RuleViolation
+from services.common.rules.masking import mask_id_number
+from services.common.rules.realname import (
     check_name,
     is_minor,
     normalise_id,

@@ -5,8 +5,8 @@ from datetime import date
 
 import pytest
 
-from services.common.errors import RuleViolation
-from services.common.realname import (
+from services.common.contract.errors import RuleViolation
+from services.common.rules.realname import (
     check_name,
     is_minor,
     normalise_id,

@@ -1,6 +1,6 @@
 import pytest
 
-from services.common.errors import Conflict
+from services.common.contract.errors import Conflict
 from services.identity.domain import (
     PASSPORT_ALPHABET,
     new_passport_id,

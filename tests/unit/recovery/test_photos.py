@@ -5,7 +5,7 @@ import io
 import pytest
 from PIL import Image
 
-from services.common.errors import RuleViolation
+from services.common.contract.errors import RuleViolation
 from services.recovery.photos import PhotoLimits, clean_photo
 
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from services.common.errors import Conflict, Forbidden, NotFound
+from services.common.contract.errors import Conflict, Forbidden, NotFound
 from services.recovery import domain
 
 NOW = datetime(2026, 12, 2, 4, 0, tzinfo=timezone.utc)

@@ -6,8 +6,8 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from services.common.errors import InvalidRequest
-from services.common.realname import comparable_name, normalise_id
+from services.common.contract.errors import InvalidRequest
+from services.common.rules.realname import comparable_name, normalise_id
 from services.registry_sync import scim
 from services.registry_sync.store import FilterSql, parse_attr_path
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.common.errors import InvalidRequest, Throttled
+from services.common.contract.errors import InvalidRequest, Throttled
 from services.verification import domain
 
 UTC = timezone.utc

@@ -7,7 +7,7 @@ import pytest
 from cryptography.exceptions import InvalidTag
 
 from devtools.fake_aliyun import expected_signature
-from services.common.crypto import Sealer
+from services.common.plumbing.crypto import Sealer
 from services.verification.providers import AliyunSms, HttpSmsGateway, aliyun_signature
 
 

@@ -12,7 +12,7 @@ import weakref
 from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Histogram, start_http_server
 
-from services.common.errors import ServiceError
+from services.common.contract.errors import ServiceError
 
 __all__ = ["Metrics", "ENTRYPOINT_SECONDS", "ENTRYPOINT_CALLS", "EVENTS_PARKED"]
 

@@ -13,8 +13,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 
-from services.common.errors import RuleViolation
-from services.common.vocabulary import ID_TYPES
+from services.common.contract.errors import RuleViolation
+from services.common.contract.vocabulary import ID_TYPES
 
 __all__ = [
     "ID_TYPES",

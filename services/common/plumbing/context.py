@@ -18,7 +18,7 @@ __all__ = [
 ]
 
 REQUEST_ID_KEY = "request_id"
-DEADLINE_KEY = "deadline"  # absolute epoch seconds; see services.common.rpc
+DEADLINE_KEY = "deadline"  # absolute epoch seconds; see services.common.plumbing.rpc
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _green = local()

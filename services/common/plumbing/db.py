@@ -22,8 +22,9 @@ import psycopg2.extras
 from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 
-from services.common.context import current_request_id
-from services.common.errors import ServiceUnavailable
+from services.common.contract.errors import ServiceUnavailable
+from services.common.contract.events import PAYLOAD_SCHEMAS
+from services.common.plumbing.context import current_request_id
 
 __all__ = [
     "ConnectionPool",
@@ -375,15 +376,25 @@ class Store:
         """Queue an event in this transaction; it is published after commit.
 
         If the transaction rolls back the event is gone with it, so no
-        consumer ever hears of a change that did not happen.
+        consumer ever hears of a change that did not happen. The payload is
+        checked against the contract's schema for ``event_type`` first, so a
+        producer that drifts from it fails here, not in every consumer.
         """
+        body = json.dumps(payload, ensure_ascii=False, default=str)
+        schema_cls = PAYLOAD_SCHEMAS.get(event_type)
+        if schema_cls is not None:
+            problems = schema_cls().validate(json.loads(body))
+            if problems:
+                raise ValueError(
+                    f"{event_type} payload breaks the contract: {sorted(problems)}"
+                )
         event_id = str(uuid.uuid4())
         self.execute(
             INSERT_OUTBOX_SQL,
             {
                 "event_id": event_id,
                 "event_type": event_type,
-                "payload": json.dumps(payload, ensure_ascii=False, default=str),
+                "payload": body,
                 "request_id": current_request_id(),
             },
         )
@@ -428,16 +439,18 @@ class Database(DependencyProvider):
     Config: ``DB_URI``; optional ``DB_POOL_SIZE`` (default ``max_workers`` + 1
     for the outbox relay), ``DB_STATEMENT_TIMEOUT_MS``, ``DB_CONNECT_TIMEOUT``,
     ``EVENT_MAX_ATTEMPTS`` (failures of a handler on one event before it is
-    parked, default 5).
-    Also runs this service's outbox relay (see ``services.common.outbox``).
+    parked, default 5). A service that publishes events declares an
+    ``Outbox`` provider beside it (``services.common.plumbing.outbox``),
+    which sets ``on_commit`` to wake its relay.
     """
 
-    def __init__(self, store_cls, relay_outbox=True):
+    def __init__(self, store_cls):
         self.store_cls = store_cls
-        self.relay_outbox = relay_outbox
         self.stores = weakref.WeakKeyDictionary()
         self.pool = None
-        self.relay = None
+        self.on_commit = None
+        # Run before the pool closes (the outbox relay stops draining first).
+        self.on_stop = []
         self.event_max_attempts = Store.event_max_attempts
 
     def setup(self):
@@ -452,23 +465,10 @@ class Database(DependencyProvider):
             connect_timeout=int(config.get("DB_CONNECT_TIMEOUT", 5)),
             statement_timeout_ms=int(config.get("DB_STATEMENT_TIMEOUT_MS", 10000)),
         )
-        if self.relay_outbox:
-            from services.common.outbox import OutboxRelay
-
-            self.relay = OutboxRelay(
-                self.pool,
-                config,
-                self.container.service_name,
-                interval=float(config.get("OUTBOX_POLL_SECONDS", 1.0)),
-            )
-
-    def start(self):
-        if self.relay is not None:
-            self.relay.start()
 
     def stop(self):
-        if self.relay is not None:
-            self.relay.stop()
+        for hook in self.on_stop:
+            hook()
         if self.pool is not None:
             self.pool.closeall()
 
@@ -476,8 +476,7 @@ class Database(DependencyProvider):
         self.stop()
 
     def get_dependency(self, worker_ctx):
-        wake = self.relay.wake if self.relay is not None else None
-        store = self.store_cls(self.pool, on_commit=wake)
+        store = self.store_cls(self.pool, on_commit=self.on_commit)
         store.event_max_attempts = self.event_max_attempts
         self.stores[worker_ctx] = store
         return store

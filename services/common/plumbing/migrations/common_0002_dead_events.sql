@@ -2,7 +2,7 @@
 -- redelivered for ever. Failures are counted per (handler, event); after
 -- EVENT_MAX_ATTEMPTS the message is parked in dead_events, acknowledged so
 -- the queue keeps flowing, and ops list and replay it from there
--- (python -m services.common.dead_events). Malformed events are parked at
+-- (python -m services.common.plumbing.dead_events). Malformed events are parked at
 -- once: they would fail the same way on every delivery.
 CREATE TABLE event_failures (
     handler     text        NOT NULL,

@@ -2,11 +2,11 @@
 
 Migrations are plain SQL files applied by yoyo-migrations (a maintained
 runner with a lock so concurrent starts do not race): first the shared ones
-in ``services/common/migrations`` (outbox, processed events), then the
+in ``services/common/plumbing/migrations`` (outbox, processed events), then the
 service's own ``services/<service>/migrations/NNNN_*.sql``, forward only.
 
-    python -m services.common.migrate identity verification ...
-    python -m services.common.migrate --all
+    python -m services.common.plumbing.migrate identity verification ...
+    python -m services.common.plumbing.migrate --all
 """
 
 import argparse
@@ -21,7 +21,7 @@ import psycopg2
 import psycopg2.errors
 from yoyo import get_backend, read_migrations
 
-from services.common.config import load_config
+from services.common.plumbing.config import load_config
 
 __all__ = [
     "SERVICES_WITH_DB",
@@ -34,8 +34,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SERVICES_ROOT = Path(__file__).resolve().parent.parent
-COMMON_MIGRATIONS = SERVICES_ROOT / "common" / "migrations"
+COMMON_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SERVICES_ROOT = COMMON_MIGRATIONS.parents[2]
 SERVICES_WITH_DB = ("identity", "verification", "recovery", "registry_sync")
 
 

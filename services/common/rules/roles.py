@@ -7,7 +7,7 @@ __layer__ = "pure"  # no framework, no I/O: tests/unit/test_layering.py
 
 import re
 
-from services.common.errors import InvalidRequest, RuleViolation
+from services.common.contract.errors import InvalidRequest, RuleViolation
 
 __all__ = [
     "STAFF_ROLES",

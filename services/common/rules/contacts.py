@@ -9,8 +9,8 @@ from datetime import date
 
 import phonenumbers
 
-from services.common.errors import InvalidRequest, ServiceError
-from services.common.realname import normalise_id
+from services.common.contract.errors import InvalidRequest, ServiceError
+from services.common.rules.realname import normalise_id
 
 __all__ = [
     "normalise_mobile",

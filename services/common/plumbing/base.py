@@ -1,10 +1,10 @@
 """What every back-end service has: request context, metrics and a ``health``
 RPC that also proves its database answers."""
 
-from services.common.config import KeyGuard
-from services.common.context import RequestContext
-from services.common.metrics import Metrics
-from services.common.rpc import rpc
+from services.common.plumbing.config import KeyGuard
+from services.common.plumbing.context import RequestContext
+from services.common.plumbing.metrics import Metrics
+from services.common.plumbing.rpc import rpc
 
 __all__ = ["ServiceBase"]
 
@@ -12,7 +12,7 @@ __all__ = ["ServiceBase"]
 class ServiceBase:
     """Mix into each service class; the class must define ``name`` and ``db``.
 
-    Import the module (``from services.common import base``), not the class:
+    Import the module (``from services.common.plumbing import base``), not the class:
     ``nameko run`` treats every class with entrypoints in a service module as
     a service to run.
     """

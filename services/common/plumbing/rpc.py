@@ -35,7 +35,7 @@ reply lost in a broker crash is a timeout the client retries — the same
 outcome as a reply lost on its way back today. A broker that goes away
 fails every pending call at once (``service_unavailable``) and the client
 reconnects with backoff. **Events keep confirms and persistence**: they go
-through the outbox relay (``services.common.outbox``), which marks a row
+through the outbox relay (``services.common.plumbing.outbox``), which marks a row
 sent only once the broker has confirmed it; that path does not change.
 
 The wire format is Nameko's own (``nameko-rpc`` topic exchange, routing key
@@ -47,7 +47,7 @@ a stock ``@rpc`` service still answers ``ServiceRpc`` (both tested).
 Deadlines are wall-clock epoch seconds: services on different hosts need
 synchronised clocks (NTP), as any deadline propagation does.
 
-This module also registers the ``services.common.errors`` classes with
+This module also registers the ``services.common.contract.errors`` classes with
 Nameko so remote errors arrive as the same classes.
 """
 
@@ -80,9 +80,7 @@ from nameko.extensions import DependencyProvider, SharedExtension
 from nameko.messaging import HeaderEncoder
 from nameko.rpc import Rpc, get_rpc_exchange
 
-from services.common.context import DEADLINE_KEY
-from services.common.db import retry_conflicts
-from services.common.errors import (
+from services.common.contract.errors import (
     ALL_ERROR_CLASSES,
     DeadlineExceeded,
     InvalidRequest,
@@ -90,6 +88,8 @@ from services.common.errors import (
     ServiceUnavailable,
     find_nul,
 )
+from services.common.plumbing.context import DEADLINE_KEY
+from services.common.plumbing.db import retry_conflicts
 
 __all__ = [
     "rpc",
@@ -304,7 +304,7 @@ class DeadlineRpc(Rpc):
 def rpc(*args, **kwargs):
     """``@rpc`` / ``@rpc(expected_exceptions=...)``: a ``DeadlineRpc``
     entrypoint whose method is replayed whole on a database conflict
-    (``services.common.db.retry_conflicts``), so a deadlock under a burst
+    (``services.common.plumbing.db.retry_conflicts``), so a deadlock under a burst
     is retried, not answered as an internal error."""
     if len(args) == 1 and callable(args[0]) and not kwargs:
         return DeadlineRpc.decorator(retry_conflicts(args[0]))

@@ -1,8 +1,8 @@
 """Ops: list and replay the events a service's handlers parked.
 
-    python -m services.common.dead_events identity list
-    python -m services.common.dead_events identity replay 17 18
-    python -m services.common.dead_events identity replay --all
+    python -m services.common.plumbing.dead_events identity list
+    python -m services.common.plumbing.dead_events identity replay 17 18
+    python -m services.common.plumbing.dead_events identity replay --all
 
 A parked event is published again to the one queue of the handler that
 parked it (through the default exchange, so no other handler sees it twice),
@@ -21,8 +21,8 @@ import psycopg2
 import psycopg2.extras
 from kombu import Connection, Exchange, Producer
 
-from services.common.config import load_config
-from services.common.migrate import SERVICES_ROOT, SERVICES_WITH_DB
+from services.common.plumbing.config import load_config
+from services.common.plumbing.migrate import SERVICES_ROOT, SERVICES_WITH_DB
 
 __all__ = ["list_parked", "replay", "main"]
 

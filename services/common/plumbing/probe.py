@@ -1,6 +1,6 @@
 """Readiness of one back-end service instance, for Kubernetes' exec probe::
 
-    python -m services.common.probe verification
+    python -m services.common.plumbing.probe verification
 
 Ready means both:
 
@@ -19,8 +19,8 @@ import argparse
 import sys
 import urllib.request
 
-from services.common.config import load_config
-from services.common.vocabulary import BACKEND_SERVICES
+from services.common.contract.vocabulary import BACKEND_SERVICES
+from services.common.plumbing.config import load_config
 
 
 def check(service, timeout=3.0):
@@ -49,7 +49,7 @@ def check(service, timeout=3.0):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m services.common.probe")
+    parser = argparse.ArgumentParser(prog="python -m services.common.plumbing.probe")
     parser.add_argument("service", choices=BACKEND_SERVICES)
     parser.add_argument("--timeout", type=float, default=3.0)
     args = parser.parse_args(argv)

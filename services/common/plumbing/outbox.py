@@ -11,19 +11,25 @@ with the event type as routing key, so plain ``@event_handler(service,
 event_type)`` entrypoints receive them. The body is the envelope::
 
     {"event_id", "event_type", "source", "occurred_at", "payload"}
+
+A service runs its relay by declaring the provider beside its database::
+
+    db = Database(IdentityStore)
+    outbox = Outbox()  # relays what ``db``'s stores queued with add_event
 """
 
 import logging
 
 from nameko.amqp.publish import Publisher
 from nameko.constants import AMQP_URI_CONFIG_KEY, HEADER_PREFIX
+from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
 
-from services.common.db import RELAX_DURABILITY
-from services.common.events import new_envelope
-from services.common.poller import Poller
+from services.common.contract.events import new_envelope
+from services.common.plumbing.db import RELAX_DURABILITY
+from services.common.plumbing.poller import Poller
 
-__all__ = ["OutboxRelay"]
+__all__ = ["Outbox", "OutboxRelay"]
 
 log = logging.getLogger(__name__)
 
@@ -112,3 +118,59 @@ class OutboxRelay:
             conn.commit()
         finally:
             self.pool.putconn(conn)
+
+
+class Outbox(DependencyProvider):
+    """Runs the service's outbox relay on the pool of its ``Database``
+    provider (the attribute ``database_attr``), woken by every commit that
+    queued an event. Config: ``OUTBOX_POLL_SECONDS`` (default 1).
+
+    Nothing is injected into workers: stores queue events themselves
+    (``Store.add_event``) in the transaction of the change."""
+
+    def __init__(self, database_attr="db"):
+        self.database_attr = database_attr
+        self.relay = None
+
+    def setup(self):
+        database = next(
+            (
+                dep
+                for dep in self.container.dependencies
+                if dep.attr_name == self.database_attr
+            ),
+            None,
+        )
+        if database is None:
+            raise RuntimeError(
+                f"Outbox: {self.container.service_name} has no "
+                f"{self.database_attr!r} Database provider to relay from"
+            )
+        self.database = database
+        database.on_commit = self.wake
+        database.on_stop.append(self.stop)
+
+    def start(self):
+        # After every setup: the Database provider's pool exists by now.
+        config = self.container.config
+        self.relay = OutboxRelay(
+            self.database.pool,
+            config,
+            self.container.service_name,
+            interval=float(config.get("OUTBOX_POLL_SECONDS", 1.0)),
+        )
+        self.relay.start()
+
+    def wake(self):
+        if self.relay is not None:
+            self.relay.wake()
+
+    def stop(self):
+        if self.relay is not None:
+            self.relay.stop()
+
+    def kill(self):
+        self.stop()
+
+    def get_dependency(self, worker_ctx):
+        return None

@@ -10,8 +10,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
-from services.common.config import load_config
-from services.common.migrate import (
+from services.common.plumbing.config import load_config
+from services.common.plumbing.migrate import (
     SERVICES_ROOT,
     SERVICES_WITH_DB,
     drop_database,

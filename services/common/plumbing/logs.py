@@ -10,8 +10,8 @@ import logging
 import re
 from datetime import datetime, timezone
 
-from services.common.context import current_request_id
-from services.common.masking import mask_email, mask_id_number, mask_phone
+from services.common.plumbing.context import current_request_id
+from services.common.rules.masking import mask_email, mask_id_number, mask_phone
 
 __all__ = ["JsonFormatter", "mask_text", "mask_phone", "mask_email", "mask_id_number"]
 

@@ -6,7 +6,7 @@ __layer__ = "pure"  # no framework, no I/O: tests/unit/test_layering.py
 
 import ipaddress
 
-from services.common.errors import Throttled
+from services.common.contract.errors import Throttled
 
 __all__ = ["throttle_refusal", "address_key"]
 
