@@ -1,15 +1,30 @@
 """Admins' surface (session tokens of accounts with a staff role): a school
 admin acts only for its own school, ops for any. Mixed into ``GatewayService``."""
 
+import base64
+
+from werkzeug.wrappers import Response
+
 from services.common.contract.errors import InvalidRequest
-from services.gateway.auth import require_admin_of
-from services.gateway.http import endpoint, load_body, reshape
-from services.gateway.internal import ACCOUNT_ID_PATH, SCHOOL_CODE_PATH
-from services.gateway.schemas import (
+from services.gateway.admin_schemas import (
     ManualLinkSchema,
-    RegistryStateSchema,
+    ReviewDecisionSchema,
+    ReviewPageSchema,
     SchoolInfoSchema,
     UnmatchedPageSchema,
+)
+from services.gateway.auth import require_admin_of, require_staff
+from services.gateway.http import (
+    PAGE_PARAMETERS,
+    endpoint,
+    load_body,
+    query_int,
+    reshape,
+)
+from services.gateway.internal import ACCOUNT_ID_PATH, SCHOOL_CODE_PATH
+from services.gateway.schemas import (
+    RegistryStateSchema,
+    ReviewSchema,
 )
 
 UNMATCHED_PARAMETERS = (
@@ -34,18 +49,16 @@ UNMATCHED_PARAMETERS = (
 )
 
 
-def _page_parameter(request, name, default, low, high):
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
-    if value is None or not low <= value <= high:
-        raise InvalidRequest("invalid_request", {"errors": {name: ["out of range"]}})
-    return value
-
+REVIEW_ID_PATH = {"review_id": {"type": "string", "format": "uuid"}}
+REVIEW_PARAMETERS = (
+    {
+        "in": "query",
+        "name": "status",
+        "required": False,
+        "schema": {"type": "string", "enum": ["open", "approved", "rejected"]},
+    },
+    *PAGE_PARAMETERS,
+)
 
 __all__ = ["AdminEndpoints"]
 
@@ -65,7 +78,7 @@ class AdminEndpoints:
         """403 `not_your_school` for another school's admin, `role_required`
         without a staff role; audited. `curl -s localhost:8000/api/v1/admin/schools/BJ101
         -H "Authorization: Bearer $TOKEN" -H 'X-Device-Id: …'`"""
-        principal = self._principal(request)
+        principal = self.principal(request)
         require_admin_of(principal, code)
         answer = self.registry_sync.view_school(
             {"code": code, "actor": f"account:{principal['account_id']}"}
@@ -73,7 +86,7 @@ class AdminEndpoints:
         return 200, reshape(SchoolInfoSchema(), answer)
 
     def _school_admin(self, request, code):
-        principal = self._principal(request)
+        principal = self.principal(request)
         require_admin_of(principal, code)
         return f"account:{principal['account_id']}"
 
@@ -102,8 +115,8 @@ class AdminEndpoints:
                 "school_code": code,
                 "actor": actor,
                 "status": status,
-                "limit": _page_parameter(request, "limit", 50, 1, 200),
-                "offset": _page_parameter(request, "offset", 0, 0, 1_000_000),
+                "limit": query_int(request, "limit", 50, 1, 200),
+                "offset": query_int(request, "offset", 0, 0, 1_000_000),
             }
         )
         return 200, reshape(UnmatchedPageSchema(), answer)
@@ -160,3 +173,85 @@ class AdminEndpoints:
             }
         )
         return 200, reshape(RegistryStateSchema(), answer)
+
+    # -- reviewers ---------------------------------------------------------------
+    # -- reviewers -----------------------------------------------------------------------------
+    def _reviewer(self, request):
+        principal = self.principal(request)
+        require_staff(principal, "reviewer", "ops")
+        return f"account:{principal['account_id']}"
+
+    @endpoint(
+        "GET",
+        "/api/v1/admin/reviews",
+        summary="Review queue: duplicate-ID photos and disputed recoveries",
+        tags=("admin",),
+        response_schema=ReviewPageSchema,
+        errors=(400, 401, 403, 503, 504),
+        auth="session",
+        parameters=REVIEW_PARAMETERS,
+    )
+    def list_reviews(self, request):
+        """Role `reviewer` or `ops` (403 `role_required`); oldest first.
+        `curl -s 'localhost:8000/api/v1/admin/reviews?status=open'
+        -H "Authorization: Bearer $TOKEN"`"""
+        actor = self._reviewer(request)
+        status = request.args.get("status", "open")
+        if status not in ("open", "approved", "rejected"):
+            raise InvalidRequest("invalid_request", {"errors": {"status": ["unknown"]}})
+        answer = self.recovery.list_reviews(
+            {
+                "actor": actor,
+                "status": status,
+                "limit": query_int(request, "limit", 20, 1, 100),
+                "offset": query_int(request, "offset", 0, 0, 1_000_000),
+            }
+        )
+        return 200, reshape(ReviewPageSchema(), answer)
+
+    @endpoint(
+        "GET",
+        "/api/v1/admin/reviews/{review_id}/photo",
+        summary="A review's photo (re-encoded JPEG)",
+        tags=("admin",),
+        errors=(400, 401, 403, 404, 503, 504),
+        auth="session",
+        path_schemas=REVIEW_ID_PATH,
+        media_type="image/jpeg",
+    )
+    def review_photo(self, request, review_id):
+        """Audited. `curl -s localhost:8000/api/v1/admin/reviews/$RID/photo
+        -H "Authorization: Bearer $TOKEN" -o photo.jpg`"""
+        actor = self._reviewer(request)
+        answer = self.recovery.review_photo({"actor": actor, "review_id": review_id})
+        return Response(
+            base64.b64decode(answer["jpeg_b64"]),
+            status=200,
+            mimetype="image/jpeg",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @endpoint(
+        "POST",
+        "/api/v1/admin/reviews/{review_id}/decision",
+        summary="Decide a review (approve or reject, with a reason)",
+        tags=("admin",),
+        request_schema=ReviewDecisionSchema,
+        response_schema=ReviewSchema,
+        errors=(400, 401, 403, 404, 409, 503, 504),
+        auth="session",
+        path_schemas=REVIEW_ID_PATH,
+    )
+    def decide_review(self, request, review_id):
+        """Approving a photo moves the ID number to the student's account (the
+        old account keeps existing, loses only the binding, and is told);
+        approving a dispute unlocks the account. 409 `review_decided`.
+        `curl -s -X POST localhost:8000/api/v1/admin/reviews/$RID/decision
+        -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json'
+        -d '{"approve": true, "reason": "照片清晰，人证一致"}'`"""
+        actor = self._reviewer(request)
+        body = load_body(request, ReviewDecisionSchema())
+        answer = self.recovery.decide_review(
+            {**body, "actor": actor, "review_id": review_id}
+        )
+        return 200, reshape(ReviewSchema(), answer)

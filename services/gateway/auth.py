@@ -1,5 +1,13 @@
-"""Who is calling: session tokens checked by ``identity`` and cached here for
-a short while, and the internal token of other platform systems.
+"""Who is calling — the gateway's one auth layer, shared by every surface:
+
+* ``Principal`` (provider): ``self.principal(request)`` is the caller's
+  session (an app's bearer token or a page's cookie + CSRF token), checked
+  by ``identity`` and cached here for a short while; ``forget(account_id)``
+  drops an account's cached sessions (``SessionEvents`` does it on
+  identity's broadcasts);
+* ``SchoolAuth`` (provider): ``self.school_auth(request, action)`` is the
+  school a system's API token belongs to (audited by registry_sync);
+* functions for the internal token, device ids, CSRF and staff roles.
 
 The cache keeps a principal for ``SESSION_CACHE_SECONDS`` (default 30 s).
 Revocation does not wait for that: ``identity`` publishes
@@ -8,20 +16,32 @@ on receipt (a broadcast queue per instance). The TTL only bounds the damage
 if a broadcast is lost while a gateway is disconnected from the broker.
 """
 
+import base64
 import hashlib
 import hmac
+import logging
 import re
 import time
 
+from marshmallow import ValidationError
+from nameko.events import BROADCAST, event_handler
 from nameko.extensions import DependencyProvider
 
 from services.common.contract.errors import Forbidden, InvalidRequest, Unauthenticated
+from services.common.contract.events import (
+    EnvelopeSchema,
+    RolesChangedPayload,
+    SessionsRevokedPayload,
+)
 from services.common.contract.vocabulary import DEVICE_ID_PATTERN
 from services.common.plumbing.crypto import keyed_hash
+from services.common.plumbing.rpc import ServiceRpc
 from services.common.rules.roles import admin_of
 
 __all__ = [
-    "SessionCache",
+    "Principal",
+    "SchoolAuth",
+    "SessionEvents",
     "bearer_token",
     "session_token",
     "check_csrf",
@@ -31,6 +51,8 @@ __all__ = [
     "require_admin_of",
     "require_staff",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def bearer_token(request):
@@ -175,8 +197,47 @@ class _Cache:
         return len(digests)
 
 
-class SessionCache(DependencyProvider):
-    """One cache per gateway process, shared by its workers."""
+class _Principals:
+    """A worker's view of ``Principal``: callable on a request."""
+
+    def __init__(self, identity, cache, csrf_key):
+        self._identity = identity
+        self._cache = cache
+        self.csrf_key = csrf_key
+
+    def __call__(self, request):
+        """The caller's session, from the cache or from ``identity``: an app's
+        bearer token, or a page's session cookie (then a state-changing
+        request must carry its CSRF token)."""
+        token, from_cookie = session_token(request)
+        if from_cookie:
+            check_csrf(request, self.csrf_key, token)
+        device = device_id(request)
+        if device is None:
+            # A session is bound to its device: a request that names none
+            # (no X-Device-Id, no device cookie) cannot show it is on it.
+            raise Unauthenticated("device_required")
+        principal = self._cache.get(token, device)
+        if principal is None:
+            asked_at = time.monotonic()
+            principal = self._identity.authenticate(
+                {"token": token, "device_id": device}
+            )
+            self._cache.put(token, device, principal, asked_at)
+        return principal
+
+    def forget(self, account_id):
+        """Drop the account's cached sessions (logout, revocation, roles)."""
+        return self._cache.evict_account(str(account_id))
+
+
+class Principal(DependencyProvider):
+    """Sessions checked by ``identity`` (its own RPC proxy, with the
+    gateway's deadline) and cached per gateway process, shared by its
+    workers. Config: ``SESSION_CACHE_SECONDS`` (30), ``SESSION_CACHE_ENTRIES``,
+    ``GATEWAY_CSRF_KEY``."""
+
+    identity = ServiceRpc("identity")
 
     def setup(self):
         config = self.container.config
@@ -184,9 +245,64 @@ class SessionCache(DependencyProvider):
             ttl=float(config.get("SESSION_CACHE_SECONDS", 30)),
             max_entries=int(config.get("SESSION_CACHE_ENTRIES", 100_000)),
         )
+        self.csrf_key = base64.b64decode(config.get("GATEWAY_CSRF_KEY", ""))
 
     def get_dependency(self, worker_ctx):
-        return self.cache
+        return _Principals(
+            self.identity.get_dependency(worker_ctx), self.cache, self.csrf_key
+        )
+
+
+class SchoolAuth(DependencyProvider):
+    """``self.school_auth(request, action)``: the school a system's API token
+    belongs to; registry_sync checks the token and audits ``action``."""
+
+    registry_sync = ServiceRpc("registry_sync")
+
+    def get_dependency(self, worker_ctx):
+        registry_sync = self.registry_sync.get_dependency(worker_ctx)
+
+        def school_of(request, action):
+            token = bearer_token(request)
+            if len(token) > 256:  # no token of ours is that long
+                raise Unauthenticated("invalid_school_token")
+            return registry_sync.authenticate_school({"token": token, "action": action})
+
+        return school_of
+
+
+class SessionEvents:
+    """identity's broadcasts: every gateway instance drops the account's
+    cached principals (a queue per instance). Needs ``principal``."""
+
+    @event_handler(
+        "identity", "sessions_revoked", handler_type=BROADCAST, reliable_delivery=False
+    )
+    def on_sessions_revoked(self, body):
+        """A logout, a reset, a recovery: the account's sessions end here too."""
+        account_id = _account_named(body, SessionsRevokedPayload, "sessions_revoked")
+        if account_id is not None:
+            self.principal.forget(account_id)
+
+    @event_handler(
+        "identity", "roles_changed", handler_type=BROADCAST, reliable_delivery=False
+    )
+    def on_roles_changed(self, body):
+        """A granted or withdrawn role counts from the next request."""
+        account_id = _account_named(body, RolesChangedPayload, "roles_changed")
+        if account_id is not None:
+            self.principal.forget(account_id)
+
+
+def _account_named(body, payload_schema, event_type):
+    """The account a broadcast names; a malformed one is logged and dropped
+    (nothing to evict)."""
+    try:
+        envelope = EnvelopeSchema().load(body)
+        return payload_schema().load(envelope["payload"])["account_id"]
+    except ValidationError:
+        log.error("dropping a malformed %s event", event_type)
+        return None
 
 
 def require_staff(principal, *roles):

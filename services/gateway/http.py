@@ -1,10 +1,17 @@
-"""The gateway's HTTP entrypoint: JSON in and out, RFC 9457 problem details
-for every refusal, ``X-Request-Id`` on every response, never a stack trace.
+"""The gateway's HTTP core, which knows no surface: JSON in and out,
+``X-Request-Id`` on every response, never a stack trace, and every refusal
+rendered by the error renderer of the route that refused it.
 
 ``endpoint(method, path, ...)`` declares a route (OpenAPI-style ``{name}``
 placeholders) and records what ``services.gateway.openapi`` publishes.
 Handlers return ``(status, body)`` or ``(status, headers, body)`` with a
 dict/list body, or a werkzeug ``Response``.
+
+Errors: ``status_of(exc)`` is the one place an exception becomes a status.
+A route names its ``renderer`` (``PROBLEM_DETAILS`` — RFC 9457 — unless it
+says otherwise); a surface with its own error format registers a renderer
+(``register_renderer``) that also claims the requests no route matched
+(SCIM clients get SCIM errors, browsers an HTML page).
 """
 
 import ipaddress
@@ -18,7 +25,7 @@ from marshmallow import EXCLUDE, ValidationError
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
-from werkzeug.wrappers import Response
+from werkzeug.wrappers import Request, Response
 
 from services.common.contract.errors import (
     Conflict,
@@ -43,6 +50,12 @@ NUL_MESSAGE = "must not contain the NUL character"
 
 __all__ = [
     "BODY_LIMITS",
+    "ErrorRenderer",
+    "PROBLEM_DETAILS",
+    "register_renderer",
+    "status_of",
+    "query_int",
+    "PAGE_PARAMETERS",
     "MAX_JSON_DEPTH",
     "endpoint",
     "problem_response",
@@ -75,6 +88,11 @@ STATUS_BY_ERROR = (
     (DeadlineExceeded, 504),
     (ServiceError, 500),
 )
+
+
+def status_of(exc):
+    """The HTTP status of a refusal (500 for anything not a ``ServiceError``)."""
+    return next((s for cls, s in STATUS_BY_ERROR if isinstance(exc, cls)), 500)
 
 
 # Every route's body limit, in one place (published in the OpenAPI document
@@ -173,14 +191,80 @@ def problem_response(status, code, request=None, extra=None):
     return response
 
 
-def error_response(status, code, request, extra=None):
-    """Problem details, or a SCIM Error document under ``/scim/`` (a SCIM
-    client parses only those, RFC 7644 §3.12)."""
-    if request is not None and request.path.startswith("/scim/"):
-        from services.gateway.scim import scim_error_response  # scim imports us
+class ErrorRenderer:
+    """How a surface answers a refusal. ``render`` builds the response;
+    ``claims`` says whether a request no route matched is this surface's;
+    ``allowed_methods`` may adjust a 405's ``Allow`` list. ``media_type``
+    and ``schema`` are what the OpenAPI document says error answers are."""
 
-        return scim_error_response(status, code, request, extra)
-    return problem_response(status, code, request, extra)
+    media_type = "application/problem+json"
+    schema = "Problem"
+
+    def render(self, status, code, request, extra=None, config=None, request_id=None):
+        raise NotImplementedError
+
+    def claims(self, request):
+        return False
+
+    def allowed_methods(self, request, methods):
+        return methods
+
+
+class ProblemDetails(ErrorRenderer):
+    """RFC 9457 problem details: the default for every route."""
+
+    def render(self, status, code, request, extra=None, config=None, request_id=None):
+        return problem_response(status, code, request, extra)
+
+    def claims(self, request):
+        return True
+
+
+PROBLEM_DETAILS = ProblemDetails()
+# Asked in order for requests no route matched; the default comes last.
+_RENDERERS = []
+
+
+def register_renderer(renderer):
+    """A surface's error renderer, asked before the default for requests
+    no route matched."""
+    _RENDERERS.append(renderer)
+    return renderer
+
+
+def renderer_for(request):
+    return next((r for r in _RENDERERS if r.claims(request)), PROBLEM_DETAILS)
+
+
+# limit/offset of a paged list, as OpenAPI parameters (read with query_int).
+PAGE_PARAMETERS = (
+    {
+        "in": "query",
+        "name": "limit",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+    },
+    {
+        "in": "query",
+        "name": "offset",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 0, "maximum": 1000000},
+    },
+)
+
+
+def query_int(request, name, default, low, high):
+    """An integer query parameter within ``[low, high]`` (400 otherwise)."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise InvalidRequest("invalid_request", {"errors": {name: ["out of range"]}})
+    return value
 
 
 def load_body(request, schema):
@@ -271,35 +355,26 @@ def reshape(schema, answer):
 
 
 class ProblemWsgiApp(WsgiApp):
-    """Routing failures (404, 405) as problem+json with a request id too."""
+    """Routing failures (404, 405) answered by the renderer that claims the
+    request, with a request id too."""
 
     def __call__(self, environ, start_response):
         try:
             adapter = self.url_map.bind_to_environ(environ)
             adapter.match()
         except HTTPException as exc:
-            from werkzeug.wrappers import Request
-
             request = Request(environ)
             code = "method_not_allowed" if exc.code == 405 else "not_found"
             request_id = clean_request_id(request.headers.get("X-Request-Id"))
-            from services.gateway.pages import render_html_error, wants_html
-
-            if wants_html(request):  # a person's browser: the 404 page
-                response = render_html_error(request, exc.code, code, None, request_id)
-                response.headers["X-Request-Id"] = request_id
-                return response(environ, start_response)
-            response = error_response(exc.code, code, request)
+            renderer = renderer_for(request)
+            response = renderer.render(
+                exc.code, code, request, None, request_id=request_id
+            )
             if exc.code == 405 and getattr(exc, "valid_methods", None):
                 # RFC 9110 §15.5.6: a 405 lists the methods the resource has.
-                methods = sorted(exc.valid_methods)
-                if request.path.endswith("/.search"):
-                    # Also shaped like /{id}, but only a search (RFC 7644 §3.4.3).
-                    methods = ["POST"]
+                methods = renderer.allowed_methods(request, sorted(exc.valid_methods))
                 response.headers["Allow"] = ", ".join(methods)
-            response.headers["X-Request-Id"] = clean_request_id(
-                request.headers.get("X-Request-Id")
-            )
+            response.headers["X-Request-Id"] = request_id
             return response(environ, start_response)
         return super().__call__(environ, start_response)
 
@@ -314,9 +389,17 @@ class ApiHandler(HttpRequestHandler):
 
     server = ProblemWebServer()
 
-    def __init__(self, method, url, body_limit=BODY_LIMITS["json"], **kwargs):
+    def __init__(
+        self,
+        method,
+        url,
+        body_limit=BODY_LIMITS["json"],
+        renderer=PROBLEM_DETAILS,
+        **kwargs,
+    ):
         kwargs.setdefault("expected_exceptions", (ServiceError,))
         self.body_limit = body_limit
+        self.renderer = renderer
         super().__init__(method, url, **kwargs)
 
     def check_signature(self, args, kwargs):
@@ -363,9 +446,11 @@ class ApiHandler(HttpRequestHandler):
         return json_response(status, body, headers)
 
     def problem_from_exception(self, exc, request):
+        config = self.container.config if self.container is not None else None
         if isinstance(exc, ServiceError):
-            status = next(s for cls, s in STATUS_BY_ERROR if isinstance(exc, cls))
-            return error_response(status, exc.code, request, exc.extra)
+            return self.renderer.render(
+                status_of(exc), exc.code, request, exc.extra, config=config
+            )
         # Anything else is a bug: the log has the trace, the client a code.
         log.error(
             "unexpected %s answering %s %s",
@@ -373,7 +458,7 @@ class ApiHandler(HttpRequestHandler):
             request.method,
             request.path,
         )
-        return error_response(500, "internal_error", request)
+        return self.renderer.render(500, "internal_error", request, config=config)
 
 
 def _werkzeug_path(path):
@@ -394,8 +479,7 @@ def endpoint(
     device_header=None,
     path_schemas=None,
     media_type="application/json",
-    error_media_type="application/problem+json",
-    error_schema="Problem",
+    renderer=PROBLEM_DETAILS,
     parameters=(),
     request_body=None,
     links=None,
@@ -403,8 +487,8 @@ def endpoint(
 ):
     """Declare a gateway route and its OpenAPI description. ``device_header``:
     ``"required"`` or ``"optional"`` when the route reads ``X-Device-Id``
-    (session routes always read it). SCIM routes speak
-    ``application/scim+json`` and answer errors as SCIM Error documents;
+    (session routes always read it). ``media_type``: what the route speaks;
+    ``renderer``: how it answers refusals (an ``ErrorRenderer``);
     ``parameters`` adds OpenAPI parameters (query strings, headers);
     ``links`` names the operations a client goes on to with this answer:
     ``{"LogIn": {"target": ("POST", "/api/v1/sessions"), "parameters": {...},
@@ -427,15 +511,18 @@ def endpoint(
             or ("optional" if auth == "session" else None),
             "description": (fn.__doc__ or "").strip(),
             "media_type": media_type,
-            "error_media_type": error_media_type,
-            "error_schema": error_schema,
+            "error_media_type": renderer.media_type,
+            "error_schema": renderer.schema,
             "parameters": list(parameters),
             "request_body": request_body,
             "links": dict(links or {}),
             "body_limit": BODY_LIMITS[body],
         }
         return ApiHandler.decorator(
-            method, _werkzeug_path(path), body_limit=BODY_LIMITS[body]
+            method,
+            _werkzeug_path(path),
+            body_limit=BODY_LIMITS[body],
+            renderer=renderer,
         )(fn)
 
     return decorator

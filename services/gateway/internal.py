@@ -1,15 +1,26 @@
 """Operations surface (``INTERNAL_API_TOKEN``): onboarding schools, their
 API tokens, staff roles. Mixed into ``GatewayService``."""
 
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from werkzeug.wrappers import Response
+
+from services.common.contract.errors import ServiceError
+from services.common.contract.vocabulary import BACKEND_SERVICES
 from services.common.rules.roles import SCHOOL_CODE_PATTERN
 from services.gateway.auth import require_internal
 from services.gateway.http import endpoint, load_body, reshape
-from services.gateway.schemas import (
+from services.gateway.internal_schemas import (
+    AccountFactsSchema,
+    AccountFactsStoredSchema,
+    HealthSchema,
     RolesSchema,
     RolesSetSchema,
     SchoolOnboardSchema,
     SchoolTokenSchema,
 )
+from services.gateway.openapi import build_spec, render_docs
 
 __all__ = ["InternalEndpoints"]
 
@@ -87,3 +98,94 @@ class InternalEndpoints:
         # the roles_changed broadcast, moments later.
         self.sessions.evict_account(str(answer["account_id"]))
         return 200, reshape(RolesSetSchema(), answer)
+
+    @endpoint(
+        "GET",
+        "/health",
+        summary="Reachability of every service over RPC",
+        tags=("health",),
+        response_schema=HealthSchema,
+        errors=(503,),
+    )
+    def health(self, request):
+        """200 when every service answered its ``health`` RPC within 2 s, else 503.
+
+        `curl -s localhost:8000/health` →
+        `{"status": "ok", "services": {"identity": {"status": "up", ...}, ...}}`
+        """
+        started = time.perf_counter()
+        pending = {}
+        report = {}
+        for name in BACKEND_SERVICES:
+            try:
+                pending[name] = getattr(self, name).call_async("health", _timeout=2.0)
+            except ServiceError as exc:
+                report[name] = {"status": "down", "error": exc.code}
+        for name, reply in pending.items():
+            try:
+                answer = reply.result()
+                report[name] = {
+                    "status": "up",
+                    "database": answer.get("database"),
+                    "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+                }
+            except ServiceError as exc:
+                report[name] = {"status": "down", "error": exc.code}
+        all_up = all(item["status"] == "up" for item in report.values())
+        body = HealthSchema().dump(
+            {
+                "status": "ok" if all_up else "degraded",
+                "services": {name: report[name] for name in BACKEND_SERVICES},
+            }
+        )
+        return (200 if all_up else 503), body
+
+    @endpoint(
+        "GET", "/metrics", summary="Prometheus metrics of the gateway", tags=("health",)
+    )
+    def prometheus_metrics(self, request):
+        """Prometheus text format."""
+        return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+    @endpoint("GET", "/openapi.json", summary="This API as OpenAPI 3", tags=("docs",))
+    def openapi_json(self, request):
+        """The OpenAPI document generated from the marshmallow schemas."""
+        return 200, build_spec(type(self), server_url=request.host_url.rstrip("/"))
+
+    @endpoint("GET", "/docs", summary="A page to browse the API", tags=("docs",))
+    def docs(self, request):
+        """HTML rendering of ``/openapi.json``."""
+        page = render_docs(build_spec(type(self)))
+        return Response(page, content_type="text/html; charset=utf-8")
+
+    # -- other platform systems ---------------------------------------------
+    @endpoint(
+        "PUT",
+        "/api/v1/internal/accounts/{account_id}/facts",
+        summary="Wallet balance and owned courses of an account (internal)",
+        tags=("internal",),
+        request_schema=AccountFactsSchema,
+        response_schema=AccountFactsStoredSchema,
+        errors=(400, 401, 503, 504),
+        auth="internal",
+        path_schemas={"account_id": {"type": "string", "format": "uuid"}},
+    )
+    def set_account_facts(self, request, account_id):
+        """For the wallet and course systems, with `INTERNAL_API_TOKEN`; the
+        same facts also arrive as `wallet_balance_changed` and
+        `course_ownership_changed` events.
+
+        `curl -s -X PUT localhost:8000/api/v1/internal/accounts/$ID/facts
+        -H "Authorization: Bearer $INTERNAL_API_TOKEN" -H 'Content-Type: application/json'
+        -d '{"balance_fen": 0, "owned": [], "as_of": "2026-11-24T08:00:00+08:00"}'`
+        """
+        require_internal(request, self.config)
+        body = load_body(request, AccountFactsSchema())
+        answer = self.identity.set_account_facts(
+            {
+                **body,
+                "as_of": body["as_of"].isoformat(),
+                "account_id": account_id,
+            }
+        )
+        return 200, reshape(AccountFactsStoredSchema(), answer)

@@ -9,7 +9,6 @@ Every page answer carries a Content-Security-Policy without inline script,
 link in the address bar must not leak to anything the page loads or links
 to). Pages are not in the OpenAPI document: they are not an API."""
 
-import functools
 import io
 import json
 import mimetypes
@@ -20,10 +19,10 @@ import segno
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from werkzeug.wrappers import Response
 
-from services.common.contract.errors import ServiceError
 from services.common.plumbing.context import current_request_id
 from services.gateway.auth import SESSION_COOKIE
-from services.gateway.http import STATUS_BY_ERROR, ApiHandler
+from services.gateway.http import ApiHandler, ErrorRenderer, register_renderer
+from services.gateway.messages import message_for
 from services.gateway.web import WebCookies
 
 __all__ = ["PageEndpoints", "render_html_error", "wants_html"]
@@ -222,8 +221,6 @@ def render(template, request, config, status=200, **context):
 
 def render_html_error(request, status, code, config=None, request_id=None):
     """The 404 / error page (with the request id to quote)."""
-    from services.gateway.messages import message_for
-
     lang, _ = page_language(request)
     tr = tr_for(lang)
     zh, en = message_for(code)
@@ -243,20 +240,28 @@ def render_html_error(request, status, code, config=None, request_id=None):
     return _html(status, text, request, config)
 
 
+class HtmlPages(ErrorRenderer):
+    """Pages answer refusals with the error page, never JSON; a browser
+    asking for a page no route has gets the 404 page."""
+
+    media_type = "text/html"
+
+    def render(self, status, code, request, extra=None, config=None, request_id=None):
+        return render_html_error(request, status, code, config, request_id)
+
+    def claims(self, request):
+        return wants_html(request)
+
+
+HTML_PAGES = register_renderer(HtmlPages())
+
+
 def page(path):
     """A GET page route: its own error page (never JSON) and the page headers."""
 
     def decorator(fn):
-        @functools.wraps(fn)
-        def handler(self, request, **kwargs):
-            try:
-                return fn(self, request, **kwargs)
-            except ServiceError as exc:
-                status = next(s for cls, s in STATUS_BY_ERROR if isinstance(exc, cls))
-                return render_html_error(request, status, exc.code, self.config)
-
         route = re.sub(r"\{(\w+)\}", r"<\1>", path)
-        return ApiHandler.decorator("GET", route)(handler)
+        return ApiHandler.decorator("GET", route, renderer=HTML_PAGES)(fn)
 
     return decorator
 

@@ -1,20 +1,23 @@
 """Recovery surface: forgot phone (no session: the flow's own token), the
 vouch page's calls (the classmate's session), password reset (no session),
-duplicate-ID resolution and the inbox (the student's session), the review
-queue (reviewers and ops). Mixed into ``GatewayService``."""
+duplicate-ID resolution and the inbox (the student's session). Mixed into
+``GatewayService``; needs ``principal``, ``recovery`` and ``config``. The
+review queue is the admin surface's (``admin.py``)."""
 
 import base64
 import re
 
-from werkzeug.wrappers import Response
-
 from services.common.contract.errors import InvalidRequest
-from services.gateway.admin import _page_parameter
-from services.gateway.auth import device_id, require_staff
-from services.gateway.http import client_ip, endpoint, load_body, reshape
-from services.gateway.schemas import (
-    RECOVERY_TOKEN_PATTERN,
-    SHARE_TOKEN_PATTERN,
+from services.gateway.auth import device_id
+from services.gateway.http import (
+    PAGE_PARAMETERS,
+    client_ip,
+    endpoint,
+    load_body,
+    query_int,
+    reshape,
+)
+from services.gateway.recovery_schemas import (
     AssistanceCreatedSchema,
     AssistanceRequestSchema,
     DuplicateStatusSchema,
@@ -33,14 +36,16 @@ from services.gateway.schemas import (
     ResetCodeRequestSchema,
     ResetCodeSentSchema,
     ResetMethodsSchema,
-    ReviewDecisionSchema,
-    ReviewPageSchema,
-    ReviewSchema,
     ShareLinkSchema,
     VouchContextSchema,
     VouchInvitationSchema,
     VouchInvitedSchema,
     VouchResultSchema,
+)
+from services.gateway.schemas import (
+    RECOVERY_TOKEN_PATTERN,
+    SHARE_TOKEN_PATTERN,
+    ReviewSchema,
 )
 
 __all__ = ["RecoveryEndpoints"]
@@ -49,7 +54,6 @@ RECOVERY_ID_PATH = {"recovery_id": {"type": "string", "format": "uuid"}}
 SHARE_TOKEN_PATH = {"share_token": {"type": "string", "pattern": SHARE_TOKEN_PATTERN}}
 NOT_ME_PATH = {"token": {"type": "string", "pattern": SHARE_TOKEN_PATTERN}}
 MESSAGE_ID_PATH = {"message_id": {"type": "string", "format": "uuid"}}
-REVIEW_ID_PATH = {"review_id": {"type": "string", "format": "uuid"}}
 RECOVERY_TOKEN_HEADER = (
     {
         "in": "header",
@@ -58,29 +62,6 @@ RECOVERY_TOKEN_HEADER = (
         "schema": {"type": "string", "pattern": RECOVERY_TOKEN_PATTERN},
         "description": "the recovery_token the first step answered",
     },
-)
-PAGE_PARAMETERS = (
-    {
-        "in": "query",
-        "name": "limit",
-        "required": False,
-        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
-    },
-    {
-        "in": "query",
-        "name": "offset",
-        "required": False,
-        "schema": {"type": "integer", "minimum": 0, "maximum": 1000000},
-    },
-)
-REVIEW_PARAMETERS = (
-    {
-        "in": "query",
-        "name": "status",
-        "required": False,
-        "schema": {"type": "string", "enum": ["open", "approved", "rejected"]},
-    },
-    *PAGE_PARAMETERS,
 )
 LOGIN_PARAMETER = (
     {
@@ -277,7 +258,7 @@ class RecoveryEndpoints:
         """The classmate's own session. 404 `share_link_invalid` for a
         tampered link or one whose flow ended, 409 `share_link_expired`.
         `curl -s localhost:8000/api/v1/vouches/$SHARE -H "Authorization: Bearer $TOKEN"`"""
-        account_id = self._principal(request)["account_id"]
+        account_id = self.principal(request)["account_id"]
         answer = self.recovery.vouch_context(
             {"share_token": share_token, "account_id": account_id}
         )
@@ -302,7 +283,7 @@ class RecoveryEndpoints:
         409 `recovery_step_invalid` once the flow completed.
         `curl -s -X POST localhost:8000/api/v1/vouches/$SHARE
         -H "Authorization: Bearer $TOKEN" -H 'X-Device-Id: …'`"""
-        account_id = self._principal(request)["account_id"]
+        account_id = self.principal(request)["account_id"]
         answer = self.recovery.vouch(
             {"share_token": share_token, "account_id": account_id}
         )
@@ -440,7 +421,7 @@ class RecoveryEndpoints:
         `photo_too_large`, `photo_too_small`, `photo_too_many_pixels`.
         `curl -s -X POST localhost:8000/api/v1/me/duplicate-id/photo
         -H "Authorization: Bearer $TOKEN" -F photo=@me-with-id.jpg`"""
-        account_id = self._principal(request)["account_id"]
+        account_id = self.principal(request)["account_id"]
         if (request.content_length or 0) > PHOTO_MAX_BYTES + 64 * 1024:
             raise InvalidRequest("photo_too_large")
         upload = request.files.get("photo")
@@ -465,7 +446,7 @@ class RecoveryEndpoints:
         """Reviews with their reason and the promised answer date, assistance
         requests, requests left today. `curl -s localhost:8000/api/v1/me/duplicate-id
         -H "Authorization: Bearer $TOKEN"`"""
-        account_id = self._principal(request)["account_id"]
+        account_id = self.principal(request)["account_id"]
         answer = self.recovery.duplicate_status({"account_id": account_id})
         return 200, reshape(DuplicateStatusSchema(), answer)
 
@@ -487,7 +468,7 @@ class RecoveryEndpoints:
         localhost:8000/api/v1/me/duplicate-id/assistance-requests
         -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json'
         -d '{"classmate_name": "李四", "classmate_phone": "13912345678"}'`"""
-        account_id = self._principal(request)["account_id"]
+        account_id = self.principal(request)["account_id"]
         body = load_body(request, AssistanceRequestSchema())
         answer = self.recovery.request_assistance({**body, "account_id": account_id})
         return 201, reshape(AssistanceCreatedSchema(), answer)
@@ -506,12 +487,12 @@ class RecoveryEndpoints:
     def inbox(self, request):
         """`curl -s 'localhost:8000/api/v1/me/inbox?limit=20'
         -H "Authorization: Bearer $TOKEN"`"""
-        account_id = self._principal(request)["account_id"]
+        account_id = self.principal(request)["account_id"]
         answer = self.recovery.inbox(
             {
                 "account_id": account_id,
-                "limit": _page_parameter(request, "limit", 20, 1, 100),
-                "offset": _page_parameter(request, "offset", 0, 0, 1_000_000),
+                "limit": query_int(request, "limit", 20, 1, 100),
+                "offset": query_int(request, "offset", 0, 0, 1_000_000),
             }
         )
         return 200, reshape(InboxPageSchema(), answer)
@@ -534,7 +515,7 @@ class RecoveryEndpoints:
         other one is 409 `message_answered`. `curl -s -X POST localhost:8000/api/v1/me/inbox/$MID/answer
         -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json'
         -d '{"approve": true}'`"""
-        account_id = self._principal(request)["account_id"]
+        account_id = self.principal(request)["account_id"]
         body = load_body(request, InboxAnswerSchema())
         answer = self.recovery.answer_message(
             {**body, "account_id": account_id, "message_id": message_id}
@@ -554,89 +535,8 @@ class RecoveryEndpoints:
     def read_message(self, request, message_id):
         """`curl -s -X POST localhost:8000/api/v1/me/inbox/$MID/read
         -H "Authorization: Bearer $TOKEN"`"""
-        account_id = self._principal(request)["account_id"]
+        account_id = self.principal(request)["account_id"]
         answer = self.recovery.mark_message_read(
             {"account_id": account_id, "message_id": message_id}
         )
         return 200, reshape(InboxReadSchema(), answer)
-
-    # -- reviewers -----------------------------------------------------------------------------
-    def _reviewer(self, request):
-        principal = self._principal(request)
-        require_staff(principal, "reviewer", "ops")
-        return f"account:{principal['account_id']}"
-
-    @endpoint(
-        "GET",
-        "/api/v1/admin/reviews",
-        summary="Review queue: duplicate-ID photos and disputed recoveries",
-        tags=("admin",),
-        response_schema=ReviewPageSchema,
-        errors=(400, 401, 403, 503, 504),
-        auth="session",
-        parameters=REVIEW_PARAMETERS,
-    )
-    def list_reviews(self, request):
-        """Role `reviewer` or `ops` (403 `role_required`); oldest first.
-        `curl -s 'localhost:8000/api/v1/admin/reviews?status=open'
-        -H "Authorization: Bearer $TOKEN"`"""
-        actor = self._reviewer(request)
-        status = request.args.get("status", "open")
-        if status not in ("open", "approved", "rejected"):
-            raise InvalidRequest("invalid_request", {"errors": {"status": ["unknown"]}})
-        answer = self.recovery.list_reviews(
-            {
-                "actor": actor,
-                "status": status,
-                "limit": _page_parameter(request, "limit", 20, 1, 100),
-                "offset": _page_parameter(request, "offset", 0, 0, 1_000_000),
-            }
-        )
-        return 200, reshape(ReviewPageSchema(), answer)
-
-    @endpoint(
-        "GET",
-        "/api/v1/admin/reviews/{review_id}/photo",
-        summary="A review's photo (re-encoded JPEG)",
-        tags=("admin",),
-        errors=(400, 401, 403, 404, 503, 504),
-        auth="session",
-        path_schemas=REVIEW_ID_PATH,
-        media_type="image/jpeg",
-    )
-    def review_photo(self, request, review_id):
-        """Audited. `curl -s localhost:8000/api/v1/admin/reviews/$RID/photo
-        -H "Authorization: Bearer $TOKEN" -o photo.jpg`"""
-        actor = self._reviewer(request)
-        answer = self.recovery.review_photo({"actor": actor, "review_id": review_id})
-        return Response(
-            base64.b64decode(answer["jpeg_b64"]),
-            status=200,
-            mimetype="image/jpeg",
-            headers={"Cache-Control": "no-store"},
-        )
-
-    @endpoint(
-        "POST",
-        "/api/v1/admin/reviews/{review_id}/decision",
-        summary="Decide a review (approve or reject, with a reason)",
-        tags=("admin",),
-        request_schema=ReviewDecisionSchema,
-        response_schema=ReviewSchema,
-        errors=(400, 401, 403, 404, 409, 503, 504),
-        auth="session",
-        path_schemas=REVIEW_ID_PATH,
-    )
-    def decide_review(self, request, review_id):
-        """Approving a photo moves the ID number to the student's account (the
-        old account keeps existing, loses only the binding, and is told);
-        approving a dispute unlocks the account. 409 `review_decided`.
-        `curl -s -X POST localhost:8000/api/v1/admin/reviews/$RID/decision
-        -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json'
-        -d '{"approve": true, "reason": "照片清晰，人证一致"}'`"""
-        actor = self._reviewer(request)
-        body = load_body(request, ReviewDecisionSchema())
-        answer = self.recovery.decide_review(
-            {**body, "actor": actor, "review_id": review_id}
-        )
-        return 200, reshape(ReviewSchema(), answer)

@@ -8,12 +8,10 @@ import json
 from services.common.contract.errors import (
     InvalidRequest,
     RuleViolation,
-    Unauthenticated,
     find_nul,
 )
-from services.gateway.auth import bearer_token
 from services.gateway.http import endpoint, load_body, read_body, reshape
-from services.gateway.schemas import (
+from services.gateway.school_schemas import (
     ChangeWindowItemSchema,
     CurrentTermSchema,
     CurrentTermSetSchema,
@@ -64,14 +62,7 @@ __all__ = ["SchoolSystemEndpoints"]
 
 
 class SchoolSystemEndpoints:
-    def _school(self, request, action):
-        """The school a system's token belongs to; the request is audited."""
-        token = bearer_token(request)
-        if len(token) > 256:  # no token of ours is that long
-            raise Unauthenticated("invalid_school_token")
-        return self.registry_sync.authenticate_school(
-            {"token": token, "action": action}
-        )
+    """Needs ``school_auth`` and ``registry_sync``."""
 
     @endpoint(
         "GET",
@@ -85,7 +76,7 @@ class SchoolSystemEndpoints:
     def school_me(self, request):
         """`curl -s localhost:8000/api/v1/school/me -H "Authorization: Bearer $SCHOOL_TOKEN"`
         → `{"school_code": "BJ101", "name": "…"}`; 401 `invalid_school_token`."""
-        return 200, reshape(SchoolSelfSchema(), self._school(request, "school.me"))
+        return 200, reshape(SchoolSelfSchema(), self.school_auth(request, "school.me"))
 
     @endpoint(
         "POST",
@@ -116,7 +107,7 @@ class SchoolSystemEndpoints:
         `curl -s -X POST localhost:8000/api/v1/school/roster-files
         -H "Authorization: Bearer $SCHOOL_TOKEN" -H 'Content-Type: application/zip'
         --data-binary @roster.zip` → 202 `{"import_id": "…", "status": "queued"}`"""
-        school = self._school(request, "oneroster.upload")
+        school = self.school_auth(request, "oneroster.upload")
         if (request.content_length or 0) > MAX_ROSTER_BYTES:
             raise InvalidRequest("package_too_large")
         upload = request.files.get("file")
@@ -153,7 +144,7 @@ class SchoolSystemEndpoints:
         """404 `import_not_found` for another school's import.
         `curl -s localhost:8000/api/v1/school/roster-files/$IMPORT
         -H "Authorization: Bearer $SCHOOL_TOKEN"`"""
-        school = self._school(request, "oneroster.status")
+        school = self.school_auth(request, "oneroster.status")
         answer = self.registry_sync.import_status(
             {"school_code": school["school_code"], "import_id": import_id}
         )
@@ -178,7 +169,7 @@ class SchoolSystemEndpoints:
         -H "Authorization: Bearer $SCHOOL_TOKEN" -H 'Content-Type: application/json'
         -d '[{"student_number": "2024001", "course_id": "MATH101", "term": "2026-1",
         "kind": "school_arranged", "exam_ended": false, "grades_published": false}]'`"""
-        school = self._school(request, "school.enrollments")
+        school = self.school_auth(request, "school.enrollments")
         answer = self.registry_sync.push_enrollments(
             {"school_code": school["school_code"], "items": _items(request)}
         )
@@ -202,7 +193,7 @@ class SchoolSystemEndpoints:
         -H "Authorization: Bearer $SCHOOL_TOKEN" -H 'Content-Type: application/json'
         -d '[{"fields": ["name", "student_number"], "starts_at": "2026-09-01T00:00:00Z",
         "ends_at": "2026-09-15T00:00:00Z"}]'`"""
-        school = self._school(request, "school.change_windows")
+        school = self.school_auth(request, "school.change_windows")
         answer = self.registry_sync.push_change_windows(
             {"school_code": school["school_code"], "items": _items(request)}
         )
@@ -222,7 +213,7 @@ class SchoolSystemEndpoints:
         """`curl -s -X PUT localhost:8000/api/v1/school/current-term
         -H "Authorization: Bearer $SCHOOL_TOKEN" -H 'Content-Type: application/json'
         -d '{"term": "2026-1"}'`"""
-        school = self._school(request, "school.current_term")
+        school = self.school_auth(request, "school.current_term")
         body = load_body(request, CurrentTermSchema())
         answer = self.registry_sync.set_current_term(
             {"school_code": school["school_code"], "term": body["term"]}

@@ -13,12 +13,16 @@ from werkzeug.wrappers import Response
 from services.common.contract.errors import (
     InvalidRequest,
     NotFound,
-    ServiceError,
     find_nul,
 )
-from services.gateway.http import STATUS_BY_ERROR, endpoint, read_body
+from services.gateway.http import (
+    ErrorRenderer,
+    endpoint,
+    read_body,
+    register_renderer,
+)
 from services.gateway.messages import message_for
-from services.gateway.schemas import (
+from services.gateway.school_schemas import (
     ScimListSchema,
     ScimPatchSchema,
     ScimResourceSchema,
@@ -33,12 +37,35 @@ ERROR_URN = "urn:ietf:params:scim:api:messages:2.0:Error"
 RESOURCE_ID_PATH = {
     "id": {"type": "string", "maxLength": 64, "pattern": "^[^\\u0000/]+$"}
 }
+
+
+class ScimErrors(ErrorRenderer):
+    """SCIM routes (and any request under ``/scim/`` no route matched) answer
+    refusals as SCIM Error documents: a SCIM client parses only those (RFC
+    7644 §3.12)."""
+
+    media_type = "application/scim+json"
+    schema = "ScimError"
+
+    def render(self, status, code, request, extra=None, config=None, request_id=None):
+        return scim_error_response(status, code, request, extra)
+
+    def claims(self, request):
+        return request.path.startswith("/scim/")
+
+    def allowed_methods(self, request, methods):
+        if request.path.endswith("/.search"):
+            # Also shaped like /{id}, but only a search (RFC 7644 §3.4.3).
+            return ["POST"]
+        return methods
+
+
+SCIM_ERRORS = register_renderer(ScimErrors())
 SCIM = {
     "tags": ("school systems (SCIM)",),
     "auth": "school",
     "media_type": "application/scim+json",
-    "error_media_type": "application/scim+json",
-    "error_schema": "ScimError",
+    "renderer": SCIM_ERRORS,
 }
 
 
@@ -118,22 +145,6 @@ def _scim_response(status, body=None, headers=None):
         headers=headers,
         content_type=SCIM_JSON,
     )
-
-
-def scim_protocol(fn):
-    """Every failure of a SCIM route leaves as a SCIM Error document."""
-
-    def wrapper(self, request, *args, **kwargs):
-        try:
-            return fn(self, request, *args, **kwargs)
-        except ServiceError as exc:
-            status = next(s for cls, s in STATUS_BY_ERROR if isinstance(exc, cls))
-            return scim_error_response(status, exc.code, request, exc.extra)
-
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    wrapper.__qualname__ = fn.__qualname__
-    return wrapper
 
 
 def _split(value):
@@ -243,7 +254,7 @@ def _search_parameters(body):
 
 
 class ScimEndpoints:
-    """Needs ``_school`` (``school.SchoolSystemEndpoints``) and the
+    """Needs ``school_auth``, ``config`` and the
     ``registry_sync`` RPC proxy."""
 
     def _scim_base(self, request):
@@ -279,7 +290,7 @@ class ScimEndpoints:
 
     # -- discovery ---------------------------------------------------------------
     def _discovery(self, request):
-        self._school(request, "scim.discovery")
+        self.school_auth(request, "scim.discovery")
         return self.registry_sync.scim_discovery({"base_url": self._scim_base(request)})
 
     def _list_of(self, resources):
@@ -299,7 +310,6 @@ class ScimEndpoints:
         errors=(401, 503, 504),
         **SCIM,
     )
-    @scim_protocol
     def scim_service_provider_config(self, request):
         """`curl -s localhost:8000/scim/v2/ServiceProviderConfig -H "Authorization: Bearer $SCHOOL_TOKEN"`"""
         return _scim_response(200, self._discovery(request)["service_provider_config"])
@@ -312,7 +322,6 @@ class ScimEndpoints:
         errors=(401, 503, 504),
         **SCIM,
     )
-    @scim_protocol
     def scim_schemas(self, request):
         return _scim_response(200, self._list_of(self._discovery(request)["schemas"]))
 
@@ -325,7 +334,6 @@ class ScimEndpoints:
         path_schemas={"id": {"type": "string", "maxLength": 200}},
         **SCIM,
     )
-    @scim_protocol
     def scim_schema(self, request, id):
         for schema in self._discovery(request)["schemas"]:
             if schema["id"] == id:
@@ -340,7 +348,6 @@ class ScimEndpoints:
         errors=(401, 503, 504),
         **SCIM,
     )
-    @scim_protocol
     def scim_resource_types(self, request):
         found = self._discovery(request)["resource_types"]
         return _scim_response(200, self._list_of(found))
@@ -354,7 +361,6 @@ class ScimEndpoints:
         path_schemas={"id": {"type": "string", "maxLength": 64}},
         **SCIM,
     )
-    @scim_protocol
     def scim_resource_type(self, request, id):
         for resource_type in self._discovery(request)["resource_types"]:
             if resource_type["id"] == id:
@@ -365,7 +371,7 @@ class ScimEndpoints:
     def _scim_list(self, request, kind, search=None):
         """A page of resources; ``search``: a POST /.search body (RFC 7644
         §3.4.3) instead of the query string."""
-        school = self._school(request, f"scim.{kind.lower()}s.list")
+        school = self.school_auth(request, f"scim.{kind.lower()}s.list")
         if search is not None:
             return _scim_response(
                 200,
@@ -400,7 +406,7 @@ class ScimEndpoints:
         return _scim_response(200, answer)
 
     def _scim_create(self, request, kind):
-        school = self._school(request, f"scim.{kind.lower()}s.create")
+        school = self.school_auth(request, f"scim.{kind.lower()}s.create")
         answer = self.registry_sync.scim_create(
             {
                 "school_code": school["school_code"],
@@ -413,7 +419,7 @@ class ScimEndpoints:
         return self._resource_answer(answer, created=True)
 
     def _scim_one(self, request, kind, resource_id, action):
-        school = self._school(request, f"scim.{kind.lower()}s.{action}")
+        school = self.school_auth(request, f"scim.{kind.lower()}s.{action}")
         payload = {
             "school_code": school["school_code"],
             "kind": kind,
@@ -446,7 +452,6 @@ class ScimEndpoints:
         parameters=LIST_PARAMETERS,
         **SCIM,
     )
-    @scim_protocol
     def scim_list_users(self, request):
         """`curl -s 'localhost:8000/scim/v2/Users?filter=userName%20eq%20%222024001%22'
         -H "Authorization: Bearer $SCHOOL_TOKEN"`"""
@@ -461,48 +466,19 @@ class ScimEndpoints:
         errors=ERRORS,
         **SCIM,
     )
-    @scim_protocol
     def scim_search_all(self, request):
-        """Users first, then Groups, paged as one list. A filter naming an
-        attribute only one type has matches nothing of the other (§3.4.2.1)."""
-        school = self._school(request, "scim.search")
-        parameters = _search_parameters(_document(request))
-        start, count = parameters["start_index"], parameters["count"]
-        count = 200 if count is None else max(count, 0)
-        pages, resources, total, offset = [], [], 0, start - 1
-        for kind in ("User", "Group"):
-            wanted = max(count - len(resources), 0)
-            try:
-                page = self.registry_sync.scim_list(
-                    {
-                        "school_code": school["school_code"],
-                        "kind": kind,
-                        "base_url": self._scim_base(request),
-                        **parameters,
-                        "start_index": max(offset, 0) + 1,
-                        "count": wanted,
-                    }
-                )
-            except InvalidRequest as exc:
-                if exc.code != "scim_invalid_filter" or not parameters["filter"]:
-                    raise
-                pages.append(exc)
-                continue
-            resources.extend(page["Resources"])
-            total += page["totalResults"]
-            offset -= page["totalResults"]
-        if len(pages) == 2:  # the filter fits neither type
-            raise pages[0]
-        return _scim_response(
-            200,
+        """Users first, then Groups, paged as one list (registry_sync pages
+        across the types). A filter naming an attribute only one type has
+        matches nothing of the other (§3.4.2.1)."""
+        school = self.school_auth(request, "scim.search")
+        answer = self.registry_sync.scim_search(
             {
-                "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-                "totalResults": total,
-                "startIndex": start,
-                "itemsPerPage": len(resources),
-                "Resources": resources,
-            },
+                "school_code": school["school_code"],
+                "base_url": self._scim_base(request),
+                **_search_parameters(_document(request)),
+            }
         )
+        return _scim_response(200, answer)
 
     @endpoint(
         "POST",
@@ -513,7 +489,6 @@ class ScimEndpoints:
         errors=ERRORS,
         **SCIM,
     )
-    @scim_protocol
     def scim_search_users(self, request):
         return self._scim_list(request, "User", search=_document(request))
 
@@ -526,7 +501,6 @@ class ScimEndpoints:
         errors=ERRORS,
         **SCIM,
     )
-    @scim_protocol
     def scim_search_groups(self, request):
         return self._scim_list(request, "Group", search=_document(request))
 
@@ -541,7 +515,6 @@ class ScimEndpoints:
         parameters=SELECTION_PARAMETERS,
         **SCIM,
     )
-    @scim_protocol
     def scim_create_user(self, request):
         """`curl -s localhost:8000/scim/v2/Users -H "Authorization: Bearer $SCHOOL_TOKEN"
         -H 'Content-Type: application/scim+json' -d '{"schemas":
@@ -559,7 +532,6 @@ class ScimEndpoints:
         parameters=SELECTION_PARAMETERS,
         **SCIM,
     )
-    @scim_protocol
     def scim_get_user(self, request, id):
         return self._scim_one(request, "User", id, "get")
 
@@ -574,7 +546,6 @@ class ScimEndpoints:
         parameters=SELECTION_PARAMETERS + IF_MATCH,
         **SCIM,
     )
-    @scim_protocol
     def scim_replace_user(self, request, id):
         return self._scim_one(request, "User", id, "replace")
 
@@ -589,7 +560,6 @@ class ScimEndpoints:
         parameters=SELECTION_PARAMETERS + IF_MATCH,
         **SCIM,
     )
-    @scim_protocol
     def scim_patch_user(self, request, id):
         return self._scim_one(request, "User", id, "patch")
 
@@ -603,7 +573,6 @@ class ScimEndpoints:
         parameters=IF_MATCH,
         **SCIM,
     )
-    @scim_protocol
     def scim_delete_user(self, request, id):
         return self._scim_one(request, "User", id, "delete")
 
@@ -616,7 +585,6 @@ class ScimEndpoints:
         parameters=LIST_PARAMETERS,
         **SCIM,
     )
-    @scim_protocol
     def scim_list_groups(self, request):
         return self._scim_list(request, "Group")
 
@@ -631,7 +599,6 @@ class ScimEndpoints:
         parameters=SELECTION_PARAMETERS,
         **SCIM,
     )
-    @scim_protocol
     def scim_create_group(self, request):
         return self._scim_create(request, "Group")
 
@@ -645,7 +612,6 @@ class ScimEndpoints:
         parameters=SELECTION_PARAMETERS,
         **SCIM,
     )
-    @scim_protocol
     def scim_get_group(self, request, id):
         return self._scim_one(request, "Group", id, "get")
 
@@ -660,7 +626,6 @@ class ScimEndpoints:
         parameters=SELECTION_PARAMETERS + IF_MATCH,
         **SCIM,
     )
-    @scim_protocol
     def scim_replace_group(self, request, id):
         return self._scim_one(request, "Group", id, "replace")
 
@@ -675,7 +640,6 @@ class ScimEndpoints:
         parameters=SELECTION_PARAMETERS + IF_MATCH,
         **SCIM,
     )
-    @scim_protocol
     def scim_patch_group(self, request, id):
         return self._scim_one(request, "Group", id, "patch")
 
@@ -689,6 +653,5 @@ class ScimEndpoints:
         parameters=IF_MATCH,
         **SCIM,
     )
-    @scim_protocol
     def scim_delete_group(self, request, id):
         return self._scim_one(request, "Group", id, "delete")

@@ -1,6 +1,8 @@
 """Dependency providers of the identity service: keys for ID numbers and
 session tokens, the password hasher that keeps argon2 off the event loop,
-and the verifier of identity-provider assertions."""
+the verifier of identity-provider assertions, and ``AccountChanges`` — the
+writes every area makes when an account changes (notices, a recycled phone
+taken over, sessions ended)."""
 
 import base64
 import logging
@@ -15,9 +17,19 @@ from prometheus_client import Counter
 
 from services.common.contract.errors import RuleViolation, Unauthenticated
 from services.common.plumbing.crypto import Sealer, keyed_hash
+from services.common.plumbing.providers import sibling
+from services.common.plumbing.rpc import ServiceRpc
+from services.common.rules.masking import mask_phone
+from services.identity import domain
 from services.identity.passwords import new_hasher, verify_password
 
-__all__ = ["IdentityKeys", "PasswordHasher", "LinkProviders"]
+__all__ = [
+    "AccountChanges",
+    "IdentityKeys",
+    "PasswordHasher",
+    "LinkProviders",
+    "VerificationCodes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -168,3 +180,104 @@ class LinkProviders(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.assertions
+
+
+class _Changes:
+    """A worker's ``AccountChanges``: each call writes in the caller's
+    transaction (the caller commits)."""
+
+    def __init__(self, store_of, notice_sealer):
+        self._store_of = store_of
+        self._notice_sealer = notice_sealer
+
+    def announce(self, kind, account, now, device_id=None, client_ip=None, **masked):
+        """Queue a notice of ``kind`` to every channel ``account`` had bound
+        (as it was before the change)."""
+        store = self._store_of()
+        params = domain.notice_params(now, device_id, client_ip, **masked)
+        account_id = str(account["id"])
+        for channel, destination in domain.notice_destinations(kind, account):
+            notice_id = store.insert_notice(
+                account_id,
+                kind,
+                channel,
+                self._notice_sealer.seal(destination),
+                params,
+                now,
+            )
+            store.add_event(
+                "notice_requested",
+                {"notice_id": notice_id, "account_id": account_id, "kind": kind},
+            )
+
+    def take_over_phone(self, phone, new_holder_id, now):
+        """Numbers are recycled: a code just proved the caller holds ``phone``
+        now, so an account still bound to it loses it and is told."""
+        store = self._store_of()
+        holder = store.live_account_by_phone(phone)
+        if holder is None or str(holder["id"]) == str(new_holder_id):
+            return
+        store.release_phone(holder["id"], now)
+        store.audit(str(new_holder_id), holder["id"], "phone_taken_over", now)
+        self.announce("phone_taken_over", holder, now, phone_masked=mask_phone(phone))
+        store.add_event(
+            "phone_taken_over",
+            {
+                "account_id": str(holder["id"]),
+                "by_account_id": str(new_holder_id),
+                "phone_masked": mask_phone(phone),
+                "notify_email": bool(holder["email"]),
+            },
+        )
+
+    def sessions_ended(self, account_id, session_ids, reason, now, count=None):
+        """Audit the end of sessions and tell every gateway to drop them."""
+        store = self._store_of()
+        store.audit(
+            str(account_id),
+            account_id,
+            "sessions_ended",
+            now,
+            reason=reason,
+            count=len(session_ids) if count is None else count,
+        )
+        store.add_event(
+            "sessions_revoked",
+            {
+                "account_id": str(account_id),
+                "session_ids": [str(s) for s in session_ids],
+                "reason": reason,
+            },
+        )
+
+
+class AccountChanges(DependencyProvider):
+    """``self.changes``: what registration, sessions, profile changes and
+    recovery all write when an account changes, on the worker's store (the
+    ``db`` provider) with the notice key of ``keys``."""
+
+    def setup(self):
+        self.database = sibling(self, "db")
+        self.keys = sibling(self, "keys")
+
+    def get_dependency(self, worker_ctx):
+        stores = self.database.stores
+        return _Changes(lambda: stores[worker_ctx], self.keys.keys.notice_sealer)
+
+
+class VerificationCodes(DependencyProvider):
+    """``self.use_code(destination, purpose, code)``: the code is checked —
+    and used up — by verification (its own RPC proxy, with the service's
+    deadline); a wrong or spent code raises verification's refusal."""
+
+    verification = ServiceRpc("verification")
+
+    def get_dependency(self, worker_ctx):
+        verification = self.verification.get_dependency(worker_ctx)
+
+        def use_code(destination, purpose, code):
+            verification.check_code(
+                {"destination": destination, "purpose": purpose, "code": code}
+            )
+
+        return use_code

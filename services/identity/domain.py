@@ -18,6 +18,7 @@ from services.common.contract.errors import (
     Forbidden,
     InvalidRequest,
     RuleViolation,
+    Unauthenticated,
 )
 from services.common.contract.vocabulary import AUTH_INFO_FIELDS, ID_TYPES
 from services.common.rules import realname
@@ -34,9 +35,13 @@ from services.common.rules.masking import (
     mask_phone,
 )
 from services.common.rules.roles import SCHOOL_CODE_PATTERN
-from services.common.rules.throttles import throttle_refusal  # noqa: F401 (re-exported)
+from services.common.rules.throttles import (  # noqa: F401 (re-exported)
+    ThrottlePolicy,
+    throttle_refusal,
+)
 
 __all__ = [
+    "require_live",
     "NOTICE_KINDS",
     "notice_destinations",
     "notice_params",
@@ -75,6 +80,14 @@ __all__ = [
     "masked_login_names",
     "AUTH_INFO_FIELDS",
 ]
+
+
+def require_live(account):
+    """The account a session or a flow names, unless it is gone or closed
+    (then the caller's token no longer speaks for anyone)."""
+    if account is None or account["status"] == "deactivated":
+        raise Unauthenticated("invalid_token")
+    return account
 
 
 def new_passport_id():
@@ -130,30 +143,6 @@ def id_number_candidates(raw, today):
 
 
 # -- throttles -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ThrottlePolicy:
-    """``free`` failures inside ``window`` cost nothing; after that each one
-    blocks for ``base * 2**(extra-1)``, at most ``cap``. Never permanent:
-    the counter forgets failures older than ``window``."""
-
-    prefix: str
-    free: int
-    base: timedelta
-    cap: timedelta
-    window: timedelta
-    refusal: str
-
-    def block_after(self, failures):
-        """How long the ``failures``-th failure blocks (zero while free)."""
-        extra = failures - self.free
-        if extra <= 0:
-            return timedelta(0)
-        return min(self.base * 2 ** (extra - 1), self.cap)
-
-    def key(self, subject):
-        return f"{self.prefix}:{subject}"
 
 
 # Per account: 5 free, then 1 s, 2 s, 4 s … capped at 15 min. A stranger can

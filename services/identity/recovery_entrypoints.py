@@ -218,17 +218,19 @@ class RecoveryEntrypoints:
         request = _RESET.load(payload)
         now = self.clock()
         password = passwords.check_password_rules(request["password"])
-        account = self._live_account(request["account_id"])
+        account = domain.require_live(self.db.account(str(request["account_id"])))
         password_hash = self.hasher.hash(password)
         account_id = str(account["id"])
         account = self.db.account(account_id, for_update=True)
         self.db.update_password(account_id, password_hash, now)
         ended = self.db.revoke_account_sessions(account_id, "password_reset", now)
-        self._sessions_ended(account_id, [], "password_reset", now, count=len(ended))
+        self.changes.sessions_ended(
+            account_id, [], "password_reset", now, count=len(ended)
+        )
         self.db.audit(
             account_id, account_id, "password_reset", now, method=request["method"]
         )
-        self._announce(
+        self.changes.announce(
             "password_reset", account, now, request["device_id"], request["client_ip"]
         )
         self.db.commit()
@@ -258,24 +260,26 @@ class RecoveryEntrypoints:
             return  # applied before (a redelivery after a crash)
         new_phone = normalise_mobile(handover["new_phone"])
         if new_phone != account["phone"]:
-            self._take_over_phone(new_phone, account_id, now)
+            self.changes.take_over_phone(new_phone, account_id, now)
         self.db.set_phone_and_password(
             account_id, new_phone, handover["password_hash"], now
         )
         ended = self.db.revoke_account_sessions(account_id, "phone_recovered", now)
-        self._sessions_ended(account_id, [], "phone_recovered", now, count=len(ended))
+        self.changes.sessions_ended(
+            account_id, [], "phone_recovered", now, count=len(ended)
+        )
         self.db.audit(
-            account_id, "recovery", "phone_recovered", now, recovery_id=recovery_id
+            "recovery", account_id, "phone_recovered", now, recovery_id=recovery_id
         )
         # The new phone hears it worked; every channel bound before (the old
         # phone, which may not be lost at all, and the email) gets the link.
-        self._announce(
+        self.changes.announce(
             "phone_recovered",
             {"id": account_id, "phone": new_phone, "email": None},
             now,
             phone_masked=mask_phone(new_phone),
         )
-        self._announce(
+        self.changes.announce(
             "phone_recovered_elsewhere",
             account,
             now,
@@ -314,16 +318,18 @@ class RecoveryEntrypoints:
         self.db.lock_account(account_id, "recovery_disputed", now)
         self.db.mark_recovery_reverted(recovery_id, now)
         ended = self.db.revoke_account_sessions(account_id, "recovery_disputed", now)
-        self._sessions_ended(account_id, [], "recovery_disputed", now, count=len(ended))
+        self.changes.sessions_ended(
+            account_id, [], "recovery_disputed", now, count=len(ended)
+        )
         self.db.audit(
-            account_id,
             "recovery",
+            account_id,
             "phone_recovery_reverted",
             now,
             recovery_id=recovery_id,
             phone_restored=restore is not None,
         )
-        self._announce(
+        self.changes.announce(
             "recovery_reverted",
             {"id": account_id, "phone": restore, "email": account["email"]},
             now,
@@ -336,8 +342,8 @@ class RecoveryEntrypoints:
         account_id = str(payload["account_id"])
         if payload["unlock"] and self.db.unlock_account(account_id, now):
             self.db.audit(
-                account_id,
                 f"reviewer:{payload['decided_by']}",
+                account_id,
                 "account_unlocked",
                 now,
                 review_id=str(payload["review_id"]),
@@ -354,7 +360,7 @@ class RecoveryEntrypoints:
             return
         notice = self.recovery.duplicate_move_notice(str(payload["resolution_id"]))
         effective = datetime.fromisoformat(notice["effective_at"])
-        self._announce(
+        self.changes.announce(
             "id_binding_move_scheduled",
             holder,
             self.clock(),
@@ -362,7 +368,7 @@ class RecoveryEntrypoints:
             not_me_url=notice["not_me_url"],
         )
         self.db.audit(
-            str(holder["id"]), "recovery", "id_binding_move_announced", self.clock(),
+            "recovery", str(holder["id"]), "id_binding_move_announced", self.clock(),
             resolution_id=str(payload["resolution_id"]),
         )  # fmt: skip
 
@@ -387,18 +393,18 @@ class RecoveryEntrypoints:
             old = self.db.account(holder_id, for_update=True)
             self.db.clear_id_binding(holder_id, now)
             self.db.audit(
-                holder_id,
                 "recovery",
+                holder_id,
                 "id_binding_moved_away",
                 now,
                 resolution_id=resolution_id,
                 to_account_id=account_id,
             )
-            self._announce("id_binding_moved", old, now)
+            self.changes.announce("id_binding_moved", old, now)
         self.db.activate_account(account_id, now)
         self.db.audit(
-            account_id,
             "recovery",
+            account_id,
             "id_binding_moved_here",
             now,
             resolution_id=resolution_id,

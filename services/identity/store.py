@@ -7,6 +7,7 @@ from psycopg2.extras import Json
 from services.common.contract.errors import Conflict
 from services.common.plumbing.context import current_request_id
 from services.common.plumbing.db import Store
+from services.common.plumbing.throttle_store import ThrottleStore
 
 __all__ = ["IdentityStore"]
 
@@ -272,36 +273,6 @@ VALUES (%(account_id)s, %(device_id)s, %(now)s, %(now)s)
 ON CONFLICT (account_id, device_id) DO UPDATE SET last_seen_at = %(now)s
 """
 
-# -- throttles -------------------------------------------------------------------
-
-THROTTLE_SQL = """
-SELECT key, failures, last_failure, blocked_until FROM throttles
- WHERE key = ANY(%(keys)s)
-"""
-
-# Failures older than the policy's window are forgotten: counting restarts.
-COUNT_FAILURE_SQL = """
-INSERT INTO throttles (key, failures, last_failure)
-VALUES (%(key)s, 1, %(now)s)
-ON CONFLICT (key) DO UPDATE
-   SET failures = CASE WHEN throttles.last_failure < %(forget_before)s THEN 1
-                       ELSE throttles.failures + 1 END,
-       last_failure = %(now)s
-RETURNING failures
-"""
-
-BLOCK_SQL = "UPDATE throttles SET blocked_until = %(until)s WHERE key = %(key)s"
-
-CLEAR_THROTTLE_SQL = "DELETE FROM throttles WHERE key = %(key)s"
-
-# Rows whose failures are all forgotten (the longest window is a day) and
-# that block nothing any more.
-PURGE_THROTTLES_SQL = """
-DELETE FROM throttles
- WHERE last_failure < %(forget_before)s
-   AND (blocked_until IS NULL OR blocked_until < %(now)s)
-"""
-
 PURGE_SESSIONS_SQL = """
 DELETE FROM sessions WHERE expires_at < %(before)s OR revoked_at < %(before)s
 """
@@ -425,7 +396,7 @@ VALUES (%(account_id)s, %(actor)s, %(action)s, %(request_id)s, %(detail)s, %(at)
 """
 
 
-class IdentityStore(Store):
+class IdentityStore(ThrottleStore, Store):
     """Accounts, login names, sessions, devices, throttles, links,
     projections, audit."""
 
@@ -587,39 +558,9 @@ class IdentityStore(Store):
             {"account_id": account_id, "device_id": device_id, "now": now},
         )
 
-    # -- throttles -----------------------------------------------------------
-    def throttles(self, keys, alone=False):
-        """``{key: row}`` of the throttle rows that exist among ``keys``;
-        ``alone``: read outside any transaction."""
-        read = self.fetchall_alone if alone else self.fetchall
-        rows = read(THROTTLE_SQL, {"keys": list(keys)})
-        return {row["key"]: row for row in rows}
-
-    def blocked_until(self, keys):
-        """The latest ``blocked_until`` among ``keys`` (None if none)."""
-        times = [
-            row["blocked_until"]
-            for row in self.throttles(keys).values()
-            if row["blocked_until"]
-        ]
-        return max(times, default=None)
-
-    def count_failure(self, key, now, forget_before):
-        return self.fetchone(
-            COUNT_FAILURE_SQL, {"key": key, "now": now, "forget_before": forget_before}
-        )["failures"]
-
-    def block(self, key, until):
-        self.execute(BLOCK_SQL, {"key": key, "until": until})
-
-    def clear_throttle(self, key):
-        self.execute(CLEAR_THROTTLE_SQL, {"key": key})
-
     def purge(self, now, forget_before, sessions_before):
         """Forgotten throttles and long-dead sessions; returns rows removed."""
-        throttles = self.execute(
-            PURGE_THROTTLES_SQL, {"now": now, "forget_before": forget_before}
-        ).rowcount
+        throttles = self.purge_throttles(now, forget_before)
         sessions = self.execute(
             PURGE_SESSIONS_SQL, {"before": sessions_before}
         ).rowcount
@@ -713,7 +654,7 @@ class IdentityStore(Store):
     def mark_notice_queued(self, notice_id, now):
         self.execute(MARK_NOTICE_QUEUED_SQL, {"id": notice_id, "now": now})
 
-    def audit(self, account_id, actor, action, at, **detail):
+    def audit(self, actor, account_id, action, at, **detail):
         """Who did what, when, under which request; never personal data."""
         self.execute(
             INSERT_AUDIT_SQL,

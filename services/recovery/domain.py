@@ -13,17 +13,21 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
 from services.common.contract.errors import Conflict, Forbidden, NotFound, Throttled
 from services.common.rules.calendar import BEIJING, beijing_day, next_beijing_midnight
 from services.common.rules.masking import mask_email, mask_phone
 from services.common.rules.realname import comparable_label
-from services.common.rules.throttles import throttle_refusal  # noqa: F401 (re-exported)
+from services.common.rules.throttles import (  # noqa: F401 (re-exported)
+    ThrottlePolicy,
+    throttle_refusal,
+)
 
 __all__ = [
     "RecoveryPolicy",
+    "policy_from",
     "OPEN_STATES",
     "STEPS",
     "effective_status",
@@ -68,6 +72,9 @@ STEPS = {
 
 @dataclass(frozen=True)
 class RecoveryPolicy:
+    """Every setting of the recovery service, read once from its config
+    (``policy_from``); the defaults are the product's rules."""
+
     vouches_needed: int = 2
     flow_ttl: timedelta = timedelta(hours=72)
     cancel_window: timedelta = timedelta(days=7)
@@ -81,6 +88,73 @@ class RecoveryPolicy:
     # How long the account holding an ID number may say "not me" before the
     # number moves to the account classmates vouched for.
     dispute_window: timedelta = timedelta(days=7)
+    # Every answer of the first recovery steps takes at least this long, so
+    # its timing does not tell whether the student exists.
+    answer_floor_seconds: float = 0.12
+    # Where share and "not me" links point (the gateway's public address).
+    public_base_url: str = ""
+    match_per_ip: ThrottlePolicy = None
+    match_per_target: ThrottlePolicy = None
+    vouch_attempts: ThrottlePolicy = None
+    security_questions_enabled: bool = True
+    # Between two reset codes for one login: the first attempt blocks.
+    reset_cooldown: ThrottlePolicy = None
+    photo_max_bytes: int = 5 * 1024 * 1024
+    photo_max_pixels: int = 24_000_000
+    photo_retention: timedelta = timedelta(days=30)
+
+    def __post_init__(self):
+        for name, default in (
+            ("match_per_ip", MATCH_PER_IP),
+            ("match_per_target", MATCH_PER_TARGET),
+            ("vouch_attempts", VOUCH_ATTEMPTS),
+            ("reset_cooldown", RESET_COOLDOWN),
+        ):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)
+
+    def url(self, path):
+        """A link the platform sends (share, "not me")."""
+        return self.public_base_url.rstrip("/") + path
+
+
+def _truthy(value):
+    return str(value).lower() in ("1", "true", "yes")
+
+
+def policy_from(config):
+    """The ``RecoveryPolicy`` a service's config mapping describes (keys
+    absent: the product's defaults)."""
+    c = config
+    return RecoveryPolicy(
+        vouches_needed=int(c.get("RECOVERY_VOUCHES_NEEDED", 2)),
+        flow_ttl=timedelta(hours=float(c.get("RECOVERY_FLOW_HOURS", 72))),
+        cancel_window=timedelta(days=float(c.get("RECOVERY_CANCEL_DAYS", 7))),
+        voucher_min_age=timedelta(days=float(c.get("VOUCHER_MIN_AGE_DAYS", 7))),
+        vouch_daily_cap=int(c.get("VOUCH_DAILY_CAP", 3)),
+        vouch_term_cap=int(c.get("VOUCH_TERM_CAP", 5)),
+        assistance_daily_cap=int(c.get("ASSISTANCE_DAILY_CAP", 5)),
+        dispute_window=timedelta(days=float(c.get("DUPLICATE_DISPUTE_DAYS", 7))),
+        answer_floor_seconds=float(c.get("ANSWER_FLOOR_MS", 120)) / 1000,
+        public_base_url=c.get("PUBLIC_BASE_URL", "") or "",
+        match_per_ip=MATCH_PER_IP.with_limit(
+            c.get("MATCH_IP_LIMIT", MATCH_PER_IP.free)
+        ),
+        match_per_target=MATCH_PER_TARGET.with_limit(
+            c.get("MATCH_TARGET_LIMIT", MATCH_PER_TARGET.free)
+        ),
+        vouch_attempts=VOUCH_ATTEMPTS.with_limit(
+            c.get("VOUCH_ATTEMPTS_LIMIT", VOUCH_ATTEMPTS.free)
+        ),
+        security_questions_enabled=_truthy(c.get("SECURITY_QUESTIONS_ENABLED", "true")),
+        reset_cooldown=replace(
+            RESET_COOLDOWN,
+            window=timedelta(seconds=float(c.get("RESET_CODE_COOLDOWN_SECONDS", 60))),
+        ),
+        photo_max_bytes=int(c.get("PHOTO_MAX_BYTES", 5 * 1024 * 1024)),
+        photo_max_pixels=int(c.get("PHOTO_MAX_PIXELS", 24_000_000)),
+        photo_retention=timedelta(days=float(c.get("PHOTO_RETENTION_DAYS", 30))),
+    )
 
 
 def effective_status(status, expires_at, now):
@@ -292,35 +366,21 @@ def decoy_methods(digest, login_kind, login_value, questions_enabled):
 
 
 # -- throttles --------------------------------------------------------------------
-@dataclass(frozen=True)
-class ThrottlePolicy:
-    """``limit`` attempts per ``window``; the next is refused until the
-    window ends (``refusal`` with ``retry_after``)."""
-
-    prefix: str
-    limit: int
-    window: timedelta
-    refusal: str = "too_frequent"
-
-    def key(self, subject):
-        return f"{self.prefix}:{subject}"
-
-    def with_limit(self, limit):
-        """The same policy with the limit a deployment configured."""
-        return ThrottlePolicy(self.prefix, int(limit), self.window, self.refusal)
-
-
 # Identity match: per client IP (a school NAT has many students) and per
 # target (school + student number), every attempt counted, match or not.
 MATCH_PER_IP = ThrottlePolicy("match-ip", 30, timedelta(hours=1))
 MATCH_PER_TARGET = ThrottlePolicy("match-target", 5, timedelta(hours=24))
 # Reset codes per login (known or not: the same limit answers both).
 RESET_CODES_PER_LOGIN = ThrottlePolicy("reset-code", 5, timedelta(hours=24))
-# Reset attempts with a wrong code per login.
-RESET_FAILURES_PER_LOGIN = ThrottlePolicy("reset-fail", 10, timedelta(hours=24))
-# Security questions: 3 failures lock the method for a day.
+# Reset attempts with a wrong code per login: the 10th locks resets for a day.
+RESET_FAILURES_PER_LOGIN = ThrottlePolicy("reset-fail", 9, timedelta(hours=24))
+# Security questions: 2 wrong sets are free, the 3rd locks the method for a day.
 QUESTION_FAILURES = ThrottlePolicy(
-    "questions", 3, timedelta(hours=24), refusal="method_locked"
+    "questions", 2, timedelta(hours=24), refusal="method_locked"
+)
+# Between two reset codes for one login (RESET_CODE_COOLDOWN_SECONDS).
+RESET_COOLDOWN = ThrottlePolicy(
+    "reset-cooldown", 0, timedelta(seconds=60), refusal="resend_too_soon"
 )
 # The vouch page: an account trying many links in a short time.
 VOUCH_ATTEMPTS = ThrottlePolicy("vouch-try", 20, timedelta(hours=1))

@@ -11,9 +11,10 @@ import base64
 import binascii
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from eventlet import tpool
+from nameko.timer import timer
 
 from services.common.contract.errors import (
     Conflict,
@@ -21,9 +22,11 @@ from services.common.contract.errors import (
     NotFound,
     RuleViolation,
 )
+from services.common.plumbing.handlers import event_handler
 from services.common.plumbing.rpc import rpc
 from services.common.rules.calendar import beijing_day
 from services.recovery import domain, photos
+from services.recovery.dependencies import HOUSEKEEPING_SECONDS
 from services.recovery.schemas import (
     AccountRequest,
     AssistanceRequest,
@@ -67,23 +70,14 @@ def _review_view(row):
 
 
 class DuplicateEntrypoints:
-    """Needs ``db``, ``clock``, ``keys``, ``config`` and ``identity``."""
+    """Duplicate ID, the review queue and the inbox. Needs ``db``,
+    ``clock``, ``keys``, ``policy``, ``throttles``, ``mailbox``, ``vouching``
+    and ``identity``."""
 
     def _pending_account(self, account_id):
         brief = self.identity.account_brief(str(account_id))
         domain.require_not_limited(brief["status"])
         return brief
-
-    def _message(self, account_id, kind, ref_id, params, needs_answer, now):
-        self.db.insert_message(
-            id=str(uuid.uuid4()),
-            account_id=str(account_id),
-            kind=kind,
-            ref_id=str(ref_id) if ref_id else None,
-            sealed_params=self.keys.inbox_sealer.seal(params),
-            needs_answer=needs_answer,
-            now=now,
-        )
 
     def _resolve(self, account_id, via, now):
         """The account holds the ID number now: once, whatever approves it
@@ -123,11 +117,11 @@ class DuplicateEntrypoints:
              "holder_id": holder_id, "effective_at": effective_at.isoformat()},
         )  # fmt: skip
         state = {"state": domain.HOLDING, "effective_at": effective_at.isoformat()}
-        self._message(account_id, "duplicate_move", resolution_id,
+        self.mailbox.post(account_id, "duplicate_move", resolution_id,
                       {**state, "side": "requester"}, False, now)  # fmt: skip
-        self._message(holder_id, "duplicate_move", resolution_id,
+        self.mailbox.post(holder_id, "duplicate_move", resolution_id,
                       {**state, "side": "holder"}, False, now)  # fmt: skip
-        self._audit("recovery", account_id, "duplicate.move_scheduled", now,
+        self.db.audit("recovery", account_id, "duplicate.move_scheduled", now,
                     resolution=resolution_id, holder=holder_id)  # fmt: skip
         return True
 
@@ -136,9 +130,34 @@ class DuplicateEntrypoints:
         for side, who in (("requester", resolution["account_id"]),
                           ("holder", resolution["holder_id"])):  # fmt: skip
             if who is not None:
-                self._message(who, "duplicate_move", resolution["resolution_id"],
+                self.mailbox.post(who, "duplicate_move", resolution["resolution_id"],
                               {"state": state, "side": side,
                                "at": now.isoformat()}, False, now)  # fmt: skip
+
+    @timer(interval=HOUSEKEEPING_SECONDS)
+    def housekeeping(self):
+        """Duplicate-ID moves whose dispute window ended take effect; photos
+        past retention go."""
+        self.apply_due_moves()
+        self.purge_photos()
+
+    @event_handler("registry_sync", "correction_answered")
+    def on_correction_answered(self, payload, envelope):
+        """The school answered a correction request: the student reads the
+        outcome in the inbox (DOMAIN.md: "the outcome comes back to the
+        student's inbox")."""
+        self.mailbox.post(
+            payload["account_id"],
+            "correction_outcome",
+            None,
+            {
+                "school_code": payload["school_code"],
+                "status": payload["status"],
+                "code": payload["code"],
+            },
+            False,
+            self.clock(),
+        )
 
     def apply_due_moves(self):
         """Holds whose dispute window ended undisputed take effect."""
@@ -165,7 +184,7 @@ class DuplicateEntrypoints:
         return {
             "resolution_id": str(row["resolution_id"]),
             "holder_id": str(row["holder_id"]),
-            "not_me_url": self._url(f"/duplicate-id/not-me/{token}"),
+            "not_me_url": self.policy.url(f"/duplicate-id/not-me/{token}"),
             "effective_at": row["effective_at"].isoformat(),
         }
 
@@ -193,7 +212,7 @@ class DuplicateEntrypoints:
             height=None, ref_id=str(resolution_id), now=now,
         )  # fmt: skip
         self._tell_both(row, domain.DISPUTED, now)
-        self._audit("anonymous", row["holder_id"], "duplicate.move_disputed", now,
+        self.db.audit("anonymous", row["holder_id"], "duplicate.move_disputed", now,
                     resolution=resolution_id)  # fmt: skip
         self.db.commit()
         return {"resolution_id": str(resolution_id), "status": domain.DISPUTED}
@@ -210,8 +229,8 @@ class DuplicateEntrypoints:
         except (binascii.Error, ValueError):
             raise InvalidRequest("photo_not_image") from None
         limits = photos.PhotoLimits(
-            max_bytes=int(self.config.get("PHOTO_MAX_BYTES", 5 * 1024 * 1024)),
-            max_pixels=int(self.config.get("PHOTO_MAX_PIXELS", 24_000_000)),
+            max_bytes=self.policy.photo_max_bytes,
+            max_pixels=self.policy.photo_max_pixels,
         )
         # Decoding and re-encoding is CPU work: off the event loop.
         clean, width, height = tpool.execute(photos.clean_photo, raw, limits)
@@ -226,7 +245,7 @@ class DuplicateEntrypoints:
             ref_id=None,
             now=now,
         )
-        self._audit(f"account:{account_id}", account_id, "duplicate.photo_submitted",
+        self.db.audit(f"account:{account_id}", account_id, "duplicate.photo_submitted",
                     now, review=review_id)  # fmt: skip
         self.db.commit()
         return _review_view(self.db.review(review_id))
@@ -266,7 +285,7 @@ class DuplicateEntrypoints:
             classmate_id=mate["account_id"],
             now=now,
         )
-        self._message(
+        self.mailbox.post(
             mate["account_id"],
             "assistance_request",
             request_id,
@@ -274,7 +293,7 @@ class DuplicateEntrypoints:
             True,
             now,
         )
-        self._audit(f"account:{account_id}", account_id, "duplicate.assistance_requested",
+        self.db.audit(f"account:{account_id}", account_id, "duplicate.assistance_requested",
                     now, request=request_id, classmate=mate["account_id"])  # fmt: skip
         self.db.commit()
         return {
@@ -334,7 +353,7 @@ class DuplicateEntrypoints:
         rows, total = self.db.reviews(
             request["status"], request["limit"], request["offset"]
         )
-        self._audit(request["actor"], None, "review.listed", self.clock())
+        self.db.audit(request["actor"], None, "review.listed", self.clock())
         self.db.commit()
         items = [
             {
@@ -358,7 +377,7 @@ class DuplicateEntrypoints:
         sealed = self.db.review_photo(str(request["review_id"]))
         if sealed is None:
             raise NotFound("review_not_found")
-        self._audit(request["actor"], None, "review.photo_viewed", self.clock(),
+        self.db.audit(request["actor"], None, "review.photo_viewed", self.clock(),
                     review=request["review_id"])  # fmt: skip
         self.db.commit()
         return {"jpeg_b64": self.keys.photo_sealer.open(sealed)}
@@ -374,7 +393,7 @@ class DuplicateEntrypoints:
         if review["status"] != "open":
             raise Conflict("review_decided", {"status": review["status"]})
         status = "approved" if request["approve"] else "rejected"
-        retention = timedelta(days=float(self.config.get("PHOTO_RETENTION_DAYS", 30)))
+        retention = self.policy.photo_retention
         self.db.decide_review(
             review_id, status, request["reason"], request["actor"], now + retention, now
         )
@@ -382,7 +401,7 @@ class DuplicateEntrypoints:
         if review["kind"] == "duplicate_photo":
             if request["approve"]:
                 self._resolve(account_id, f"review:{review_id}", now)
-            self._message(
+            self.mailbox.post(
                 account_id,
                 "review_outcome",
                 review_id,
@@ -411,7 +430,7 @@ class DuplicateEntrypoints:
                     "decided_by": request["actor"][:64],
                 },
             )
-        self._audit(request["actor"], account_id, f"review.{status}", now,
+        self.db.audit(request["actor"], account_id, f"review.{status}", now,
                     review=review_id)  # fmt: skip
         self.db.commit()
         return _review_view(self.db.review(review_id))
@@ -497,7 +516,7 @@ class DuplicateEntrypoints:
                 assistance["id"], "approved" if approve else "declined", now
             )
             helpers = self.db.approved_helpers(requester_id) if approve else 0
-            self._message(
+            self.mailbox.post(
                 requester_id,
                 "assistance_outcome",
                 assistance["id"],
@@ -508,7 +527,7 @@ class DuplicateEntrypoints:
             )  # fmt: skip
             if approve and domain.move_ready(helpers, self.policy):
                 self._hold_move(requester_id, f"assistance:{assistance['id']}", now)
-        self._audit(f"account:{account_id}", requester_id,
+        self.db.audit(f"account:{account_id}", requester_id,
                     "duplicate.assistance_answered", now,
                     request=assistance["id"], approve=approve)  # fmt: skip
         self.db.commit()
@@ -546,15 +565,20 @@ class DuplicateEntrypoints:
         message_id = str(message["id"])
         if approve:
             self.db.rollback()  # no lock on the message while others answer
-            self.vouch_from_inbox(
-                message,
+            flow_id = str(message["ref_id"])
+            flow = self.db.flow(flow_id)
+            if flow is None:
+                raise NotFound("recovery_not_found")
+            self.vouching.vouch(
+                flow,
                 account_id,
+                lambda: self.db.flow(flow_id, lock=True),
                 now,
                 lambda: self.db.answer_message(message_id, True, now),
             )
             return {"message_id": message_id, "answer": approve}
         self.db.answer_message(message_id, False, now)
-        self._audit(f"account:{account_id}", None, "phone_recovery.vouch_declined",
+        self.db.audit(f"account:{account_id}", None, "phone_recovery.vouch_declined",
                     now, flow=message["ref_id"])  # fmt: skip
         self.db.commit()
         return {"message_id": message_id, "answer": approve}

@@ -10,11 +10,9 @@ and outbox events in one transaction."""
 
 import hmac
 import logging
-import time
 import uuid
-from datetime import datetime, timedelta
 
-import eventlet
+from nameko.timer import timer
 
 from services.common.contract.errors import (
     Conflict,
@@ -22,11 +20,13 @@ from services.common.contract.errors import (
     RuleViolation,
     ServiceError,
 )
+from services.common.plumbing.handlers import event_handler
 from services.common.plumbing.rpc import rpc
 from services.common.rules.contacts import canonical_text, normalise_mobile
 from services.common.rules.masking import mask_phone
 from services.common.rules.throttles import address_key
 from services.recovery import domain
+from services.recovery.dependencies import HOUSEKEEPING_SECONDS, AnswerFloor
 from services.recovery.schemas import (
     FlowRequest,
     InvitationRequest,
@@ -48,65 +48,10 @@ _NOT_ME = NotMeRequest()
 _INVITE = InvitationRequest()
 
 
-class AnswerFloor:
-    """Hold an answer until ``floor`` seconds after the request arrived, so
-    the work behind it (a match or not, a code sent or not) does not show in
-    the time it takes."""
-
-    def __init__(self, floor_seconds):
-        self.deadline = time.monotonic() + floor_seconds
-
-    def wait(self):
-        left = self.deadline - time.monotonic()
-        if left > 0:
-            eventlet.sleep(left)
-
-
 class PhoneRecoveryEntrypoints:
-    """Needs ``db``, ``clock``, ``keys``, ``config``, ``identity``,
-    ``verification`` and ``registry_sync`` of the service."""
-
-    # -- policy and small helpers ----------------------------------------------
-    @property
-    def policy(self):
-        c = self.config
-        return domain.RecoveryPolicy(
-            vouches_needed=int(c.get("RECOVERY_VOUCHES_NEEDED", 2)),
-            flow_ttl=timedelta(hours=float(c.get("RECOVERY_FLOW_HOURS", 72))),
-            cancel_window=timedelta(days=float(c.get("RECOVERY_CANCEL_DAYS", 7))),
-            voucher_min_age=timedelta(days=float(c.get("VOUCHER_MIN_AGE_DAYS", 7))),
-            vouch_daily_cap=int(c.get("VOUCH_DAILY_CAP", 3)),
-            vouch_term_cap=int(c.get("VOUCH_TERM_CAP", 5)),
-            assistance_daily_cap=int(c.get("ASSISTANCE_DAILY_CAP", 5)),
-            dispute_window=timedelta(days=float(c.get("DUPLICATE_DISPUTE_DAYS", 7))),
-        )
-
-    def _floor(self):
-        return AnswerFloor(float(self.config.get("ANSWER_FLOOR_MS", 120)) / 1000)
-
-    def _url(self, path):
-        return self.config.get("PUBLIC_BASE_URL", "").rstrip("/") + path
-
-    def _throttle(self, policy, subject, now):
-        """Count one attempt; raise ``policy.refusal`` once over the limit."""
-        key = policy.key(subject)
-        refusal = domain.throttle_refusal(policy, self.db.blocked_until([key]), now)
-        if refusal is not None:
-            raise refusal
-        row = self.db.hit_throttle(key, now - policy.window, now)
-        if row["failures"] > policy.limit:
-            until = row["window_start"] + policy.window
-            self.db.block(key, until)
-            raise domain.throttle_refusal(policy, until, now)
-
-    def _audit(self, actor, account_id, action, now, **ids):
-        self.db.audit(
-            actor,
-            account_id,
-            action,
-            {k: str(v) for k, v in ids.items() if v is not None},
-            now,
-        )
+    """Needs ``db``, ``clock``, ``keys``, ``policy``, ``throttles``,
+    ``mailbox``, ``vouching``, ``identity``, ``verification`` and
+    ``registry_sync`` of the service."""
 
     def _requester_flow(self, request, lock=False):
         """The flow, if the caller holds its requester token."""
@@ -126,19 +71,17 @@ class PhoneRecoveryEntrypoints:
         is made for no match (its hint is derived from what was typed), and
         it fails at the old phone like a wrong guess."""
         request = _START.load(payload)
-        floor = self._floor()
+        floor = AnswerFloor(self.policy.answer_floor_seconds)
         now = self.clock()
         school = request["school_code"].strip().upper()
         number = request["student_number"].strip()
         target = (canonical_text(school), canonical_text(number))
-        per_ip = domain.MATCH_PER_IP.with_limit(
-            self.config.get("MATCH_IP_LIMIT", domain.MATCH_PER_IP.limit)
+        per_ip = self.policy.match_per_ip
+        per_target = self.policy.match_per_target
+        self.throttles.hit(per_ip, per_ip.key(address_key(request["client_ip"])), now)
+        self.throttles.hit(
+            per_target, per_target.key(self.keys.hash("target", *target)), now
         )
-        per_target = domain.MATCH_PER_TARGET.with_limit(
-            self.config.get("MATCH_TARGET_LIMIT", domain.MATCH_PER_TARGET.limit)
-        )
-        self._throttle(per_ip, address_key(request["client_ip"]), now)
-        self._throttle(per_target, self.keys.hash("target", *target), now)
         match = self.identity.match_for_recovery(
             {"school_code": school, "student_number": number, "name": request["name"]}
         )
@@ -175,7 +118,7 @@ class PhoneRecoveryEntrypoints:
             expires_at=expires_at,
             now=now,
         )
-        self._audit(
+        self.db.audit(
             "anonymous", account_id, "phone_recovery.started", now, flow=flow_id
         )
         self.db.commit()
@@ -204,7 +147,7 @@ class PhoneRecoveryEntrypoints:
         ):
             limit = self.policy.old_phone_attempts
             row = self.db.old_phone_failed(flow["id"], limit, now)
-            self._audit("anonymous", flow["account_id"], "phone_recovery.old_phone_wrong",
+            self.db.audit("anonymous", flow["account_id"], "phone_recovery.old_phone_wrong",
                         now, flow=flow["id"])  # fmt: skip
             self.db.commit()
             raise RuleViolation(
@@ -239,11 +182,11 @@ class PhoneRecoveryEntrypoints:
             share_expires,
             now,
         )
-        self._audit("anonymous", flow["account_id"], "phone_recovery.new_phone_set",
+        self.db.audit("anonymous", flow["account_id"], "phone_recovery.new_phone_set",
                     now, flow=flow["id"])  # fmt: skip
         self.db.commit()
         return {
-            "share_url": self._url(f"/v/{share_token}"),
+            "share_url": self.policy.url(f"/v/{share_token}"),
             "share_token": share_token,
             "vouches": 0,
             "vouches_needed": flow["vouches_needed"],
@@ -280,7 +223,7 @@ class PhoneRecoveryEntrypoints:
         if flow["status"] != domain.CANCELLED:
             domain.require_step("cancel", flow["status"], flow["expires_at"], now)
             self.db.close_flow(flow["id"], domain.CANCELLED, now)
-            self._audit("anonymous", flow["account_id"], "phone_recovery.cancelled",
+            self.db.audit("anonymous", flow["account_id"], "phone_recovery.cancelled",
                         now, flow=flow["id"])  # fmt: skip
             self.db.commit()
             flow = self.db.flow(flow["id"])
@@ -328,79 +271,15 @@ class PhoneRecoveryEntrypoints:
         it."""
         request = _SHARE.load(payload)
         now = self.clock()
-        attempts = domain.VOUCH_ATTEMPTS.with_limit(
-            self.config.get("VOUCH_ATTEMPTS_LIMIT", domain.VOUCH_ATTEMPTS.limit)
-        )
-        self._throttle(attempts, str(request["account_id"]), now)
+        attempts = self.policy.vouch_attempts
+        self.throttles.hit(attempts, attempts.key(str(request["account_id"])), now)
         flow = self._shared_flow(request["share_token"], now)
-        return self._vouch(
+        return self.vouching.vouch(
             flow,
             str(request["account_id"]),
             lambda: self._shared_flow(request["share_token"], now, lock=True),
             now,
         )
-
-    def _vouch(self, flow, voucher_id, lock_flow, now, with_vouch=None):
-        """``with_vouch``: more work for the vouch's own transaction."""
-        domain.require_step("vouch", flow["status"], flow["expires_at"], now)
-        policy = self.policy
-        requester_id = str(flow["account_id"])
-        if voucher_id == requester_id:
-            domain.require_voucher_allowed("self")
-        brief = self.identity.account_brief(voucher_id)
-        mates = self.registry_sync.classmates(
-            {"account_id": requester_id, "other_account_id": voucher_id}
-        )
-        if mates.get("verified_since"):
-            mates["verified_since"] = datetime.fromisoformat(mates["verified_since"])
-        facts = domain.VoucherFacts(
-            requester_id=requester_id,
-            voucher_id=voucher_id,
-            voucher_status=brief["status"],
-            voucher_created_at=datetime.fromisoformat(brief["created_at"]),
-            classmates=mates,
-            already_vouched=self.db.has_vouched(flow["id"], voucher_id),
-        )
-        domain.require_voucher_allowed(domain.voucher_refusal(facts, now, policy))
-        self.db.rollback()
-
-        flow = lock_flow()
-        domain.require_step("vouch", flow["status"], flow["expires_at"], now)
-        day = now.astimezone(domain.BEIJING).date().isoformat()
-        if not self.db.bump_counter(f"vouch-day:{voucher_id}", day,
-                                    policy.vouch_daily_cap):  # fmt: skip
-            domain.require_voucher_allowed("daily_cap")
-        term = domain.term_period(now, mates.get("term"))
-        if not self.db.bump_counter(f"vouch-term:{voucher_id}", term,
-                                    policy.vouch_term_cap):  # fmt: skip
-            domain.require_voucher_allowed("term_cap")
-        if not self.db.add_vouch(flow["id"], voucher_id, now):
-            domain.require_voucher_allowed("already_vouched")
-        vouches = flow["vouches"] + 1
-        status = domain.after_vouch(vouches, policy)
-        self._audit(f"account:{voucher_id}", requester_id, "phone_recovery.vouched",
-                    now, flow=flow["id"])  # fmt: skip
-        if status == domain.COMPLETED:
-            self.db.complete_flow(flow["id"], now + policy.cancel_window, now)
-            self.db.add_event(
-                "phone_recovery_completed",
-                {"recovery_id": str(flow["id"]), "account_id": requester_id},
-            )
-            # Waiting for the requester when they are back in.
-            self._message(requester_id, "phone_recovery_outcome", flow["id"],
-                          {"status": domain.COMPLETED}, False, now)  # fmt: skip
-            self._audit("recovery", requester_id, "phone_recovery.completed", now,
-                        flow=flow["id"])  # fmt: skip
-            log.info("phone recovery %s completed", flow["id"])
-        if with_vouch is not None:
-            with_vouch()
-        self.db.commit()
-        return {
-            "recovery_id": str(flow["id"]),
-            "vouches": vouches,
-            "vouches_needed": flow["vouches_needed"],
-            "status": status,
-        }
 
     @rpc
     def invite_vouchers(self, payload):
@@ -424,7 +303,7 @@ class PhoneRecoveryEntrypoints:
         for account_id in dict.fromkeys(found.values()):
             if account_id == str(flow["account_id"]):
                 continue
-            self._message(
+            self.mailbox.post(
                 account_id,
                 "vouch_request",
                 flow["id"],
@@ -437,26 +316,13 @@ class PhoneRecoveryEntrypoints:
                 now,
             )
             invited += 1
-        self._audit("anonymous", flow["account_id"], "phone_recovery.invited", now,
+        self.db.audit("anonymous", flow["account_id"], "phone_recovery.invited", now,
                     flow=flow["id"], count=invited)  # fmt: skip
         self.db.commit()
         return {
             "recovery_id": str(flow["id"]),
             "asked": len(request["student_numbers"]),
         }
-
-    def vouch_from_inbox(self, message, account_id, now, with_vouch):
-        """A yes to a ``vouch_request`` in the inbox: the same vouch."""
-        flow = self.db.flow(str(message["ref_id"]))
-        if flow is None:
-            raise NotFound("recovery_not_found")
-        return self._vouch(
-            flow,
-            account_id,
-            lambda: self.db.flow(str(message["ref_id"]), lock=True),
-            now,
-            with_vouch,
-        )
 
     # -- completion: the hand-over to identity and "not me" -----------------------------
     @rpc
@@ -475,11 +341,12 @@ class PhoneRecoveryEntrypoints:
             "account_id": str(flow["account_id"]),
             "new_phone": self.keys.flow_sealer.open(flow["sealed_new_phone"]),
             "password_hash": flow["new_password_hash"],
-            "not_me_url": self._url(f"/not-me/{not_me}"),
+            "not_me_url": self.policy.url(f"/not-me/{not_me}"),
             "cancel_until": flow["cancel_until"].isoformat(),
         }
 
-    def on_recovery_applied(self, payload):
+    @event_handler("identity", "phone_recovery_applied")
+    def on_phone_recovery_applied(self, payload, envelope):
         """identity applied the hand-over: the new phone and password hash
         are no longer needed here."""
         self.db.mark_handed_over(str(payload["recovery_id"]), self.clock())
@@ -515,11 +382,12 @@ class PhoneRecoveryEntrypoints:
                 ref_id=str(flow["id"]),
                 now=now,
             )
-            self._audit("anonymous", flow["account_id"], "phone_recovery.disputed",
+            self.db.audit("anonymous", flow["account_id"], "phone_recovery.disputed",
                         now, flow=flow["id"])  # fmt: skip
             self.db.commit()
         return {"recovery_id": str(flow["id"]), "status": domain.REVERTED}
 
+    @timer(interval=HOUSEKEEPING_SECONDS)
     def expire_flows(self):
         """Flows past their deadline end and free everything they held."""
         expired = self.db.expire_due(self.clock())

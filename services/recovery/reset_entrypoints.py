@@ -8,7 +8,6 @@ agrees), a code request answers 202 without sending, a reset answers like
 a wrong code or wrong answers, and the same per-login limits apply."""
 
 import logging
-from datetime import timedelta
 
 from services.common.contract.errors import (
     InvalidRequest,
@@ -18,6 +17,7 @@ from services.common.contract.errors import (
 from services.common.plumbing.rpc import rpc
 from services.common.rules.contacts import canonical_login
 from services.recovery import domain
+from services.recovery.dependencies import AnswerFloor
 from services.recovery.schemas import (
     ResetCodeRequest,
     ResetMethodsRequest,
@@ -42,14 +42,6 @@ class PasswordResetEntrypoints:
     """Needs ``db``, ``clock``, ``keys``, ``config``, ``identity`` and
     ``verification`` of the service."""
 
-    @property
-    def _questions_enabled(self):
-        return str(self.config.get("SECURITY_QUESTIONS_ENABLED", "true")).lower() in (
-            "1",
-            "true",
-            "yes",
-        )
-
     def _reset_view(self, login):
         """``(targets or None, methods, login key)`` for a login."""
         # One spelling per login (identity resolves the same way): spaces,
@@ -58,10 +50,14 @@ class PasswordResetEntrypoints:
         login_key = self.keys.hash("login", kind, value)
         targets = self.identity.reset_targets({"login": login})
         if targets["found"]:
-            methods = domain.real_methods(targets, self._questions_enabled)
+            methods = domain.real_methods(
+                targets, self.policy.security_questions_enabled
+            )
             return targets, methods, login_key
         digest = self.keys.digest("decoy-methods", kind, value)
-        methods = domain.decoy_methods(digest, kind, value, self._questions_enabled)
+        methods = domain.decoy_methods(
+            digest, kind, value, self.policy.security_questions_enabled
+        )
         return None, methods, login_key
 
     @rpc
@@ -69,7 +65,7 @@ class PasswordResetEntrypoints:
         """The methods this login's account set up, masked; with none left
         the alternatives (forgot-phone recovery, registering anew)."""
         request = _METHODS.load(payload)
-        floor = self._floor()
+        floor = AnswerFloor(self.policy.answer_floor_seconds)
         _, methods, _ = self._reset_view(request["login"])
         floor.wait()
         return {"methods": methods, "alternatives": dict(_ALTERNATIVES)}
@@ -79,27 +75,26 @@ class PasswordResetEntrypoints:
         """A ``reset_password`` code to the login's bound phone or email,
         without the caller knowing the number: 202 with its mask."""
         request = _CODE.load(payload)
-        floor = self._floor()
+        floor = AnswerFloor(self.policy.answer_floor_seconds)
         now = self.clock()
         targets, methods, login_key = self._reset_view(request["login"])
         method = next((m for m in methods if m["method"] == request["method"]), None)
         if method is None:
             floor.wait()
             raise RuleViolation("method_unavailable", {"methods": _names(methods)})
-        cooldown = timedelta(
-            seconds=float(self.config.get("RESET_CODE_COOLDOWN_SECONDS", 60))
-        )
-        cool_key = f"reset-cooldown:{login_key}"
-        blocked = self.db.blocked_until([cool_key])
-        if blocked is not None and blocked > now:
+        cooldown = self.policy.reset_cooldown
+        cool_key = cooldown.key(login_key)
+        try:
+            self.throttles.refuse_if_blocked(cooldown, [cool_key], now)
+        except Throttled:
             floor.wait()
-            raise Throttled(
-                "resend_too_soon",
-                {"retry_after": max(1, int((blocked - now).total_seconds() + 0.999))},
-            )
-        self._throttle(domain.RESET_CODES_PER_LOGIN, login_key, now)
-        self.db.hit_throttle(cool_key, now - cooldown, now)
-        self.db.block(cool_key, now + cooldown)
+            raise
+        self.throttles.hit(
+            domain.RESET_CODES_PER_LOGIN,
+            domain.RESET_CODES_PER_LOGIN.key(login_key),
+            now,
+        )
+        self.throttles.record(cooldown, cool_key, now)
         if targets is not None:
             channel = request["method"]
             destination = targets["phone"] if channel == "sms" else targets["email"]
@@ -117,14 +112,14 @@ class PasswordResetEntrypoints:
                 # The destination's own quota (codes for other purposes today):
                 # answering differently would tell that the account exists.
                 log.warning("reset code not sent: %s", refusal.code)
-        self._audit("anonymous", targets["account_id"] if targets else None,
+        self.db.audit("anonymous", targets["account_id"] if targets else None,
                     "password_reset.code_requested", now, method=request["method"])  # fmt: skip
         self.db.commit()
         floor.wait()
         return {
             "method": request["method"],
             "target": method["target"],
-            "resend_after": int(cooldown.total_seconds()),
+            "resend_after": int(cooldown.window.total_seconds()),
         }
 
     @rpc
@@ -132,7 +127,7 @@ class PasswordResetEntrypoints:
         """Prove it (a code or the three answers) and set a new password; the
         account's sessions all end and every bound channel hears of it."""
         request = _RESET.load(payload)
-        floor = self._floor()
+        floor = AnswerFloor(self.policy.answer_floor_seconds)
         now = self.clock()
         targets, methods, login_key = self._reset_view(request["login"])
         if request["method"] not in _names(methods):
@@ -172,7 +167,7 @@ class PasswordResetEntrypoints:
             }
         )
         self.db.clear_throttle(fail_key)
-        self._audit("anonymous", targets["account_id"], "password_reset.done", now,
+        self.db.audit("anonymous", targets["account_id"], "password_reset.done", now,
                     method=request["method"])  # fmt: skip
         self.db.commit()
         return {"reset": True, "logged_in": False}
@@ -208,10 +203,8 @@ class PasswordResetEntrypoints:
             policies.append(domain.QUESTION_FAILURES)
         for policy in policies:
             key = policy.key(login_key)
-            row = self.db.hit_throttle(key, now - policy.window, now)
-            if row["failures"] >= policy.limit:
-                # The 3rd wrong set of answers locks the method for a day.
-                self.db.block(key, row["window_start"] + policy.window)
+            # The 3rd wrong set of answers locks the method for a day.
+            self.throttles.record(policy, key, now)
 
 
 def _names(methods):

@@ -5,6 +5,7 @@ from psycopg2.extras import Json, register_uuid
 from services.common.contract.errors import Conflict
 from services.common.plumbing.context import current_request_id
 from services.common.plumbing.db import Store
+from services.common.plumbing.throttle_store import ThrottleStore
 
 __all__ = ["RecoveryStore"]
 
@@ -121,23 +122,6 @@ RETURNING count
 COUNTER_SQL = (
     "SELECT count FROM counters WHERE subject = %(subject)s AND period = %(period)s"
 )
-
-# Throttles: a window of attempts; the attempt over the limit blocks until
-# the window ends. One autocommitted statement.
-HIT_THROTTLE_SQL = """
-INSERT INTO throttles AS t (key, failures, window_start) VALUES (%(key)s, 1, %(now)s)
-ON CONFLICT (key) DO UPDATE
-   SET failures = CASE WHEN t.window_start <= %(window_start)s THEN 1 ELSE t.failures + 1 END,
-       window_start = CASE WHEN t.window_start <= %(window_start)s THEN %(now)s
-                           ELSE t.window_start END
-RETURNING failures, window_start
-"""
-
-BLOCK_SQL = "UPDATE throttles SET blocked_until = %(until)s WHERE key = %(key)s"
-BLOCKED_UNTIL_SQL = """
-SELECT max(blocked_until) AS blocked_until FROM throttles WHERE key = ANY(%(keys)s)
-"""
-CLEAR_THROTTLE_SQL = "DELETE FROM throttles WHERE key = %(key)s"
 
 # -- duplicate-ID reviews and assistance --------------------------------------------
 REVIEW_COLUMNS = """id, kind, account_id, status, photo_width, photo_height, reason,
@@ -315,7 +299,7 @@ VALUES (%(actor)s, %(account_id)s, %(action)s, %(object_ids)s, %(request_id)s, %
 """
 
 
-class RecoveryStore(Store):
+class RecoveryStore(ThrottleStore, Store):
     """Phone recoveries, vouches, duplicate-ID reviews, inbox."""
 
     constraint_errors = {
@@ -389,7 +373,7 @@ class RecoveryStore(Store):
             is not None
         )
 
-    # -- caps and throttles ---------------------------------------------------------
+    # -- caps (throttles: ThrottleStore) ---------------------------------------------
     def bump_counter(self, subject, period, cap):
         """True if the count was under ``cap`` and is now one higher."""
         row = self.fetchone(
@@ -400,22 +384,6 @@ class RecoveryStore(Store):
     def counter(self, subject, period):
         row = self.fetchone(COUNTER_SQL, {"subject": subject, "period": period})
         return row["count"] if row else 0
-
-    def hit_throttle(self, key, window_start, now):
-        """Count one attempt (its own autocommitted statement: throttle rows
-        are shared by many requests) and return the row."""
-        return self.fetchone_alone(
-            HIT_THROTTLE_SQL, {"key": key, "window_start": window_start, "now": now}
-        )
-
-    def block(self, key, until):
-        self.fetchall_alone(BLOCK_SQL + " RETURNING key", {"key": key, "until": until})
-
-    def blocked_until(self, keys):
-        return self.fetchone(BLOCKED_UNTIL_SQL, {"keys": list(keys)})["blocked_until"]
-
-    def clear_throttle(self, key):
-        self.execute(CLEAR_THROTTLE_SQL, {"key": key})
 
     # -- reviews and assistance ----------------------------------------------------
     def insert_review(self, **row):
@@ -543,7 +511,10 @@ class RecoveryStore(Store):
         )
 
     # -- audit -----------------------------------------------------------------------------
-    def audit(self, actor, account_id, action, object_ids, at):
+    def audit(self, actor, account_id, action, at, **ids):
+        """Who did what to which account, when, under which request; only
+        identifiers (as strings, ``None`` ones left out), never personal data."""
+        object_ids = {k: str(v) for k, v in ids.items() if v is not None}
         self.execute(
             INSERT_AUDIT_SQL,
             {

@@ -45,8 +45,8 @@ class ImportEntrypoints:
             f"school:{school_code}",
             school_code,
             "oneroster.import_queued",
-            domain.audit_object_ids(import_id=import_id),
             self.clock(),
+            import_id=import_id,
         )
         self.db.commit()
         self.imports.wake()

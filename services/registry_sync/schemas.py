@@ -132,6 +132,20 @@ class ScimListRequest(_ScimRequest, _Selection):
     )
 
 
+class ScimSearchRequest(_Strict, _Selection):
+    """A search across resource types (``POST /scim/v2/.search``)."""
+
+    school_code = fields.String(required=True, validate=SCHOOL_CODE)
+    base_url = fields.String(required=True, validate=BASE_URL)
+    filter = fields.String(load_default=None, validate=validate.Length(1, 2000))
+    start_index = fields.Integer(load_default=1)
+    count = fields.Integer(load_default=None)
+    sort_by = fields.String(load_default=None, validate=validate.Length(1, 200))
+    sort_order = fields.String(
+        load_default="ascending", validate=validate.OneOf(("ascending", "descending"))
+    )
+
+
 # -- registry verification --------------------------------------------------------
 def _text(maximum):
     return validate.Length(1, maximum)

@@ -10,11 +10,13 @@ import uuid
 from services.common.contract.errors import InvalidRequest, NotFound, PreconditionFailed
 from services.common.plumbing.rpc import rpc
 from services.common.rules.calendar import beijing_day
-from services.registry_sync import domain, scim
+from services.registry_sync import scim
 from services.registry_sync.schemas import (
+    SCIM_KINDS,
     ScimDiscoveryRequest,
     ScimListRequest,
     ScimResourceRequest,
+    ScimSearchRequest,
     ScimUpdateRequest,
     ScimWriteRequest,
 )
@@ -29,6 +31,7 @@ _WRITE = ScimWriteRequest()
 _RESOURCE = ScimResourceRequest()
 _UPDATE = ScimUpdateRequest()
 _LIST = ScimListRequest()
+_SEARCH = ScimSearchRequest()
 LIST_RESPONSE_URN = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
 
@@ -143,13 +146,7 @@ class ScimEntrypoints:
         return [(key, *value) for key, value in members.items()]
 
     def _audit(self, school_code, action, **ids):
-        self.db.audit(
-            f"school:{school_code}",
-            school_code,
-            action,
-            domain.audit_object_ids(**ids),
-            self.clock(),
-        )
+        self.db.audit(f"school:{school_code}", school_code, action, self.clock(), **ids)
 
     def _save(self, kind, school_code, resource, row, now):
         """Write a parsed resource over ``row`` (None: create); the new row."""
@@ -263,7 +260,48 @@ class ScimEntrypoints:
 
     @rpc
     def scim_list(self, payload):
-        request = _LIST.load(payload)
+        return self._list_page(_LIST.load(payload))
+
+    @rpc
+    def scim_search(self, payload):
+        """Users first, then Groups, paged as one list (RFC 7644 §3.4.3). A
+        filter naming an attribute only one type has matches nothing of the
+        other (§3.4.2.1); one that fits neither type is refused."""
+        request = _SEARCH.load(payload)
+        start = max(request["start_index"], 1)
+        count = request["count"]
+        count = scim.MAX_RESULTS if count is None else max(count, 0)
+        refusals, resources, total, offset = [], [], 0, start - 1
+        for kind in SCIM_KINDS:
+            wanted = max(count - len(resources), 0)
+            try:
+                page = self._list_page(
+                    {
+                        **request,
+                        "kind": kind,
+                        "start_index": max(offset, 0) + 1,
+                        "count": wanted,
+                    }
+                )
+            except InvalidRequest as exc:
+                if exc.code != "scim_invalid_filter" or not request["filter"]:
+                    raise
+                refusals.append(exc)
+                continue
+            resources.extend(page["Resources"])
+            total += page["totalResults"]
+            offset -= page["totalResults"]
+        if len(refusals) == len(SCIM_KINDS):  # the filter fits neither type
+            raise refusals[0]
+        return {
+            "schemas": [LIST_RESPONSE_URN],
+            "totalResults": total,
+            "startIndex": start,
+            "itemsPerPage": len(resources),
+            "Resources": resources,
+        }
+
+    def _list_page(self, request):
         kind, school_code = request["kind"], request["school_code"]
         compiler = FilterSql(kind, scim.STUDENT_URN)
         where = "TRUE"

@@ -59,7 +59,7 @@ class RegistrySyncService(
     name = "registry_sync"
 
     db = Database(RegistryStore)
-    outbox = Outbox()  # relays the events db\'s stores queue
+    outbox = Outbox()  # relays the events db's stores queue
     clock = Clock()
     keys = RegistryKeys()
     imports = ImportRunner()
@@ -85,8 +85,8 @@ class RegistrySyncService(
             request["actor"],
             request["code"],
             "school_onboarded",
-            domain.audit_object_ids(school_code=request["code"]),
             now,
+            school_code=request["code"],
         )
         self.db.commit()
         log.info("school %s onboarded by %s", request["code"], request["actor"])
@@ -106,8 +106,8 @@ class RegistrySyncService(
             request["actor"],
             request["code"],
             "school_token_rotated",
-            domain.audit_object_ids(school_code=request["code"]),
             now,
+            school_code=request["code"],
         )
         self.db.commit()
         return _SCHOOL_TOKEN.dump({"code": request["code"], "api_token": token})
@@ -121,11 +121,7 @@ class RegistrySyncService(
         if school is None:
             raise Unauthenticated("invalid_school_token")
         self.db.audit(
-            f"school:{school['code']}",
-            school["code"],
-            request["action"],
-            {},
-            self.clock(),
+            f"school:{school['code']}", school["code"], request["action"], self.clock()
         )
         self.db.commit()
         return {"school_code": school["code"], "name": school["name"]}
@@ -141,8 +137,8 @@ class RegistrySyncService(
             request["actor"],
             request["code"],
             "school_viewed",
-            domain.audit_object_ids(school_code=request["code"]),
             self.clock(),
+            school_code=request["code"],
         )
         self.db.commit()
         return _SCHOOL_INFO.dump(school)

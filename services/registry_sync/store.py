@@ -10,6 +10,7 @@ from scim2_models.path import AttrPath, FilterVisitor
 from services.common.contract.errors import Conflict, InvalidRequest
 from services.common.plumbing.context import current_request_id
 from services.common.plumbing.db import Store
+from services.registry_sync import domain
 
 __all__ = ["RegistryStore", "FilterSql"]
 
@@ -858,14 +859,16 @@ class RegistryStore(Store):
     def school_by_token(self, token_hash):
         return self.fetchone(SCHOOL_BY_TOKEN_SQL, {"token_hash": token_hash})
 
-    def audit(self, actor, school_code, action, object_ids, at):
+    def audit(self, actor, school_code, action, at, **ids):
+        """Who did what for which school, when, under which request; only
+        identifiers (``domain.audit_object_ids``), never personal data."""
         self.execute(
             INSERT_AUDIT_SQL,
             {
                 "actor": actor,
                 "school_code": school_code,
                 "action": action,
-                "object_ids": json.dumps(object_ids),
+                "object_ids": json.dumps(domain.audit_object_ids(**ids)),
                 "request_id": current_request_id(),
                 "at": at,
             },

@@ -178,8 +178,8 @@ class VerificationEntrypoints:
             f"account:{account_id}",
             row["school_code"],
             "student.correction_requested",
-            domain.audit_object_ids(account_id=account_id),
             self.clock(),
+            account_id=account_id,
         )
         self.db.commit()
         return _state(row)
@@ -233,11 +233,7 @@ class VerificationEntrypoints:
 
     def _admin_audit(self, request, action, **ids):
         self.db.audit(
-            request["actor"],
-            request["school_code"],
-            action,
-            domain.audit_object_ids(**ids),
-            self.clock(),
+            request["actor"], request["school_code"], action, self.clock(), **ids
         )
 
     @rpc

@@ -75,7 +75,7 @@ class VerificationService(base.ServiceBase):
     name = "verification"
 
     db = Database(VerificationStore)
-    outbox = Outbox()  # relays the events db\'s stores queue
+    outbox = Outbox()  # relays the events db's stores queue
     clock = Clock()
     config = Config()
     policies = Policies()

@@ -28,6 +28,7 @@ from nameko.standalone.events import get_event_exchange
 from services.common.contract.events import new_envelope
 from services.common.plumbing.db import RELAX_DURABILITY
 from services.common.plumbing.poller import Poller
+from services.common.plumbing.providers import sibling
 
 __all__ = ["Outbox", "OutboxRelay"]
 
@@ -133,19 +134,7 @@ class Outbox(DependencyProvider):
         self.relay = None
 
     def setup(self):
-        database = next(
-            (
-                dep
-                for dep in self.container.dependencies
-                if dep.attr_name == self.database_attr
-            ),
-            None,
-        )
-        if database is None:
-            raise RuntimeError(
-                f"Outbox: {self.container.service_name} has no "
-                f"{self.database_attr!r} Database provider to relay from"
-            )
+        database = sibling(self, self.database_attr)
         self.database = database
         database.on_commit = self.wake
         database.on_stop.append(self.stop)

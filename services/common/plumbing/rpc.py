@@ -546,6 +546,13 @@ class ServiceRpc(DependencyProvider):
         self.target_service = target_service
         self.timeout = timeout
 
+    def bind(self, container, attr_name=None):
+        # Also usable inside another dependency provider (the gateway's
+        # Principal holds identity's): a sub-extension is bound without an
+        # attribute name, gets its lifecycle calls, and its owner asks it
+        # for a worker's proxy with get_dependency(worker_ctx).
+        return super().bind(container, attr_name)
+
     def setup(self):
         if self.timeout is None:
             self.timeout = float(self.container.config.get("RPC_TIMEOUT_SECONDS", 5.0))
