@@ -75,8 +75,8 @@ def _school(cur, code):
 
 
 def import_benchmark(uri, students):
+    from services.registry_sync import import_store as sql
     from services.registry_sync import import_worker
-    from services.registry_sync import store as sql
 
     os.environ.update(
         REGISTRY_SYNC_DB_URI=uri,
@@ -121,9 +121,7 @@ def import_benchmark(uri, students):
     copy_conn = psycopg2.connect(uri)
     started = time.perf_counter()
     with copy_conn, copy_conn.cursor() as cur:
-        import_worker.copy_rows(
-            cur, "students", ["id", "school_code", *copy_columns], final
-        )
+        sql.copy_rows(cur, "students", ["id", "school_code", *copy_columns], final)
     copy_seconds = time.perf_counter() - started
     copy_conn.close()
     conn.close()
@@ -142,7 +140,7 @@ def import_benchmark(uri, students):
 
 def load_registry(uri, rows):
     """``rows`` registry records across 100 schools, straight in with COPY."""
-    from services.registry_sync import import_worker
+    from services.registry_sync import import_store as sql
 
     conn = psycopg2.connect(uri)
     with conn, conn.cursor() as cur:
@@ -167,7 +165,7 @@ def load_registry(uri, rows):
                 )
                 for i in range(start, min(start + batch, rows))
             ]
-            import_worker.copy_rows(
+            sql.copy_rows(
                 cur,
                 "students",
                 (

@@ -654,7 +654,7 @@ class IdentityStore(ThrottleStore, Store):
     def mark_notice_queued(self, notice_id, now):
         self.execute(MARK_NOTICE_QUEUED_SQL, {"id": notice_id, "now": now})
 
-    def audit(self, actor, account_id, action, at, **detail):
+    def audit(self, actor, account_id, action, at, /, **detail):
         """Who did what, when, under which request; never personal data."""
         self.execute(
             INSERT_AUDIT_SQL,

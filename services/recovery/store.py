@@ -511,7 +511,7 @@ class RecoveryStore(ThrottleStore, Store):
         )
 
     # -- audit -----------------------------------------------------------------------------
-    def audit(self, actor, account_id, action, at, **ids):
+    def audit(self, actor, account_id, action, at, /, **ids):
         """Who did what to which account, when, under which request; only
         identifiers (as strings, ``None`` ones left out), never personal data."""
         object_ids = {k: str(v) for k, v in ids.items() if v is not None}

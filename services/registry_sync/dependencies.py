@@ -1,6 +1,5 @@
 """Dependency providers of the registry_sync service."""
 
-import base64
 import logging
 import os
 import resource
@@ -8,15 +7,16 @@ import sys
 from pathlib import Path
 
 import eventlet
-import psycopg2
 from eventlet.green import subprocess
 from nameko.extensions import DependencyProvider
 
-from services.common.plumbing.crypto import Sealer, keyed_hash
 from services.common.plumbing.poller import Poller
-from services.registry_sync.store import CLAIM_IMPORT_SQL, REQUEUE_STALE_IMPORTS_SQL
+from services.common.plumbing.providers import sibling
+from services.registry_sync import domain
+from services.registry_sync.import_store import ImportStore
+from services.registry_sync.keys import keys_from
 
-__all__ = ["RegistryKeys", "ImportRunner"]
+__all__ = ["Verifier", "RegistryKeys", "ImportRunner"]
 
 log = logging.getLogger(__name__)
 
@@ -24,40 +24,12 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class _Keys:
-    def __init__(self, token_key, seal_key, lookup_key):
-        self._token_key = token_key
-        self._lookup_key = lookup_key
-        # The same construction as identity's (AES-GCM bound to its purpose,
-        # HMAC-SHA256 for lookups), with this service's own keys.
-        self.id_sealer = Sealer(seal_key, b"registry_id_number")
-        self.submission_sealer = Sealer(seal_key, b"registry_submission")
-
-    def school_token_hash(self, token):
-        return keyed_hash(self._token_key, "school_token", token)
-
-    def id_hash(self, number):
-        """Lookup hash of a normalised ID number (type-independent: a student
-        gives the number, not always its type)."""
-        return keyed_hash(self._lookup_key, "id_number", number)
-
-
 class RegistryKeys(DependencyProvider):
     """``SCHOOL_TOKEN_KEY`` (HMAC), ``REGISTRY_ID_SEAL_KEY`` (AES-GCM) and
     ``REGISTRY_ID_LOOKUP_KEY`` (HMAC): base64, 32 bytes each."""
 
     def setup(self):
-        keys = []
-        for name in (
-            "SCHOOL_TOKEN_KEY",
-            "REGISTRY_ID_SEAL_KEY",
-            "REGISTRY_ID_LOOKUP_KEY",
-        ):
-            key = base64.b64decode(self.container.config[name])
-            if len(key) != 32:
-                raise ValueError(f"{name} must be 32 bytes (base64)")
-            keys.append(key)
-        self.keys = _Keys(*keys)
+        self.keys = keys_from(self.container.config)
 
     def get_dependency(self, worker_ctx):
         return self.keys
@@ -122,23 +94,18 @@ class ImportRunner(DependencyProvider):
         self.poller.wake()
 
     def _tick(self):
-        conn = psycopg2.connect(self.dsn)
-        conn.autocommit = True
+        store = ImportStore.for_runner(self.dsn)
         try:
-            with conn.cursor() as cur:
-                cur.execute(REQUEUE_STALE_IMPORTS_SQL, {"stale": self.stale})
-                for (import_id,) in cur.fetchall():
-                    log.warning("import %s lost its worker; queued again", import_id)
-                while len(self.running) < self.workers:
-                    cur.execute(CLAIM_IMPORT_SQL)
-                    claimed = cur.fetchone()
-                    if claimed is None:
-                        break
-                    import_id = str(claimed[0])
-                    self.running[import_id] = None
-                    eventlet.spawn(self._run, import_id)
+            for import_id in store.requeue_stale(self.stale):
+                log.warning("import %s lost its worker; queued again", import_id)
+            while len(self.running) < self.workers:
+                import_id = store.claim_next()
+                if import_id is None:
+                    break
+                self.running[import_id] = None
+                eventlet.spawn(self._run, import_id)
         finally:
-            conn.close()
+            store.close()
 
     def _run(self, import_id):
         try:
@@ -160,3 +127,95 @@ class ImportRunner(DependencyProvider):
         finally:
             self.running.pop(import_id, None)
             self.poller.wake()
+
+
+class _Verifier:
+    def __init__(self, store_of, keys):
+        self._store = store_of
+        self._keys = keys
+
+    def check(self, row, now, announce=False):
+        """Match ``row`` (locked) against the registry as it is now, store the
+        outcome, and tell identity when it moved (or ``announce``)."""
+        db = self._store()
+        school_code = row["school_code"]
+        if db.school(school_code) is None:
+            outcome = domain.Outcome("failed", "school_not_onboarded")
+        elif not db.school_has_roster(school_code):
+            outcome = domain.Outcome("pending", "school_not_synced")
+        else:
+            record = db.record_by_number(school_code, row["student_number"])
+            if row["linked_by"]:
+                outcome = domain.linked_outcome(record)
+            else:
+                submission = self._keys.submission_sealer.open(row["submission"])
+                claimed = record is not None and db.claimed_by_other(
+                    school_code, row["student_number"], row["account_id"]
+                )
+                outcome = domain.match_submission(
+                    submission, record, claimed, self._keys.id_hash
+                )
+        before = (row["status"], row["code"], list(row["mismatches"] or []))
+        saved = db.set_outcome(row["account_id"], outcome, now)
+        after = (saved["status"], saved["code"], list(saved["mismatches"]))
+        if row["correction_note"] and before != after:
+            # The school acted on the student's correction request: the
+            # outcome goes back to the student's inbox.
+            db.add_event(
+                "correction_answered",
+                {
+                    "account_id": str(saved["account_id"]),
+                    "school_code": saved["school_code"],
+                    "status": saved["status"],
+                    "code": saved["code"],
+                    "as_of": now.isoformat(),
+                },
+            )
+        if announce or before != after or row["class_name"] != saved["class_name"]:
+            db.add_event(
+                "registry_verification_changed",
+                {
+                    "account_id": str(saved["account_id"]),
+                    "status": saved["status"],
+                    "code": saved["code"],
+                    "school_code": saved["school_code"],
+                    "student_number": saved["student_number"],
+                    "class_name": saved["class_name"],
+                    "as_of": now.isoformat(),
+                },
+            )
+            log.info(
+                "registry verification of %s: %s (%s)",
+                saved["account_id"],
+                saved["status"],
+                saved["code"],
+            )
+        return saved
+
+    def roster_changed(self, school_code, student_numbers, now):
+        """Registry records of these students changed in this transaction:
+        re-check every verification that names them (pending and failed ones
+        may pass now, passed ones follow their record)."""
+        db = self._store()
+        numbers = sorted(set(student_numbers))
+        if not numbers:
+            return 0
+        rows = db.verifications_of_numbers(school_code, numbers, domain.NOT_RECHECKED)
+        for row in rows:
+            self.check(row, now)
+        return len(rows)
+
+
+class Verifier(DependencyProvider):
+    """``self.verifier``: the one place a registry verification's outcome
+    is decided (``check``) and re-decided when roster records change
+    (``roster_changed``) — by a student's submission, an admin, a SCIM
+    write, a pushed enrolment or an import — on the worker's store."""
+
+    def setup(self):
+        self.database = sibling(self, "db")
+        self.keys = sibling(self, "keys")
+
+    def get_dependency(self, worker_ctx):
+        stores = self.database.stores
+        return _Verifier(lambda: stores[worker_ctx], self.keys.keys)

@@ -77,7 +77,9 @@ class EnrollmentEntrypoints:
                         else None,
                     },
                 )
-        self._audit(school_code, "school.enrollments_pushed")
+        self.db.audit_school_system(
+            school_code, "school.enrollments_pushed", self.clock()
+        )
         self.db.commit()
         return {
             "received": len(request["items"]),
@@ -121,7 +123,9 @@ class EnrollmentEntrypoints:
                     "as_of": item["as_of"].isoformat(),
                 },
             )
-        self._audit(school_code, "school.change_windows_pushed")
+        self.db.audit_school_system(
+            school_code, "school.change_windows_pushed", self.clock()
+        )
         self.db.commit()
         return {
             "received": len(request["items"]),
@@ -136,6 +140,8 @@ class EnrollmentEntrypoints:
         request = _CURRENT_TERM.load(payload)
         if not self.db.set_current_term(request["school_code"], request["term"]):
             raise NotFound("school_not_found")
-        self._audit(request["school_code"], "school.current_term_set")
+        self.db.audit_school_system(
+            request["school_code"], "school.current_term_set", self.clock()
+        )
         self.db.commit()
         return {"school_code": request["school_code"], "current_term": request["term"]}

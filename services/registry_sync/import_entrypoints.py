@@ -80,7 +80,7 @@ class ImportEntrypoints:
             payload["school_code"], payload["since"], domain.NOT_RECHECKED
         )
         for row in rows:
-            self._check(row, now)
+            self.verifier.check(row, now)
         log.info(
             "import %s: %d verification(s) re-checked", payload["import_id"], len(rows)
         )

@@ -20,7 +20,7 @@ from services.registry_sync.schemas import (
     ScimUpdateRequest,
     ScimWriteRequest,
 )
-from services.registry_sync.store import FilterSql
+from services.registry_sync.scim_filter import FilterSql
 
 __all__ = ["ScimEntrypoints"]
 
@@ -59,7 +59,7 @@ def _check_version(if_match, version):
 
 
 class ScimEntrypoints:
-    """Needs ``db``, ``clock``, ``keys`` and ``roster_changed`` of the service."""
+    """Needs ``db``, ``clock``, ``keys`` and ``verifier`` of the service."""
 
     @rpc
     def scim_discovery(self, payload):
@@ -145,9 +145,6 @@ class ScimEntrypoints:
             )
         return [(key, *value) for key, value in members.items()]
 
-    def _audit(self, school_code, action, **ids):
-        self.db.audit(f"school:{school_code}", school_code, action, self.clock(), **ids)
-
     def _save(self, kind, school_code, resource, row, now):
         """Write a parsed resource over ``row`` (None: create); the new row."""
         if kind == "User":
@@ -163,9 +160,13 @@ class ScimEntrypoints:
                     {**record, "id": row["id"], "version": row["version"]}
                 )
             if saved is not None:
-                self.roster_changed(school_code, [saved["student_number"]])
+                self.verifier.roster_changed(
+                    school_code, [saved["student_number"]], now
+                )
                 if row is not None and row["student_number"] != saved["student_number"]:
-                    self.roster_changed(school_code, [row["student_number"]])
+                    self.verifier.roster_changed(
+                        school_code, [row["student_number"]], now
+                    )
             return saved
         columns = scim.group_columns(resource)
         members = self._members(school_code, resource)
@@ -188,7 +189,12 @@ class ScimEntrypoints:
         kind, school_code = request["kind"], request["school_code"]
         resource = scim.parse_resource(kind, request["document"], "create")
         row = self._save(kind, school_code, resource, None, self.clock())
-        self._audit(school_code, f"scim.{kind.lower()}_created", resource_id=row["id"])
+        self.db.audit_school_system(
+            school_code,
+            f"scim.{kind.lower()}_created",
+            self.clock(),
+            resource_id=row["id"],
+        )
         answer = self._answer(kind, row, request, status=201)
         self.db.commit()
         return answer
@@ -212,7 +218,12 @@ class ScimEntrypoints:
         saved = self._save(kind, school_code, resource, row, self.clock())
         if saved is None:  # changed between our read and write
             raise PreconditionFailed("precondition_failed")
-        self._audit(school_code, f"scim.{kind.lower()}_replaced", resource_id=row["id"])
+        self.db.audit_school_system(
+            school_code,
+            f"scim.{kind.lower()}_replaced",
+            self.clock(),
+            resource_id=row["id"],
+        )
         answer = self._answer(kind, saved, request)
         self.db.commit()
         return answer
@@ -229,8 +240,11 @@ class ScimEntrypoints:
             saved = self._save(kind, school_code, resource, row, self.clock())
             if saved is None:
                 raise PreconditionFailed("precondition_failed")
-            self._audit(
-                school_code, f"scim.{kind.lower()}_patched", resource_id=row["id"]
+            self.db.audit_school_system(
+                school_code,
+                f"scim.{kind.lower()}_patched",
+                self.clock(),
+                resource_id=row["id"],
             )
             row = saved
         answer = self._answer(kind, row, request)
@@ -249,12 +263,17 @@ class ScimEntrypoints:
                 school_code, row["id"], row["version"], now
             )
             if deleted:
-                self.roster_changed(school_code, [row["student_number"]])
+                self.verifier.roster_changed(school_code, [row["student_number"]], now)
         else:
             deleted = self.db.delete_group(school_code, row["id"], row["version"], now)
         if not deleted:
             raise PreconditionFailed("precondition_failed")
-        self._audit(school_code, f"scim.{kind.lower()}_deleted", resource_id=row["id"])
+        self.db.audit_school_system(
+            school_code,
+            f"scim.{kind.lower()}_deleted",
+            self.clock(),
+            resource_id=row["id"],
+        )
         self.db.commit()
         return {"status": 204}
 

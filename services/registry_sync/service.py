@@ -1,144 +1,53 @@
-"""The registry_sync service: the school registry — schools and their API
-tokens so far; roster pushes, enrolments, change windows and registry
-verification build on these (issue #9)."""
+"""The registry_sync service's composition root: the school registry.
 
-import logging
+Entrypoints by area, combined here, each self-contained:
+``school_entrypoints.py`` (schools and their API tokens),
+``scim_entrypoints.py`` (SCIM Users and Groups; the filter compiler is
+``scim_filter.py``), ``verification_entrypoints.py`` (registry
+verification, school admin tools, classmates), ``import_entrypoints.py``
+(OneRoster imports; the worker is ``import_worker.py`` with its SQL in
+``import_store.py``), ``enrollment_entrypoints.py`` (pushed enrolments,
+change windows, the current term). What they share is a provider declared
+below: ``verifier`` decides every verification outcome, ``keys`` (one set,
+``keys.py``) seals and hashes."""
 
-from services.common.contract.errors import NotFound, Unauthenticated
 from services.common.plumbing import base
 from services.common.plumbing.clock import Clock
 from services.common.plumbing.db import Database
 from services.common.plumbing.outbox import Outbox
-from services.common.plumbing.rpc import ServiceRpc, rpc
+from services.common.plumbing.rpc import ServiceRpc
 
 # Modules, not classes: `nameko run` takes every class with entrypoints in
 # this module's namespace for a service of its own.
 from services.registry_sync import (
-    domain,
     enrollment_entrypoints,
     import_entrypoints,
+    school_entrypoints,
     scim_entrypoints,
     verification_entrypoints,
 )
-from services.registry_sync.dependencies import ImportRunner, RegistryKeys
-from services.registry_sync.schemas import (
-    AuthenticateSchoolRequest,
-    OnboardSchoolRequest,
-    RotateTokenRequest,
-    SchoolInfo,
-    SchoolToken,
-    ViewSchoolRequest,
-)
+from services.registry_sync.dependencies import ImportRunner, RegistryKeys, Verifier
 from services.registry_sync.store import RegistryStore
 
 __all__ = ["RegistrySyncService"]
 
-log = logging.getLogger(__name__)
-
-_ONBOARD = OnboardSchoolRequest()
-_ROTATE = RotateTokenRequest()
-_VIEW = ViewSchoolRequest()
-_AUTHENTICATE_SCHOOL = AuthenticateSchoolRequest()
-_SCHOOL_TOKEN = SchoolToken()
-_SCHOOL_INFO = SchoolInfo()
-
 
 class RegistrySyncService(
+    school_entrypoints.SchoolEntrypoints,
     scim_entrypoints.ScimEntrypoints,
     verification_entrypoints.VerificationEntrypoints,
     import_entrypoints.ImportEntrypoints,
     enrollment_entrypoints.EnrollmentEntrypoints,
     base.ServiceBase,
 ):
-    """Entrypoints of the registry_sync service: schools and tokens here,
-    SCIM in ``scim_entrypoints.py``, registry verification, school admin
-    tools and classmates in ``verification_entrypoints.py``, OneRoster
-    imports in ``import_entrypoints.py``, pushed enrolments and change
-    windows in ``enrollment_entrypoints.py``."""
-
     name = "registry_sync"
 
     db = Database(RegistryStore)
     outbox = Outbox()  # relays the events db's stores queue
     clock = Clock()
     keys = RegistryKeys()
+    verifier = Verifier()  # the one place an outcome is decided
     imports = ImportRunner()
     # Registry verification compares records with the account's own
     # real-name data, which only identity holds.
     identity = ServiceRpc("identity")
-
-    # -- schools and their tokens -------------------------------------------
-    @rpc
-    def onboard_school(self, payload):
-        """A new school and its API token — the only time the token is shown."""
-        request = _ONBOARD.load(payload)
-        now = self.clock()
-        token = domain.new_school_token()
-        self.db.insert_school(
-            request["code"],
-            request["name"],
-            request["region"],
-            self.keys.school_token_hash(token),
-            now,
-        )
-        self.db.audit(
-            request["actor"],
-            request["code"],
-            "school_onboarded",
-            now,
-            school_code=request["code"],
-        )
-        self.db.commit()
-        log.info("school %s onboarded by %s", request["code"], request["actor"])
-        return _SCHOOL_TOKEN.dump({"code": request["code"], "api_token": token})
-
-    @rpc
-    def rotate_school_token(self, payload):
-        """A new token for the school; the old one stops working at once."""
-        request = _ROTATE.load(payload)
-        now = self.clock()
-        token = domain.new_school_token()
-        if not self.db.rotate_token(
-            request["code"], self.keys.school_token_hash(token), now
-        ):
-            raise NotFound("school_not_found")
-        self.db.audit(
-            request["actor"],
-            request["code"],
-            "school_token_rotated",
-            now,
-            school_code=request["code"],
-        )
-        self.db.commit()
-        return _SCHOOL_TOKEN.dump({"code": request["code"], "api_token": token})
-
-    @rpc
-    def authenticate_school(self, payload):
-        """The school a system's token belongs to, audited as ``action``
-        (every school-system request is)."""
-        request = _AUTHENTICATE_SCHOOL.load(payload)
-        school = self.db.school_by_token(self.keys.school_token_hash(request["token"]))
-        if school is None:
-            raise Unauthenticated("invalid_school_token")
-        self.db.audit(
-            f"school:{school['code']}", school["code"], request["action"], self.clock()
-        )
-        self.db.commit()
-        return {"school_code": school["code"], "name": school["name"]}
-
-    @rpc
-    def view_school(self, payload):
-        """A school's record for an admin (audited); never its token."""
-        request = _VIEW.load(payload)
-        school = self.db.school(request["code"])
-        if school is None:
-            raise NotFound("school_not_found")
-        self.db.audit(
-            request["actor"],
-            request["code"],
-            "school_viewed",
-            self.clock(),
-            school_code=request["code"],
-        )
-        self.db.commit()
-        return _SCHOOL_INFO.dump(school)

@@ -1,18 +1,15 @@
 """All SQL of the registry_sync service."""
 
 import json
-import re
-from datetime import datetime, timezone
 
 from psycopg2.extras import Json, register_uuid
-from scim2_models.path import AttrPath, FilterVisitor
 
-from services.common.contract.errors import Conflict, InvalidRequest
+from services.common.contract.errors import Conflict
 from services.common.plumbing.context import current_request_id
 from services.common.plumbing.db import Store
 from services.registry_sync import domain
 
-__all__ = ["RegistryStore", "FilterSql"]
+__all__ = ["RegistryStore"]
 
 # Resource ids are UUIDs; psycopg2 adapts them (and arrays of them) once this
 # is registered.
@@ -159,7 +156,7 @@ SELECT m.class_id, s.id, m.display, m.member_type FROM class_members m
  ORDER BY s.user_name, s.id
 """
 
-# Listing: the WHERE and ORDER BY come from FilterSql (whitelisted columns,
+# Listing: the WHERE and ORDER BY come from scim_filter.FilterSql (whitelisted columns,
 # bound values); these are templates for psycopg2.sql, not plain statements.
 LIST_TEMPLATES = {
     "User": (
@@ -183,195 +180,6 @@ COUNT_TEMPLATES = {
 # SCIM attribute -> (SQL expression, kind). Only these can be filtered or
 # sorted on; anything else is an invalidFilter. Kinds: "ci" case-insensitive
 # text, "exact" case-exact text, "bool", "int", "time".
-_CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:user"
-_CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:group"
-FILTER_COLUMNS = {
-    "User": {
-        ("id", None): ("id::text", "exact"),
-        ("externalid", None): ("external_id", "exact"),
-        ("username", None): ("user_name", "ci"),
-        ("displayname", None): ("display_name", "ci"),
-        ("active", None): ("active", "bool"),
-        ("name", "formatted"): ("formatted_name", "ci"),
-        ("name", "familyname"): ("family_name", "ci"),
-        ("name", "givenname"): ("given_name", "ci"),
-        ("meta", "lastmodified"): ("updated_at", "time"),
-        ("meta", "created"): ("created_at", "time"),
-        ("studentnumber", None): ("student_number", "exact"),
-        ("idtype", None): ("id_type", "ci"),
-        ("grade", None): ("grade", "ci"),
-        ("classname", None): ("class_name", "ci"),
-        ("department", None): ("department", "ci"),
-        ("enrollmentyear", None): ("enrollment_year", "int"),
-        ("status", None): ("status", "ci"),
-    },
-    "Group": {
-        ("id", None): ("id::text", "exact"),
-        ("externalid", None): ("external_id", "exact"),
-        ("displayname", None): ("display_name", "ci"),
-        ("meta", "lastmodified"): ("updated_at", "time"),
-        ("meta", "created"): ("created_at", "time"),
-    },
-}
-_EXTENSION_ATTRIBUTES = {
-    "studentnumber",
-    "idtype",
-    "grade",
-    "classname",
-    "department",
-    "enrollmentyear",
-    "status",
-}
-_SQL_OPERATORS = {"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
-
-
-def _invalid_filter(detail):
-    return InvalidRequest(
-        "scim_invalid_filter", {"scimType": "invalidFilter", "scim_detail": detail}
-    )
-
-
-_ATTR_PATH = re.compile(
-    r"^(?:(urn:[\w.:-]+):)?([A-Za-z][\w$-]*)(?:\.([A-Za-z][\w$-]*))?$"
-)
-
-
-def parse_attr_path(text):
-    """``[urn:…:]attr[.sub]`` (a sortBy value) as an AttrPath."""
-    match = _ATTR_PATH.match(text or "")
-    if not match:
-        raise ValueError(text)
-    uri, attr, sub = match.groups()
-    return AttrPath(attr=attr, sub_attr=sub, uri=uri)
-
-
-def _like_escape(text):
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-class FilterSql(FilterVisitor):
-    """A parsed SCIM filter -> a SQL condition over whitelisted columns with
-    every value bound as a parameter (never spliced into the text)."""
-
-    def __init__(self, kind, extension_urn):
-        self.kind = kind
-        self.columns = FILTER_COLUMNS[kind]
-        self.extension_urn = extension_urn.lower()
-        self.params = {}
-
-    def _bind(self, value):
-        name = f"f{len(self.params)}"
-        self.params[name] = value
-        return f"%({name})s"
-
-    def column(self, attr_path):
-        uri = (attr_path.uri or "").lower()
-        attr = attr_path.attr.lower()
-        sub = attr_path.sub_attr.lower() if attr_path.sub_attr else None
-        core = _CORE_USER if self.kind == "User" else _CORE_GROUP
-        if uri and uri not in (core, self.extension_urn):
-            raise _invalid_filter(f"unknown schema in {attr_path}")
-        if uri == self.extension_urn and attr not in _EXTENSION_ATTRIBUTES:
-            raise _invalid_filter(f"{attr_path} cannot be filtered on")
-        found = self.columns.get((attr, sub))
-        if found is None:
-            raise _invalid_filter(f"{attr_path} cannot be filtered on")
-        return found
-
-    def _value(self, kind, value, attr_path):
-        if kind == "time":
-            if isinstance(value, datetime):
-                return value
-            try:
-                parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-            except ValueError:
-                raise _invalid_filter(f"{attr_path} needs a dateTime") from None
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-        if kind == "int":
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise _invalid_filter(f"{attr_path} needs an integer")
-            return value
-        if kind == "bool":
-            if not isinstance(value, bool):
-                raise _invalid_filter(f"{attr_path} needs true or false")
-            return value
-        if not isinstance(value, str):
-            raise _invalid_filter(f"{attr_path} needs a string")
-        return value.lower() if kind == "ci" else value
-
-    def visit_comparison(self, node):
-        expression, kind = self.column(node.attr_path)
-        op = node.op.value
-        if kind == "ci":
-            expression = f"lower({expression})"
-        if node.value is None:
-            if op == "eq":
-                return f"({expression} IS NULL)"
-            if op == "ne":
-                return f"({expression} IS NOT NULL)"
-            raise _invalid_filter(f"{op} null is meaningless")
-        value = self._value(kind, node.value, node.attr_path)
-        if op in ("co", "sw", "ew"):
-            if kind not in ("ci", "exact"):
-                raise _invalid_filter(f"{op} applies to strings only")
-            pattern = _like_escape(value)
-            pattern = {"co": f"%{pattern}%", "sw": f"{pattern}%", "ew": f"%{pattern}"}[
-                op
-            ]
-            return f"({expression} LIKE {self._bind(pattern)})"
-        if kind == "bool" and op not in ("eq", "ne"):
-            raise _invalid_filter(f"{op} does not apply to booleans")
-        return f"({expression} {_SQL_OPERATORS[op]} {self._bind(value)})"
-
-    def visit_present(self, node):
-        expression, kind = self.column(node.attr_path)
-        if kind in ("ci", "exact"):
-            return f"({expression} IS NOT NULL AND {expression} <> '')"
-        return f"({expression} IS NOT NULL)"
-
-    def visit_not(self, node):
-        return f"(NOT COALESCE({self.visit(node.expr)}, false))"
-
-    def visit_logical_expr(self, node):
-        joiner = " AND " if node.op.value == "and" else " OR "
-        return "(" + joiner.join(self.visit(term) for term in node.terms) + ")"
-
-    def visit_value_path(self, node):
-        # members[value eq "…"] on Groups is the one multi-valued attribute
-        # worth filtering on: which classes hold this student.
-        if self.kind != "Group" or node.attr_path.attr.lower() != "members":
-            raise _invalid_filter(f"{node.attr_path} cannot be filtered on")
-        inner = node.val_filter
-        if not (
-            hasattr(inner, "attr_path")
-            and inner.attr_path.attr.lower() == "value"
-            and getattr(inner, "op", None) is not None
-            and inner.op.value == "eq"
-        ):
-            raise _invalid_filter('only members[value eq "…"] is supported')
-        return (
-            "(EXISTS (SELECT 1 FROM class_members m WHERE m.class_id = classes.id"
-            f" AND m.student_id::text = {self._bind(str(inner.value))}))"
-        )
-
-    def order_by(self, sort_by, descending):
-        if not sort_by:
-            return "created_at, id"
-        try:
-            attr_path = parse_attr_path(sort_by)
-        except ValueError:
-            raise InvalidRequest(
-                "scim_invalid_sort",
-                {"scimType": "invalidValue", "scim_detail": sort_by},
-            ) from None
-        expression, kind = self.column(attr_path)
-        if kind == "ci":
-            expression = f"lower({expression})"
-        direction = "DESC" if descending else "ASC"
-        return f"{expression} {direction} NULLS LAST, id"
-
-
-# -- registry verification ----------------------------------------------------------
 SCHOOL_HAS_ROSTER_SQL = """
 SELECT EXISTS (SELECT 1 FROM students WHERE school_code = %(school_code)s) AS synced
 """
@@ -486,9 +294,8 @@ SELECT account_id, school_code, student_number, status, class_name, student_id,
 
 
 # -- OneRoster imports ----------------------------------------------------------------
-# The worker's statements. Those naming the session's TEMP staging tables end
-# in _STAGE rather than _SQL: they cannot be PREPAREd against the migrated
-# schema alone (tests/integration/test_db.py prepares every *_SQL).
+# The service's statements about imports; the runner's and the worker's are
+# in import_store.py.
 INSERT_IMPORT_SQL = """
 INSERT INTO imports (id, school_code, status, package, created_at)
 VALUES (%(id)s, %(school_code)s, 'queued', %(package)s, %(now)s)
@@ -509,250 +316,6 @@ COUNT_IMPORT_ERRORS_SQL = (
     "SELECT count(*) AS n FROM import_errors WHERE import_id = %(id)s"
 )
 
-# A worker that stopped beating (killed, machine lost) gets its import back
-# in the queue; its transaction died with it.
-REQUEUE_STALE_IMPORTS_SQL = """
-UPDATE imports SET status = 'queued'
- WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => %(stale)s)
-RETURNING id
-"""
-
-# One running import per school: the oldest queued import of a school with
-# none running (the worker's advisory lock settles a race between instances).
-CLAIM_IMPORT_SQL = """
-UPDATE imports SET status = 'running', attempts = attempts + 1,
-       started_at = now(), heartbeat_at = now()
- WHERE id = (SELECT i.id FROM imports i
-              WHERE i.status = 'queued'
-                AND NOT EXISTS (SELECT 1 FROM imports r
-                                 WHERE r.school_code = i.school_code
-                                   AND r.status = 'running')
-              ORDER BY i.created_at
-                FOR UPDATE SKIP LOCKED LIMIT 1)
-RETURNING id, school_code
-"""
-
-WORKER_LOAD_IMPORT_SQL = """
-SELECT id, school_code, package, started_at FROM imports
- WHERE id = %(id)s AND status = 'running'
-"""
-
-HEARTBEAT_SQL = """
-UPDATE imports SET heartbeat_at = now(), progress = %(progress)s WHERE id = %(id)s
-"""
-
-FAIL_IMPORT_SQL = """
-UPDATE imports SET status = 'failed', error_code = %(code)s, error_detail = %(detail)s,
-       package = NULL, finished_at = now(), heartbeat_at = now()
- WHERE id = %(id)s
-"""
-
-FINISH_IMPORT_SQL = """
-UPDATE imports SET status = 'succeeded', version = %(version)s, progress = %(progress)s,
-       warnings = %(warnings)s, package = NULL, finished_at = now(), heartbeat_at = now()
- WHERE id = %(id)s
-"""
-
-IMPORT_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('import:' || %(school_code)s))"
-
-# Every sourcedId each file of the import names (good rows or not): a row
-# named twice is refused by the reader, and a bulk file deactivates what it
-# does not name — kept here, not in the worker's memory.
-STAGE_FILE_IDS_STAGE = """
-CREATE TEMP TABLE IF NOT EXISTS stage_file_ids (
-    entity text NOT NULL, sourced_id text NOT NULL,
-    PRIMARY KEY (entity, sourced_id)
-) ON COMMIT DROP
-"""
-
-CLAIM_FILE_IDS_STAGE = """
-INSERT INTO stage_file_ids (entity, sourced_id)
-SELECT %(entity)s, unnest(%(ids)s::text[])
-ON CONFLICT DO NOTHING
-RETURNING sourced_id
-"""
-
-STAGE_STUDENTS_STAGE = """
-CREATE TEMP TABLE stage_students (
-    line integer, id uuid, user_name text, external_id text, student_number text,
-    family_name text, given_name text, formatted_name text, name_key text,
-    active boolean, status text, id_type text, id_sealed bytea, id_hash text,
-    id_hint text, id_problem text, grade text, class_name text, department text,
-    enrollment_year integer, doc jsonb, source_modified_at timestamptz
-) ON COMMIT DROP
-"""
-STAGE_STUDENT_COLUMNS = (
-    "line",
-    "id",
-    "user_name",
-    "external_id",
-    "student_number",
-    "family_name",
-    "given_name",
-    "formatted_name",
-    "name_key",
-    "active",
-    "status",
-    "id_type",
-    "id_sealed",
-    "id_hash",
-    "id_hint",
-    "id_problem",
-    "grade",
-    "class_name",
-    "department",
-    "enrollment_year",
-    "doc",
-    "source_modified_at",
-)
-
-# Rows naming a student number or user name twice in the file: the first wins.
-DUPLICATES_IN_FILE_STAGE = """
-DELETE FROM stage_students s USING (
-    SELECT line, row_number() OVER (PARTITION BY student_number ORDER BY line) AS n,
-           row_number() OVER (PARTITION BY lower(user_name) ORDER BY line) AS m
-      FROM stage_students) d
- WHERE s.line = d.line AND (d.n > 1 OR d.m > 1)
-RETURNING s.line
-"""
-
-# Rows whose number or user name belongs to another live record of the school.
-TAKEN_BY_OTHERS_STAGE = """
-DELETE FROM stage_students s USING students t
- WHERE t.school_code = %(school_code)s AND t.deleted_at IS NULL
-   AND t.external_id IS DISTINCT FROM s.external_id
-   AND (t.student_number = s.student_number OR lower(t.user_name) = lower(s.user_name))
-RETURNING s.line, t.student_number = s.student_number AS number_taken
-"""
-
-UPSERT_STUDENTS_STAGE = """
-INSERT INTO students (id, school_code, user_name, external_id, student_number,
-    family_name, given_name, formatted_name, name_key, active, status, id_type,
-    id_sealed, id_hash, id_hint, id_problem, grade, class_name, department,
-    enrollment_year, doc, source, source_modified_at, created_at, updated_at)
-SELECT id, %(school_code)s, user_name, external_id, student_number, family_name,
-       given_name, formatted_name, name_key, active, status, id_type, id_sealed,
-       id_hash, id_hint, id_problem, grade, class_name, department, enrollment_year,
-       doc, 'oneroster', source_modified_at, %(now)s, %(now)s
-  FROM stage_students
-ON CONFLICT (school_code, external_id) WHERE deleted_at IS NULL AND external_id IS NOT NULL
-DO UPDATE SET user_name = EXCLUDED.user_name, student_number = EXCLUDED.student_number,
-    family_name = EXCLUDED.family_name, given_name = EXCLUDED.given_name,
-    formatted_name = EXCLUDED.formatted_name, name_key = EXCLUDED.name_key,
-    active = EXCLUDED.active, status = EXCLUDED.status, id_type = EXCLUDED.id_type,
-    id_sealed = EXCLUDED.id_sealed, id_hash = EXCLUDED.id_hash,
-    id_hint = EXCLUDED.id_hint, id_problem = EXCLUDED.id_problem,
-    grade = EXCLUDED.grade, class_name = EXCLUDED.class_name,
-    department = EXCLUDED.department, enrollment_year = EXCLUDED.enrollment_year,
-    doc = EXCLUDED.doc, source = 'oneroster',
-    source_modified_at = EXCLUDED.source_modified_at,
-    version = students.version + 1, updated_at = EXCLUDED.updated_at
- WHERE students.source_modified_at IS NULL OR EXCLUDED.source_modified_at IS NULL
-    OR EXCLUDED.source_modified_at >= students.source_modified_at
-"""
-
-# Bulk: the school's OneRoster students the file no longer names become
-# inactive (never deleted: their history and verifications stay explainable).
-DEACTIVATE_MISSING_STUDENTS_STAGE = """
-UPDATE students SET active = false, version = version + 1, updated_at = %(now)s
- WHERE school_code = %(school_code)s AND source = 'oneroster' AND deleted_at IS NULL
-   AND active AND NOT EXISTS (SELECT 1 FROM stage_file_ids f
-                    WHERE f.entity = 'users' AND f.sourced_id = external_id)
-"""
-
-UPSERT_TERM_SQL = """
-INSERT INTO terms (school_code, sourced_id, title, type, start_date, end_date, active,
-                   source_modified_at)
-VALUES (%(school_code)s, %(sourced_id)s, %(title)s, %(type)s, %(start)s, %(end)s,
-        %(active)s, %(modified)s)
-ON CONFLICT (school_code, sourced_id) DO UPDATE
-   SET title = EXCLUDED.title, type = EXCLUDED.type, start_date = EXCLUDED.start_date,
-       end_date = EXCLUDED.end_date, active = EXCLUDED.active,
-       source_modified_at = EXCLUDED.source_modified_at
- WHERE terms.source_modified_at IS NULL OR EXCLUDED.source_modified_at IS NULL
-    OR EXCLUDED.source_modified_at >= terms.source_modified_at
-"""
-
-DEACTIVATE_MISSING_TERMS_STAGE = """
-UPDATE terms SET active = false
- WHERE school_code = %(school_code)s AND NOT EXISTS (SELECT 1 FROM stage_file_ids f
-                    WHERE f.entity = 'academicSessions' AND f.sourced_id = sourced_id)
-"""
-
-UPSERT_CLASS_SQL = """
-INSERT INTO classes (id, school_code, display_name, external_id, doc, source,
-                     class_type, course_id, term_ids, source_modified_at, created_at,
-                     updated_at, deleted_at)
-VALUES (%(id)s, %(school_code)s, %(title)s, %(sourced_id)s, %(doc)s, 'oneroster',
-        %(class_type)s, %(course_id)s, %(term_ids)s, %(modified)s, %(now)s, %(now)s,
-        %(deleted_at)s)
-ON CONFLICT (school_code, external_id) WHERE deleted_at IS NULL AND external_id IS NOT NULL
-DO UPDATE SET display_name = EXCLUDED.display_name, doc = EXCLUDED.doc,
-    class_type = EXCLUDED.class_type, course_id = EXCLUDED.course_id,
-    term_ids = EXCLUDED.term_ids, source_modified_at = EXCLUDED.source_modified_at,
-    deleted_at = EXCLUDED.deleted_at, version = classes.version + 1,
-    updated_at = EXCLUDED.updated_at
- WHERE classes.source_modified_at IS NULL OR EXCLUDED.source_modified_at IS NULL
-    OR EXCLUDED.source_modified_at >= classes.source_modified_at
-"""
-
-DELETE_MISSING_CLASSES_STAGE = """
-UPDATE classes SET deleted_at = %(now)s, version = version + 1, updated_at = %(now)s
- WHERE school_code = %(school_code)s AND source = 'oneroster' AND deleted_at IS NULL
-   AND NOT EXISTS (SELECT 1 FROM stage_file_ids f
-                    WHERE f.entity = 'classes' AND f.sourced_id = external_id)
-"""
-
-# The live classes and students one chunk of enrolments names (by their
-# unique (school_code, external_id) indexes).
-LIVE_IDS_OF_SQL = """
-SELECT 'class' AS kind, external_id, id, class_type, course_id, term_ids,
-       NULL AS student_number
-  FROM classes WHERE school_code = %(school_code)s AND deleted_at IS NULL
-   AND external_id = ANY(%(class_ids)s::text[])
-UNION ALL
-SELECT 'student', external_id, id, NULL, NULL, NULL, student_number
-  FROM students WHERE school_code = %(school_code)s AND deleted_at IS NULL
-   AND external_id = ANY(%(user_ids)s::text[])
-"""
-
-UPSERT_MEMBERSHIP_SQL = """
-INSERT INTO class_members (class_id, student_id, source_id)
-VALUES (%(class_id)s, %(student_id)s, %(source_id)s)
-ON CONFLICT (class_id, student_id) DO UPDATE SET source_id = EXCLUDED.source_id
-"""
-
-DELETE_MEMBERSHIP_SQL = """
-DELETE FROM class_members m USING classes c
- WHERE m.class_id = c.id AND c.school_code = %(school_code)s
-   AND m.source_id = %(source_id)s
-"""
-
-DELETE_MISSING_MEMBERSHIPS_STAGE = """
-DELETE FROM class_members m USING classes c
- WHERE m.class_id = c.id AND c.school_code = %(school_code)s AND c.source = 'oneroster'
-   AND (m.source_id IS NULL OR NOT EXISTS (SELECT 1 FROM stage_file_ids f
-                    WHERE f.entity = 'enrollments' AND f.sourced_id = m.source_id))
-"""
-
-CURRENT_TERMS_SQL = """
-SELECT sourced_id FROM terms
- WHERE school_code = %(school_code)s AND active
-   AND (sourced_id = (SELECT current_term FROM schools WHERE code = %(school_code)s)
-        OR ((SELECT current_term FROM schools WHERE code = %(school_code)s) IS NULL
-            AND type IN ('term', 'semester')
-            AND start_date <= %(today)s AND end_date >= %(today)s))
-"""
-
-INSERT_IMPORT_ERROR_SQL = """
-INSERT INTO import_errors (import_id, file, line, field, reason, kept)
-VALUES (%(import_id)s, %(file)s, %(line)s, %(field)s, %(reason)s, %(kept)s)
-"""
-
-INSERT_WORKER_EVENT_SQL = """
-INSERT INTO outbox (event_id, event_type, payload, request_id)
-VALUES (%(event_id)s, %(event_type)s, %(payload)s, %(request_id)s)
-"""
 
 # After an import: verifications to re-check — every unsettled one of the
 # school, and passed ones whose record the import touched.
@@ -859,7 +422,11 @@ class RegistryStore(Store):
     def school_by_token(self, token_hash):
         return self.fetchone(SCHOOL_BY_TOKEN_SQL, {"token_hash": token_hash})
 
-    def audit(self, actor, school_code, action, at, **ids):
+    def audit_school_system(self, school_code, action, at, /, **ids):
+        """An action a school's own system took with its API token."""
+        self.audit(f"school:{school_code}", school_code, action, at, **ids)
+
+    def audit(self, actor, school_code, action, at, /, **ids):
         """Who did what for which school, when, under which request; only
         identifiers (``domain.audit_object_ids``), never personal data."""
         self.execute(

@@ -48,81 +48,8 @@ def _state(row):
 
 
 class VerificationEntrypoints:
-    """Needs ``db``, ``clock``, ``keys`` and the ``identity`` RPC proxy of
-    the service."""
-
-    # -- the one place an outcome is decided ---------------------------------
-    def _check(self, row, now, announce=False):
-        """Match ``row`` (locked) against the registry as it is now, store the
-        outcome, and tell identity when it moved (or ``announce``)."""
-        school_code = row["school_code"]
-        if self.db.school(school_code) is None:
-            outcome = domain.Outcome("failed", "school_not_onboarded")
-        elif not self.db.school_has_roster(school_code):
-            outcome = domain.Outcome("pending", "school_not_synced")
-        else:
-            record = self.db.record_by_number(school_code, row["student_number"])
-            if row["linked_by"]:
-                outcome = domain.linked_outcome(record)
-            else:
-                submission = self.keys.submission_sealer.open(row["submission"])
-                claimed = record is not None and self.db.claimed_by_other(
-                    school_code, row["student_number"], row["account_id"]
-                )
-                outcome = domain.match_submission(
-                    submission, record, claimed, self.keys.id_hash
-                )
-        before = (row["status"], row["code"], list(row["mismatches"] or []))
-        saved = self.db.set_outcome(row["account_id"], outcome, now)
-        after = (saved["status"], saved["code"], list(saved["mismatches"]))
-        if row["correction_note"] and before != after:
-            # The school acted on the student's correction request: the
-            # outcome goes back to the student's inbox.
-            self.db.add_event(
-                "correction_answered",
-                {
-                    "account_id": str(saved["account_id"]),
-                    "school_code": saved["school_code"],
-                    "status": saved["status"],
-                    "code": saved["code"],
-                    "as_of": now.isoformat(),
-                },
-            )
-        if announce or before != after or row["class_name"] != saved["class_name"]:
-            self.db.add_event(
-                "registry_verification_changed",
-                {
-                    "account_id": str(saved["account_id"]),
-                    "status": saved["status"],
-                    "code": saved["code"],
-                    "school_code": saved["school_code"],
-                    "student_number": saved["student_number"],
-                    "class_name": saved["class_name"],
-                    "as_of": now.isoformat(),
-                },
-            )
-            log.info(
-                "registry verification of %s: %s (%s)",
-                saved["account_id"],
-                saved["status"],
-                saved["code"],
-            )
-        return saved
-
-    def roster_changed(self, school_code, student_numbers):
-        """Registry records of these students changed in this transaction:
-        re-check every verification that names them (pending and failed ones
-        may pass now, passed ones follow their record)."""
-        numbers = sorted(set(student_numbers))
-        if not numbers:
-            return 0
-        now = self.clock()
-        rows = self.db.verifications_of_numbers(
-            school_code, numbers, domain.NOT_RECHECKED
-        )
-        for row in rows:
-            self._check(row, now)
-        return len(rows)
+    """Needs ``db``, ``clock``, ``keys``, ``verifier`` and the ``identity``
+    RPC proxy of the service."""
 
     # -- students ---------------------------------------------------------------
     @rpc
@@ -149,7 +76,7 @@ class VerificationEntrypoints:
             self.keys.submission_sealer.seal(submission),
             now,
         )
-        saved = self._check(row, now, announce=True)
+        saved = self.verifier.check(row, now, announce=True)
         self.db.commit()
         return _state(saved)
 
@@ -221,7 +148,7 @@ class VerificationEntrypoints:
             self.keys.submission_sealer.seal(submission),
             now,
         )
-        self._check(row, now, announce=True)
+        self.verifier.check(row, now, announce=True)
 
     # -- school admins ----------------------------------------------------------
     def _admin_row(self, request):
@@ -264,7 +191,7 @@ class VerificationEntrypoints:
         or wants to see the current answer)."""
         request = _ADMIN_STUDENT.load(payload)
         row = self._admin_row(request)
-        saved = self._check(row, self.clock(), announce=True)
+        saved = self.verifier.check(row, self.clock(), announce=True)
         self._admin_audit(
             request, "admin.verification_refreshed", account_id=request["account_id"]
         )
@@ -303,7 +230,9 @@ class VerificationEntrypoints:
             request["reason"],
             now,
         )
-        saved = self._check(self.db.verification(account_id, lock=True), now, True)
+        saved = self.verifier.check(
+            self.db.verification(account_id, lock=True), now, True
+        )
         self._admin_audit(
             request,
             "admin.verification_linked",

@@ -3,6 +3,7 @@ SQL statement the stores and plumbing use is valid against the result."""
 
 import importlib
 import re
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -10,7 +11,25 @@ import pytest
 from services.common.plumbing.migrate import SERVICES_WITH_DB, drop_database, migrate
 from services.common.plumbing.testing import db_uri, random_ref
 
+ROOT = Path(__file__).resolve().parents[2]
 PLUMBING_MODULES = ["services.common.plumbing.db", "services.common.plumbing.outbox"]
+
+
+def store_modules(service):
+    """Every module of the service that holds SQL (``store.py``,
+    ``import_store.py``), and the shared throttle SQL where its store mixes
+    it in."""
+    from services.common.plumbing.throttle_store import ThrottleStore
+
+    folder = ROOT / "services" / service
+    names = [f"services.{service}.{p.stem}" for p in sorted(folder.glob("*store.py"))]
+    store = importlib.import_module(f"services.{service}.store")
+    if any(
+        isinstance(cls, type) and issubclass(cls, ThrottleStore)
+        for cls in vars(store).values()
+    ):
+        names.append("services.common.plumbing.throttle_store")
+    return names
 
 
 def sql_constants(module_name):
@@ -45,7 +64,7 @@ def test_migrations_apply_to_an_empty_database_and_match_the_store(service):
         assert "common_0001_outbox" in applied
         assert migrate(service, uri) == []  # idempotent
         statements = {}
-        for module in PLUMBING_MODULES + [f"services.{service}.store"]:
+        for module in PLUMBING_MODULES + store_modules(service):
             statements.update(sql_constants(module))
         assert statements, "no SQL constants found"
         conn = psycopg2.connect(uri)

@@ -9,7 +9,7 @@ import pytest
 from services.common.contract.errors import InvalidRequest
 from services.common.rules.realname import comparable_name, normalise_id
 from services.registry_sync import scim
-from services.registry_sync.store import FilterSql, parse_attr_path
+from services.registry_sync.scim_filter import FilterSql, parse_attr_path
 
 
 def compile_filter(kind, text):
