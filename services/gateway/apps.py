@@ -123,17 +123,9 @@ class AppEndpoints:
         202 `{"expires_at": "…", "resend_after": 60, "remaining_today": 4}`;
         429 `resend_too_soon` (`retry_after`) or `daily_limit_reached` (`resets_at`).
         """
-        try:
-            body = load_body(request, CodeRequestSchema())
-        except InvalidRequest as refusal:
-            if refusal.code != "destination_invalid":
-                raise
-            raw = request.get_json(silent=True) or {}
-            code = "email_invalid" if raw.get("channel") == "email" else "phone_invalid"
-            raise InvalidRequest(code, refusal.extra) from None
-        if ("@" in body["destination"]) != (body["channel"] == "email"):
-            # Well-formed, but this address cannot take this channel.
-            raise RuleViolation("destination_channel_mismatch")
+        # Which destinations a channel takes is verification's rule
+        # (domain.checked_destination): every caller gets the same code.
+        body = load_body(request, CodeRequestSchema())
         answer = self.verification.issue_code(
             {
                 **body,

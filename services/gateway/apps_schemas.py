@@ -23,7 +23,6 @@ from services.gateway.schemas import (
     EMAIL,
     NEW_PASSWORD,
     NOT_BLANK,
-    PHONE_OR_EMAIL,
     SCHOOL_CODE_FIELD,
     _code,
     _current_password,
@@ -42,10 +41,11 @@ class CodeRequestSchema(Schema):
     )
     destination = fields.String(
         required=True,
-        validate=[validate.Length(1, 254), PHONE_OR_EMAIL],
+        validate=[validate.Length(1, 254), NOT_BLANK],
         metadata={
             "example": "13812345678",
-            "description": "a mainland mobile for sms, an address for email",
+            "description": "a mainland mobile for sms, an address for email "
+            "(400 phone_invalid / email_invalid, 422 destination_channel_mismatch)",
         },
     )
     purpose = fields.String(

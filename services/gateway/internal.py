@@ -96,7 +96,7 @@ class InternalEndpoints:
         )
         # This instance forgets the account's principals now; the others on
         # the roles_changed broadcast, moments later.
-        self.sessions.evict_account(str(answer["account_id"]))
+        self.principal.forget(str(answer["account_id"]))
         return 200, reshape(RolesSetSchema(), answer)
 
     @endpoint(

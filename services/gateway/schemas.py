@@ -31,9 +31,6 @@ EMAIL = [
     validate.Length(max=254, error="email_invalid"),
     validate.Regexp(EMAIL_PATTERN, error="email_invalid"),
 ]
-PHONE_OR_EMAIL = validate.Regexp(
-    f"(?:{MOBILE_PATTERN})|(?:{EMAIL_PATTERN})", error="destination_invalid"
-)
 NEW_PASSWORD = validate.Length(8, 64)
 # At least one character that is neither white space nor NUL (identity
 # strips a login name before reading it).

@@ -12,8 +12,9 @@ from nameko.extensions import DependencyProvider
 
 from services.common.plumbing.clock import utc_now
 from services.common.plumbing.crypto import Sealer
-from services.common.plumbing.db import Database
 from services.common.plumbing.poller import Poller
+from services.common.plumbing.providers import sibling
+from services.common.rules.contacts import channel_of
 from services.common.rules.masking import mask_email, mask_phone
 from services.verification import domain
 from services.verification.providers import ProviderRefused, build_providers
@@ -25,7 +26,9 @@ log = logging.getLogger(__name__)
 
 
 def mask_destination(destination):
-    return mask_email(destination) if "@" in destination else mask_phone(destination)
+    if channel_of(destination) == "email":
+        return mask_email(destination)
+    return mask_phone(destination)
 
 
 class PolicySet:
@@ -104,9 +107,7 @@ class DeliveryQueue(DependencyProvider):
         self.clock = utc_now
 
     def start(self):
-        database = next(
-            d for d in self.container.dependencies if isinstance(d, Database)
-        )
+        database = sibling(self, "db")
         self.db_pool = database.pool
         self.on_commit = database.on_commit  # the outbox relay's wake, if any
         self.poller.start()

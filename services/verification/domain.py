@@ -20,7 +20,7 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from services.common.contract.errors import InvalidRequest, Throttled
+from services.common.contract.errors import InvalidRequest, RuleViolation, Throttled
 from services.common.contract.vocabulary import CODE_CHANNELS, CODE_PURPOSES
 from services.common.rules.calendar import (
     BEIJING,
@@ -28,7 +28,7 @@ from services.common.rules.calendar import (
     beijing_day_start,
     next_beijing_midnight,
 )
-from services.common.rules.contacts import normalise_email, normalise_mobile
+from services.common.rules.contacts import channel_of, normalise_email, normalise_mobile
 
 __all__ = [
     "PURPOSES",
@@ -40,6 +40,7 @@ __all__ = [
     "PROFILES",
     "policy_for",
     "normalise_destination",
+    "checked_destination",
     "beijing_day",
     "beijing_day_start",
     "next_beijing_midnight",
@@ -133,6 +134,27 @@ def normalise_destination(channel, destination):
     if channel == "email":
         return normalise_email(destination)
     raise InvalidRequest("channel_invalid")
+
+
+def checked_destination(channel, destination):
+    """``destination`` normalised for ``channel``, or the refusal every
+    caller gets for the same mistake: well-formed for the other channel (an
+    address asked to take an SMS) is 422 ``destination_channel_mismatch``;
+    malformed for its channel is 400 ``phone_invalid`` / ``email_invalid``."""
+    try:
+        return normalise_destination(channel, destination)
+    except InvalidRequest as refusal:
+        other = "email" if channel == "sms" else "sms"
+        if channel in CHANNELS and channel_of(destination) == other:
+            try:
+                normalise_destination(other, destination)
+            except InvalidRequest:
+                pass
+            else:
+                raise RuleViolation("destination_channel_mismatch") from None
+        raise InvalidRequest(
+            refusal.code, {"errors": {"destination": [refusal.code]}}
+        ) from None
 
 
 def generate_code():

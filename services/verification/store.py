@@ -7,6 +7,7 @@ so concurrent requests for one destination queue on that row and exactly
 """
 
 from services.common.plumbing.db import Store
+from services.verification import quota
 
 __all__ = ["VerificationStore"]
 
@@ -339,6 +340,46 @@ class VerificationStore(Store):
         )
         counts = {row["scope"]: row["count"] for row in rows}
         return {scope_a: counts.get(scope_a), scope_b: counts.get(scope_b)}
+
+    # -- the quota ledger (services/verification/quota.py plans it) -----------
+    def take_shared(self, plan):
+        """Take ``plan.shared`` in one autocommitted statement (row locks in
+        (scope, key) order); when one refuses, give back what was taken.
+        Returns ``quota.SharedOutcome``."""
+        windows = list(plan.shared) + [quota.Window("ip_hour", None, None, 0)]
+        first, second = windows[0], windows[1]
+        counts = self.bump_shared_counters(
+            (first.scope, first.key, first.start, first.limit),
+            (second.scope, second.key, second.start, second.limit),
+        )
+        outcome = quota.after_shared(plan, counts)
+        self.give_back(outcome.give_back)
+        return outcome
+
+    def give_back(self, windows):
+        """Return one to each shared window (alone, its own transaction)."""
+        for window in windows:
+            self.refund_shared_counter(window.scope, window.key, window.start)
+
+    def take_send_quota(self, plan, now):
+        """The send's own counters in the code's transaction: the
+        destination's budget row (its lock queues concurrent sends to one
+        destination across instances), then the account's day.
+        ``(sent_today, None)`` or ``(None, (refused, destination_quota))``."""
+        sent_today = self.reserve_destination(
+            plan.destination, plan.budget, plan.day, now, plan.cooldown_edge,
+            plan.daily_limit,
+        )  # fmt: skip
+        if sent_today is None:
+            return None, (
+                "destination",
+                self.destination_quota(plan.destination, plan.budget),
+            )
+        account = plan.account
+        if account and self.bump_counter(account.scope, account.key, account.start,
+                                         account.limit) is None:  # fmt: skip
+            return None, ("account", None)
+        return sent_today, None
 
     def refund_counter(self, scope, key, window_start):
         self.execute(

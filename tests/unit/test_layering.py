@@ -135,3 +135,206 @@ def test_the_import_scan_sees_every_form():
     )
     names = imported_names(tree, "services.gateway")
     assert {"nameko.rpc", "services.identity", "services.verification.store"} <= names
+
+
+# -- services/common: three parts, imports only downwards, no circle ----------
+COMMON = ROOT / "services" / "common"
+PART_ORDER = {"contract": 0, "rules": 1, "plumbing": 2}
+
+
+def common_imports():
+    """``{module: {common modules it imports}}`` for every module of
+    ``services/common``."""
+    graph = {}
+    for path in sorted(COMMON.rglob("*.py")):
+        name = module_name(path)
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        found = imported_names(ast.parse(path.read_text()), package)
+        graph[name] = {
+            n
+            for n in found
+            if n.startswith("services.common.")
+            and len(n.split(".")) >= 4
+            and (ROOT / Path(*n.split(".")[:4])).with_suffix(".py").exists()
+        }
+        graph[name] = {".".join(n.split(".")[:4]) for n in graph[name]} - {name}
+    return graph
+
+
+def test_common_is_contract_rules_and_plumbing_only():
+    loose = sorted(p.name for p in COMMON.glob("*.py") if p.name != "__init__.py")
+    assert loose == [], f"modules outside the three parts: {loose}"
+    assert {
+        p.name for p in COMMON.iterdir() if p.is_dir() and p.name in PART_ORDER
+    } == set(PART_ORDER)
+
+
+def test_common_parts_import_downwards_only():
+    """contract imports no other part, rules only the contract, plumbing
+    both: a part never imports a part above it."""
+    wrong = []
+    for module, imported in common_imports().items():
+        part = module.split(".")[2]
+        for other in imported:
+            if PART_ORDER[other.split(".")[2]] > PART_ORDER[part]:
+                wrong.append(f"{module} -> {other}")
+    assert not wrong, wrong
+
+
+def test_common_has_no_import_circle():
+    graph = common_imports()
+    state = {}
+
+    def visit(node, trail):
+        if state.get(node) == "done":
+            return
+        if state.get(node) == "open":
+            cycle = trail[trail.index(node) :] + [node]
+            pytest.fail("import circle: " + " -> ".join(cycle))
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            visit(nxt, trail + [node])
+        state[node] = "done"
+
+    assert len(graph) > 20  # the scan sees the modules
+    for node in sorted(graph):
+        visit(node, [])
+
+
+def test_the_circle_check_sees_a_circle():
+    """The check itself, on a made-up graph."""
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}}
+    seen = []
+
+    def cyclic(node, trail):
+        if node in trail:
+            seen.append(trail[trail.index(node) :] + [node])
+            return
+        for nxt in graph[node]:
+            cyclic(nxt, trail + [node])
+
+    cyclic("a", [])
+    assert seen == [["a", "b", "c", "a"]]
+
+
+# -- composition roots: self-contained mixins ---------------------------------
+def _class_defs(path):
+    return {
+        n.name: n
+        for n in ast.parse(path.read_text()).body
+        if isinstance(n, ast.ClassDef)
+    }
+
+
+def _base_name(node):
+    return node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", None)
+
+
+def composition(service):
+    """``(root class, [(module path, mixin class)])`` of a service: the
+    classes its ``service.py`` combines, found in the service's modules."""
+    folder = ROOT / "services" / service
+    defs = {}
+    for path in folder.glob("*.py"):
+        for name, node in _class_defs(path).items():
+            defs.setdefault(name, (path, node))
+    root = next(
+        node
+        for node in _class_defs(folder / "service.py").values()
+        if any(_base_name(b) and _base_name(b) in defs for b in node.bases)
+    )
+    mixins = [defs[_base_name(b)] for b in root.bases if _base_name(b) in defs]
+    return root, mixins
+
+
+def _methods(node):
+    return {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+
+
+def _self_names(node):
+    return {
+        sub.attr
+        for sub in ast.walk(node)
+        if isinstance(sub, ast.Attribute)
+        and isinstance(sub.value, ast.Name)
+        and sub.value.id == "self"
+    }
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_service_py_is_only_a_composition_root(service):
+    """The service class declares providers and combines mixins: it defines
+    no method of its own."""
+    root, mixins = composition(service)
+    assert mixins, f"{service}: no entrypoint mixins found"
+    assert not _methods(root), f"{service}.service defines {sorted(_methods(root))}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_mixin_calls_what_another_mixin_defines(service):
+    """A mixin uses its own methods and the service's providers; what two
+    mixins share is a provider or a domain function, never a method one of
+    them defines (no import would show that tie)."""
+    root, mixins = composition(service)
+    owner = {}
+    for path, node in mixins:
+        for name in _methods(node):
+            owner.setdefault(name, set()).add(node.name)
+    crossing = sorted(
+        f"{node.name}.{name} (defined in {sorted(owner[name])})"
+        for _, node in mixins
+        for name in _self_names(node)
+        if name in owner and node.name not in owner[name]
+    )
+    assert not crossing, crossing
+
+
+def _provided(root):
+    """What the root class declares as class attributes (its providers)."""
+    names = set()
+    for stmt in root.body:
+        if isinstance(stmt, ast.Assign):
+            names.update(t.id for t in stmt.targets if isinstance(t, ast.Name))
+    return names
+
+
+# What every service gets from services.common.plumbing.base.ServiceBase and
+# Nameko itself.
+INHERITED = {"name", "request_context", "metrics", "key_guard", "container"}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_what_a_mixin_uses_of_self_is_its_own_or_a_provider(service):
+    """Every ``self.x`` in a mixin is a method of that mixin or a provider
+    the root declares — so a renamed provider or a moved helper fails here,
+    not at run time."""
+    root, mixins = composition(service)
+    provided = _provided(root) | INHERITED
+    missing = sorted(
+        f"{node.name}: self.{name}"
+        for _, node in mixins
+        for name in _self_names(node)
+        if name not in _methods(node) and name not in provided
+    )
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_provider_shadows_an_entrypoint(service):
+    """A provider named like a mixin's method would silently replace it (an
+    RPC named ``inbox`` and an ``inbox`` provider)."""
+    root, mixins = composition(service)
+    clash = sorted(
+        _provided(root) & set().union(*(_methods(node) for _, node in mixins))
+    )
+    assert not clash, clash
+
+
+def test_the_mixin_checks_see_a_cross_call():
+    """The checks themselves, on made-up source."""
+    tree = ast.parse(
+        "class A:\n    def a(self):\n        self.b()\n"
+        "class B:\n    def b(self):\n        self.db.x()\n"
+    )
+    a, b = tree.body
+    assert "b" in _self_names(a) and "b" in _methods(b) and "b" not in _methods(a)

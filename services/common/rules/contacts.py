@@ -13,6 +13,7 @@ from services.common.contract.errors import InvalidRequest, ServiceError
 from services.common.rules.realname import normalise_id
 
 __all__ = [
+    "channel_of",
     "normalise_mobile",
     "normalise_email",
     "canonical_login",
@@ -77,6 +78,13 @@ def canonical_text(raw):
     return "".join(ch for ch in text if not ch.isspace()).upper()
 
 
+def channel_of(destination):
+    """The channel a destination is written for: an address with ``@`` is
+    an email, anything else is meant as a phone (the one place this rule
+    is written)."""
+    return "email" if "@" in (destination or "") else "sms"
+
+
 def canonical_login(raw, today=None):
     """``(kind, value)``: the one spelling of a login name — a phone, an
     email, a passport ID or an ID number — that every service keys its
@@ -87,7 +95,7 @@ def canonical_login(raw, today=None):
     ``today``: the Beijing date for the legacy-ID conversion's checks."""
     text = unicodedata.normalize("NFKC", raw or "")
     text = "".join(ch for ch in text if not ch.isspace())
-    if "@" in text:
+    if channel_of(text) == "email":
         try:
             return "email", normalise_email(text)
         except InvalidRequest:
