@@ -18,6 +18,7 @@ from services.common.contract.vocabulary import (
     ID_TYPES,
     LINK_PROVIDERS,
 )
+from services.common.rules.contacts import EMAIL_PATTERN, MOBILE_PATTERN
 from services.gateway.schemas import (
     CODE_FIELD,
     EMAIL,
@@ -43,6 +44,9 @@ class CodeRequestSchema(Schema):
         required=True,
         validate=[validate.Length(1, 254), NOT_BLANK],
         metadata={
+            # Documented here, enforced by verification (one rule for every
+            # caller: domain.checked_destination).
+            "pattern": f"(?:{MOBILE_PATTERN})|(?:{EMAIL_PATTERN})",
             "example": "13812345678",
             "description": "a mainland mobile for sms, an address for email "
             "(400 phone_invalid / email_invalid, 422 destination_channel_mismatch)",

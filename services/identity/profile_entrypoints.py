@@ -28,9 +28,6 @@ from services.common.rules.contacts import (
 from services.common.rules.masking import mask_email, mask_id_number, mask_phone
 from services.identity import domain
 from services.identity.schemas import (
-    AccountCreated,
-    AccountFactsRequest,
-    AuthenticateRequest,
     AuthInfoChangeRequest,
     ChangeEmailRequest,
     ChangePhoneRequest,
@@ -38,33 +35,16 @@ from services.identity.schemas import (
     DeactivationStatus,
     GuardianRequest,
     LinkRequest,
-    LoginNames,
-    LoginRequest,
     Permissions,
-    Principal,
     Profile,
     RealNameOf,
-    RegisterByPhoneRequest,
-    RegisterByStudentNumberRequest,
     SecurityQuestionsRequest,
-    SessionCreated,
-    SetRolesRequest,
-    UsernameRecoveryRequest,
 )
 
 __all__ = ["ProfileEntrypoints"]
 
 log = logging.getLogger(__name__)
 
-_REGISTER_BY_PHONE = RegisterByPhoneRequest()
-_REGISTER_BY_STUDENT_NUMBER = RegisterByStudentNumberRequest()
-_ACCOUNT_CREATED = AccountCreated()
-_LOGIN = LoginRequest()
-_SESSION_CREATED = SessionCreated()
-_AUTHENTICATE = AuthenticateRequest()
-_PRINCIPAL = Principal()
-_USERNAME_RECOVERY = UsernameRecoveryRequest()
-_LOGIN_NAMES = LoginNames()
 _CHANGE_PHONE = ChangePhoneRequest()
 _CHANGE_EMAIL = ChangeEmailRequest()
 _SECURITY_QUESTIONS = SecurityQuestionsRequest()
@@ -74,10 +54,8 @@ _PERMISSIONS = Permissions()
 _DEACTIVATION_STATUS = DeactivationStatus()
 _DEACTIVATE = DeactivateRequest()
 _LINK = LinkRequest()
-_ACCOUNT_FACTS = AccountFactsRequest()
 _PROFILE = Profile()
 _REAL_NAME = RealNameOf()
-_SET_ROLES = SetRolesRequest()
 
 
 class ProfileEntrypoints:

@@ -336,7 +336,7 @@ class RecoveryEntrypoints:
         )
 
     @event_handler("recovery", "recovery_dispute_decided")
-    def on_dispute_decided(self, payload, envelope):
+    def on_recovery_dispute_decided(self, payload, envelope):
         """A reviewer settled a "not me": approve unlocks the account."""
         now = self.clock()
         account_id = str(payload["account_id"])

@@ -24,27 +24,11 @@ from services.common.rules.masking import mask_phone
 from services.common.rules.throttles import address_key
 from services.identity import domain
 from services.identity.schemas import (
-    AccountCreated,
-    AccountFactsRequest,
     AuthenticateRequest,
-    AuthInfoChangeRequest,
-    ChangeEmailRequest,
-    ChangePhoneRequest,
-    DeactivateRequest,
-    DeactivationStatus,
-    GuardianRequest,
-    LinkRequest,
     LoginNames,
     LoginRequest,
-    Permissions,
     Principal,
-    Profile,
-    RealNameOf,
-    RegisterByPhoneRequest,
-    RegisterByStudentNumberRequest,
-    SecurityQuestionsRequest,
     SessionCreated,
-    SetRolesRequest,
     UsernameRecoveryRequest,
 )
 
@@ -52,28 +36,12 @@ __all__ = ["SessionEntrypoints"]
 
 log = logging.getLogger(__name__)
 
-_REGISTER_BY_PHONE = RegisterByPhoneRequest()
-_REGISTER_BY_STUDENT_NUMBER = RegisterByStudentNumberRequest()
-_ACCOUNT_CREATED = AccountCreated()
 _LOGIN = LoginRequest()
 _SESSION_CREATED = SessionCreated()
 _AUTHENTICATE = AuthenticateRequest()
 _PRINCIPAL = Principal()
 _USERNAME_RECOVERY = UsernameRecoveryRequest()
 _LOGIN_NAMES = LoginNames()
-_CHANGE_PHONE = ChangePhoneRequest()
-_CHANGE_EMAIL = ChangeEmailRequest()
-_SECURITY_QUESTIONS = SecurityQuestionsRequest()
-_GUARDIAN = GuardianRequest()
-_AUTH_INFO_CHANGE = AuthInfoChangeRequest()
-_PERMISSIONS = Permissions()
-_DEACTIVATION_STATUS = DeactivationStatus()
-_DEACTIVATE = DeactivateRequest()
-_LINK = LinkRequest()
-_ACCOUNT_FACTS = AccountFactsRequest()
-_PROFILE = Profile()
-_REAL_NAME = RealNameOf()
-_SET_ROLES = SetRolesRequest()
 
 
 class SessionEntrypoints:

@@ -35,6 +35,17 @@ _SEARCH = ScimSearchRequest()
 LIST_RESPONSE_URN = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
 
+def _list_response(resources, total, start):
+    """A ListResponse (RFC 7644 §3.4.2): one page of ``total`` results."""
+    return {
+        "schemas": [LIST_RESPONSE_URN],
+        "totalResults": total,
+        "startIndex": start,
+        "itemsPerPage": len(resources),
+        "Resources": resources,
+    }
+
+
 def _resource_id(raw):
     """A resource id is one of our UUIDs; anything else names nothing."""
     try:
@@ -312,13 +323,7 @@ class ScimEntrypoints:
             offset -= page["totalResults"]
         if len(refusals) == len(SCIM_KINDS):  # the filter fits neither type
             raise refusals[0]
-        return {
-            "schemas": [LIST_RESPONSE_URN],
-            "totalResults": total,
-            "startIndex": start,
-            "itemsPerPage": len(resources),
-            "Resources": resources,
-        }
+        return _list_response(resources, total, start)
 
     def _list_page(self, request):
         kind, school_code = request["kind"], request["school_code"]
@@ -359,10 +364,4 @@ class ScimEntrypoints:
             )
             for document in documents
         ]
-        return {
-            "schemas": [LIST_RESPONSE_URN],
-            "totalResults": total,
-            "startIndex": start,
-            "itemsPerPage": len(resources),
-            "Resources": resources,
-        }
+        return _list_response(resources, total, start)

@@ -142,22 +142,32 @@ COMMON = ROOT / "services" / "common"
 PART_ORDER = {"contract": 0, "rules": 1, "plumbing": 2}
 
 
+def _module_of(name):
+    """The module file an imported name lives in (``a.b.c`` may be module
+    ``a.b`` and its attribute ``c``), or None outside the tree."""
+    parts = name.split(".")
+    while parts:
+        if (ROOT / Path(*parts)).with_suffix(".py").exists():
+            return ".".join(parts)
+        parts = parts[:-1]
+    return None
+
+
 def common_imports():
     """``{module: {common modules it imports}}`` for every module of
-    ``services/common``."""
+    ``services/common``, at whatever depth."""
     graph = {}
     for path in sorted(COMMON.rglob("*.py")):
+        if path.name == "__init__.py":
+            continue
         name = module_name(path)
-        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        package = name.rsplit(".", 1)[0]
         found = imported_names(ast.parse(path.read_text()), package)
         graph[name] = {
-            n
-            for n in found
-            if n.startswith("services.common.")
-            and len(n.split(".")) >= 4
-            and (ROOT / Path(*n.split(".")[:4])).with_suffix(".py").exists()
+            module
+            for module in map(_module_of, found)
+            if module and module.startswith("services.common.") and module != name
         }
-        graph[name] = {".".join(n.split(".")[:4]) for n in graph[name]} - {name}
     return graph
 
 
@@ -176,7 +186,7 @@ def test_common_parts_import_downwards_only():
     for module, imported in common_imports().items():
         part = module.split(".")[2]
         for other in imported:
-            if PART_ORDER[other.split(".")[2]] > PART_ORDER[part]:
+            if PART_ORDER.get(other.split(".")[2], -1) > PART_ORDER.get(part, -1):
                 wrong.append(f"{module} -> {other}")
     assert not wrong, wrong
 
@@ -277,7 +287,7 @@ def test_no_mixin_calls_what_another_mixin_defines(service):
     them defines (no import would show that tie)."""
     root, mixins = composition(service)
     owner = {}
-    for path, node in mixins:
+    for _, node in mixins:
         for name in _methods(node):
             owner.setdefault(name, set()).add(node.name)
     crossing = sorted(
@@ -338,3 +348,32 @@ def test_the_mixin_checks_see_a_cross_call():
     )
     a, b = tree.body
     assert "b" in _self_names(a) and "b" in _methods(b) and "b" not in _methods(a)
+
+
+def event_handlers():
+    """``(path, method name, event type)`` of every ``@event_handler``."""
+    found = []
+    for path in python_files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            for deco in node.decorator_list:
+                if (
+                    isinstance(deco, ast.Call)
+                    and _base_name(deco.func) == "event_handler"
+                    and len(deco.args) >= 2
+                    and isinstance(deco.args[1], ast.Constant)
+                ):
+                    found.append((path, node.name, deco.args[1].value))
+    return found
+
+
+def test_every_event_handler_is_named_on_its_event():
+    handlers = event_handlers()
+    assert len(handlers) > 15  # the scan finds the platform's handlers
+    wrong = sorted(
+        f"{module_name(path)}.{name} handles {event}"
+        for path, name, event in handlers
+        if name != f"on_{event}"
+    )
+    assert not wrong, wrong
