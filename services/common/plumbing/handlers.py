@@ -13,12 +13,12 @@ import logging
 
 import eventlet
 from marshmallow import ValidationError
-from nameko.events import event_handler as nameko_event_handler
 
 from services.common.contract.errors import DeadlineExceeded, ServiceUnavailable
 from services.common.contract.events import PAYLOAD_SCHEMAS, EnvelopeSchema
 from services.common.plumbing.db import retry_conflicts
 from services.common.plumbing.metrics import EVENTS_PARKED
+from services.common.plumbing.queues import TypedEventHandler
 
 __all__ = ["RELIABLE_HANDLERS", "event_handler"]
 
@@ -158,6 +158,6 @@ def event_handler(source, event_type, store_attr="db", **options):
                 return None
 
         options.setdefault("requeue_on_error", True)
-        return nameko_event_handler(source, event_type, **options)(wrapper)
+        return TypedEventHandler.decorator(source, event_type, **options)(wrapper)
 
     return decorator

@@ -90,6 +90,7 @@ from services.common.contract.errors import (
 )
 from services.common.plumbing.context import DEADLINE_KEY
 from services.common.plumbing.db import retry_conflicts
+from services.common.plumbing.queues import TypedRpcConsumer
 
 __all__ = [
     "rpc",
@@ -238,8 +239,10 @@ class ReplyChannel(SharedExtension):
 
 class DeadlineRpc(Rpc):
     """Nameko's ``@rpc`` that refuses work whose caller has stopped waiting,
-    and answers on the container's one ``ReplyChannel``."""
+    and answers on the container's one ``ReplyChannel``; its queue is of the
+    configured type (``services.common.plumbing.queues``)."""
 
+    rpc_consumer = TypedRpcConsumer()
     replies = ReplyChannel()
 
     def __init__(self, expected_exceptions=(), sensitive_arguments=(), **kwargs):
