@@ -5,7 +5,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: fresh-check install infra browser migrate run test unit integration e2e browser-tests faults fuzz lint bench clean-test-data mutate dead-events
+PHONY_CLUSTER := cluster cluster-infra cluster-faults alert-rules
+.PHONY: $(PHONY_CLUSTER) fresh-check install infra browser migrate run test unit integration e2e browser-tests faults fuzz lint bench clean-test-data mutate dead-events
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -27,6 +28,22 @@ migrate: install infra
 ## The whole platform: five services + SMS/email capture, gateway on :8000.
 run: install infra
 	$(PY) -m devtools.platform $(if $(INSTANCES),--instances $(INSTANCES))
+
+## The platform on clusters (devtools/cluster.py): 3 RabbitMQ nodes, 2
+## PostgreSQL under Patroni + etcd, HAProxy (gateway on :8000, stats :8404),
+## Prometheus :9090, 2 of every service and 2 gateways. Runs beside the
+## machine's single RabbitMQ and PostgreSQL. Ctrl-C stops all of it.
+cluster: install cluster-infra
+	$(PY) -m devtools.cluster
+
+cluster-infra:
+	bash scripts/ensure-cluster.sh
+
+## Faults under load on the cluster (tests/cluster): a RabbitMQ node killed
+## and a rolling restart, the PostgreSQL primary killed, a gateway killed,
+## one instance of each service killed. Its own ports (gateway :8100).
+cluster-faults: install infra cluster-infra
+	$(PYTEST) tests/cluster
 
 lint: install
 	$(PY) -m ruff check services devtools tests bench

@@ -160,8 +160,13 @@ class Platform:
         capture_smtp_port=1025,
         with_capture=True,
         instances=None,
+        gateway_addresses=None,
     ):
         self.instances = {**dict.fromkeys(BACKEND_SERVICES, 1), **(instances or {})}
+        # Several gateways (``make cluster``): each listens on its own
+        # address and a load balancer serves ``gateway_address``.
+        self.gateway_addresses = list(gateway_addresses or [gateway_address])
+        self.instances["gateway"] = len(self.gateway_addresses)
         self.env = {**os.environ, **(env or {})}
         self.env["GATEWAY_ADDRESS"] = gateway_address
         self.env.setdefault("PYTHONWARNINGS", "ignore")
@@ -228,6 +233,8 @@ class Platform:
         """One ``nameko run`` of service ``name``; ``instance`` names another
         one of the same service (``recovery-2``), which shares its queues."""
         env = {}
+        if name == "gateway":
+            env["GATEWAY_ADDRESS"] = self.gateway_addresses[(instance or 1) - 1]
         if name in METRICS_PORTS:
             env[f"{name.upper()}_METRICS_PORT"] = str(self.metrics_port(name, instance))
         return self._spawn(
@@ -293,8 +300,8 @@ class Platform:
     def ports(self):
         """``{port: what}`` of every port this platform will listen on."""
         wanted = {}
-        host, _, port = self.env["GATEWAY_ADDRESS"].rpartition(":")
-        wanted[int(port)] = "gateway"
+        for k, address in enumerate(self.gateway_addresses, 1):
+            wanted[int(address.rpartition(":")[2])] = self.process_name("gateway", k)
         if self.with_capture:
             http_port, smtp_port = self.capture_ports
             wanted[int(http_port)] = "capture (HTTP)"

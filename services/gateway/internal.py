@@ -15,6 +15,7 @@ from services.gateway.internal_schemas import (
     AccountFactsSchema,
     AccountFactsStoredSchema,
     HealthSchema,
+    LiveSchema,
     RolesSchema,
     RolesSetSchema,
     SchoolOnboardSchema,
@@ -98,6 +99,24 @@ class InternalEndpoints:
         # the roles_changed broadcast, moments later.
         self.principal.forget(str(answer["account_id"]))
         return 200, reshape(RolesSetSchema(), answer)
+
+    @endpoint(
+        "GET",
+        "/health/live",
+        summary="This gateway instance answers HTTP (no RPC)",
+        tags=("health",),
+        response_schema=LiveSchema,
+    )
+    def health_live(self, request):
+        """200 as long as this gateway process serves requests. What a load
+        balancer or a readiness probe routes by: it must not depend on the
+        services or the database, or a database failover would take every
+        gateway out of rotation at once (seen on the cluster: HAProxy
+        answered "no server available" for the failover's 12 s).
+
+        `curl -s localhost:8000/health/live` → `{"status": "ok"}`
+        """
+        return 200, LiveSchema().dump({"status": "ok"})
 
     @endpoint(
         "GET",

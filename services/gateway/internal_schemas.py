@@ -26,6 +26,10 @@ class ServiceHealthSchema(Schema):
     latency_ms = fields.Float(allow_none=True)
 
 
+class LiveSchema(Schema):
+    status = fields.String(required=True, metadata={"example": "ok"})
+
+
 class HealthSchema(Schema):
     status = fields.String(required=True, metadata={"example": "ok"})
     services = fields.Dict(
