@@ -1,7 +1,13 @@
 """A unit of work aborted by PostgreSQL for a conflict (deadlock 40P01,
 serialization failure 40001) is replayed whole by ``@rpc``, so callers see
 the answer, never an internal error; a conflict that will not go away ends
-as a documented 503 ``database_conflict``."""
+as a documented 503 ``database_conflict``.
+
+The same for a connection caught by a failover: one that reaches a server
+that was demoted to a replica gets its writes refused (25006); the unit of
+work is replayed once on a fresh connection, and the stale connection is
+never pooled again. When every connection is read-only (no primary yet),
+the caller gets 503 ``database_unavailable``."""
 
 import eventlet
 import pytest
@@ -49,6 +55,26 @@ class LedgerService(base.ServiceBase):
         return "done"
 
     @rpc
+    def write_after_failover(self, demoted):
+        """``demoted``: "first" — the first attempt's connection reaches a
+        server that became a replica since it was opened; "every" — so does
+        every attempt's (no primary at all)."""
+        attempts.append("failover")
+        if demoted == "every" or attempts.count("failover") == 1:
+            # From now on this session refuses writes, as a replica's does.
+            self.db.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            self.db.commit()
+        self.db.touch(1)
+        self.db.commit()
+        return "done"
+
+    @rpc
+    def touch(self):
+        self.db.touch(2)
+        self.db.commit()
+        return "done"
+
+    @rpc
     def always_conflicts(self):
         attempts.append("always")
         import psycopg2.errors
@@ -86,3 +112,22 @@ def test_a_conflict_that_persists_is_a_503_not_a_crash(ledger):
     assert caught.value.code == "database_conflict"
     assert caught.value.extra["retry_after"] == 1
     assert attempts.count("always") == 4
+
+
+def test_a_write_on_a_demoted_primary_is_replayed_on_a_fresh_connection(ledger):
+    with ServiceRpcProxy("ledger", ledger) as proxy:
+        assert proxy.write_after_failover("first") == "done"
+        assert attempts.count("failover") == 2
+        # The read-only connection was closed, not pooled: every later write
+        # gets a writable one.
+        for _ in range(8):
+            assert proxy.touch() == "done"
+
+
+def test_no_writable_primary_at_all_is_a_503_not_a_crash(ledger):
+    with ServiceRpcProxy("ledger", ledger) as proxy:
+        with pytest.raises(ServiceUnavailable) as caught:
+            proxy.write_after_failover("every")
+        assert caught.value.code == "database_unavailable"
+        assert attempts.count("failover") == 3
+        assert proxy.touch() == "done"

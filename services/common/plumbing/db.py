@@ -104,8 +104,14 @@ OUTAGE_PAUSE_SECONDS = 0.25
 def is_database_outage(exc):
     """True when the database connection failed, not the statement: the
     connection broke or could not be opened (``InterfaceError``, or an
-    ``OperationalError`` that is neither a conflict nor a cancelled query)."""
-    if isinstance(exc, psycopg2.InterfaceError):
+    ``OperationalError`` that is neither a conflict nor a cancelled query),
+    or it leads to a server that is no longer the primary (25006, a write
+    refused as read-only: the connection was made before a failover and the
+    server it reaches was demoted — with Patroni behind HAProxy the old
+    primary's sessions are cut, but one may slip through the switch)."""
+    if isinstance(
+        exc, (psycopg2.InterfaceError, psycopg2.errors.ReadOnlySqlTransaction)
+    ):
         return True
     return (
         isinstance(exc, psycopg2.OperationalError)
@@ -159,7 +165,11 @@ def retry_conflicts(fn, attempts=None):
                     attempts - 1,
                 )
                 eventlet.sleep(random.uniform(0.005, 0.02 * 2**conflicts))
-            except (psycopg2.InterfaceError, psycopg2.OperationalError) as exc:
+            except (
+                psycopg2.InterfaceError,
+                psycopg2.OperationalError,
+                psycopg2.errors.ReadOnlySqlTransaction,
+            ) as exc:
                 if not is_database_outage(exc):
                     raise
                 outages += 1
