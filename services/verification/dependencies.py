@@ -9,6 +9,7 @@ from datetime import timedelta
 import eventlet
 from eventlet.greenpool import GreenPool
 from nameko.extensions import DependencyProvider
+from prometheus_client import Counter
 
 from services.common.plumbing.clock import utc_now
 from services.common.plumbing.crypto import Sealer
@@ -23,6 +24,15 @@ from services.verification.store import VerificationStore
 __all__ = ["Policies", "Keys", "DeliveryQueue", "mask_destination"]
 
 log = logging.getLogger(__name__)
+
+# What each delivery attempt came to: sent (the provider took it), retried
+# (a transient refusal, tried again later) or failed (given up: the code
+# is killed and its send refunded). Alerted on in deploy/prometheus.
+DELIVERY_ATTEMPTS = Counter(
+    "code_delivery_attempts_total",
+    "Code and notice delivery attempts by channel and what came of them",
+    ["channel", "outcome"],
+)
 
 
 def mask_destination(destination):
@@ -156,9 +166,12 @@ class DeliveryQueue(DependencyProvider):
             store.record_attempt(delivery["id"], now, provider.name, outcome, detail)
             if outcome == "sent":
                 store.mark_delivered(delivery["id"], delivery["code_id"], now)
+                final = "sent"
             elif permanent or delivery["attempts"] >= self.max_attempts:
                 self._give_up(store, delivery, now, detail)
+                final = "failed"
             else:
+                final = "retried"
                 backoff = self.retry_base * 2 ** (delivery["attempts"] - 1)
                 store.retry_delivery(
                     delivery["id"], now + timedelta(seconds=backoff), detail
@@ -167,6 +180,7 @@ class DeliveryQueue(DependencyProvider):
             store.commit()
         finally:
             store.close()
+        DELIVERY_ATTEMPTS.labels(delivery["channel"], final).inc()
         if outcome != "sent":
             log.warning(
                 "delivery %s to %s attempt %s: %s %s",

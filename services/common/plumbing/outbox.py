@@ -19,11 +19,13 @@ A service runs its relay by declaring the provider beside its database::
 """
 
 import logging
+import time
 
 from nameko.amqp.publish import Publisher
 from nameko.constants import AMQP_URI_CONFIG_KEY, HEADER_PREFIX
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
+from prometheus_client import Gauge
 
 from services.common.contract.events import new_envelope
 from services.common.plumbing.db import RELAX_DURABILITY
@@ -46,6 +48,23 @@ SELECT id, event_id, event_type, payload, request_id, created_at
 """
 MARK_SENT_SQL = "UPDATE outbox SET sent_at = now() WHERE id = ANY(%(ids)s)"
 PURGE_SENT_SQL = "DELETE FROM outbox WHERE sent_at < now() - interval '1 day'"
+BACKLOG_SQL = """
+SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)
+  FROM outbox WHERE sent_at IS NULL
+"""
+# How often the relay measures its backlog for the metrics below.
+BACKLOG_EVERY_SECONDS = 5.0
+
+# An outbox that does not drain (broker unreachable, relay stuck) is what
+# the OutboxBacklog alert watches: rows waiting and the oldest one's age.
+OUTBOX_UNSENT = Gauge(
+    "outbox_unsent_events", "Outbox rows not yet published", ["service"]
+)
+OUTBOX_OLDEST_SECONDS = Gauge(
+    "outbox_oldest_unsent_age_seconds",
+    "Age of the oldest outbox row not yet published",
+    ["service"],
+)
 
 
 class OutboxRelay:
@@ -69,6 +88,7 @@ class OutboxRelay:
             self.poller.wake,
         )
         self._drains = 0
+        self._next_backlog = 0.0
 
     def drain(self):
         """Publish every unsent row; returns how many were published."""
@@ -81,6 +101,8 @@ class OutboxRelay:
         self._drains += 1
         if self._drains % 500 == 0:
             self._purge()
+        if time.monotonic() >= self._next_backlog:
+            self._measure_backlog()
         return published
 
     def _relay_batch(self):
@@ -110,6 +132,19 @@ class OutboxRelay:
         if request_id:  # so the consumer's log lines carry the same id
             headers[f"{HEADER_PREFIX}.request_id"] = request_id
         self.publisher.publish(envelope, routing_key=event_type, headers=headers)
+
+    def _measure_backlog(self):
+        self._next_backlog = time.monotonic() + BACKLOG_EVERY_SECONDS
+        conn = self.pool.getconn()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(BACKLOG_SQL)
+                unsent, oldest = cur.fetchone()
+            conn.commit()
+        finally:
+            self.pool.putconn(conn)
+        OUTBOX_UNSENT.labels(self.service_name).set(unsent)
+        OUTBOX_OLDEST_SECONDS.labels(self.service_name).set(float(oldest))
 
     def _purge(self):
         conn = self.pool.getconn()
