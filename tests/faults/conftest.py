@@ -12,6 +12,7 @@ import pytest
 from devtools.platform import BACKEND_SERVICES
 from tests.e2e.conftest import *  # noqa: F403 (the e2e fixtures, on this platform)
 from tests.e2e.conftest import launch_platform
+from tests.faults.fixtures import accounts, pending_recoveries  # noqa: F401
 from tests.faults.invariants import Databases, load_handlers
 
 INSTANCES = 2

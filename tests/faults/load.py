@@ -250,3 +250,14 @@ def burst_sends(gateway_url, phone, total=1000, concurrency=50):
     for thread in threads:
         thread.start()
     return load, threads
+
+
+def summary(outcomes):
+    """``"N requests: 200×a, 429/code×b, …"`` of a run's outcomes."""
+    by_status = {}
+    for o in outcomes:
+        key = f"{o.status}{'/' + o.code if o.code else ''}"
+        by_status[key] = by_status.get(key, 0) + 1
+    return f"{len(outcomes)} requests: " + ", ".join(
+        f"{k}×{v}" for k, v in sorted(by_status.items())
+    )

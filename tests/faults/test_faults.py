@@ -20,7 +20,6 @@ import time
 import pytest
 
 from services.common.plumbing.testing import random_phone, wait_until
-from tests.e2e.recovery_steps import to_awaiting
 from tests.faults import infra
 from tests.faults.invariants import (
     events_handled_exactly_once,
@@ -33,7 +32,7 @@ from tests.faults.invariants import (
     roster_pushes_exactly_once,
     vouches_exactly_once,
 )
-from tests.faults.load import Load, burst_sends
+from tests.faults.load import Load, burst_sends, summary
 
 
 def kill_and_restart(process):
@@ -65,32 +64,6 @@ SCENARIOS = {
     "restart RabbitMQ": (restart("rabbitmq"), True),
     "restart PostgreSQL": (restart("postgres"), False),
 }
-
-
-@pytest.fixture
-def pending_recoveries(api, codes, school, enrolled):
-    """Two phone recoveries awaiting their two vouches, with the vouchers:
-    ``(flows, vouch jobs)`` for the load."""
-    vouchers = [enrolled(school, name=n) for n in ("甲一", "乙二")]
-    flows, jobs = [], []
-    for _ in range(2):
-        who = enrolled(school, name="丁四", aged=False)
-        flow, share, new_phone = to_awaiting(api, codes, who)
-        flows.append(
-            {"recovery_id": flow["recovery_id"], "account_id": who["account_id"],
-             "new_phone": new_phone}
-        )  # fmt: skip
-        for voucher in vouchers:
-            jobs.append((voucher, share, flow["recovery_id"]))
-    return flows, jobs
-
-
-@pytest.fixture
-def accounts(student):
-    return [
-        {"phone": who["phone"], "password": who["password"], "device": who["device"]}
-        for who in (student(login=False) for _ in range(3))
-    ]
 
 
 @pytest.mark.parametrize(
@@ -142,19 +115,9 @@ def test_platform_keeps_its_promises_through(
     violations += quota_exact(
         databases, platform.capture_url, burst_phone, burst.outcomes
     )
-    summary = _summary(outcomes + burst.outcomes)
-    print(f"\n[{scenario}] {summary}")
-    assert not violations, f"{scenario}: {summary}\n" + "\n".join(violations[:40])
-
-
-def _summary(outcomes):
-    by_status = {}
-    for o in outcomes:
-        key = f"{o.status}{'/' + o.code if o.code else ''}"
-        by_status[key] = by_status.get(key, 0) + 1
-    return f"{len(outcomes)} requests: " + ", ".join(
-        f"{k}×{v}" for k, v in sorted(by_status.items())
-    )
+    said = summary(outcomes + burst.outcomes)
+    print(f"\n[{scenario}] {said}")
+    assert not violations, f"{scenario}: {said}\n" + "\n".join(violations[:40])
 
 
 @pytest.mark.quick_fault
@@ -174,5 +137,5 @@ def test_baseline_the_same_load_and_checks_without_a_fault(
     violations += registrations_exactly_once(databases, outcomes)
     violations += vouches_exactly_once(databases, outcomes)
     violations += recoveries_completed_once(databases, flows)
-    assert sum(o.acknowledged for o in outcomes) > 20, _summary(outcomes)
+    assert sum(o.acknowledged for o in outcomes) > 20, summary(outcomes)
     assert not violations, "\n".join(violations)

@@ -1,0 +1,75 @@
+"""Cluster fault tier: the platform on three RabbitMQ nodes, PostgreSQL
+under Patroni and two gateways behind HAProxy (``devtools.cluster``), with
+the fault tier's load, fixtures and invariants.
+
+The cluster runs on ports of its own (``ClusterPorts(offset=100)``: the
+gateway through HAProxy on :8100) and in a directory of its own, beside the
+machine's single RabbitMQ and PostgreSQL and beside a ``make cluster``.
+It needs root (the nodes run as the rabbitmq and postgres users) and the
+Debian packages ``scripts/ensure-cluster.sh`` installs; without them the
+tier stops with the reason — it never skips."""
+
+import os
+import shutil
+
+import pytest
+
+from devtools.cluster import Cluster, ClusterPorts
+from tests.e2e.conftest import *  # noqa: F403 (the e2e fixtures, on this platform)
+from tests.e2e.conftest import platform_env
+from tests.faults.fixtures import accounts, pending_recoveries  # noqa: F401
+from tests.faults.invariants import Databases, load_handlers
+
+CLUSTER_DIR = os.environ.get(
+    "TEST_CLUSTER_DIR", "/var/tmp/student-platform-cluster-tests"
+)
+NEEDED = ("patroni", "etcd", "haproxy", "prometheus", "promtool")
+
+
+@pytest.fixture(scope="session")
+def cluster(wechat_key):
+    missing = [cmd for cmd in NEEDED if shutil.which(cmd) is None]
+    if missing or os.geteuid() != 0:
+        pytest.exit(
+            f"cluster tier needs root and {', '.join(missing) or 'nothing else'}: "
+            "run `bash scripts/ensure-cluster.sh` (make cluster-faults does)",
+            returncode=3,
+        )
+    env = platform_env(wechat_key)
+    env.pop("IDENTITY_METRICS_PORT")  # the cluster gives every instance its port
+    env.update(
+        {
+            # As the fault tier: only the daily limit decides the burst.
+            "CODE_RESEND_COOLDOWN_SECONDS": "0",
+            "CODE_PREFIX_SENDS_PER_MINUTE": "1000000",
+            "CODE_IP_HOURLY_LIMIT": "100000",
+            "RPC_TIMEOUT_SECONDS": "5",
+        }
+    )
+    running = Cluster(CLUSTER_DIR, ports=ClusterPorts(offset=100), env=env)
+    running.start(wait=120)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def platform(cluster):
+    running = cluster.platform
+    running.amqp_uri = cluster.amqp_uri()
+    return running
+
+
+@pytest.fixture(scope="session")
+def databases(platform):
+    db = Databases(platform.env)
+    yield db
+    db.close()
+
+
+@pytest.fixture(scope="session")
+def handlers(platform):
+    found = load_handlers()
+    assert len(found) >= 8, found
+    return found
