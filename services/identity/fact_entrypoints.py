@@ -8,13 +8,12 @@ handing queued notices to verification, and hourly housekeeping. Mixed into
 import logging
 from datetime import timedelta
 
-from nameko.timer import timer
-
 from services.common.contract.errors import (
     NotFound,
 )
 from services.common.plumbing.handlers import event_handler
 from services.common.plumbing.rpc import rpc
+from services.common.plumbing.timers import timer
 from services.common.rules.roles import role_names
 from services.identity import domain
 from services.identity.schemas import (

@@ -14,7 +14,6 @@ import uuid
 from datetime import datetime
 
 from eventlet import tpool
-from nameko.timer import timer
 
 from services.common.contract.errors import (
     Conflict,
@@ -24,6 +23,7 @@ from services.common.contract.errors import (
 )
 from services.common.plumbing.handlers import event_handler
 from services.common.plumbing.rpc import rpc
+from services.common.plumbing.timers import timer
 from services.common.rules.calendar import beijing_day
 from services.recovery import domain, photos
 from services.recovery.dependencies import HOUSEKEEPING_SECONDS

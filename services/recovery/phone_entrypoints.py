@@ -12,8 +12,6 @@ import hmac
 import logging
 import uuid
 
-from nameko.timer import timer
-
 from services.common.contract.errors import (
     Conflict,
     NotFound,
@@ -22,6 +20,7 @@ from services.common.contract.errors import (
 )
 from services.common.plumbing.handlers import event_handler
 from services.common.plumbing.rpc import rpc
+from services.common.plumbing.timers import timer
 from services.common.rules.contacts import canonical_text, normalise_mobile
 from services.common.rules.masking import mask_phone
 from services.common.rules.throttles import address_key

@@ -11,7 +11,6 @@ from datetime import timedelta
 
 import requests
 from eventlet import tpool
-from nameko.timer import timer
 
 from services.common.contract.errors import (
     Forbidden,
@@ -21,6 +20,7 @@ from services.common.contract.errors import (
 )
 from services.common.plumbing.db import is_conflict
 from services.common.plumbing.rpc import rpc
+from services.common.plumbing.timers import timer
 from services.common.rules.contacts import channel_of
 from services.common.rules.throttles import address_key
 from services.verification import domain, quota

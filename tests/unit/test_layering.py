@@ -125,6 +125,27 @@ def test_a_service_imports_no_other_service(service):
         assert not crossing, f"{path} imports {crossing}"
 
 
+# Entrypoint decorators whose unit of work must be the platform's (replayed
+# on a conflict or a lost connection, 503 while the database stays away):
+# Nameko's own are wrapped once, in plumbing, and used from there. (Event
+# handlers: plumbing's for every one with a database; the gateway, which has
+# none, listens to its session broadcasts with Nameko's.)
+WRAPPED_ENTRYPOINTS = {
+    "nameko.timer.timer": "services/common/plumbing/timers.py",
+    "nameko.rpc.rpc": "services/common/plumbing/rpc.py",
+}
+
+
+def test_entrypoints_come_from_plumbing_not_nameko():
+    for path in python_files():
+        names = imported_names(ast.parse(path.read_text()), module_name(path))
+        relative = str(path.relative_to(ROOT))
+        for name, home in WRAPPED_ENTRYPOINTS.items():
+            assert name not in names or relative == home, (
+                f"{relative} uses {name}: use the one in {home}"
+            )
+
+
 def test_the_import_scan_sees_every_form():
     """The scanner itself: function-level, ``from services import x`` and
     relative forms are all seen."""
