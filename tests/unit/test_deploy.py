@@ -98,7 +98,60 @@ CUSTOM_SCHEMAS = {
     ),
     ("rabbitmq.com/v1beta1", "RabbitmqCluster"): _spec(
         ["replicas"],
-        {"replicas": {"enum": [1, 3, 5, 7]}, "resources": {"type": "object"}},
+        {
+            "replicas": {"enum": [1, 3, 5, 7]},
+            "resources": {"type": "object"},
+            "rabbitmq": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"additionalConfig": _STR},
+            },
+        },
+    ),
+    ("postgresql.cnpg.io/v1", "Cluster"): _spec(
+        ["instances", "storage"],
+        {
+            "instances": {"type": "integer", "minimum": 2},
+            "primaryUpdateStrategy": {"enum": ["unsupervised", "supervised"]},
+            "postgresql": {
+                "type": "object",
+                "properties": {
+                    "parameters": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string"},
+                    }
+                },
+            },
+            "bootstrap": {"type": "object"},
+            "managed": {
+                "type": "object",
+                "properties": {
+                    "roles": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["name", "ensure", "login", "passwordSecret"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "name": _STR,
+                                "ensure": {"enum": ["present", "absent"]},
+                                "login": {"type": "boolean"},
+                                "passwordSecret": _REF,
+                            },
+                        },
+                    }
+                },
+            },
+            "storage": {
+                "type": "object",
+                "required": ["size"],
+                "properties": {"size": _STR},
+            },
+        },
+    ),
+    ("postgresql.cnpg.io/v1", "Database"): _spec(
+        ["name", "owner", "cluster"],
+        {"name": _STR, "owner": _STR, "cluster": _REF},
     ),
     ("rabbitmq.com/v1beta1", "Vhost"): _spec(
         ["name", "rabbitmqClusterReference"],
