@@ -66,24 +66,53 @@ def rejoined(cluster, node):
     )  # fmt: skip
 
 
-def kill_busiest_rabbit(cluster):
+class Outage:
+    """What one scenario's part being down looked like: the windows while
+    it was down, and the alerts Prometheus fired meanwhile."""
+
+    SETTLE_SECONDS = 5.0  # for clients to move off what died
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.windows = []
+        self.fired = set()
+
+    def hold(self, alerts, at_least=10.0, timeout=75.0):
+        """Keep the part down until every alert in ``alerts`` fires (and at
+        least ``at_least`` seconds): the platform must serve meanwhile."""
+        start = time.monotonic()
+        while True:
+            self.fired |= firing_alerts(self.cluster)
+            held = time.monotonic() - start
+            if (set(alerts) <= self.fired and held >= at_least) or held > timeout:
+                break
+            time.sleep(1)
+        self.windows.append((start, time.monotonic()))
+
+
+def firing_alerts(cluster):
+    return {name for name, state in cluster.alerts().items() if state == "firing"}
+
+
+def kill_busiest_rabbit(cluster, outage):
     node = busiest_node(cluster)
     cluster.kill(f"rabbit-c{node}")
-    time.sleep(5)  # down long enough for every client to notice
+    outage.hold(["RabbitMQNodeDown"])
     cluster.restart(f"rabbit-c{node}")
     rejoined(cluster, node)
     return {"node": cluster.node_name(node)}
 
 
-def rolling_restart_rabbits(cluster):
+def rolling_restart_rabbits(cluster, outage):
     for node in (1, 2, 3):
         cluster.stop_rabbit(node)
+        outage.hold(["RabbitMQNodeDown"])
         cluster.restart(f"rabbit-c{node}")
         rejoined(cluster, node)
     return {}
 
 
-def kill_postgres_primary(cluster):
+def kill_postgres_primary(cluster, outage):
     old = cluster.primary()
     assert old in (1, 2)
     cluster.kill(f"pg{old}")
@@ -92,18 +121,24 @@ def kill_postgres_primary(cluster):
         lambda: cluster.primary() == new,
         timeout=90, interval=0.5, message=f"pg{new} promoted",
     )  # fmt: skip
+    promoted_after = time.monotonic()
+    outage.hold(["PostgresMemberDown"])
     cluster.restart(f"pg{old}")
     wait_until(
         lambda: cluster.member_role(old) == ("replica", "running"),
         timeout=120, interval=1, message=f"pg{old} back as a replica",
     )  # fmt: skip
-    return {"old_primary": f"pg{old}", "new_primary": f"pg{new}"}
+    return {
+        "old_primary": f"pg{old}",
+        "new_primary": f"pg{new}",
+        "promoted_at": promoted_after,
+    }
 
 
-def kill_gateway(cluster):
+def kill_gateway(cluster, outage):
     platform = cluster.platform
     platform.kill("gateway-2")
-    time.sleep(3)
+    outage.hold(["ServiceInstanceDown"])
     platform.restart("gateway-2")
     wait_until(
         lambda: cluster.gateway_instance_healthy(2),
@@ -112,18 +147,28 @@ def kill_gateway(cluster):
     return {}
 
 
-def kill_one_of_each_service(cluster):
+def kill_one_of_each_service(cluster, outage):
     platform = cluster.platform
     killed = ("identity", "verification-2", "recovery", "registry_sync-2")
     for process in killed:
         assert platform.kill(process) == -9
-    time.sleep(2)
+    outage.hold(["ServiceInstanceDown"])
     for process in killed:
         platform.restart(process)
     for process in killed:
         platform.wait_connected(process, timeout=60)
     return {"killed": list(killed)}
 
+
+EXPECTED_ALERTS = {
+    "kill-9 busiest RabbitMQ node": ["RabbitMQNodeDown", "RabbitMQClusterDegraded"],
+    "rolling restart of RabbitMQ": ["RabbitMQNodeDown"],
+    "kill-9 PostgreSQL primary": ["PostgresMemberDown"],
+    "kill-9 a gateway": ["ServiceInstanceDown"],
+    "kill-9 one instance of each service": ["ServiceInstanceDown"],
+}
+
+NEVER_FIRED = ("EntrypointCrashes",)
 
 SCENARIOS = {
     # The one `make test` runs: the node most of the work goes through.
@@ -133,6 +178,37 @@ SCENARIOS = {
     "kill-9 a gateway": (kill_gateway, False),
     "kill-9 one instance of each service": (kill_one_of_each_service, False),
 }
+
+
+def served_while_down(outcomes, outage):
+    """Every flow succeeded while the part was still down (after a few
+    seconds for clients to move): the point of running a cluster. With one
+    broker address and classic queues, a node kill fails this (measured:
+    every request for the node's 11.6 s down answered 503)."""
+    missing = []
+    for start, end in outage.windows:
+        settled = start + Outage.SETTLE_SECONDS
+        served = {
+            o.flow
+            for o in outcomes
+            if o.acknowledged and settled <= o.at and o.at + o.elapsed <= end
+        }
+        missing += [
+            f"no {flow} succeeded while the part was down "
+            f"({end - settled:.0f} s after settling)"
+            for flow in FLOWS
+            if flow not in served
+        ]
+    return missing
+
+
+def no_alert_firing(cluster, timeout=90):
+    """Before a scenario: the previous one's alerts have resolved."""
+    wait_until(
+        lambda: not firing_alerts(cluster),
+        timeout=timeout, interval=1,
+        message="no alert firing before the scenario",
+    )  # fmt: skip
 
 
 # -- what a fault cost ---------------------------------------------------------
@@ -171,6 +247,33 @@ def record(scenario, figures):
         )
 
 
+@pytest.mark.quick_fault
+def test_cluster_baseline_without_a_fault(
+    cluster, platform, api, databases, handlers, accounts, school,
+    pending_recoveries,
+):  # fmt: skip
+    """The same load and checks with no fault, on the settled cluster (the
+    start-up's own alerts resolved): no alert fires. Runs first."""
+    flows, jobs = pending_recoveries
+    no_alert_firing(cluster)
+    load = Load(platform.gateway_url, platform.capture_url, accounts, school,
+                jobs).start(workers=6)  # fmt: skip
+    fired = set()
+    for _ in range(20):  # long enough for a down alert (for: 15s) to fire
+        fired |= firing_alerts(cluster)
+        time.sleep(1)
+    outcomes = load.stop()
+    violations = [f"{name} fired without a fault" for name in sorted(fired)]
+    violations += every_request_answered(outcomes)
+    violations += outbox_drained(databases)
+    violations += events_handled_exactly_once(databases, handlers)
+    violations += registrations_exactly_once(databases, outcomes)
+    violations += vouches_exactly_once(databases, outcomes)
+    violations += recoveries_completed_once(databases, flows)
+    assert sum(o.acknowledged for o in outcomes) > 20, summary(outcomes)
+    assert not violations, "\n".join(violations)
+
+
 @pytest.mark.parametrize(
     "scenario",
     [
@@ -184,6 +287,7 @@ def test_cluster_keeps_its_promises_through(
 ):  # fmt: skip
     fault, _ = SCENARIOS[scenario]
     flows, vouch_jobs = pending_recoveries
+    no_alert_firing(cluster)
     load = Load(platform.gateway_url, platform.capture_url, accounts, school,
                 vouch_jobs).start(workers=6)  # fmt: skip
     time.sleep(3)  # steady before the fault
@@ -192,7 +296,8 @@ def test_cluster_keeps_its_promises_through(
     time.sleep(0.5)  # the burst is under way when the fault strikes
 
     fault_at = time.monotonic()
-    details = fault(cluster)
+    outage = Outage(cluster)
+    details = fault(cluster, outage)
     fault_done_at = time.monotonic()
     wait_until(
         lambda: api.get("/health").status_code == 200,
@@ -209,6 +314,20 @@ def test_cluster_keeps_its_promises_through(
         f"no {flow} succeeded after the fault" for flow in FLOWS if flow not in after
     ]
     violations += every_request_answered(outcomes + burst.outcomes)
+    violations += served_while_down(outcomes, outage)
+    violations += [
+        f"{name} never fired while the part was down (fired: {sorted(outage.fired)})"
+        for name in EXPECTED_ALERTS[scenario]
+        if name not in outage.fired
+    ]
+    # An outage is answered (503, a refusal), never a crash: before timers
+    # ran their unit of work like RPCs do, recovery's housekeeping crashed
+    # through the PostgreSQL failover and fired this.
+    violations += [
+        f"{name} fired: something crashed instead of refusing"
+        for name in NEVER_FIRED
+        if name in outage.fired
+    ]
     violations += outbox_drained(databases)
     violations += events_handled_exactly_once(databases, handlers)
     violations += registrations_exactly_once(databases, outcomes)
@@ -219,8 +338,10 @@ def test_cluster_keeps_its_promises_through(
     violations += quota_exact(
         databases, platform.capture_url, burst_phone, burst.outcomes
     )
+    details.pop("promoted_at", None)
     figures = {
         **details,
+        "alerts_fired": sorted(outage.fired),
         **cost(outcomes + burst.outcomes, fault_at, fault_done_at),
         "summary": summary(outcomes + burst.outcomes),
         "violations": len(violations),
@@ -228,24 +349,3 @@ def test_cluster_keeps_its_promises_through(
     record(scenario, figures)
     print(f"\n[{scenario}] {json.dumps(figures, ensure_ascii=False)}")
     assert not violations, f"{scenario}: {figures}\n" + "\n".join(violations[:40])
-
-
-@pytest.mark.quick_fault
-def test_cluster_baseline_without_a_fault(
-    cluster, platform, api, databases, handlers, accounts, school,
-    pending_recoveries,
-):  # fmt: skip
-    """The same load and checks with no fault, on the cluster."""
-    flows, jobs = pending_recoveries
-    load = Load(platform.gateway_url, platform.capture_url, accounts, school,
-                jobs).start(workers=6)  # fmt: skip
-    time.sleep(6)
-    outcomes = load.stop()
-    violations = every_request_answered(outcomes)
-    violations += outbox_drained(databases)
-    violations += events_handled_exactly_once(databases, handlers)
-    violations += registrations_exactly_once(databases, outcomes)
-    violations += vouches_exactly_once(databases, outcomes)
-    violations += recoveries_completed_once(databases, flows)
-    assert sum(o.acknowledged for o in outcomes) > 20, summary(outcomes)
-    assert not violations, "\n".join(violations)
