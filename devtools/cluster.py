@@ -89,17 +89,10 @@ class ClusterPorts:
     def _at(self, port):
         return port + self.offset
 
-    def amqp(self, node):
-        return self._at(5700 + node)
-
-    def dist(self, node):
-        return self._at(25700 + node)
-
-    def management(self, node):
-        return self._at(15700 + node)
-
-    def rabbit_metrics(self, node):
-        return self._at(15710 + node)
+    @property
+    def subnet(self):
+        """The broker nodes' network: ``10.77.<k>.0/24``, one per offset."""
+        return f"10.77.{self.offset // 100}"
 
     @property
     def etcd_client(self):
@@ -156,19 +149,10 @@ class ClusterPorts:
             self.haproxy_stats: "HAProxy (stats)",
             self.prometheus: "Prometheus",
         }
-        for node in range(1, NODES + 1):
-            ports[self.amqp(node)] = f"rabbit-c{node} (AMQP)"
-            ports[self.dist(node)] = f"rabbit-c{node} (Erlang distribution)"
-            ports[self.management(node)] = f"rabbit-c{node} (management)"
-            ports[self.rabbit_metrics(node)] = f"rabbit-c{node} (metrics)"
         for member in (1, 2):
             ports[self.postgres(member)] = f"pg{member} (PostgreSQL)"
             ports[self.patroni(member)] = f"pg{member} (Patroni REST)"
         return ports
-
-
-def _hostname():
-    return os.uname().nodename.split(".")[0]
 
 
 def _wait(what, check, timeout, interval=0.5):
@@ -189,19 +173,132 @@ def _get(url, timeout=2, **kw):
     return requests.get(url, timeout=timeout, **kw)
 
 
+# Inside each broker node's own network namespace: the standard ports.
+AMQP_PORT, MANAGEMENT_PORT, RABBIT_METRICS_PORT = 5672, 15672, 15692
+
+
+def _ip(*args, check=True):
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
+
+
+class BrokerNet:
+    """Each RabbitMQ node as a host of its own: a network namespace with one
+    address on a bridge in this (the services') namespace. The nodes then
+    use the standard ports, run their own epmd, and a partition is a routing
+    change between namespaces — nothing outside them is touched.
+
+        this namespace  10.77.k.1 ── bridge sp<k>br ─┬─ sp<k>-rmq1  10.77.k.11
+                                                      ├─ sp<k>-rmq2  10.77.k.12
+                                                      └─ sp<k>-rmq3  10.77.k.13
+    """
+
+    def __init__(self, ports):
+        k = ports.offset // 100
+        self.tag = f"sp{k}"
+        self.subnet = ports.subnet
+        self.bridge = f"{self.tag}br"
+
+    @property
+    def host_ip(self):
+        return f"{self.subnet}.1"
+
+    def node_ip(self, node):
+        return f"{self.subnet}.{10 + node}"
+
+    def namespace(self, node):
+        return f"{self.tag}-rmq{node}"
+
+    def _in(self, node, *args, check=True):
+        return _ip("netns", "exec", self.namespace(node), "ip", *args, check=check)
+
+    def up(self):
+        self.down()  # what a killed run left behind
+        _ip("link", "add", self.bridge, "type", "bridge")
+        _ip("addr", "add", f"{self.host_ip}/24", "dev", self.bridge)
+        _ip("link", "set", self.bridge, "up")
+        for node in range(1, NODES + 1):
+            ns, host_end, node_end = (
+                self.namespace(node),
+                f"{self.tag}r{node}h",
+                f"{self.tag}r{node}n",
+            )
+            _ip("netns", "add", ns)
+            _ip("link", "add", host_end, "type", "veth", "peer", "name", node_end)
+            _ip("link", "set", node_end, "netns", ns)
+            _ip("link", "set", host_end, "master", self.bridge, "up")
+            self._in(node, "addr", "add", f"{self.node_ip(node)}/24", "dev", node_end)
+            self._in(node, "link", "set", node_end, "up")
+            self._in(node, "link", "set", "lo", "up")
+
+    def down(self):
+        """Kill whatever still runs in the namespaces (epmd), remove them."""
+        for node in range(1, NODES + 1):
+            ns = self.namespace(node)
+            pids = _ip("netns", "pids", ns, check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            _ip("netns", "del", ns, check=False)
+            # A namespace outlives its deletion while its sockets close
+            # (TIME_WAIT); its veth pair would then keep the name taken.
+            _ip("link", "del", f"{self.tag}r{node}h", check=False)
+        _ip("link", "del", self.bridge, check=False)
+
+    def cut(self, node):
+        """Partition ``node`` from the other nodes (both ways): packets
+        between them are dropped. The services still reach every node."""
+        for other in range(1, NODES + 1):
+            if other != node:
+                self._in(node, "route", "add", "blackhole", f"{self.node_ip(other)}/32")
+                self._in(other, "route", "add", "blackhole", f"{self.node_ip(node)}/32")
+
+    def heal(self, node):
+        for other in range(1, NODES + 1):
+            if other != node:
+                self._in(
+                    node,
+                    "route",
+                    "del",
+                    "blackhole",
+                    f"{self.node_ip(other)}/32",
+                    check=False,
+                )
+                self._in(
+                    other,
+                    "route",
+                    "del",
+                    "blackhole",
+                    f"{self.node_ip(node)}/32",
+                    check=False,
+                )
+
+
 class Part:
     """One child process of the cluster with its log; started in a session
     of its own so a signal reaches its whole process group."""
 
-    def __init__(self, name, argv, log_path, env=None, user=None):
+    def __init__(self, name, argv, log_path, env=None, user=None, netns=None):
         self.name, self.argv, self.log_path = name, argv, Path(log_path)
-        self.env, self.user = env or {}, user
+        self.env, self.user, self.netns = env or {}, user, netns
         self.proc = None
 
     def start(self):
         env = {**os.environ, **self.env}
         user = {}
-        if self.user and os.geteuid() == 0:
+        argv = list(self.argv)
+        if self.netns:
+            # ip netns exec and setpriv each exec the next: ``proc`` is
+            # still the part's own process.
+            env["HOME"] = str(Path(f"~{self.user}").expanduser())
+            env["USER"] = env["LOGNAME"] = self.user
+            argv = [
+                "ip", "netns", "exec", self.netns, "setpriv",
+                f"--reuid={self.user}", f"--regid={self.user}", "--clear-groups",
+                "--", *argv,
+            ]  # fmt: skip
+        elif self.user and os.geteuid() == 0:
             # Erlang and PostgreSQL refuse to run as root. Popen switches
             # user itself (no runuser in between), so ``proc`` is the part's
             # own process and waiting on it waits for the part to be gone.
@@ -210,7 +307,7 @@ class Part:
             user = {"user": self.user, "group": self.user, "extra_groups": []}
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            self.argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True, cwd="/", **user,
         )  # fmt: skip
         log.close()
@@ -247,29 +344,30 @@ class Cluster:
     def __init__(self, directory, ports=None, instances=2, gateways=2, env=None):
         self.dir = Path(directory)
         self.ports = ports or ClusterPorts()
-        self.host = _hostname()
         self.instances = instances
         self.gateways = gateways
         self.extra_env = env or {}
         self.parts = {}
         self.platform = None
+        self.net = BrokerNet(self.ports)
 
     # -- addresses -------------------------------------------------------
     def node_name(self, node):
-        return f"rabbit-c{node}@{self.host}"
+        return f"rabbit@{self.net.node_ip(node)}"
 
     def amqp_uri(self, nodes=None):
         """Every node, ``;``-separated: kombu fails over along the list."""
         nodes = nodes or range(1, NODES + 1)
         return ";".join(
-            f"amqp://guest:guest@127.0.0.1:{self.ports.amqp(n)}/{VHOST}" for n in nodes
+            f"amqp://guest:guest@{self.net.node_ip(n)}:{AMQP_PORT}/{VHOST}"
+            for n in nodes
         )
 
     def db_uri(self, database):
         return f"postgresql://postgres:postgres@127.0.0.1:{self.ports.postgres_primary}/{database}"
 
     def management_url(self, node=1):
-        return f"http://127.0.0.1:{self.ports.management(node)}"
+        return f"http://{self.net.node_ip(node)}:{MANAGEMENT_PORT}"
 
     @property
     def gateway_url(self):
@@ -326,14 +424,24 @@ class Cluster:
         self.check_ports()
         self._prepare_dir()
         try:
+            self.net.up()
             self.start_etcd()
-            for node in range(1, NODES + 1):
-                self.start_rabbit(node)
+            # The first node forms the cluster; the others find it through
+            # classic peer discovery (started together, two could each
+            # form a cluster of their own).
+            self.start_rabbit(1)
             for member in (1, 2):
                 self.start_patroni(member)
             self.start_haproxy()
+            self.wait_rabbit(1)
+            for node in range(2, NODES + 1):
+                self.start_rabbit(node)
             self.wait_rabbits()
-            self.join_rabbits()
+            _wait(
+                "RabbitMQ cluster of three",
+                lambda: len(self.running_nodes()) == NODES,
+                60,
+            )
             self.configure_broker()
             self.wait_postgres()
             self.start_prometheus()
@@ -360,27 +468,31 @@ class Cluster:
     # RabbitMQ: three nodes of the installed rabbitmq-server
     def rabbit_part(self, node):
         base = self.dir / f"rabbit-c{node}"
-        p = self.ports
         conf = base / "rabbitmq.conf"
         if not conf.exists():
             base.mkdir()
+            peers = [
+                f"cluster_formation.classic_config.nodes.{n} = {self.node_name(n)}"
+                for n in range(1, NODES + 1)
+            ]
             conf.write_text(
                 "\n".join(
                     [
-                        f"listeners.tcp.local = 127.0.0.1:{p.amqp(node)}",
-                        "management.tcp.ip = 127.0.0.1",
-                        f"management.tcp.port = {p.management(node)}",
-                        "prometheus.tcp.ip = 127.0.0.1",
+                        f"listeners.tcp.default = {AMQP_PORT}",
+                        f"management.tcp.port = {MANAGEMENT_PORT}",
+                        f"prometheus.tcp.port = {RABBIT_METRICS_PORT}",
                         # Per-queue series (queue depth, dead letters).
                         "prometheus.return_per_object_metrics = true",
-                        f"prometheus.tcp.port = {p.rabbit_metrics(node)}",
-                        # A node cut off from the majority pauses instead of
-                        # serving a minority view (why: RABBITMQ-CLUSTER.md).
+                        # A node cut off from the majority pauses: it closes
+                        # its clients' connections and they move to the
+                        # majority (why: RABBITMQ-CLUSTER.md).
                         "cluster_partition_handling = pause_minority",
                         # Quorum queue leaders spread over the nodes, not all
                         # on the node the declaring service happens to use.
                         "queue_leader_locator = balanced",
                         "loopback_users = none",
+                        "cluster_formation.peer_discovery_backend = classic_config",
+                        *peers,
                         "log.console = false",
                         "log.file.level = info",
                         "",
@@ -390,6 +502,12 @@ class Cluster:
             (base / "enabled_plugins").write_text(
                 "[rabbitmq_management,rabbitmq_prometheus].\n"
             )
+            # Our own environment file, not /etc/rabbitmq/rabbitmq-env.conf
+            # (which may pin epmd and distribution to 127.0.0.1): this
+            # host's epmd and distribution listen on its own address.
+            (base / "rabbitmq-env.conf").write_text(
+                f"ERL_EPMD_ADDRESS={self.net.node_ip(node)}\n"
+            )
             shutil.chown(base, "rabbitmq", "rabbitmq")
             for child in base.iterdir():
                 shutil.chown(child, "rabbitmq", "rabbitmq")
@@ -398,30 +516,23 @@ class Cluster:
             ["/usr/lib/rabbitmq/bin/rabbitmq-server"],
             self.log(f"rabbit-c{node}"),
             env={
+                "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
                 "RABBITMQ_NODENAME": self.node_name(node),
-                "RABBITMQ_NODE_PORT": str(p.amqp(node)),
-                "RABBITMQ_DIST_PORT": str(p.dist(node)),
+                "RABBITMQ_USE_LONGNAME": "true",
                 "RABBITMQ_CONFIG_FILE": str(conf),
                 "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
                 "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
                 "RABBITMQ_LOG_BASE": str(base / "log"),
                 "RABBITMQ_PID_FILE": str(base / "pid"),
+                # A partition is noticed in ~10 s, not the default 60.
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel net_ticktime 10",
             },
             user="rabbitmq",
+            netns=self.net.namespace(node),
         )
 
     def start_rabbit(self, node):
         return self._add(self.rabbit_part(node))
-
-    def rabbitmqctl(self, node, *args, timeout=60, check=True):
-        argv = ["/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", self.node_name(node), *args]
-        user = {}
-        if os.geteuid() == 0:  # the rabbitmq user's Erlang cookie
-            user = {"user": "rabbitmq", "group": "rabbitmq", "extra_groups": []}
-        return subprocess.run(
-            argv, capture_output=True, text=True, timeout=timeout, check=check,
-            env={**os.environ, "HOME": "/var/lib/rabbitmq"}, cwd="/", **user,
-        )  # fmt: skip
 
     def wait_rabbit(self, node, timeout=90):
         def up():
@@ -437,18 +548,6 @@ class Cluster:
     def wait_rabbits(self):
         for node in range(1, NODES + 1):
             self.wait_rabbit(node)
-
-    def join_rabbits(self):
-        for node in range(2, NODES + 1):
-            self.rabbitmqctl(node, "stop_app")
-            self.rabbitmqctl(node, "join_cluster", self.node_name(1))
-            self.rabbitmqctl(node, "start_app")
-        running = _wait(
-            "RabbitMQ cluster of three",
-            lambda: len(self.running_nodes()) == NODES,
-            60,
-        )
-        return running
 
     def broker_api(self, path):
         """GET ``/api<path>`` from the first node whose management answers."""
@@ -793,7 +892,8 @@ listen stats
                 for k in range(1, self.gateways + 1)
             ],
             "rabbitmq": [
-                f"127.0.0.1:{p.rabbit_metrics(n)}" for n in range(1, NODES + 1)
+                f"{self.net.node_ip(n)}:{RABBIT_METRICS_PORT}"
+                for n in range(1, NODES + 1)
             ],
             "patroni": [f"127.0.0.1:{p.patroni(m)}" for m in (1, 2)],
             "etcd": [f"127.0.0.1:{p.etcd_client}"],
@@ -883,9 +983,19 @@ listen stats
             self.parts[name].start()
 
     def stop_rabbit(self, node, timeout=60):
-        """A clean stop, as a rolling restart does it."""
-        self.rabbitmqctl(node, "stop", timeout=timeout, check=False)
-        self.parts[f"rabbit-c{node}"].wait(timeout)
+        """A clean stop, as a rolling restart does it (SIGTERM: the node
+        hands its queues' leadership over and leaves in order)."""
+        part = self.parts[f"rabbit-c{node}"]
+        part.signal(signal.SIGTERM)
+        if not part.wait(timeout):
+            raise ClusterError(f"rabbit-c{node} did not stop in {timeout}s")
+
+    def partition(self, node):
+        """Cut ``node`` off from the other two (the services still reach it)."""
+        self.net.cut(node)
+
+    def heal(self, node):
+        self.net.heal(node)
 
     # -- stop ------------------------------------------------------------
     def stop(self):
@@ -912,6 +1022,7 @@ listen stats
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+        self.net.down()
         self.parts = {}
 
     def __enter__(self):
@@ -936,8 +1047,8 @@ listen stats
             ),
             f"etcd:                http://127.0.0.1:{p.etcd_client}",
             "RabbitMQ nodes:      " + ", ".join(
-                f"{self.node_name(n)} amqp :{p.amqp(n)} management "
-                f"http://127.0.0.1:{p.management(n)}" for n in range(1, NODES + 1)
+                f"{self.node_name(n)} (netns {self.net.namespace(n)}) management "
+                f"{self.management_url(n)}" for n in range(1, NODES + 1)
             ),
             f"AMQP_URI:            {self.amqp_uri()}",
             f"Prometheus:          http://127.0.0.1:{p.prometheus}  (alerts /alerts)",

@@ -112,6 +112,22 @@ def rolling_restart_rabbits(cluster, outage):
     return {}
 
 
+def partition_busiest_rabbit(cluster, outage):
+    """The node leading the busiest queues loses the other two (its own
+    network namespace's routes to them go; the services still reach it).
+    pause_minority: it pauses and closes its clients' connections, they
+    move to the majority, whose quorum queues elect new leaders; healed, it
+    resumes and catches up from the Raft log."""
+    node = busiest_node(cluster)
+    cluster.partition(node)
+    try:
+        outage.hold(["RabbitMQNodeDown"])
+    finally:
+        cluster.heal(node)
+    rejoined(cluster, node)
+    return {"node": cluster.node_name(node), "partition_handling": "pause_minority"}
+
+
 def kill_postgres_primary(cluster, outage):
     old = cluster.primary()
     assert old in (1, 2)
@@ -163,6 +179,7 @@ def kill_one_of_each_service(cluster, outage):
 EXPECTED_ALERTS = {
     "kill-9 busiest RabbitMQ node": ["RabbitMQNodeDown", "RabbitMQClusterDegraded"],
     "rolling restart of RabbitMQ": ["RabbitMQNodeDown"],
+    "partition the busiest RabbitMQ node": ["RabbitMQNodeDown"],
     "kill-9 PostgreSQL primary": ["PostgresMemberDown"],
     "kill-9 a gateway": ["ServiceInstanceDown"],
     "kill-9 one instance of each service": ["ServiceInstanceDown"],
@@ -174,6 +191,7 @@ SCENARIOS = {
     # The one `make test` runs: the node most of the work goes through.
     "kill-9 busiest RabbitMQ node": (kill_busiest_rabbit, True),
     "rolling restart of RabbitMQ": (rolling_restart_rabbits, False),
+    "partition the busiest RabbitMQ node": (partition_busiest_rabbit, False),
     "kill-9 PostgreSQL primary": (kill_postgres_primary, False),
     "kill-9 a gateway": (kill_gateway, False),
     "kill-9 one instance of each service": (kill_one_of_each_service, False),
