@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-PHONY_CLUSTER := cluster cluster-infra cluster-faults alert-rules
+PHONY_CLUSTER := cluster cluster-infra cluster-faults bench-cluster
 .PHONY: $(PHONY_CLUSTER) fresh-check install infra browser migrate run test unit integration e2e browser-tests faults fuzz lint bench clean-test-data mutate dead-events
 
 install: $(VENV)/.installed
@@ -38,6 +38,12 @@ cluster: install cluster-infra
 
 cluster-infra:
 	bash scripts/ensure-cluster.sh
+
+## What HA costs: send_code and logins on the cluster vs the single-node
+## platform, same run, as ratios (bench/cluster.py).
+bench-cluster: install infra cluster-infra
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || { echo "[bench] FATAL: cannot install wrk" >&2; exit 1; }
+	$(PY) -m bench.cluster
 
 ## Faults under load on the cluster (tests/cluster): a RabbitMQ node killed
 ## and a rolling restart, the PostgreSQL primary killed, a gateway killed,
@@ -78,12 +84,15 @@ faults: install infra
 	$(PYTEST) tests/faults
 
 ## Every tier, against real RabbitMQ and PostgreSQL. CI runs exactly this.
-## The fault tier's quick scenarios (a kill -9, a broker restart) run last:
-## they restart this machine's RabbitMQ.
-test: install infra browser lint
+## The fault tier's quick scenarios (a kill -9, a broker restart) run last
+## but one: they restart this machine's RabbitMQ. Last, the cluster tier's
+## baseline and its kill -9 of the busiest RabbitMQ node, on a cluster of
+## its own (cluster-infra installs patroni, etcd, haproxy, prometheus).
+test: install infra cluster-infra browser lint
 	$(PYTEST) tests/unit tests/fuzz tests/integration tests/e2e --ignore=tests/e2e/browser
 	TESTS_WITHOUT_EVENTLET=1 $(PYTEST) tests/e2e/browser
 	$(PYTEST) tests/faults -m quick_fault
+	$(PYTEST) tests/cluster -m quick_fault
 
 bench: install infra
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || { echo "[bench] FATAL: cannot install wrk" >&2; exit 1; }
