@@ -7,7 +7,8 @@
 #   3. clone the committed `main` into it with ../shared beside it,
 #   4. inside it: `make test`, then `make run` until /health is 200 through
 #      the gateway, then Ctrl-C (SIGINT to its process group) and nothing left
-#      listening on the gateway's port.
+#      listening on the gateway's port; then the same for `make cluster`
+#      (stopped within 10 s, none of its ports left listening).
 #
 # The root shares this machine's network (it uses the same package mirrors
 # and pip configuration), so the ports its RabbitMQ and PostgreSQL take are
@@ -90,11 +91,22 @@ start_host_services() {
   [ $host_rabbit_was_up = 0 ] || port_open 5672 || log "WARNING: RabbitMQ did not come back"
 }
 
+# The cluster's bridge and veths (devtools/cluster.py) live in this
+# machine's network stack, not in the root: a run cut short leaves them.
+remove_cluster_links() {
+  local link
+  for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 \
+                | grep -E '^sp[0-9]+(br|r[0-9]h)$' || true); do
+    ip link del "$link" 2>/dev/null || true
+  done
+}
+
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
   kill_root_processes
   unmount_root
+  remove_cluster_links
   start_host_services
   exit $status
 }
@@ -193,39 +205,56 @@ test_status=0
 in_root bash -c 'cd /work/main && make test' >"$WORK/test.log" 2>&1 || test_status=$?
 test_seconds=$((SECONDS - started))
 
-log "running 'make run' in the root until $HEALTH_URL is 200 (log: $WORK/run.log)"
-run_status=fail
-# Job control gives the background job a process group of its own (its
-# leader is $run_pid: env, chroot and bash exec one another into make), so
-# Ctrl-C can be sent to the whole group as a terminal would.
-set -m
-in_root bash -c 'cd /work/main && exec make run' >"$WORK/run.log" 2>&1 &
-run_pid=$!
-set +m
-health=000
-for _ in $(seq 300); do
-  health=$(curl -s -o /dev/null -w '%{http_code}' "$HEALTH_URL" 2>/dev/null || true)
-  [ "$health" = 200 ] && break
-  kill -0 "$run_pid" 2>/dev/null || break
-  sleep 1
-done
-stop_seconds=-1
-if [ "$health" = 200 ]; then
-  # Ctrl-C: SIGINT to the whole process group.
-  stop_started=$SECONDS
-  kill -INT -- "-$run_pid" 2>/dev/null || true
-  for _ in $(seq 15); do kill -0 "$run_pid" 2>/dev/null || break; sleep 1; done
-  stop_seconds=$((SECONDS - stop_started))
-  if kill -0 "$run_pid" 2>/dev/null; then
-    run_status="did not stop within 15 s of Ctrl-C"
-  elif port_open 8000; then
-    run_status="stopped, but port 8000 is still listening"
+# run_until_healthy TARGET STOP_LIMIT PORTS...: `make TARGET` in the root
+# until $HEALTH_URL is 200, then Ctrl-C. Sets $status ("ok" when it stopped
+# within STOP_LIMIT seconds leaving none of PORTS listening) and $report.
+run_until_healthy() {
+  local target=$1 limit=$2; shift 2
+  local pid health=000 stopped=-1 stop_started port
+  # Job control gives the background job a process group of its own (its
+  # leader is $pid: env, chroot and bash exec one another into make), so
+  # Ctrl-C can be sent to the whole group as a terminal would.
+  set -m
+  in_root bash -c "cd /work/main && exec make $target" >"$WORK/$target.log" 2>&1 &
+  pid=$!
+  set +m
+  for _ in $(seq 400); do
+    health=$(curl -s -o /dev/null -w '%{http_code}' "$HEALTH_URL" 2>/dev/null || true)
+    [ "$health" = 200 ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 1
+  done
+  if [ "$health" = 200 ]; then
+    stop_started=$SECONDS
+    kill -INT -- "-$pid" 2>/dev/null || true
+    for _ in $(seq $((limit + 5))); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    stopped=$((SECONDS - stop_started))
+    status=ok
+    if kill -0 "$pid" 2>/dev/null; then
+      status="did not stop within $((limit + 5)) s of Ctrl-C"
+      kill -KILL -- "-$pid" 2>/dev/null || true
+    elif [ "$stopped" -gt "$limit" ]; then
+      status="stopped in $stopped s, more than $limit"
+    else
+      for port in "$@"; do
+        if port_open "$port"; then status="stopped, but port $port is still listening"; break; fi
+      done
+    fi
   else
-    run_status=ok
+    status="/health never answered 200 (last: $health)"
+    kill -INT -- "-$pid" 2>/dev/null || true
+    sleep 10
+    kill -KILL -- "-$pid" 2>/dev/null || true
   fi
-else
-  run_status="/health never answered 200 (last: $health)"
-fi
+  report="$status (health $health; stopped in $stopped s after Ctrl-C)"
+}
+
+log "running 'make run' in the root until $HEALTH_URL is 200 (log: $WORK/run.log)"
+run_until_healthy run 5 8000 8025 1025
+run_status=$status run_report=$report
+log "running 'make cluster' in the root until $HEALTH_URL is 200 (log: $WORK/cluster.log)"
+run_until_healthy cluster 10 8000 8404 5440 5441 5442 9090 2479 8011 8012
+cluster_status=$status cluster_report=$report
 
 # --------------------------------------------------------------- summary
 {
@@ -233,9 +262,11 @@ fi
   echo "root: Debian $(cat "$ROOT/etc/debian_version") minbase + ${PREREQUISITES[*]}"
   echo "make test: exit $test_status in ${test_seconds} s"
   grep -E '^(=+ .*(passed|failed|error).* =+|\[(infra|browser)\] (ok|FATAL|installing|PostgreSQL|RabbitMQ).*)$' "$WORK/test.log" || true
-  echo "make run: $run_status (health $health; stopped in ${stop_seconds} s after Ctrl-C)"
+  echo "make run: $run_report"
+  echo "make cluster: $cluster_report"
 } | tee "$WORK/summary.txt"
 
 [ $test_status = 0 ] || die "make test failed in the fresh root (see $WORK/test.log)"
 [ "$run_status" = ok ] || die "make run: $run_status (see $WORK/run.log)"
+[ "$cluster_status" = ok ] || die "make cluster: $cluster_status (see $WORK/cluster.log)"
 log "passed"

@@ -6,13 +6,17 @@ instances of every service), while one part at a time dies:
 * ``kill -9`` of the RabbitMQ node leading the busiest quorum queues, then
   it comes back and rejoins;
 * a rolling restart: each RabbitMQ node stopped cleanly and started, in turn;
+* a network partition: the busiest node (a host of its own, in a network
+  namespace) cut off from the other two, then healed (pause_minority);
 * ``kill -9`` of the PostgreSQL primary (Patroni and its postmaster):
   Patroni promotes the replica, the old primary rejoins as a replica;
 * ``kill -9`` of one gateway: HAProxy routes around it;
 * ``kill -9`` of one instance of each back-end service.
 
-After each, the fault tier's invariants (tests/faults/invariants.py) and,
-per scenario, what the fault cost: seconds from the fault until every flow
+Each holds its part down until Prometheus fires the alert for it; every
+flow must succeed while it is down. After each, the fault tier's invariants
+(tests/faults/invariants.py), the expected alert fired and no crash alert,
+and, per scenario, what the fault cost: seconds from the fault until every flow
 succeeded again, the requests that failed meanwhile with their codes, and
 the p99 latency of the requests sent during it. Those figures are printed
 and appended to ``.artifacts/cluster-faults.jsonl``.
