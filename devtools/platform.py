@@ -161,12 +161,16 @@ class Platform:
         with_capture=True,
         instances=None,
         gateway_addresses=None,
+        instance_env=None,
     ):
         self.instances = {**dict.fromkeys(BACKEND_SERVICES, 1), **(instances or {})}
         # Several gateways (``make cluster``): each listens on its own
         # address and a load balancer serves ``gateway_address``.
         self.gateway_addresses = list(gateway_addresses or [gateway_address])
         self.instances["gateway"] = len(self.gateway_addresses)
+        # ``instance_env(service, instance) -> dict``: what one process gets
+        # beyond the shared environment (the cluster spreads broker nodes).
+        self.instance_env = instance_env or (lambda service, instance: {})
         self.env = {**os.environ, **(env or {})}
         self.env["GATEWAY_ADDRESS"] = gateway_address
         self.env.setdefault("PYTHONWARNINGS", "ignore")
@@ -232,7 +236,7 @@ class Platform:
     def start_service(self, name, instance=None):
         """One ``nameko run`` of service ``name``; ``instance`` names another
         one of the same service (``recovery-2``), which shares its queues."""
-        env = {}
+        env = dict(self.instance_env(name, instance or 1))
         if name == "gateway":
             env["GATEWAY_ADDRESS"] = self.gateway_addresses[(instance or 1) - 1]
         if name in METRICS_PORTS:

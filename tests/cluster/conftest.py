@@ -27,7 +27,8 @@ NEEDED = ("patroni", "etcd", "haproxy", "prometheus", "promtool")
 
 
 @pytest.fixture(scope="session")
-def cluster(wechat_key):
+def cluster_tools():
+    """Stops the tier, loudly, without root or the cluster's packages."""
     missing = [cmd for cmd in NEEDED if shutil.which(cmd) is None]
     if missing or os.geteuid() != 0:
         pytest.exit(
@@ -35,6 +36,10 @@ def cluster(wechat_key):
             "run `bash scripts/ensure-cluster.sh` (make cluster-faults does)",
             returncode=3,
         )
+
+
+@pytest.fixture(scope="session")
+def cluster(cluster_tools, wechat_key):
     env = platform_env(wechat_key)
     env.pop("IDENTITY_METRICS_PORT")  # the cluster gives every instance its port
     env.update(
