@@ -20,22 +20,13 @@ import tempfile
 
 from bench.harness import emit
 from bench.login import _logins, register_accounts
+from bench.run import LOAD_PATH_ENV
 from bench.wrk import SEND_CODE_LUA, run_wrk, wrk_available
 from devtools.cluster import Cluster, ClusterPorts
 from devtools.platform import BACKEND_SERVICES, Platform
 from services.common.plumbing.testing import TestDatabases, TestVhost, random_ref
 
-# As bench.run's platform: the load names its client in X-Forwarded-For
-# and one prefix sends everything, so the SMS-pumping and per-IP limits are
-# lifted to measure the path.
-BENCH_ENV = {
-    "LOG_LEVEL": "WARNING",
-    "GATEWAY_TRUST_FORWARDED_FOR": "true",
-    "CODE_IP_HOURLY_LIMIT": "100000000",
-    "CODE_IP_FAILURES_BEFORE_CAPTCHA": "100000000",
-    "CODE_PREFIX_SENDS_PER_MINUTE": "100000000",
-    "GATEWAY_MAX_WORKERS": "64",
-}
+BENCH_ENV = {"LOG_LEVEL": "WARNING", **LOAD_PATH_ENV}
 INSTANCES = 2
 
 

@@ -46,6 +46,17 @@ from services.common.plumbing.testing import (
 )
 
 CLIENTS = (1, 32)
+# The load comes through one trusted proxy hop: each request names its
+# client in X-Forwarded-For. One phone prefix sends everything and
+# one_network sends from one address: lift the per-IP and SMS-pumping limits
+# and the captcha so the benchmark measures the path (bench.cluster too).
+LOAD_PATH_ENV = {
+    "GATEWAY_TRUST_FORWARDED_FOR": "true",
+    "CODE_IP_HOURLY_LIMIT": "100000000",
+    "CODE_IP_FAILURES_BEFORE_CAPTCHA": "100000000",
+    "CODE_PREFIX_SENDS_PER_MINUTE": "100000000",
+    "GATEWAY_MAX_WORKERS": "64",
+}
 BENCH_INTERNAL_TOKEN = "bench-internal-" + random_ref()
 
 
@@ -159,15 +170,7 @@ def platform_benchmarks(floor_32, quick=False, only=None, floor_32_wrk=None):
         "AMQP_URI": vhost.amqp_uri,
         "LOG_LEVEL": "WARNING",
         **dbs.env(),
-        # The load comes through one trusted proxy hop: each request names
-        # its client in X-Forwarded-For. One phone prefix sends everything
-        # and one_network sends from one address: lift the per-IP and
-        # SMS-pumping limits and the captcha so the benchmark measures the path.
-        "GATEWAY_TRUST_FORWARDED_FOR": "true",
-        "CODE_IP_HOURLY_LIMIT": "100000000",
-        "CODE_IP_FAILURES_BEFORE_CAPTCHA": "100000000",
-        "CODE_PREFIX_SENDS_PER_MINUTE": "100000000",
-        "GATEWAY_MAX_WORKERS": "64",
+        **LOAD_PATH_ENV,
         # The login benchmark reads identity's own hash CPU from its metrics.
         "IDENTITY_METRICS_PORT": str(find_free_port()),
         "INTERNAL_API_TOKEN": BENCH_INTERNAL_TOKEN,

@@ -17,8 +17,13 @@ import pytest
 from devtools.cluster import Cluster, ClusterPorts
 from tests.e2e.conftest import *  # noqa: F403 (the e2e fixtures, on this platform)
 from tests.e2e.conftest import platform_env
-from tests.faults.fixtures import accounts, pending_recoveries  # noqa: F401
-from tests.faults.invariants import Databases, load_handlers
+from tests.faults.fixtures import (  # noqa: F401 (fixtures)
+    FAULT_LOAD_ENV,
+    accounts,
+    databases,
+    handlers,
+    pending_recoveries,
+)
 
 CLUSTER_DIR = os.environ.get(
     "TEST_CLUSTER_DIR", "/var/tmp/student-platform-cluster-tests"
@@ -42,15 +47,7 @@ def cluster_tools():
 def cluster(cluster_tools, wechat_key):
     env = platform_env(wechat_key)
     env.pop("IDENTITY_METRICS_PORT")  # the cluster gives every instance its port
-    env.update(
-        {
-            # As the fault tier: only the daily limit decides the burst.
-            "CODE_RESEND_COOLDOWN_SECONDS": "0",
-            "CODE_PREFIX_SENDS_PER_MINUTE": "1000000",
-            "CODE_IP_HOURLY_LIMIT": "100000",
-            "RPC_TIMEOUT_SECONDS": "5",
-        }
-    )
+    env.update(FAULT_LOAD_ENV)
     running = Cluster(CLUSTER_DIR, ports=ClusterPorts(offset=100), env=env)
     running.start(wait=120)
     try:
@@ -64,17 +61,3 @@ def platform(cluster):
     running = cluster.platform
     running.amqp_uri = cluster.amqp_uri()
     return running
-
-
-@pytest.fixture(scope="session")
-def databases(platform):
-    db = Databases(platform.env)
-    yield db
-    db.close()
-
-
-@pytest.fixture(scope="session")
-def handlers(platform):
-    found = load_handlers()
-    assert len(found) >= 8, found
-    return found

@@ -28,22 +28,20 @@ from pathlib import Path
 
 import pytest
 
-from services.common.plumbing.testing import random_phone, wait_until
+from services.common.plumbing.testing import wait_until
 from tests.faults.invariants import (
+    FLOWS,
+    after_a_fault,
     events_handled_exactly_once,
     every_request_answered,
     outbox_drained,
-    quota_exact,
     recoveries_completed_once,
-    registered_accounts_exist,
     registrations_exactly_once,
-    roster_pushes_exactly_once,
     vouches_exactly_once,
 )
-from tests.faults.load import Load, burst_sends, summary
+from tests.faults.load import Load, ScenarioRun, summary
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / ".artifacts"
-FLOWS = ("register", "login", "send_code", "roster")
 
 
 # -- faults --------------------------------------------------------------------
@@ -308,35 +306,16 @@ def test_cluster_keeps_its_promises_through(
     pending_recoveries,
 ):  # fmt: skip
     fault, _ = SCENARIOS[scenario]
-    flows, vouch_jobs = pending_recoveries
     no_alert_firing(cluster)
-    load = Load(platform.gateway_url, platform.capture_url, accounts, school,
-                vouch_jobs).start(workers=6)  # fmt: skip
-    time.sleep(3)  # steady before the fault
-    burst_phone = random_phone("133")
-    burst, senders = burst_sends(platform.gateway_url, burst_phone)
-    time.sleep(0.5)  # the burst is under way when the fault strikes
-
+    run = ScenarioRun(platform, accounts, school, pending_recoveries)
     fault_at = time.monotonic()
     outage = Outage(cluster)
     details = fault(cluster, outage)
     fault_done_at = time.monotonic()
-    wait_until(
-        lambda: api.get("/health").status_code == 200,
-        timeout=90, interval=0.5, message="the platform healthy again",
-    )  # fmt: skip
-    recovered_at = time.monotonic()
-    for sender in senders:
-        sender.join(180)
-    time.sleep(4)  # the load goes on after the fault
-    outcomes = load.stop()
+    run.finish(api)
 
-    after = {o.flow for o in outcomes if o.at > recovered_at and o.acknowledged}
-    violations = [
-        f"no {flow} succeeded after the fault" for flow in FLOWS if flow not in after
-    ]
-    violations += every_request_answered(outcomes + burst.outcomes)
-    violations += served_while_down(outcomes, outage)
+    violations = after_a_fault(databases, handlers, platform.capture_url, run)
+    violations += served_while_down(run.outcomes, outage)
     violations += [
         f"{name} never fired while the part was down (fired: {sorted(outage.fired)})"
         for name in EXPECTED_ALERTS[scenario]
@@ -350,22 +329,12 @@ def test_cluster_keeps_its_promises_through(
         for name in NEVER_FIRED
         if name in outage.fired
     ]
-    violations += outbox_drained(databases)
-    violations += events_handled_exactly_once(databases, handlers)
-    violations += registrations_exactly_once(databases, outcomes)
-    violations += roster_pushes_exactly_once(databases, outcomes)
-    violations += vouches_exactly_once(databases, outcomes)
-    violations += recoveries_completed_once(databases, flows)
-    violations += registered_accounts_exist(databases)
-    violations += quota_exact(
-        databases, platform.capture_url, burst_phone, burst.outcomes
-    )
     details.pop("promoted_at", None)
     figures = {
         **details,
         "alerts_fired": sorted(outage.fired),
-        **cost(outcomes + burst.outcomes, fault_at, fault_done_at),
-        "summary": summary(outcomes + burst.outcomes),
+        **cost(run.everything, fault_at, fault_done_at),
+        "summary": summary(run.everything),
         "violations": len(violations),
     }
     record(scenario, figures)

@@ -4,6 +4,33 @@ with, made before each scenario through the gateway."""
 import pytest
 
 from tests.e2e.recovery_steps import to_awaiting
+from tests.faults.invariants import Databases, load_handlers
+
+# What both fault tiers run the platform with, beyond the e2e tier's.
+FAULT_LOAD_ENV = {
+    # The quota burst races 1,000 sends for the day's five: no cooldown,
+    # so only the daily limit decides.
+    "CODE_RESEND_COOLDOWN_SECONDS": "0",
+    "CODE_PREFIX_SENDS_PER_MINUTE": "1000000",
+    "CODE_IP_HOURLY_LIMIT": "100000",
+    "RPC_TIMEOUT_SECONDS": "5",
+}
+
+
+@pytest.fixture(scope="session")
+def databases(platform):
+    """One autocommit connection per service database of the platform."""
+    db = Databases(platform.env)
+    yield db
+    db.close()
+
+
+@pytest.fixture(scope="session")
+def handlers(platform):
+    """Every reliable handler of the platform and the event it takes."""
+    found = load_handlers()
+    assert len(found) >= 8, found  # the platform's own event flows are all there
+    return found
 
 
 @pytest.fixture

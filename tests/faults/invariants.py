@@ -278,3 +278,29 @@ def quota_exact(db, capture_url, phone, outcomes, limit=5):
     if refused_quota == 0:
         violations.append("quota: the burst never reached the daily limit")
     return violations
+
+
+# The flows every fault scenario must see succeed again afterwards.
+FLOWS = ("register", "login", "send_code", "roster")
+
+
+def after_a_fault(db, handlers, capture_url, run):
+    """Every promise both fault tiers check after a fault, as one list of
+    violations: each flow succeeded again, every request answered, outboxes
+    drained, every handler's set equal to its source's, every acknowledged
+    change there exactly once, recoveries applied once, the burst exact."""
+    outcomes, burst = run.outcomes, run.burst.outcomes
+    after = {o.flow for o in outcomes if o.at > run.recovered_at and o.acknowledged}
+    violations = [
+        f"no {flow} succeeded after the fault" for flow in FLOWS if flow not in after
+    ]
+    violations += every_request_answered(outcomes + burst)
+    violations += outbox_drained(db)
+    violations += events_handled_exactly_once(db, handlers)
+    violations += registrations_exactly_once(db, outcomes)
+    violations += roster_pushes_exactly_once(db, outcomes)
+    violations += vouches_exactly_once(db, outcomes)
+    violations += recoveries_completed_once(db, run.flows)
+    violations += registered_accounts_exist(db)
+    violations += quota_exact(db, capture_url, run.burst_phone, burst)
+    return violations

@@ -261,3 +261,45 @@ def summary(outcomes):
     return f"{len(outcomes)} requests: " + ", ".join(
         f"{k}×{v}" for k, v in sorted(by_status.items())
     )
+
+
+class ScenarioRun:
+    """The load of one fault scenario: the steady flows, and the 1,000-send
+    burst to one phone under way when the fault strikes.
+
+        run = ScenarioRun(platform, accounts, school, pending_recoveries)
+        ...the fault...
+        run.finish(api)            # healthy again, burst done, load stopped
+        run.outcomes, run.burst    # for the invariants
+    """
+
+    def __init__(self, platform, accounts, school, pending_recoveries):
+        self.flows, vouch_jobs = pending_recoveries
+        self.load = Load(
+            platform.gateway_url, platform.capture_url, accounts, school, vouch_jobs
+        ).start(workers=6)
+        time.sleep(3)  # steady before the fault
+        self.burst_phone = random_phone("133")
+        self.burst, self._senders = burst_sends(platform.gateway_url, self.burst_phone)
+        time.sleep(0.5)  # the burst is under way when the fault strikes
+        self.outcomes = []
+        self.recovered_at = None
+
+    def finish(self, api, healthy_within=90):
+        from services.common.plumbing.testing import wait_until
+
+        wait_until(
+            lambda: api.get("/health").status_code == 200,
+            timeout=healthy_within, interval=0.5,
+            message="the platform healthy again",
+        )  # fmt: skip
+        self.recovered_at = time.monotonic()
+        for sender in self._senders:
+            sender.join(180)
+        time.sleep(4)  # the load goes on after the fault
+        self.outcomes = self.load.stop()
+        return self
+
+    @property
+    def everything(self):
+        return self.outcomes + self.burst.outcomes

@@ -19,20 +19,17 @@ import time
 
 import pytest
 
-from services.common.plumbing.testing import random_phone, wait_until
 from tests.faults import infra
 from tests.faults.invariants import (
+    after_a_fault,
     events_handled_exactly_once,
     every_request_answered,
     outbox_drained,
-    quota_exact,
     recoveries_completed_once,
-    registered_accounts_exist,
     registrations_exactly_once,
-    roster_pushes_exactly_once,
     vouches_exactly_once,
 )
-from tests.faults.load import Load, burst_sends, summary
+from tests.faults.load import Load, ScenarioRun, summary
 
 
 def kill_and_restart(process):
@@ -78,44 +75,11 @@ def test_platform_keeps_its_promises_through(
     pending_recoveries,
 ):  # fmt: skip
     fault, _ = SCENARIOS[scenario]
-    flows, vouch_jobs = pending_recoveries
-    load = Load(platform.gateway_url, platform.capture_url, accounts, school,
-                vouch_jobs).start(workers=6)  # fmt: skip
-    time.sleep(3)  # steady before the fault
-    burst_phone = random_phone("133")
-    burst, senders = burst_sends(platform.gateway_url, burst_phone)
-    time.sleep(0.5)  # the burst is under way when the fault strikes
-
+    run = ScenarioRun(platform, accounts, school, pending_recoveries)
     fault(platform)
-    wait_until(
-        lambda: api.get("/health").status_code == 200,
-        timeout=60, interval=0.5, message="the platform healthy again",
-    )  # fmt: skip
-    recovered_at = time.monotonic()
-    for sender in senders:
-        sender.join(120)
-    time.sleep(4)  # the load goes on after the fault
-    outcomes = load.stop()
-
-    # Every worker's flows ran again after the fault.
-    after = {o.flow for o in outcomes if o.at > recovered_at and o.acknowledged}
-    violations = [
-        f"no {flow} succeeded after the fault"
-        for flow in ("register", "login", "send_code", "roster")
-        if flow not in after
-    ]
-    violations += every_request_answered(outcomes + burst.outcomes)
-    violations += outbox_drained(databases)
-    violations += events_handled_exactly_once(databases, handlers)
-    violations += registrations_exactly_once(databases, outcomes)
-    violations += roster_pushes_exactly_once(databases, outcomes)
-    violations += vouches_exactly_once(databases, outcomes)
-    violations += recoveries_completed_once(databases, flows)
-    violations += registered_accounts_exist(databases)
-    violations += quota_exact(
-        databases, platform.capture_url, burst_phone, burst.outcomes
-    )
-    said = summary(outcomes + burst.outcomes)
+    run.finish(api, healthy_within=60)
+    violations = after_a_fault(databases, handlers, platform.capture_url, run)
+    said = summary(run.everything)
     print(f"\n[{scenario}] {said}")
     assert not violations, f"{scenario}: {said}\n" + "\n".join(violations[:40])
 
