@@ -501,15 +501,6 @@ class Cluster:
                         # on the node the declaring service happens to use.
                         "queue_leader_locator = balanced",
                         "loopback_users = none",
-                        # Metrics come from rabbitmq_prometheus; the management
-                        # agent's own collector is off, as in RabbitMQ's
-                        # official image. Its node-link stats crash 3.10.8 when
-                        # a node resumes after pause_minority with two
-                        # distribution links to a peer (rabbit_net:dist_info
-                        # case_clause, rabbitmq-server#5496's family): the node
-                        # then never reopened its listeners after a healed
-                        # partition (1 run in 2 here).
-                        "management_agent.disable_metrics_collector = true",
                         "cluster_formation.peer_discovery_backend = classic_config",
                         *peers,
                         "log.console = false",
@@ -1009,6 +1000,16 @@ listen stats
         part.signal(signal.SIGTERM)
         if not part.wait(timeout):
             raise ClusterError(f"rabbit-c{node} did not stop in {timeout}s")
+
+    def restart_rabbit(self, node, grace=20):
+        """The runbook for a node that does not come back by itself: stop
+        it (SIGKILL after ``grace``) and start it again on its data."""
+        part = self.parts[f"rabbit-c{node}"]
+        part.signal(signal.SIGTERM)
+        if not part.wait(grace):
+            part.signal(signal.SIGKILL)
+            part.wait(10)
+        self.start_rabbit(node)
 
     def partition(self, node):
         """Cut ``node`` off from the other two (the services still reach it)."""

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.cluster import ClusterError
 from services.common.plumbing.testing import wait_until
 from tests.faults.invariants import (
     FLOWS,
@@ -60,11 +61,14 @@ def busiest_node(cluster):
     return next(n for n in range(1, 4) if cluster.node_name(n) == name)
 
 
-def rejoined(cluster, node):
-    cluster.wait_rabbit(node, timeout=120)
+def rejoined(cluster, node, timeout=120):
+    try:
+        cluster.wait_rabbit(node, timeout=timeout)
+    except ClusterError as exc:
+        raise AssertionError(str(exc)) from None
     wait_until(
         lambda: len(cluster.running_nodes()) == 3,
-        timeout=120, interval=1, message="all three RabbitMQ nodes running",
+        timeout=timeout, interval=1, message="all three RabbitMQ nodes running",
     )  # fmt: skip
 
 
@@ -119,15 +123,31 @@ def partition_busiest_rabbit(cluster, outage):
     network namespace's routes to them go; the services still reach it).
     pause_minority: it pauses and closes its clients' connections, they
     move to the majority, whose quorum queues elect new leaders; healed, it
-    resumes and catches up from the Raft log."""
+    resumes and catches up from the Raft log.
+
+    RabbitMQ 3.10.8 does not always resume: with two distribution links to
+    a peer just after the heal, its management agent crashes in
+    rabbit_net:dist_info (case_clause) and the node's boot fails — it stays
+    paused (1 heal in 3 here). Then the runbook: restart the node, which
+    rejoins on its data. The figures say when that was needed."""
     node = busiest_node(cluster)
     cluster.partition(node)
     try:
         outage.hold(["RabbitMQNodeDown"])
     finally:
         cluster.heal(node)
-    rejoined(cluster, node)
-    return {"node": cluster.node_name(node), "partition_handling": "pause_minority"}
+    restarted = False
+    try:
+        rejoined(cluster, node, timeout=60)
+    except AssertionError:
+        restarted = True
+        cluster.restart_rabbit(node)
+        rejoined(cluster, node)
+    return {
+        "node": cluster.node_name(node),
+        "partition_handling": "pause_minority",
+        "restarted_after_heal": restarted,
+    }
 
 
 def kill_postgres_primary(cluster, outage):
@@ -224,11 +244,12 @@ def served_while_down(outcomes, outage):
 
 def no_alert_firing(cluster, timeout=90):
     """Before a scenario: the previous one's alerts have resolved."""
-    wait_until(
-        lambda: not firing_alerts(cluster),
-        timeout=timeout, interval=1,
-        message="no alert firing before the scenario",
-    )  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while firing := firing_alerts(cluster):
+        assert time.monotonic() < deadline, (
+            f"still firing {timeout} s before the scenario: {sorted(firing)}"
+        )
+        time.sleep(1)
 
 
 # -- what a fault cost ---------------------------------------------------------
