@@ -208,8 +208,20 @@ class BrokerNet:
     def namespace(self, node):
         return f"{self.tag}-rmq{node}"
 
+    def enter(self, node):
+        """The argv prefix that runs a command inside ``node``'s namespace.
+        nsenter, not ``ip netns exec``: that one also remounts /sys in a
+        mount namespace of its own, which fails where / is not a mount
+        point (a chroot such as make fresh-check's)."""
+        return ["nsenter", f"--net=/run/netns/{self.namespace(node)}", "--"]
+
     def _in(self, node, *args, check=True):
-        return _ip("netns", "exec", self.namespace(node), "ip", *args, check=check)
+        return subprocess.run(
+            [*self.enter(node), "ip", *args],
+            capture_output=True,
+            text=True,
+            check=check,
+        )
 
     def up(self):
         self.down()  # what a killed run left behind
@@ -289,12 +301,12 @@ class Part:
         user = {}
         argv = list(self.argv)
         if self.netns:
-            # ip netns exec and setpriv each exec the next: ``proc`` is
-            # still the part's own process.
+            # nsenter and setpriv each exec the next: ``proc`` is still the
+            # part's own process.
             env["HOME"] = str(Path(f"~{self.user}").expanduser())
             env["USER"] = env["LOGNAME"] = self.user
             argv = [
-                "ip", "netns", "exec", self.netns, "setpriv",
+                "nsenter", f"--net=/run/netns/{self.netns}", "--", "setpriv",
                 f"--reuid={self.user}", f"--regid={self.user}", "--clear-groups",
                 "--", *argv,
             ]  # fmt: skip

@@ -22,6 +22,8 @@ declare -A NEEDED=(
   [promtool]=prometheus
   [ip]=iproute2
   [runuser]=util-linux
+  [nsenter]=util-linux
+  [setpriv]=util-linux
 )
 missing=()
 for cmd in "${!NEEDED[@]}"; do
