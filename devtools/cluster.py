@@ -61,6 +61,9 @@ DEPLOY = ROOT / "deploy"
 NODES = 3
 DATABASES = ("identity", "verification", "recovery", "registry_sync")
 VHOST = "selfservice"
+# Creating the vhost on a just-formed cluster starts its message stores on
+# every node: 10 s was seen to be too short for that on two busy cores.
+BROKER_API_TIMEOUT = 60
 PATRONI_SCOPE = "student-platform"
 # What a process gets between SIGTERM and SIGKILL when the cluster stops:
 # all of it must be gone within 10 s of Ctrl-C.
@@ -605,17 +608,17 @@ class Cluster:
                 by_kind.setdefault(doc["kind"], []).append(doc["spec"])
         default_type = by_kind["Vhost"][0].get("defaultQueueType", "quorum")
         requests.put(
-            f"{api}/vhosts/{vhost}", auth=auth, timeout=10,
+            f"{api}/vhosts/{vhost}", auth=auth, timeout=BROKER_API_TIMEOUT,
             json={"default_queue_type": default_type, "description": "student platform"},
         ).raise_for_status()  # fmt: skip
         requests.put(
-            f"{api}/permissions/{vhost}/guest", auth=auth, timeout=10,
+            f"{api}/permissions/{vhost}/guest", auth=auth, timeout=BROKER_API_TIMEOUT,
             json={"configure": ".*", "write": ".*", "read": ".*"},
         ).raise_for_status()  # fmt: skip
         for policy in by_kind["Policy"]:
             requests.put(
                 f"{api}/policies/{vhost}/{quote(policy['name'], safe='')}",
-                auth=auth, timeout=10,
+                auth=auth, timeout=BROKER_API_TIMEOUT,
                 json={
                     "pattern": policy["pattern"], "apply-to": policy["applyTo"],
                     "priority": policy["priority"], "definition": policy["definition"],
@@ -624,20 +627,20 @@ class Cluster:
         for exchange in by_kind["Exchange"]:
             requests.put(
                 f"{api}/exchanges/{vhost}/{quote(exchange['name'], safe='')}",
-                auth=auth, timeout=10,
+                auth=auth, timeout=BROKER_API_TIMEOUT,
                 json={"type": exchange["type"], "durable": exchange["durable"]},
             ).raise_for_status()  # fmt: skip
         for queue in by_kind["Queue"]:
             requests.put(
                 f"{api}/queues/{vhost}/{quote(queue['name'], safe='')}",
-                auth=auth, timeout=10,
+                auth=auth, timeout=BROKER_API_TIMEOUT,
                 json={"durable": True, "arguments": {"x-queue-type": queue["type"]}},
             ).raise_for_status()  # fmt: skip
         for binding in by_kind["Binding"]:
             requests.post(
                 f"{api}/bindings/{vhost}/e/{quote(binding['source'], safe='')}"
                 f"/q/{quote(binding['destination'], safe='')}",
-                auth=auth, timeout=10, json={"routing_key": ""},
+                auth=auth, timeout=BROKER_API_TIMEOUT, json={"routing_key": ""},
             ).raise_for_status()  # fmt: skip
 
     # PostgreSQL: two members under Patroni
