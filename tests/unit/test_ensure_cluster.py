@@ -42,10 +42,12 @@ def test_a_missing_package_without_apt_is_fatal(tmp_path):
 
 def test_not_root_is_fatal(tmp_path):
     if os.geteuid() == 0:
+        # The script on stdin: a clone in a private directory (mktemp -d)
+        # is not readable by nobody.
         ran = subprocess.run(
             ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-             "bash", str(SCRIPT)],
-            capture_output=True, text=True, timeout=60,
+             "bash", "-s"],
+            input=SCRIPT.read_text(), capture_output=True, text=True, timeout=60,
         )  # fmt: skip
     else:
         ran = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True)
