@@ -50,8 +50,8 @@ from devtools.platform import (
     Platform,
     PlatformError,
     log_tail,
-    port_free,
-    port_holder,
+    supervise,
+    taken_ports,
 )
 from services.common.contract.vocabulary import BACKEND_SERVICES
 from services.gateway.messages import message_for
@@ -412,12 +412,7 @@ class Cluster:
 
     # -- start -----------------------------------------------------------
     def check_ports(self):
-        taken = [
-            f"port {port} ({what}) is taken by "
-            f"{port_holder(port) or 'a process this user cannot see'}"
-            for port, what in sorted(self.ports.listening().items())
-            if not port_free(port)
-        ]
+        taken = taken_ports(self.ports.listening())
         if taken:
             raise ClusterError("cannot start the cluster: " + "; ".join(taken))
 
@@ -1124,34 +1119,27 @@ def main(argv=None):
     if args.port_offset % 100 or not 0 <= args.port_offset <= 2500:
         parser.error("--port-offset: a multiple of 100 from 0 to 2500")
     cluster = Cluster(args.dir, ports=ClusterPorts(offset=args.port_offset))
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append("SIGTERM"))
-    status = 0
-    try:
+
+    def start():
         print("[cluster] starting etcd, 3 RabbitMQ nodes, 2 Patroni members, HAProxy, "
               "Prometheus, then 2 of every service", flush=True)  # fmt: skip
         cluster.start()
-        print("\nCluster up.\n" + cluster.addresses(), flush=True)
-        print("Ctrl-C stops everything.", flush=True)
-        while not stopping:
-            dead = cluster.platform.died()
-            if dead:
-                raise PlatformError(cluster.platform.death_report(*dead))
-            lost = [p for p in cluster.parts.values() if not p.alive]
-            if lost:
-                raise ClusterError(lost[0].tail())
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    except PlatformError as exc:
-        print(f"\n[cluster] FATAL: {exc}", file=sys.stderr, flush=True)
-        status = 1
-    finally:
-        print("\n[cluster] stopping", flush=True)
-        started = time.monotonic()
-        cluster.stop()
-        print(f"[cluster] stopped in {time.monotonic() - started:.1f}s", flush=True)
-    return status
+
+    def check():
+        dead = cluster.platform.died()
+        if dead:
+            raise PlatformError(cluster.platform.death_report(*dead))
+        lost = [p for p in cluster.parts.values() if not p.alive]
+        if lost:
+            raise ClusterError(lost[0].tail())
+
+    return supervise(
+        "cluster",
+        start,
+        lambda: f"\nCluster up.\n{cluster.addresses()}\nCtrl-C stops everything.",
+        check,
+        cluster.stop,
+    )
 
 
 if __name__ == "__main__":

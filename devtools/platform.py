@@ -319,11 +319,7 @@ class Platform:
 
     def check_ports(self):
         """Refuse to start when any port is taken, naming it and its holder."""
-        taken = []
-        for port, what in sorted(self.ports().items()):
-            if not port_free(port):
-                holder = port_holder(port) or "a process this user cannot see"
-                taken.append(f"port {port} ({what}) is taken by {holder}")
+        taken = taken_ports(self.ports())
         if taken:
             raise PlatformError(
                 "cannot start: " + "; ".join(taken) + ". Stop it (an earlier "
@@ -413,6 +409,44 @@ class Platform:
         self.stop()
 
 
+def taken_ports(wanted):
+    """One line for each port of ``wanted`` ({port: what it is for}) that
+    something already listens on, naming the holder where it can be seen."""
+    return [
+        f"port {port} ({what}) is taken by "
+        f"{port_holder(port) or 'a process this user cannot see'}"
+        for port, what in sorted(wanted.items())
+        if not port_free(port)
+    ]
+
+
+def supervise(label, start, announce, check, stop):
+    """The foreground life of ``make run`` and ``make cluster``: ``start()``,
+    print ``announce()``, then call ``check()`` (which raises PlatformError
+    when a part died) twice a second until Ctrl-C or SIGTERM; ``stop()``
+    always runs. Returns the process's exit status."""
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append("SIGTERM"))
+    status = 0
+    try:
+        start()
+        print(announce(), flush=True)
+        while not stopping:
+            check()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    except PlatformError as exc:
+        print(f"\n[{label}] FATAL: {exc}", file=sys.stderr, flush=True)
+        status = 1
+    finally:
+        print(f"\n[{label}] stopping", flush=True)
+        started = time.monotonic()
+        stop()
+        print(f"[{label}] stopped in {time.monotonic() - started:.1f}s", flush=True)
+    return status
+
+
 def main(argv=None):
     import argparse
 
@@ -442,49 +476,29 @@ def main(argv=None):
         capture_smtp_port=int(os.environ.get("CAPTURE_SMTP_PORT", 1025)),
         instances=instances,
     )
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append("SIGTERM"))
-    status = 0
-    try:
-        platform.start()
-        print(
-            f"\nPlatform up. Gateway: {platform.gateway_url}  "
-            f"(health: {platform.gateway_url}/health, docs: {platform.gateway_url}/docs)"
+
+    def announce():
+        metrics = ", ".join(
+            f"{platform.process_name(name, k)} :{platform.metrics_port(name, k)}/metrics"
+            for name in METRICS_PORTS
+            for k in range(1, instances[name] + 1)
         )
-        print(
-            "Service metrics: "
-            + ", ".join(
-                f"{platform.process_name(name, k)} "
-                f":{platform.metrics_port(name, k)}/metrics"
-                for name in METRICS_PORTS
-                for k in range(1, instances[name] + 1)
-            )
+        processes = ", ".join(f"{n} pid {p.pid}" for n, p in platform.processes.items())
+        url = platform.gateway_url
+        return (
+            f"\nPlatform up. Gateway: {url}  (health: {url}/health, docs: {url}/docs)\n"
+            f"Service metrics: {metrics}\n"
+            f"Captured SMS/email: {platform.capture_url}/api/messages?to=...\n"
+            f"Processes: {processes}\n"
+            f"Logs: {platform.log_dir}/<service>.log   Ctrl-C stops everything."
         )
-        print(f"Captured SMS/email: {platform.capture_url}/api/messages?to=...")
-        print(
-            "Processes: "
-            + ", ".join(f"{n} pid {p.pid}" for n, p in platform.processes.items())
-        )
-        print(
-            f"Logs: {platform.log_dir}/<service>.log   Ctrl-C stops everything.",
-            flush=True,
-        )
-        while not stopping:
-            dead = platform.died()
-            if dead:
-                raise PlatformError(platform.death_report(*dead))
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    except PlatformError as exc:
-        print(f"\n[platform] FATAL: {exc}", file=sys.stderr, flush=True)
-        status = 1
-    finally:
-        print("\n[platform] stopping", flush=True)
-        started = time.monotonic()
-        platform.stop()
-        print(f"[platform] stopped in {time.monotonic() - started:.1f}s", flush=True)
-    return status
+
+    def check():
+        dead = platform.died()
+        if dead:
+            raise PlatformError(platform.death_report(*dead))
+
+    return supervise("platform", platform.start, announce, check, platform.stop)
 
 
 if __name__ == "__main__":
