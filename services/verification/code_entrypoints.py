@@ -13,12 +13,9 @@ import requests
 from eventlet import tpool
 
 from services.common.contract.errors import (
-    Forbidden,
     RuleViolation,
-    ServiceError,
     Throttled,
 )
-from services.common.plumbing.db import is_conflict
 from services.common.plumbing.rpc import rpc
 from services.common.plumbing.timers import timer
 from services.common.rules.contacts import channel_of
@@ -68,112 +65,72 @@ class CodeEntrypoints:
     # -- codes -----------------------------------------------------------
     @rpc
     def issue_code(self, payload):
-        """Reserve quota, store a hashed code and queue its message, atomically.
-        The quota taken and its order are ``quota.plan_send``'s."""
+        """Take the quota ``quota.plan_send`` plans, store a hashed code and
+        queue its message and event: one call to the database, atomic."""
         request = _ISSUE_CODE_REQUEST.load(payload)
         now = self.clock()
         policy = self.policies.for_purpose(request["purpose"])
-        destination = domain.checked_destination(
-            request["channel"], request["destination"]
-        )
-        self._require_captcha_if_needed(request, now, policy)
+        channel, purpose = request["channel"], request["purpose"]
+        destination = domain.checked_destination(channel, request["destination"])
         prefix = domain.phone_prefix(destination)
         address = _counted_address(request)
-        plan = quota.plan_send(request["purpose"], destination,
-                               request["account_id"], address, prefix, now, policy)  # fmt: skip
-        refusal = quota.suspended_refusal(self.db.breaker_open_until(prefix), now)
-        if refusal is not None:
-            self.db.rollback()
-            raise refusal
-        # The per-IP and per-prefix rows are shared by many requests (one NAT,
-        # one mobile network): taken by a statement of their own, so their row
-        # locks are not held through the code's transaction.
-        shared = self.db.take_shared(plan)
-        if shared.refused is not None:
-            if shared.refused.scope == "prefix_minute":
-                self._trip_breaker(prefix, now, policy)
-            self._count_ip_failure(address, now, policy)
-            raise quota.shared_refusal(shared.refused, now, policy)
-        try:
-            answer = self._issue(request, plan, policy, now)
-        except ServiceError as refusal:
-            self.db.rollback()
-            self.db.give_back(plan.shared)
-            self._count_ip_failure(address, now, policy)
-            log.info(
-                "code refused for %s: %s", mask_destination(destination), refusal.code
-            )
-            raise
-        except Exception as exc:
-            if is_conflict(exc):  # @rpc replays the whole call: give back first
-                self.db.rollback()
-                self.db.give_back(plan.shared)
-            raise
-        self.db.commit()
-        self.delivery.wake()
-        return _ISSUE_CODE_ANSWER.dump(answer)
-
-    def _issue(self, request, plan, policy, now):
-        sent_today, refused = self.db.take_send_quota(plan, now)
-        if refused is not None:
-            raise quota.send_refusal(*refused, now, policy)
-        destination = plan.destination
+        plan = quota.plan_send(purpose, destination, request["account_id"],
+                               address, prefix, now, policy)  # fmt: skip
         code = domain.generate_code()
         expires_at = now + policy.validity
-        code_id = self.db.insert_code(
-            channel=request["channel"],
-            destination=destination,
-            purpose=request["purpose"],
-            code_hash=domain.code_hash(
-                self.keys.code_key, destination, request["purpose"], code
+        subject, body = domain.render_message(channel, purpose, code, policy.validity)
+        masked = mask_destination(destination)
+        new_code = {
+            "channel": channel,
+            "purpose": purpose,
+            "code_hash": domain.code_hash(
+                self.keys.code_key, destination, purpose, code
             ),
-            account_id=request["account_id"],
-            client_ip=request["client_ip"],
-            quota_day=domain.beijing_day(now),
-            issued_at=now,
-            expires_at=expires_at,
-        )
-        subject, body = domain.render_message(
-            request["channel"], request["purpose"], code, policy.validity
-        )
-        self.db.insert_delivery(
-            code_id,
-            request["channel"],
-            destination,
-            self.keys.sealer.seal(
+            "client_ip": request["client_ip"],
+            "issued_at": now,
+            "expires_at": expires_at,
+            "sealed_message": self.keys.sealer.seal(
                 {"to": destination, "code": code, "subject": subject, "body": body}
             ),
-            now,
-        )
-        self.db.add_event(
-            "code_issued",
-            {
-                "code_id": code_id,
-                "channel": request["channel"],
-                "purpose": request["purpose"],
-                "account_id": request["account_id"],
-                "destination_masked": mask_destination(destination),
-                "expires_at": expires_at.isoformat(),
-            },
-        )
-        return {
-            "expires_at": expires_at,
-            "resend_after": int(policy.resend_cooldown.total_seconds()),
-            "remaining_today": policy.daily_limit_per_destination - sent_today,
-            "destination_masked": mask_destination(destination),
         }
+        event = {
+            "channel": channel,
+            "purpose": purpose,
+            "account_id": request["account_id"],
+            "destination_masked": masked,
+            "expires_at": expires_at.isoformat(),
+        }
+        outcome = self.db.issue_code(plan, new_code, event, captcha_passed=False)
+        if outcome.refused == "captcha_required" and request["captcha_id"]:
+            # Only a network past its refusals needs one: used up, then asked again.
+            self._consume_captcha(request["captcha_id"], request["captcha_answer"], now)
+            outcome = self.db.issue_code(plan, new_code, event, captcha_passed=True)
+        refusal = quota.refusal_of(outcome, plan, now, policy)
+        if refusal is not None:
+            if outcome.refused == "prefix_minute":
+                self._alert_breaker_tripped(prefix, outcome.open_until, policy)
+            log.info("code refused for %s: %s", masked, refusal.code)
+            raise refusal
+        self.delivery.wake()
+        return _ISSUE_CODE_ANSWER.dump(
+            {
+                "expires_at": expires_at,
+                "resend_after": int(policy.resend_cooldown.total_seconds()),
+                "remaining_today": policy.daily_limit_per_destination
+                - outcome.sent_today,
+                "destination_masked": masked,
+            }
+        )
 
-    def _trip_breaker(self, prefix, now, policy):
-        """Sends to ``prefix`` stop for ``breaker_open_for``."""
-        self.db.trip_breaker(prefix, now + policy.breaker_open_for, now)
-        self.db.commit()
+    @staticmethod
+    def _alert_breaker_tripped(prefix, open_until, policy):
         # An alert for the on-call: someone may be pumping SMS to premium numbers.
         log.error(
             "ALERT sms-pumping breaker tripped for prefix %s: more than %s sends "
             "a minute; sending suspended until %s",
             prefix,
             policy.prefix_sends_per_minute,
-            now + policy.breaker_open_for,
+            open_until,
         )
 
     def _count_ip_failure(self, client_ip, now, policy):
@@ -183,19 +140,6 @@ class CodeEntrypoints:
             self.db.bump_shared_counter(
                 "ip_fail_hour", client_ip, domain.window_start(now, quota.HOUR), 10**9
             )
-
-    def _require_captcha_if_needed(self, request, now, policy):
-        address = _counted_address(request)
-        if not address:
-            return
-        failures = self.db.counter_value(
-            "ip_fail_hour", address, domain.window_start(now, quota.HOUR)
-        )
-        if not domain.captcha_required(failures, policy):
-            return
-        if not request["captcha_id"]:
-            raise Forbidden("captcha_required")
-        self._consume_captcha(request["captcha_id"], request["captcha_answer"], now)
 
     @rpc
     def check_code(self, payload):

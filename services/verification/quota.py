@@ -3,24 +3,27 @@
 Which counters a send takes, in which fixed order (so concurrent sends
 never deadlock), and what each refusal answers::
 
-    send ──► breaker of the number prefix open? ─────────────► 429 sending_suspended
+    send ──► failures of the client network this hour ≥ threshold, no captcha?
+      │                                                   ──► 403 captcha_required
+      ├─► breaker of the number prefix open? ─────────────► 429 sending_suspended
       │
-      ├─► shared windows, one autocommitted statement,   refused ─► what was taken goes back;
-      │   locked in (scope, key) order:                            prefix_minute: the breaker trips
-      │     prefix_minute  sends a minute per number prefix         ─► 429 sending_suspended
-      │     ip_hour        sends an hour per client network        ip_hour: one more failure of the
-      │                                                              address ─► 429 ip_limit_reached
-      │
+      ├─► shared windows, one statement, its own          refused ─► all of it rolls back;
+      │   transaction, row locks in (scope, key) order:              prefix_minute: the breaker trips
+      │     ip_hour        sends an hour per client network           ─► 429 sending_suspended
+      │     prefix_minute  sends a minute per number prefix          ip_hour ─► 429 ip_limit_reached
+      │                                                              (+ one failure of the network)
       ├─► the destination's budget row (open / account),  refused ─► 429 resend_too_soon or
       │   in the code's transaction: cooldown + per day              daily_limit_reached
       ├─► the account's day                               refused ─► 429 account_limit_reached
-      └─► code + delivery + outbox row, same transaction
+      └─► code + delivery + outbox row, same transaction   (a refusal here rolls the code's
+                                                            transaction back and gives the
+                                                            shared windows back)
 
-    Any refusal or failure after the shared windows gives them back
-    (``plan.shared``): a send that did not happen costs no one quota.
-
-``VerificationStore.take_shared`` and ``take_send_quota`` execute the plan;
-the entrypoint only acts on the outcome.
+The store executes the whole plan in one call to the database
+(``VerificationStore.issue_code``; the procedure is migration
+``0004_issue_code_in_one_call.sql``) and answers a ``SendOutcome``;
+``refusal_of`` says what a refused one answers. A send that did not happen
+costs no one quota.
 """
 
 __layer__ = "pure"  # no framework, no I/O: tests/unit/test_layering.py
@@ -28,7 +31,7 @@ __layer__ = "pure"  # no framework, no I/O: tests/unit/test_layering.py
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from services.common.contract.errors import Throttled
+from services.common.contract.errors import Forbidden, Throttled
 from services.verification.domain import (
     beijing_day,
     beijing_day_start,
@@ -42,9 +45,9 @@ from services.verification.domain import (
 __all__ = [
     "Window",
     "SendPlan",
-    "SharedOutcome",
+    "SendOutcome",
     "plan_send",
-    "after_shared",
+    "refusal_of",
     "suspended_refusal",
     "shared_refusal",
     "send_refusal",
@@ -74,6 +77,18 @@ class SendPlan:
     cooldown_edge: datetime  # the last send must be before this
     daily_limit: int
     account: Window | None
+    fail_window: datetime  # the hour the network's refusals count in
+    captcha_after: int  # refusals of the network this hour before a captcha
+    breaker_until: datetime  # when the prefix's breaker reopens if it trips now
+
+    @property
+    def prefix(self):
+        return self.shared[0]
+
+    @property
+    def address(self):
+        """The client network's hour, or None (the request named none)."""
+        return self.shared[1] if len(self.shared) > 1 else None
 
 
 def plan_send(purpose, destination, account_id, client_address, prefix, now, policy):
@@ -103,25 +118,45 @@ def plan_send(purpose, destination, account_id, client_address, prefix, now, pol
         cooldown_edge=now - policy.resend_cooldown,
         daily_limit=policy.daily_limit_per_destination,
         account=account,
+        fail_window=window_start(now, HOUR),
+        captcha_after=policy.ip_failures_before_captcha,
+        breaker_until=now + policy.breaker_open_for,
     )
 
 
 @dataclass(frozen=True)
-class SharedOutcome:
-    refused: Window | None  # the window that refused (prefix before ip)
-    give_back: tuple  # the windows taken, to return when one refused
+class SendOutcome:
+    """What the store's one call answered. ``refused`` is None (sent) or
+    the step that refused: ``captcha_required``, ``suspended`` (the breaker
+    was open), ``prefix_minute``, ``ip_hour``, ``destination``, ``account``."""
+
+    refused: str | None
+    code_id: int | None = None
+    sent_today: int | None = None
+    open_until: datetime | None = None  # the breaker's, when suspended or tripped
+    last_sent_at: datetime | None = None  # the destination's, when it refused
 
 
-def after_shared(plan, counts):
-    """The outcome of taking ``plan.shared``; ``counts``: ``{scope: count}``
-    with None where that window's limit refused."""
-    refused = [w for w in plan.shared if counts.get(w.scope) is None]
-    if not refused:
-        return SharedOutcome(None, ())
-    taken = tuple(w for w in plan.shared if counts.get(w.scope) is not None)
-    by_scope = {w.scope: w for w in refused}
-    first = by_scope.get("prefix_minute") or by_scope["ip_hour"]
-    return SharedOutcome(first, taken)
+def refusal_of(outcome, plan, now, policy):
+    """The error a refused send answers; None when it was sent."""
+    refused = outcome.refused
+    if refused is None:
+        return None
+    if refused == "captcha_required":
+        return Forbidden("captcha_required")
+    if refused == "suspended":
+        return suspended_refusal(outcome.open_until, now)
+    if refused == "prefix_minute":
+        return shared_refusal(plan.prefix, now, policy)
+    if refused == "ip_hour":
+        return shared_refusal(plan.address, now, policy)
+    if refused == "destination":
+        return send_refusal(
+            refused, {"last_sent_at": outcome.last_sent_at}, now, policy
+        )
+    if refused == "account":
+        return send_refusal(refused, None, now, policy)
+    raise ValueError(f"unknown refusal {refused!r}")
 
 
 def suspended_refusal(open_until, now):

@@ -3,53 +3,48 @@
 Every quota is one statement: ``INSERT ... ON CONFLICT DO UPDATE ... WHERE
 <under the limit> RETURNING``. The conflicting row is locked by the upsert,
 so concurrent requests for one destination queue on that row and exactly
-``limit`` of them get a row back; no check-then-insert anywhere.
+``limit`` of them get a row back; no check-then-insert anywhere. A code
+send runs its whole ledger (``quota.py``) in one server-side procedure,
+migration ``0004_issue_code_in_one_call.sql``: one round trip.
 """
 
+import uuid
+
+from services.common.plumbing.context import current_request_id
 from services.common.plumbing.db import Store
 from services.verification import quota
 
 __all__ = ["VerificationStore"]
 
-RESERVE_DESTINATION_SQL = """
-INSERT INTO destination_quota AS q (destination, budget, day, sent_today, last_sent_at)
-VALUES (%(destination)s, %(budget)s, %(day)s, 1, %(now)s)
-ON CONFLICT (destination, budget) DO UPDATE
-   SET sent_today = CASE WHEN q.day = EXCLUDED.day THEN q.sent_today + 1 ELSE 1 END,
-       day = EXCLUDED.day,
-       last_sent_at = EXCLUDED.last_sent_at
- WHERE (%(cooldown_edge)s::timestamptz IS NULL OR q.last_sent_at IS NULL
-        OR q.last_sent_at <= %(cooldown_edge)s)
-   AND (q.day <> EXCLUDED.day OR q.sent_today < %(limit)s)
-RETURNING sent_today
+# Not *_SQL: a CALL, which PREPARE cannot check (the integration tests of
+# the ledger run it). Named arguments, so the call reads like the procedure.
+ISSUE_CODE_CALL = """
+CALL issue_code(
+    p_address => %(address)s, p_address_window => %(address_window)s,
+    p_address_limit => %(address_limit)s, p_fail_window => %(fail_window)s,
+    p_captcha_after => %(captcha_after)s, p_captcha_passed => %(captcha_passed)s,
+    p_prefix => %(prefix)s, p_prefix_window => %(prefix_window)s,
+    p_prefix_limit => %(prefix_limit)s, p_breaker_until => %(breaker_until)s,
+    p_destination => %(destination)s, p_budget => %(budget)s, p_day => %(day)s,
+    p_now => %(now)s, p_cooldown_edge => %(cooldown_edge)s,
+    p_daily_limit => %(daily_limit)s, p_account => %(account)s,
+    p_account_window => %(account_window)s, p_account_limit => %(account_limit)s,
+    p_channel => %(channel)s, p_purpose => %(purpose)s, p_code_hash => %(code_hash)s,
+    p_client_ip => %(client_ip)s, p_expires_at => %(expires_at)s,
+    p_sealed_message => %(sealed_message)s, p_event_id => %(event_id)s,
+    p_event_payload => %(event_payload)s, p_request_id => %(request_id)s)
 """
 
-DESTINATION_QUOTA_SQL = """
-SELECT day, sent_today, last_sent_at FROM destination_quota
- WHERE destination = %(destination)s AND budget = %(budget)s
-"""
-
+# A delivery the provider refused gives its send back (dependencies.py).
 REFUND_DESTINATION_SQL = """
 UPDATE destination_quota
    SET sent_today = greatest(sent_today - 1, 0), last_sent_at = NULL
  WHERE destination = %(destination)s AND budget = %(budget)s AND day = %(day)s
 """
 
-BUMP_COUNTER_SQL = """
-INSERT INTO rate_counters AS c (scope, key, window_start, count)
-VALUES (%(scope)s, %(key)s, %(window_start)s, 1)
-ON CONFLICT (scope, key, window_start) DO UPDATE
-   SET count = c.count + 1
- WHERE c.count < %(limit)s
-RETURNING count
-"""
-
-# The per-IP and per-prefix rows are shared by many requests (one school
-# NAT, one mobile network). Each is bumped or refunded by a statement of its
-# own that commits alone (autocommit, no WAL flush): its row lock lasts one
-# statement, and a statement that locks a single row cannot be part of a
-# deadlock. (Bumping both in one statement, and refunding them in another
-# transaction, deadlocked under bursts from one address.)
+# A refusal from a client network (check_code's wrong guesses) counts in a
+# shared row: its own statement, committed alone without a WAL flush, so the
+# row lock lasts one statement.
 BUMP_SHARED_COUNTER_SQL = """
 WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)
 INSERT INTO rate_counters AS c (scope, key, window_start, count)
@@ -64,64 +59,6 @@ RETURNING count
 REFUND_COUNTER_SQL = """
 UPDATE rate_counters SET count = greatest(count - 1, 0)
  WHERE scope = %(scope)s AND key = %(key)s AND window_start = %(window_start)s
-"""
-
-# One send's shared rows in one statement, locked in one global order
-# (scope, key): every statement that locks more than one of these rows takes
-# them sorted the same way, so no two can wait on each other in a cycle.
-# INSERT ... SELECT ... ORDER BY inserts (and locks conflicting rows) in the
-# sorted order. A refused row is absent from RETURNING.
-BUMP_SHARED_COUNTERS_SQL = """
-WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)
-INSERT INTO rate_counters AS c (scope, key, window_start, count)
-SELECT w.scope, w.key, w.window_start, 1
-  FROM (VALUES (%(scope_a)s, %(key_a)s, %(window_a)s::timestamptz),
-               (%(scope_b)s, %(key_b)s, %(window_b)s::timestamptz))
-       AS w (scope, key, window_start), relaxed
- WHERE w.key IS NOT NULL
- ORDER BY w.scope, w.key
-ON CONFLICT (scope, key, window_start) DO UPDATE
-   SET count = c.count + 1
- WHERE c.count < CASE c.scope WHEN %(scope_a)s::text THEN %(limit_a)s::integer
-                                   ELSE %(limit_b)s::integer END
-RETURNING scope, count
-"""
-
-REFUND_SHARED_COUNTER_SQL = """
-WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)
-UPDATE rate_counters SET count = greatest(count - 1, 0)
- WHERE scope = %(scope)s AND key = %(key)s AND window_start = %(window_start)s
-   AND EXISTS (SELECT 1 FROM relaxed)
-RETURNING count
-"""
-
-COUNTER_VALUE_SQL = """
-SELECT count FROM rate_counters
- WHERE scope = %(scope)s AND key = %(key)s AND window_start = %(window_start)s
-"""
-
-BREAKER_SQL = "SELECT open_until FROM breakers WHERE prefix = %(prefix)s"
-
-TRIP_BREAKER_SQL = """
-INSERT INTO breakers (prefix, open_until, tripped_at)
-VALUES (%(prefix)s, %(open_until)s, %(now)s)
-ON CONFLICT (prefix) DO UPDATE
-   SET open_until = EXCLUDED.open_until, tripped_at = EXCLUDED.tripped_at
-"""
-
-INSERT_CODE_SQL = """
-INSERT INTO codes (channel, destination, purpose, code_hash, account_id, client_ip,
-                   quota_day, issued_at, expires_at)
-VALUES (%(channel)s, %(destination)s, %(purpose)s, %(code_hash)s, %(account_id)s,
-        %(client_ip)s, %(quota_day)s, %(issued_at)s, %(expires_at)s)
-RETURNING id
-"""
-
-INSERT_DELIVERY_SQL = """
-INSERT INTO deliveries (code_id, channel, destination, sealed_message,
-                        next_attempt_at, created_at)
-VALUES (%(code_id)s, %(channel)s, %(destination)s, %(sealed_message)s, %(now)s, %(now)s)
-RETURNING id
 """
 
 INSERT_NOTICE_SQL = """
@@ -268,38 +205,64 @@ PURGE_COUNTERS_SQL = "DELETE FROM rate_counters WHERE window_start < %(before)s"
 class VerificationStore(Store):
     """Codes, quota ledger, deliveries, captchas."""
 
-    # -- quotas ---------------------------------------------------------
-    def reserve_destination(self, destination, budget, day, now, cooldown_edge, limit):
-        row = self.fetchone(
-            RESERVE_DESTINATION_SQL,
+    # -- the quota ledger (services/verification/quota.py plans it) -----------
+    def issue_code(self, plan, code, event_payload, captcha_passed):
+        """Execute ``plan`` and, when every counter allows, store ``code``
+        (its hash, sealed message, expiry), its delivery and its
+        ``code_issued`` event: one call, one round trip, committed when it
+        returns (it commits the worker's open transaction first). Returns
+        ``quota.SendOutcome``."""
+        prefix, address, account = plan.prefix, plan.address, plan.account
+        body = self.event_body("code_issued", {**event_payload, "code_id": 0})
+        row = self.fetchone_alone(
+            ISSUE_CODE_CALL,
             {
-                "destination": destination,
-                "budget": budget,
-                "day": day,
-                "now": now,
-                "cooldown_edge": cooldown_edge,
-                "limit": limit,
+                "address": address.key if address else None,
+                "address_window": address.start if address else None,
+                "address_limit": address.limit if address else None,
+                "fail_window": plan.fail_window,
+                "captcha_after": plan.captcha_after,
+                "captcha_passed": captcha_passed,
+                "prefix": prefix.key,
+                "prefix_window": prefix.start,
+                "prefix_limit": prefix.limit,
+                "breaker_until": plan.breaker_until,
+                "destination": plan.destination,
+                "budget": plan.budget,
+                "day": plan.day,
+                "now": code["issued_at"],
+                "cooldown_edge": plan.cooldown_edge,
+                "daily_limit": plan.daily_limit,
+                "account": account.key if account else None,
+                "account_window": account.start if account else None,
+                "account_limit": account.limit if account else None,
+                "channel": code["channel"],
+                "purpose": code["purpose"],
+                "code_hash": code["code_hash"],
+                "client_ip": code["client_ip"],
+                "expires_at": code["expires_at"],
+                "sealed_message": code["sealed_message"],
+                "event_id": str(uuid.uuid4()),
+                "event_payload": body,
+                "request_id": current_request_id(),
             },
         )
-        return row["sent_today"] if row else None
-
-    def destination_quota(self, destination, budget):
-        return self.fetchone(
-            DESTINATION_QUOTA_SQL, {"destination": destination, "budget": budget}
+        outcome = quota.SendOutcome(
+            refused=row["refused"],
+            code_id=row["code_id"],
+            sent_today=row["sent_today"],
+            open_until=row["open_until"],
+            last_sent_at=row["quota_last_sent_at"],
         )
+        if outcome.code_id is not None:
+            self.events_committed()
+        return outcome
 
     def refund_destination(self, destination, budget, day):
         self.execute(
             REFUND_DESTINATION_SQL,
             {"destination": destination, "budget": budget, "day": day},
         )
-
-    def bump_counter(self, scope, key, window_start, limit):
-        row = self.fetchone(
-            BUMP_COUNTER_SQL,
-            {"scope": scope, "key": key, "window_start": window_start, "limit": limit},
-        )
-        return row["count"] if row else None
 
     def bump_shared_counter(self, scope, key, window_start, limit):
         """Count one more in a shared window, alone in its own transaction
@@ -310,103 +273,13 @@ class VerificationStore(Store):
         )
         return row["count"] if row else None
 
-    def counter_value(self, scope, key, window_start):
-        row = self.fetchone(
-            COUNTER_VALUE_SQL,
-            {"scope": scope, "key": key, "window_start": window_start},
-        )
-        return row["count"] if row else 0
-
-    def bump_shared_counters(self, first, second):
-        """Bump two shared windows ``(scope, key, window_start, limit)`` (a
-        ``None`` key is skipped) alone in one autocommitted statement;
-        ``{scope: count or None}`` with None where that limit refused."""
-        (scope_a, key_a, window_a, limit_a), (scope_b, key_b, window_b, limit_b) = (
-            first,
-            second,
-        )
-        rows = self.fetchall_alone(
-            BUMP_SHARED_COUNTERS_SQL,
-            {
-                "scope_a": scope_a,
-                "key_a": key_a,
-                "window_a": window_a,
-                "limit_a": limit_a,
-                "scope_b": scope_b,
-                "key_b": key_b,
-                "window_b": window_b,
-                "limit_b": limit_b,
-            },
-        )
-        counts = {row["scope"]: row["count"] for row in rows}
-        return {scope_a: counts.get(scope_a), scope_b: counts.get(scope_b)}
-
-    # -- the quota ledger (services/verification/quota.py plans it) -----------
-    def take_shared(self, plan):
-        """Take ``plan.shared`` in one autocommitted statement (row locks in
-        (scope, key) order); when one refuses, give back what was taken.
-        Returns ``quota.SharedOutcome``."""
-        windows = list(plan.shared) + [quota.Window("ip_hour", None, None, 0)]
-        first, second = windows[0], windows[1]
-        counts = self.bump_shared_counters(
-            (first.scope, first.key, first.start, first.limit),
-            (second.scope, second.key, second.start, second.limit),
-        )
-        outcome = quota.after_shared(plan, counts)
-        self.give_back(outcome.give_back)
-        return outcome
-
-    def give_back(self, windows):
-        """Return one to each shared window (alone, its own transaction)."""
-        for window in windows:
-            self.refund_shared_counter(window.scope, window.key, window.start)
-
-    def take_send_quota(self, plan, now):
-        """The send's own counters in the code's transaction: the
-        destination's budget row (its lock queues concurrent sends to one
-        destination across instances), then the account's day.
-        ``(sent_today, None)`` or ``(None, (refused, destination_quota))``."""
-        sent_today = self.reserve_destination(
-            plan.destination, plan.budget, plan.day, now, plan.cooldown_edge,
-            plan.daily_limit,
-        )  # fmt: skip
-        if sent_today is None:
-            return None, (
-                "destination",
-                self.destination_quota(plan.destination, plan.budget),
-            )
-        account = plan.account
-        if account and self.bump_counter(account.scope, account.key, account.start,
-                                         account.limit) is None:  # fmt: skip
-            return None, ("account", None)
-        return sent_today, None
-
     def refund_counter(self, scope, key, window_start):
         self.execute(
             REFUND_COUNTER_SQL,
             {"scope": scope, "key": key, "window_start": window_start},
         )
 
-    def refund_shared_counter(self, scope, key, window_start):
-        """Give one back to a shared window, alone in its own transaction."""
-        self.fetchone_alone(
-            REFUND_SHARED_COUNTER_SQL,
-            {"scope": scope, "key": key, "window_start": window_start},
-        )
-
-    def breaker_open_until(self, prefix):
-        row = self.fetchone(BREAKER_SQL, {"prefix": prefix})
-        return row["open_until"] if row else None
-
-    def trip_breaker(self, prefix, open_until, now):
-        self.execute(
-            TRIP_BREAKER_SQL, {"prefix": prefix, "open_until": open_until, "now": now}
-        )
-
     # -- codes -----------------------------------------------------------
-    def insert_code(self, **fields):
-        return self.fetchone(INSERT_CODE_SQL, fields)["id"]
-
     def candidate_codes(self, destination, purpose, since):
         return self.fetchall(
             CANDIDATE_CODES_SQL,
@@ -464,18 +337,6 @@ class VerificationStore(Store):
         return self.fetchone(CODE_FOR_REFUND_SQL, {"id": code_id})
 
     # -- deliveries --------------------------------------------------------
-    def insert_delivery(self, code_id, channel, destination, sealed_message, now):
-        return self.fetchone(
-            INSERT_DELIVERY_SQL,
-            {
-                "code_id": code_id,
-                "channel": channel,
-                "destination": destination,
-                "sealed_message": sealed_message,
-                "now": now,
-            },
-        )["id"]
-
     def claim_deliveries(self, now, lease_until, batch):
         return self.fetchall(
             CLAIM_DELIVERIES_SQL,

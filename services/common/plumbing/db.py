@@ -274,6 +274,14 @@ class ConnectionPool:
             self._idle.pop().close()
 
 
+@functools.cache
+def _payload_schema(event_type):
+    """The contract's schema of ``event_type``'s payload, built once (a
+    schema holds no per-call state), or None."""
+    schema_cls = PAYLOAD_SCHEMAS.get(event_type)
+    return schema_cls() if schema_cls is not None else None
+
+
 class Store:
     """Base of every service's store: one transaction per worker.
 
@@ -390,14 +398,7 @@ class Store:
         checked against the contract's schema for ``event_type`` first, so a
         producer that drifts from it fails here, not in every consumer.
         """
-        body = json.dumps(payload, ensure_ascii=False, default=str)
-        schema_cls = PAYLOAD_SCHEMAS.get(event_type)
-        if schema_cls is not None:
-            problems = schema_cls().validate(json.loads(body))
-            if problems:
-                raise ValueError(
-                    f"{event_type} payload breaks the contract: {sorted(problems)}"
-                )
+        body = self.event_body(event_type, payload)
         event_id = str(uuid.uuid4())
         self.execute(
             INSERT_OUTBOX_SQL,
@@ -410,6 +411,26 @@ class Store:
         )
         self._events_pending = True
         return event_id
+
+    @staticmethod
+    def event_body(event_type, payload):
+        """``payload`` as the outbox stores it, checked against the contract's
+        schema for ``event_type`` (for writes that insert the row themselves)."""
+        body = json.dumps(payload, ensure_ascii=False, default=str)
+        schema = _payload_schema(event_type)
+        if schema is not None:
+            problems = schema.validate(json.loads(body))
+            if problems:
+                raise ValueError(
+                    f"{event_type} payload breaks the contract: {sorted(problems)}"
+                )
+        return body
+
+    def events_committed(self):
+        """A statement that committed by itself wrote outbox rows: wake the
+        relay as a commit of this store would."""
+        if self._on_commit is not None:
+            self._on_commit()
 
     def claim_event(self, handler, event_id):
         """Record that ``handler`` handles ``event_id`` in this transaction.

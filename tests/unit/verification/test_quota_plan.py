@@ -36,23 +36,55 @@ def test_no_address_and_no_account_take_nothing_of_theirs():
     assert [w.scope for w in p.shared] == ["prefix_minute"] and p.account is None
 
 
-def test_all_taken_gives_nothing_back():
-    outcome = quota.after_shared(plan(), {"prefix_minute": 3, "ip_hour": 9})
-    assert outcome == quota.SharedOutcome(None, ())
+def test_a_sent_code_answers_no_refusal():
+    sent = quota.SendOutcome(refused=None, code_id=7, sent_today=1)
+    assert quota.refusal_of(sent, plan(), NOW, POLICY) is None
 
 
 @pytest.mark.parametrize(
-    "counts, refused, given_back",
+    "outcome, code, extra",
     [
-        ({"prefix_minute": None, "ip_hour": 9}, "prefix_minute", ["ip_hour"]),
-        ({"prefix_minute": 3, "ip_hour": None}, "ip_hour", ["prefix_minute"]),
-        ({"prefix_minute": None, "ip_hour": None}, "prefix_minute", []),
+        (quota.SendOutcome("captcha_required"), "captcha_required", {}),
+        (
+            quota.SendOutcome("suspended", open_until=NOW + timedelta(seconds=42)),
+            "sending_suspended",
+            {"retry_after": 42},
+        ),
+        (
+            quota.SendOutcome("prefix_minute", open_until=NOW + timedelta(minutes=5)),
+            "sending_suspended",
+            {"retry_after": 300},
+        ),
+        (quota.SendOutcome("ip_hour"), "ip_limit_reached", {"retry_after": 1783}),
+        (
+            quota.SendOutcome("destination", last_sent_at=NOW - timedelta(seconds=15)),
+            "resend_too_soon",
+            {"retry_after": 45},
+        ),
+        (
+            quota.SendOutcome("account"),
+            "account_limit_reached",
+            {"resets_at": "2026-12-07T00:00:00+08:00"},
+        ),
     ],
 )
-def test_a_refused_window_gives_back_what_the_send_took(counts, refused, given_back):
-    outcome = quota.after_shared(plan(), counts)
-    assert outcome.refused.scope == refused
-    assert [w.scope for w in outcome.give_back] == given_back
+def test_each_refused_step_answers_its_own_error(outcome, code, extra):
+    refusal = quota.refusal_of(outcome, plan(), NOW, POLICY)
+    assert (refusal.code, refusal.extra) == (code, extra)
+
+
+def test_an_unknown_step_is_a_bug_not_a_send():
+    with pytest.raises(ValueError):
+        quota.refusal_of(quota.SendOutcome("moon_phase"), plan(), NOW, POLICY)
+
+
+def test_the_plan_carries_the_gate_and_the_breaker():
+    p = plan()
+    assert p.prefix.scope == "prefix_minute" and p.address.scope == "ip_hour"
+    assert plan(address=None).address is None
+    assert p.fail_window == NOW.replace(minute=0, second=0)
+    assert p.captcha_after == POLICY.ip_failures_before_captcha
+    assert p.breaker_until == NOW + POLICY.breaker_open_for
 
 
 def test_each_refusal_says_when_to_come_back():
