@@ -427,6 +427,9 @@ def supervise(label, start, announce, check, stop):
     always runs. Returns the process's exit status."""
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append("SIGTERM"))
+    # A shell starts background jobs with SIGINT ignored, and Python then
+    # leaves it so: Ctrl-C (or kill -INT) must stop us however we started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     status = 0
     try:
         start()

@@ -35,7 +35,9 @@ def launcher_env(tmp_path, **extra):
     return env
 
 
-def launch(env):
+def launch(env, sigint_ignored=False):
+    """``sigint_ignored``: started as a shell starts a background job
+    (``make run &``), with SIGINT ignored from the start."""
     return subprocess.Popen(
         [sys.executable, "-m", "devtools.platform"],
         cwd=ROOT,
@@ -44,6 +46,9 @@ def launch(env):
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        if sigint_ignored
+        else None,
     )
 
 
@@ -107,8 +112,9 @@ def test_a_taken_port_stops_the_launch_naming_port_and_holder(tmp_path):
     assert not list((tmp_path / "logs").glob("*.log"))
 
 
-def test_ctrl_c_stops_everything_within_five_seconds(infra_env):
-    proc = launch(infra_env)
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["fg", "bg-job"])
+def test_ctrl_c_stops_everything_within_five_seconds(infra_env, sigint_ignored):
+    proc = launch(infra_env, sigint_ignored)
     output = read_until(proc, r"^Processes: ")
     pids = [int(p) for p in re.findall(r"pid (\d+)", output.splitlines()[-1])]
     assert len(pids) == len(SERVICES) + 1  # and the capture server
