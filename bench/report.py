@@ -33,22 +33,31 @@ TARGETS = [
      "the same with the Python client"),
     ("floor", {"clients": 32, "load": "wrk"}, "ratio_to_bare_nameko", ">=", 1.6,
      "HTTP → gateway → RPC → INSERT vs stock Nameko's hop"),
-    ("send_code", {}, "ratio_to_floor", ">=", 0.5, "a code sent vs the floor"),
-    ("send_code", {}, "p99_over_p50", "<=", 4.0, "tail latency of code sends"),
+    # Issue #23's table: send_code against the floor with wrk, and from one
+    # network (the Python client; every request must succeed).
+    ("send_code", {"load": "wrk"}, "ratio_to_floor", ">=", 0.6,
+     "a code sent vs the floor (wrk, 32 connections)"),
+    ("send_code", {"load": "wrk"}, "p99_over_p50", "<=", 4.0,
+     "tail latency of code sends"),
+    ("send_code", {"load": "wrk"}, "non_2xx", "<=", 0, "every code send answered 202"),
+    ("send_code_one_network", {}, "ratio_to_floor", ">=", 0.6,
+     "code sends from one school network vs the floor"),
+    ("send_code_one_network", {}, "failed", "<=", 0, "none of them failed"),
+    ("scim_create_user", {}, "ratio_to_floor", ">=", 0.5,
+     "SCIM POST /Users vs the floor"),
     ("login", {"clients": 16}, "overhead_beyond_hash", "<=", 0.25,
      "platform CPU per login beyond its argon2id hash"),
     ("login", {"clients": 16}, "ratio_to_hash_ceiling", ">=", 0.9,
      "logins/s vs cores ÷ hash time"),
     ("login", {"clients": 16}, "logins_per_core", ">=", 15,
      "Keycloak's published 15 password logins/s per vCPU"),
-    ("oneroster_import", {}, "ratio_to_raw_copy", ">=", 0.5,
+    ("oneroster_import", {}, "ratio_to_raw_copy", ">=", 0.7,
      "100k-student import vs raw COPY of the same rows"),
     ("registry_verification", {}, "inside_p99_ms", "<=", 20,
      "registry lookup p99 with 1M rows"),
 ]  # fmt: skip
 # Figures reported without a target of their own.
 REPORTED = [
-    ("scim_create_user", "ratio_to_floor"),
     ("reset_methods", "ratio_to_floor"),
     ("phone_recovery_flow", "flows_per_second"),
     ("register", "ratio_to_hash_ceiling"),
@@ -158,10 +167,80 @@ def chart(rows, path):
     plt.close(fig)
 
 
+# Curves: how a cost grows with the work. bench name -> (x key, x label).
+CURVES = {
+    "send_code_curve": ("connections", "connections (wrk)"),
+    "login_curve": ("connections", "connections (wrk)"),
+}
+
+
+def curve_points(records, bench, x_key):
+    points = sorted(
+        (r[x_key], r) for r in records if r.get("bench") == bench and x_key in r
+    )
+    return [r for _, r in points]
+
+
+def curves(records, path):
+    """req/s and p99 against the load, one panel per curve; None when the
+    run measured no curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    present = [
+        (bench, key, label)
+        for bench, (key, label) in CURVES.items()
+        if curve_points(records, bench, key)
+    ]
+    if not present:
+        return None
+    fig, axes = plt.subplots(
+        1, len(present), figsize=(6 * len(present), 4), squeeze=False
+    )
+    for ax, (bench, key, label) in zip(axes[0], present, strict=True):
+        points = curve_points(records, bench, key)
+        xs = [p[key] for p in points]
+        ax.plot(xs, [p["rps"] for p in points], "o-", color="#1565c0", label="req/s")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel(label)
+        ax.set_ylabel("req/s", color="#1565c0")
+        latency = ax.twinx()
+        latency.plot(xs, [p["p99_ms"] for p in points], "s--", color="#c62828")
+        latency.set_ylabel("p99 ms", color="#c62828")
+        for p in points:
+            if p.get("non_2xx"):
+                ax.annotate(f"{p['non_2xx']} non-2xx", (p[key], p["rps"]), fontsize=7)
+        ax.set_title(bench)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def curve_markdown(records):
+    lines = []
+    for bench, (key, _) in CURVES.items():
+        points = curve_points(records, bench, key)
+        if not points:
+            continue
+        lines += ["", f"## {bench}", "", f"| {key} | req/s | p50 ms | p99 ms | non-2xx |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"| {p[key]} | {p['rps']} | {p['p50_ms']} | {p['p99_ms']} | {p['non_2xx']} |"
+            for p in points
+        ]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def write_report(jsonl, out_dir, started):
     records = [json.loads(line) for line in jsonl.read_text().splitlines() if line]
     rows = evaluate(records)
-    (out_dir / "report.md").write_text(markdown(rows, started), encoding="utf-8")
+    text = markdown(rows, started) + curve_markdown(records)
+    if curves(records, out_dir / "curves.png"):
+        text += "\n![curves](curves.png)\n"
+    (out_dir / "report.md").write_text(text, encoding="utf-8")
     chart(rows, out_dir / "ratios.png")
     return rows
 

@@ -256,8 +256,32 @@ def send_code_benchmark(platform, floor_32, quick, floor_32_wrk=None):
                 "clients": 32,
                 **result,
                 "ratio_to_floor": round(result["rps"] / floor_32_wrk["rps"], 3),
+                "p99_over_p50": round(result["p99_ms"] / result["p50_ms"], 2),
             }
         )
+    send_code_curve(platform, quick)
+
+
+CURVE_CONNECTIONS = (1, 4, 16, 64, 256)
+
+
+def send_code_curve(platform, quick):
+    """req/s and p99 of ``send_code`` (wrk, a fresh phone and address per
+    request) at 1 … 256 connections: where the knee is, and that nothing
+    falls over past it (every answer 202: the limits are lifted here)."""
+    from bench.wrk import wrk_available
+
+    if not wrk_available():
+        raise SystemExit("send_code curve: wrk is missing (make bench installs it)")
+    for connections in CURVE_CONNECTIONS:
+        result = run_wrk(
+            f"{platform.gateway_url}/api/v1/codes",
+            connections,
+            seconds=3 if quick else 8,
+            lua=SEND_CODE_LUA,
+            threads=min(2, connections),
+        )
+        emit({"bench": "send_code_curve", "connections": connections, **result})
 
 
 def scim_benchmark(platform, floor_32, quick):

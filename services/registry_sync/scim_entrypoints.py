@@ -79,7 +79,8 @@ class ScimEntrypoints:
 
     # -- helpers --------------------------------------------------------------
     def _student_record(self, student, now):
-        """Columns to store for a parsed student; the ID number sealed."""
+        """Columns to store for a parsed student, the ID number sealed, and
+        the ID number as given (None when absent)."""
         columns = scim.student_columns(student, beijing_day(now))
         as_given = columns.pop("id_number")
         normalised = columns.pop("id_normalised")
@@ -89,7 +90,7 @@ class ScimEntrypoints:
         columns["id_sealed"] = self.keys.id_sealer.seal(as_given) if as_given else None
         columns["id_hash"] = self.keys.id_hash(normalised) if normalised else None
         columns["id_hint"] = scim.id_hint(normalised or as_given)
-        return columns
+        return columns, as_given
 
     def _document(self, kind, row, base_url):
         if kind == "User":
@@ -102,8 +103,9 @@ class ScimEntrypoints:
         sealed = row["id_sealed"]
         return self.keys.id_sealer.open(sealed) if sealed is not None else None
 
-    def _answer(self, kind, row, request, status=200):
-        document = self._document(kind, row, request["base_url"])
+    def _answer(self, kind, row, request, status=200, document=None):
+        if document is None:
+            document = self._document(kind, row, request["base_url"])
         problems = {}
         if kind == "User" and row["id_problem"]:
             problems["idNumber"] = row["id_problem"]
@@ -159,11 +161,8 @@ class ScimEntrypoints:
     def _save(self, kind, school_code, resource, row, now):
         """Write a parsed resource over ``row`` (None: create); the new row."""
         if kind == "User":
-            record = {
-                **self._student_record(resource, now),
-                "school_code": school_code,
-                "now": now,
-            }
+            columns, _ = self._student_record(resource, now)
+            record = {**columns, "school_code": school_code, "now": now}
             if row is None:
                 saved = self.db.insert_student({**record, "id": uuid.uuid4()})
             else:
@@ -199,6 +198,8 @@ class ScimEntrypoints:
         request = _WRITE.load(payload)
         kind, school_code = request["kind"], request["school_code"]
         resource = scim.parse_resource(kind, request["document"], "create")
+        if kind == "User":
+            return self._create_student(school_code, resource, request, self.clock())
         row = self._save(kind, school_code, resource, None, self.clock())
         self.db.audit_school_system(
             school_code,
@@ -207,6 +208,23 @@ class ScimEntrypoints:
             resource_id=row["id"],
         )
         answer = self._answer(kind, row, request, status=201)
+        self.db.commit()
+        return answer
+
+    def _create_student(self, school_code, resource, request, now):
+        """A new student: one statement writes it and its audit row, and the
+        answer is built from what was written: a new student is in no class
+        yet, and its ID number is the one just given (not opened again from
+        the seal)."""
+        columns, id_number = self._student_record(resource, now)
+        row = self.db.create_student(
+            {**columns, "id": uuid.uuid4(), "school_code": school_code, "now": now},
+            "scim.user_created",
+        )
+        if row["named_by_verifications"]:  # rare: the account came first
+            self.verifier.roster_changed(school_code, [row["student_number"]], now)
+        document = scim.student_document(row, [], request["base_url"], id_number)
+        answer = self._answer("User", row, request, status=201, document=document)
         self.db.commit()
         return answer
 

@@ -57,6 +57,25 @@ VALUES (%(id)s, %(school_code)s, %(user_name)s, %(external_id)s, %(student_numbe
 RETURNING {STUDENT_COLUMNS}
 """
 
+# A SCIM create in one statement: the student, the school system's audit
+# row, and whether any registry verification names the student number (then,
+# rarely, the verifier re-checks those in the same transaction).
+CREATE_STUDENT_SQL = f"""
+WITH student AS (
+    {INSERT_STUDENT_SQL.strip()}
+), audit AS (
+    INSERT INTO audit_log (actor, school_code, action, object_ids, request_id, at)
+    SELECT 'school:' || student.school_code, student.school_code, %(action)s,
+           jsonb_build_object('resource_id', student.id::text), %(request_id)s, %(now)s
+      FROM student
+)
+SELECT student.*,
+       EXISTS (SELECT 1 FROM verifications v
+                WHERE v.school_code = student.school_code
+                  AND v.student_number = student.student_number) AS named_by_verifications
+  FROM student
+"""
+
 STUDENT_SQL = f"""
 SELECT {STUDENT_COLUMNS} FROM students
  WHERE school_code = %(school_code)s AND id = %(id)s AND deleted_at IS NULL
@@ -444,6 +463,19 @@ class RegistryStore(Store):
     # -- SCIM ---------------------------------------------------------------
     def insert_student(self, record):
         return self.fetchone(INSERT_STUDENT_SQL, {**record, "doc": Json(record["doc"])})
+
+    def create_student(self, record, action):
+        """Insert a SCIM-created student and its audit row (``action``) in
+        one statement; the row has ``named_by_verifications``."""
+        return self.fetchone(
+            CREATE_STUDENT_SQL,
+            {
+                **record,
+                "doc": Json(record["doc"]),
+                "action": action,
+                "request_id": current_request_id(),
+            },
+        )
 
     def student(self, school_code, student_id):
         return self.fetchone(

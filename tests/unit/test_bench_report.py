@@ -1,7 +1,7 @@
 """``make bench``'s report: each figure judged against its target, the
 Markdown table and the chart written (pure; no benchmark is run here)."""
 
-from bench.report import chart, evaluate, markdown
+from bench.report import chart, curve_markdown, curves, evaluate, markdown
 
 RECORDS = [
     {"bench": "floor", "clients": 32, "load": "wrk", "ratio_to_bare_nameko": 1.49},
@@ -22,12 +22,33 @@ def test_each_figure_is_judged_against_its_own_target(tmp_path):
     # Only the records a target names are judged (clients=1 and 2 are not).
     assert ("floor load=wrk clients=1", "ratio_to_bare_nameko") not in rows
     assert ("login clients=2", "overhead_beyond_hash") not in rows
-    assert rows[("scim_create_user clients=32", "ratio_to_floor")][5] is None
+    assert rows[("scim_create_user clients=32", "ratio_to_floor")][5] is False  # >= 0.5
     text = markdown(list(rows.values()), "2026-12-02T00-00-00")
     assert (
         "| floor load=wrk clients=32 | ratio_to_bare_nameko | 1.49 | >= 1.6 | **no** |"
         in text
     )
-    assert "1 of 3 targets met." in text
+    assert "1 of 4 targets met." in text
     chart(list(rows.values()), tmp_path / "ratios.png")
     assert (tmp_path / "ratios.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+CURVE = [
+    {"bench": "send_code_curve", "connections": c, "rps": r, "p50_ms": p / 2,
+     "p99_ms": p, "non_2xx": n}
+    for c, r, p, n in ((16, 700.0, 40.0, 0), (1, 90.0, 14.0, 0), (256, 650.0, 900.0, 3))
+]  # fmt: skip
+
+
+def test_a_curve_is_tabled_in_load_order_and_plotted(tmp_path):
+    text = curve_markdown(CURVE + RECORDS)
+    assert (
+        text.index("| 1 | 90.0 |")
+        < text.index("| 16 | 700.0 |")
+        < text.index("| 256 | 650.0 | 450.0 | 900.0 | 3 |")
+    )
+    assert (
+        curves(CURVE, tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    )
+    assert curves(RECORDS, tmp_path / "none.png") is None
+    assert curve_markdown(RECORDS) == ""
