@@ -229,6 +229,44 @@ def _logins(platform, phones, clients, count, warmup):
     )
 
 
+LOGIN_LUA = """
+local phones = {%(phones)s}
+local counter = 0
+setup = function(thread)
+  counter = counter + 1
+  thread:set("id", counter)
+end
+init = function(args)
+  math.randomseed(os.time() * 1000 + id * 7919)
+end
+request = function()
+  local phone = phones[math.random(1, #phones)]
+  local body = '{"login": "' .. phone .. '", "password": "%(password)s"}'
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json",
+                                  ["X-Device-Id"] = "%(device)s"}, body)
+end
+"""
+
+
+def _wrk_logins(platform, phones, connections, seconds):
+    """Logins from wrk (a C client: its CPU is a fraction of the Python
+    client's on the same two cores), each request a random registered phone."""
+    from bench.wrk import run_wrk
+
+    lua = LOGIN_LUA % {
+        "phones": ", ".join(f'"{phone}"' for phone in phones),
+        "password": PASSWORD,
+        "device": DEVICE,
+    }
+    return run_wrk(
+        f"{platform.gateway_url}/api/v1/sessions",
+        connections,
+        seconds=seconds,
+        lua=lua,
+        threads=min(2, connections),
+    )
+
+
 def login_benchmarks(platform, quick=False):
     cores = os.cpu_count() or 1
     seconds, hash_ms = hash_cost()
@@ -254,10 +292,15 @@ def login_benchmarks(platform, quick=False):
             "ratio_to_hash_ceiling": round(registered["rps"] / ceiling, 3),
         }
     )
-    for clients in (2, 16):
+    runs = [
+        ("python", 2, lambda: _logins(platform, phones, 2, 100 if quick else 600, 3)),
+        ("python", 16, lambda: _logins(platform, phones, 16, 100 if quick else 600, 3)),
+        ("wrk", 16, lambda: _wrk_logins(platform, phones, 16, 4 if quick else 10)),
+    ]
+    for load_kind, clients, run in runs:
         before, infra_before = _cpu(platform), _infrastructure_cpu()
         hash_before = identity_hash_cpu_seconds(platform)
-        result = _logins(platform, phones, clients, 100 if quick else 600, warmup=3)
+        result = run()
         per_login = {
             name: (after - before[name]) * 1000 / result["requests"]
             for name, after in _cpu(platform).items()
@@ -280,6 +323,7 @@ def login_benchmarks(platform, quick=False):
                 "bench": "login",
                 "clients": clients,
                 **result,
+                "load": load_kind,
                 "ratio_to_hash_ceiling": round(result["rps"] / ceiling, 3),
                 "logins_per_core": round(result["rps"] / cores, 1),
                 "keycloak_logins_per_vcpu": KEYCLOAK_LOGINS_PER_VCPU,
@@ -302,6 +346,9 @@ def login_benchmarks(platform, quick=False):
                 "ratio_to_hash_ceiling >= 0.9; logins_per_core > 15",
             }
         )
+    for connections in (1, 4, 16, 64, 256):
+        result = _wrk_logins(platform, phones, connections, 3 if quick else 6)
+        emit({"bench": "login_curve", "connections": connections, **result})
     profile_dir = os.environ.get("BENCH_PROFILE_DIR")
     if profile_dir:  # a separate run: the sampler's own CPU would skew the above
         out = Path(profile_dir)
