@@ -11,7 +11,7 @@ from nameko.standalone.rpc import ServiceRpcProxy
 from services.common.contract.errors import DeadlineExceeded, Throttled
 from services.common.plumbing import base
 from services.common.plumbing.db import Database, Store
-from services.common.plumbing.rpc import rpc
+from services.common.plumbing.rpc import RpcClient, ServiceRpc, rpc
 from services.gateway.service import GatewayService
 from services.identity.service import IdentityService
 
@@ -32,6 +32,22 @@ class PickyService(base.ServiceBase):
     def record(self, token):
         ran.append(token)
         return token
+
+    @rpc
+    def dawdle(self, seconds):
+        import eventlet
+
+        eventlet.sleep(seconds)
+        return "late"
+
+
+class CallerService(base.ServiceBase):
+    name = "caller"
+    picky = ServiceRpc("picky", timeout=0.5)
+
+    @rpc
+    def ask(self, method, *args):
+        return getattr(self.picky, method)(*args)
 
 
 @pytest.fixture
@@ -104,3 +120,31 @@ def test_rpc_to_a_stopped_service_answers_504_style_within_its_deadline(
         "error": "deadline_exceeded",
     }
     assert elapsed < 5, f"health took {elapsed:.1f}s"
+
+
+def test_a_call_that_times_out_renews_the_request_channel_and_calls_go_on(
+    picky, container_factory
+):
+    """On a cluster, a channel can stay stuck on a dead quorum-queue leader
+    (rpc.py's RpcClient says how): a timeout renews the request channel,
+    at most once every RENEW_AFTER_SECONDS, without failing other calls."""
+    caller = container_factory(CallerService, picky)
+    caller.start()
+    client = next(e for e in caller.extensions if isinstance(e, RpcClient))
+    with ServiceRpcProxy("caller", picky) as proxy:
+        assert proxy.ask("record", "before") == "before"
+        first = client._channel
+        with pytest.raises(DeadlineExceeded):
+            proxy.ask("dawdle", 1.5)
+        deadline = time.monotonic() + 3
+        while client._channel is first and time.monotonic() < deadline:
+            time.sleep(0.05)
+        renewed = client._channel
+        assert renewed is not first and renewed.channel_id != first.channel_id
+        assert not first.is_open
+        # A second timeout right away does not renew again.
+        with pytest.raises(DeadlineExceeded):
+            proxy.ask("dawdle", 1.5)
+        time.sleep(0.8)
+        assert client._channel is renewed
+        assert proxy.ask("record", "after") == "after"

@@ -322,13 +322,23 @@ def rpc(*args, **kwargs):
 
 
 class RpcClient(SharedExtension):
-    """One connection per caller container: requests out without confirms,
-    replies in on one exclusive no-ack queue, matched by correlation id in
-    the read loop. Reconnects with backoff; a lost connection fails every
-    pending call at once."""
+    """One connection per caller container: requests out without confirms
+    on a channel of their own, replies in on one exclusive no-ack queue,
+    matched by correlation id in the read loop. Reconnects with backoff; a
+    lost connection fails every pending call at once.
+
+    A call that times out renews the request channel (at most once every
+    ``RENEW_AFTER_SECONDS``). Why: on a RabbitMQ cluster, a channel that
+    first publishes to a quorum queue while the queue is electing a new
+    leader (its node just died) kept sending into the old leader until that
+    node came back — 25 s of timeouts for one caller and one queue while
+    every other channel worked (the cluster fault suite's node kill). A new
+    channel looks the leader up afresh; pending calls are not touched (their
+    replies come on the reply channel)."""
 
     HEARTBEAT_SECONDS = 30
     MAX_BACKOFF_SECONDS = 5.0
+    RENEW_AFTER_SECONDS = 2.0
 
     def setup(self):
         config = self.container.config
@@ -341,8 +351,10 @@ class RpcClient(SharedExtension):
         self._pending = {}
         self._write_lock = Semaphore(1)
         self._connection = None
-        self._channel = None
+        self._channel = None  # requests go out here; replies come in apart
         self._running = False
+        self._renew_wanted = None  # the service whose call timed out
+        self._renewed_at = 0.0
 
     def start(self):
         self._running = True
@@ -374,9 +386,32 @@ class RpcClient(SharedExtension):
         )
         queue(channel).declare()
         channel.basic_consume(self.queue_name, no_ack=True, callback=self._on_reply)
-        channel.events["basic_return"].add(self._on_return)
-        self._channel = channel
         self._connection = connection
+        self._channel = self._request_channel()
+
+    def _request_channel(self):
+        """A new channel for requests (from the read loop: it reads the
+        broker's answer to the open)."""
+        channel = self._connection.channel()
+        channel.events["basic_return"].add(self._on_return)
+        return channel
+
+    def _renew_request_channel(self):
+        service, self._renew_wanted = self._renew_wanted, None
+        with self._write_lock:
+            old, self._channel = self._channel, self._request_channel()
+        self._renewed_at = time.monotonic()
+        log.info("RPC request channel renewed: a call to %s timed out", service)
+        try:
+            old.close()
+        except Exception:  # noqa: BLE001 - the old channel is of no more use
+            pass
+
+    def request_timed_out(self, service):
+        """A call to ``service`` got no answer in time: renew the request
+        channel, unless it was renewed just now."""
+        if time.monotonic() - self._renewed_at >= self.RENEW_AFTER_SECONDS:
+            self._renew_wanted = service
 
     def _drop_connection(self):
         connection, self._connection, self._channel = self._connection, None, None
@@ -395,8 +430,10 @@ class RpcClient(SharedExtension):
                 self._connect()
                 backoff = 0.1
                 while self._running:
+                    if self._renew_wanted:
+                        self._renew_request_channel()
                     try:
-                        self._connection.drain_events(timeout=1)
+                        self._connection.drain_events(timeout=0.5)
                     except socket.timeout:
                         self._connection.heartbeat_check()
             except _CONNECTION_ERRORS as exc:
@@ -434,8 +471,7 @@ class RpcClient(SharedExtension):
             with eventlet.Timeout(wait_ready, False):
                 while self._channel is None and self._running:
                     eventlet.sleep(0.01)
-        channel = self._channel
-        if channel is None:
+        if self._channel is None:
             raise ServiceUnavailable("service_unavailable", {"service": service})
         correlation_id = uuid.uuid4().hex
         event = Event()
@@ -450,7 +486,10 @@ class RpcClient(SharedExtension):
                 correlation_id=correlation_id,
                 delivery_mode=1,
             )
-            with self._write_lock:
+            with self._write_lock:  # the channel is read under it: it may be renewed
+                channel = self._channel
+                if channel is None:
+                    raise ConnectionError("the connection is being re-established")
                 channel.basic_publish(
                     message,
                     exchange=self.exchange.name,
@@ -520,6 +559,7 @@ class _PendingReply:
                 body = self._event.wait()
         except eventlet.Timeout:
             self._client.forget(self._correlation_id)
+            self._client.request_timed_out(self.service_name)
             raise DeadlineExceeded(
                 "deadline_exceeded", {"service": self.service_name}
             ) from None
