@@ -177,8 +177,11 @@ class Platform:
         # This launcher is for development and tests: it says so, and the
         # services accept their shipped development keys (never in deploy/).
         self.env.setdefault("DEVELOPMENT_MODE", "true")
-        # argon2's 19 MiB per hash would stay in per-thread malloc arenas.
+        # argon2's 19 MiB per hash would stay in per-thread malloc arenas,
+        # and (glibc's mmap threshold rising to 19 MiB) in the heap: see
+        # deploy/Dockerfile.
         self.env.setdefault("MALLOC_ARENA_MAX", "2")
+        self.env.setdefault("MALLOC_MMAP_THRESHOLD_", "1048576")
         self.gateway_url = f"http://{gateway_address}"
         # Links in messages (share, "not me") point at this gateway, and a
         # development run serves pages over plain HTTP on loopback.
