@@ -74,6 +74,9 @@ def run_benchmarks(quick, out):
         [sys.executable, "-m", "bench.registry"]
         + (["--students", "20000", "--registry-rows", "200000"] if quick else [])
     )
+    commands.append(
+        [sys.executable, "-m", "bench.curves", *(["--quick"] if quick else [])]
+    )
     # The login benchmark also profiles its path with py-spy (kept beside).
     env = {**os.environ, "BENCH_PROFILE_DIR": str(out.parent / "profiles")}
     with out.open("w", encoding="utf-8") as sink:
@@ -167,11 +170,21 @@ def chart(rows, path):
     plt.close(fig)
 
 
-# Curves: how a cost grows with the work. bench name -> (x key, x label).
+# Curves: how a cost grows with the work. bench -> (x, x label, (y, y label),
+# (second y, its label)).
 CURVES = {
-    "send_code_curve": ("connections", "connections (wrk)"),
-    "login_curve": ("connections", "connections (wrk)"),
-}
+    "send_code_curve": ("connections", "connections (wrk)", ("rps", "req/s"),
+                        ("p99_ms", "p99 ms")),
+    "login_curve": ("connections", "connections (wrk)", ("rps", "req/s"),
+                    ("p99_ms", "p99 ms")),
+    "oneroster_import_curve": ("students", "students", ("seconds", "seconds"),
+                               ("peak_pss_mib", "peak PSS MiB")),
+    "registry_verification_curve": ("registry_rows", "registry rows",
+                                    ("inside_p50_ms", "p50 ms"),
+                                    ("inside_p99_ms", "p99 ms")),
+    "burst_one_phone": ("concurrent", "concurrent sends to one phone",
+                        ("sent", "codes sent"), ("seconds", "seconds")),
+}  # fmt: skip
 
 
 def curve_points(records, bench, x_key):
@@ -182,37 +195,33 @@ def curve_points(records, bench, x_key):
 
 
 def curves(records, path):
-    """req/s and p99 against the load, one panel per curve; None when the
-    run measured no curve."""
+    """Each curve measured in this run, one panel each; None when none was."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    present = [
-        (bench, key, label)
-        for bench, (key, label) in CURVES.items()
-        if curve_points(records, bench, key)
-    ]
+    present = [b for b, spec in CURVES.items() if curve_points(records, b, spec[0])]
     if not present:
         return None
     fig, axes = plt.subplots(
-        1, len(present), figsize=(6 * len(present), 4), squeeze=False
+        1, len(present), figsize=(5.5 * len(present), 4), squeeze=False
     )
-    for ax, (bench, key, label) in zip(axes[0], present, strict=True):
-        points = curve_points(records, bench, key)
-        xs = [p[key] for p in points]
-        ax.plot(xs, [p["rps"] for p in points], "o-", color="#1565c0", label="req/s")
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel(label)
-        ax.set_ylabel("req/s", color="#1565c0")
-        latency = ax.twinx()
-        latency.plot(xs, [p["p99_ms"] for p in points], "s--", color="#c62828")
-        latency.set_ylabel("p99 ms", color="#c62828")
+    for ax, bench in zip(axes[0], present, strict=True):
+        x_key, x_label, (y_key, y_label), (y2_key, y2_label) = CURVES[bench]
+        points = curve_points(records, bench, x_key)
+        xs = [p[x_key] for p in points]
+        ax.plot(xs, [p[y_key] for p in points], "o-", color="#1565c0")
+        ax.set_xscale("log")
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(y_label, color="#1565c0")
+        second = ax.twinx()
+        second.plot(xs, [p[y2_key] for p in points], "s--", color="#c62828")
+        second.set_ylabel(y2_label, color="#c62828")
         for p in points:
             if p.get("non_2xx"):
-                ax.annotate(f"{p['non_2xx']} non-2xx", (p[key], p["rps"]), fontsize=7)
-        ax.set_title(bench)
+                ax.annotate(f"{p['non_2xx']} non-2xx", (p[x_key], p[y_key]), fontsize=7)
+        ax.set_title(bench, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -221,15 +230,18 @@ def curves(records, path):
 
 def curve_markdown(records):
     lines = []
-    for bench, (key, _) in CURVES.items():
-        points = curve_points(records, bench, key)
+    for bench, (x_key, _, (y_key, _), (y2_key, _)) in CURVES.items():
+        points = curve_points(records, bench, x_key)
         if not points:
             continue
-        lines += ["", f"## {bench}", "", f"| {key} | req/s | p50 ms | p99 ms | non-2xx |",
-                  "|---|---|---|---|---|"]  # fmt: skip
+        extra = (
+            "non_2xx" if bench.endswith("_curve") and "non_2xx" in points[0] else None
+        )
+        header = [x_key, y_key, y2_key] + ([extra] if extra else [])
+        lines += ["", f"## {bench}", "", "| " + " | ".join(header) + " |",
+                  "|" + "---|" * len(header)]  # fmt: skip
         lines += [
-            f"| {p[key]} | {p['rps']} | {p['p50_ms']} | {p['p99_ms']} | {p['non_2xx']} |"
-            for p in points
+            "| " + " | ".join(str(p.get(k)) for k in header) + " |" for p in points
         ]
     return "\n".join(lines) + ("\n" if lines else "")
 
