@@ -8,7 +8,11 @@ import pytest
 import requests
 from nameko.standalone.rpc import ServiceRpcProxy
 
-from services.common.contract.errors import DeadlineExceeded, Throttled
+from services.common.contract.errors import (
+    DeadlineExceeded,
+    ServiceUnavailable,
+    Throttled,
+)
 from services.common.plumbing import base
 from services.common.plumbing.db import Database, Store
 from services.common.plumbing.rpc import RpcClient, ServiceRpc, rpc
@@ -148,3 +152,38 @@ def test_a_call_that_times_out_renews_the_request_channel_and_calls_go_on(
         time.sleep(0.8)
         assert client._channel is renewed
         assert proxy.ask("record", "after") == "after"
+
+
+def test_a_connection_silent_while_calls_time_out_is_replaced_from_the_next_broker(
+    container_factory, make_config, monkeypatch
+):
+    """A node in a partition's minority keeps the connection open but routes
+    nothing: after SILENT_SECONDS without any reply and repeated timeouts,
+    the client reconnects, starting from the next broker of its list."""
+    monkeypatch.setattr(RpcClient, "SILENT_SECONDS", 1.0)
+    config = make_config("identity")
+    picky_container = container_factory(PickyService, config)
+    picky_container.start()
+    two_brokers = {**config, "AMQP_URI": f"{config['AMQP_URI']};{config['AMQP_URI']}"}
+    caller = container_factory(CallerService, two_brokers)
+    caller.start()
+    client = next(e for e in caller.extensions if isinstance(e, RpcClient))
+    with ServiceRpcProxy("caller", config) as proxy:
+        assert proxy.ask("record", "heard") == "heard"
+        first = client._connection
+        picky_container.stop()  # its queue stays: calls now wait for nobody
+        for _ in range(2):
+            with pytest.raises(DeadlineExceeded):
+                proxy.ask("record", "unheard")
+        # Silent for more than a second now: the next timeout reconnects
+        # (a call pending then fails at once, 503, as on any lost connection).
+        time.sleep(0.5)
+        with pytest.raises((DeadlineExceeded, ServiceUnavailable)):
+            proxy.ask("record", "unheard")
+        deadline = time.monotonic() + 3
+        while client._connection in (first, None) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client._connection not in (first, None)
+        assert client._first_broker == 1
+        container_factory(PickyService, config).start()
+        assert proxy.ask("record", "again") == "again"

@@ -334,11 +334,19 @@ class RpcClient(SharedExtension):
     node came back — 25 s of timeouts for one caller and one queue while
     every other channel worked (the cluster fault suite's node kill). A new
     channel looks the leader up afresh; pending calls are not touched (their
-    replies come on the reply channel)."""
+    replies come on the reply channel).
+
+    When no reply at all has come for ``SILENT_SECONDS`` and calls keep
+    timing out, the connection itself is suspect: its node may sit in a
+    partition's minority, accepting requests it cannot route and holding a
+    reply queue nobody can reach (seen: a gateway answering 504 to every
+    call for as long as the partition lasted, and after). The client then
+    reconnects, starting from the next broker of ``AMQP_URI``'s list."""
 
     HEARTBEAT_SECONDS = 30
     MAX_BACKOFF_SECONDS = 5.0
     RENEW_AFTER_SECONDS = 2.0
+    SILENT_SECONDS = 8.0
 
     def setup(self):
         config = self.container.config
@@ -355,6 +363,11 @@ class RpcClient(SharedExtension):
         self._running = False
         self._renew_wanted = None  # the service whose call timed out
         self._renewed_at = 0.0
+        self._brokers = self.amqp_uri.split(";")
+        self._first_broker = 0  # where the next connection starts its list
+        self._last_heard = time.monotonic()  # a reply, or the connection's start
+        self._silent_timeouts = 0
+        self._reconnect_wanted = False
 
     def start(self):
         self._running = True
@@ -371,8 +384,12 @@ class RpcClient(SharedExtension):
 
     # -- connection ---------------------------------------------------------
     def _connect(self):
-        connection = Connection(self.amqp_uri, heartbeat=self.HEARTBEAT_SECONDS)
+        brokers = (
+            self._brokers[self._first_broker :] + self._brokers[: self._first_broker]
+        )
+        connection = Connection(";".join(brokers), heartbeat=self.HEARTBEAT_SECONDS)
         connection.connect()
+        self._last_heard, self._silent_timeouts = time.monotonic(), 0
         _only_reader(connection)
         channel = connection.channel()
         # Declared here, in the read loop (the socket's one reader), once.
@@ -409,8 +426,13 @@ class RpcClient(SharedExtension):
 
     def request_timed_out(self, service):
         """A call to ``service`` got no answer in time: renew the request
-        channel, unless it was renewed just now."""
-        if time.monotonic() - self._renewed_at >= self.RENEW_AFTER_SECONDS:
+        channel, unless it was renewed just now; reconnect elsewhere when
+        nothing at all has answered for ``SILENT_SECONDS``."""
+        now = time.monotonic()
+        self._silent_timeouts += 1
+        if now - self._last_heard >= self.SILENT_SECONDS and self._silent_timeouts >= 2:
+            self._reconnect_wanted = True
+        elif now - self._renewed_at >= self.RENEW_AFTER_SECONDS:
             self._renew_wanted = service
 
     def _drop_connection(self):
@@ -430,6 +452,17 @@ class RpcClient(SharedExtension):
                 self._connect()
                 backoff = 0.1
                 while self._running:
+                    if self._reconnect_wanted:
+                        self._reconnect_wanted = False
+                        self._first_broker = (self._first_broker + 1) % len(
+                            self._brokers
+                        )
+                        log.warning(
+                            "RPC connection silent for %.0f s while calls time out;"
+                            " reconnecting, starting from another broker",
+                            time.monotonic() - self._last_heard,
+                        )
+                        break
                     if self._renew_wanted:
                         self._renew_request_channel()
                     try:
@@ -454,6 +487,7 @@ class RpcClient(SharedExtension):
 
     # -- replies, from the read loop -----------------------------------------
     def _on_reply(self, message):
+        self._last_heard, self._silent_timeouts = time.monotonic(), 0
         event = self._pending.pop(message.properties.get("correlation_id"), None)
         if event is not None and not event.ready():
             event.send(json_loads(message.body))
