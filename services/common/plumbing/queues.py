@@ -10,7 +10,10 @@ queue. Reply queues and broadcast handlers' queues are exclusive or
 auto-delete: they stay classic (quorum queues cannot be either).
 """
 
+import logging
+
 from nameko.events import EventHandler
+from nameko.messaging import QueueConsumer
 from nameko.rpc import RpcConsumer
 
 __all__ = [
@@ -18,7 +21,10 @@ __all__ = [
     "durable_queue_arguments",
     "TypedRpcConsumer",
     "TypedEventHandler",
+    "SafeQueueConsumer",
 ]
+
+log = logging.getLogger(__name__)
 
 QUEUE_TYPE_CONFIG_KEY = "QUEUE_TYPE"
 QUEUE_TYPES = ("classic", "quorum")
@@ -41,8 +47,35 @@ def _typed(queue, config):
         queue.queue_arguments = {**(queue.queue_arguments or {}), **arguments}
 
 
+class SafeQueueConsumer(QueueConsumer):
+    """Nameko's consumer, whose ack and requeue survive a connection that
+    died under them. Nameko 2.14 guards them against py-amqp's
+    ``ConnectionError`` only; a reset socket raises the builtin
+    ``ConnectionResetError``, which crashed the whole container (identity
+    died this way in a rolling restart of the cluster, acking a call it had
+    already answered). The broker takes an unacknowledged message back when
+    the connection goes: redelivered, it is handled again (handlers and
+    commands are idempotent)."""
+
+    def ack_message(self, message):
+        try:
+            super().ack_message(message)
+        except OSError as exc:
+            log.warning("ack lost with the connection (%s): the broker redelivers",
+                        type(exc).__name__)  # fmt: skip
+
+    def requeue_message(self, message):
+        try:
+            super().requeue_message(message)
+        except OSError as exc:
+            log.warning("requeue lost with the connection (%s): the broker redelivers",
+                        type(exc).__name__)  # fmt: skip
+
+
 class TypedRpcConsumer(RpcConsumer):
     """The service's ``rpc-<service>`` queue, of the configured type."""
+
+    queue_consumer = SafeQueueConsumer()
 
     def setup(self):
         super().setup()
@@ -52,6 +85,8 @@ class TypedRpcConsumer(RpcConsumer):
 class TypedEventHandler(EventHandler):
     """An event handler's queue, of the configured type when it is durable
     and shared (a reliable service-pool handler)."""
+
+    queue_consumer = SafeQueueConsumer()
 
     def setup(self):
         super().setup()
