@@ -31,6 +31,7 @@ Each of these runs under two load generators: the Python client
 """
 
 import argparse
+import time
 
 import psycopg2
 
@@ -259,7 +260,41 @@ def send_code_benchmark(platform, floor_32, quick, floor_32_wrk=None):
                 "p99_over_p50": round(result["p99_ms"] / result["p50_ms"], 2),
             }
         )
+        profile_send_code(platform, quick)
     send_code_curve(platform, quick)
+
+
+def profile_send_code(platform, quick):
+    """With ``BENCH_PROFILE_DIR`` set: a further wrk run of ``send_code``
+    sampled by py-spy in verification and the gateway (the sampler's own
+    CPU would skew the measured runs), and each one's top frames."""
+    import os
+    from pathlib import Path
+
+    from bench.login import profile, top_frames
+
+    profile_dir = os.environ.get("BENCH_PROFILE_DIR")
+    if not profile_dir:
+        return
+    out = Path(profile_dir) / "send_code"
+    seconds = 4 if quick else 8
+    names = ("verification", "gateway")
+    spies = profile({n: platform.processes[n] for n in names}, seconds, out)
+    time.sleep(0.5)
+    run_wrk(
+        f"{platform.gateway_url}/api/v1/codes", 32, seconds=seconds, lua=SEND_CODE_LUA
+    )
+    for spy in spies:
+        spy.wait(30)
+    for name in names:
+        emit(
+            {
+                "bench": "send_code_profile",
+                "process": name,
+                "collapsed_stacks": str(out / f"{name}.txt"),
+                "top_inclusive": top_frames(out / f"{name}.txt"),
+            }
+        )
 
 
 CURVE_CONNECTIONS = (1, 4, 16, 64, 256)
