@@ -78,6 +78,25 @@ LOAD_BALANCER_ERRORS = {
 }
 
 
+def _put(url, attempts=5, pause=3.0, **kwargs):
+    """An idempotent PUT to the management API, tried again on a server
+    error: on a just-formed cluster, creating the vhost sometimes answers
+    500 "Timed out while waiting for the vhost to initialise" (seen once in
+    a cluster tier's start) and succeeds when asked again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            answer = requests.put(url, **kwargs)
+        except requests.ConnectionError:
+            if attempt == attempts:
+                raise
+        else:
+            if answer.status_code < 500 or attempt == attempts:
+                answer.raise_for_status()
+                return answer
+        time.sleep(pause)
+    raise AssertionError("unreachable")
+
+
 class ClusterError(PlatformError):
     """A part of the cluster did not come up; the message says which and why."""
 
@@ -602,35 +621,35 @@ class Cluster:
             if doc:
                 by_kind.setdefault(doc["kind"], []).append(doc["spec"])
         default_type = by_kind["Vhost"][0].get("defaultQueueType", "quorum")
-        requests.put(
+        _put(
             f"{api}/vhosts/{vhost}", auth=auth, timeout=BROKER_API_TIMEOUT,
             json={"default_queue_type": default_type, "description": "student platform"},
-        ).raise_for_status()  # fmt: skip
-        requests.put(
+        )  # fmt: skip
+        _put(
             f"{api}/permissions/{vhost}/guest", auth=auth, timeout=BROKER_API_TIMEOUT,
             json={"configure": ".*", "write": ".*", "read": ".*"},
-        ).raise_for_status()  # fmt: skip
+        )  # fmt: skip
         for policy in by_kind["Policy"]:
-            requests.put(
+            _put(
                 f"{api}/policies/{vhost}/{quote(policy['name'], safe='')}",
                 auth=auth, timeout=BROKER_API_TIMEOUT,
                 json={
                     "pattern": policy["pattern"], "apply-to": policy["applyTo"],
                     "priority": policy["priority"], "definition": policy["definition"],
                 },
-            ).raise_for_status()  # fmt: skip
+            )  # fmt: skip
         for exchange in by_kind["Exchange"]:
-            requests.put(
+            _put(
                 f"{api}/exchanges/{vhost}/{quote(exchange['name'], safe='')}",
                 auth=auth, timeout=BROKER_API_TIMEOUT,
                 json={"type": exchange["type"], "durable": exchange["durable"]},
-            ).raise_for_status()  # fmt: skip
+            )  # fmt: skip
         for queue in by_kind["Queue"]:
-            requests.put(
+            _put(
                 f"{api}/queues/{vhost}/{quote(queue['name'], safe='')}",
                 auth=auth, timeout=BROKER_API_TIMEOUT,
                 json={"durable": True, "arguments": {"x-queue-type": queue["type"]}},
-            ).raise_for_status()  # fmt: skip
+            )  # fmt: skip
         for binding in by_kind["Binding"]:
             requests.post(
                 f"{api}/bindings/{vhost}/e/{quote(binding['source'], safe='')}"
