@@ -211,12 +211,18 @@ def curves(records, path):
         x_key, x_label, (y_key, y_label), (y2_key, y2_label) = CURVES[bench]
         points = curve_points(records, bench, x_key)
         xs = [p[x_key] for p in points]
-        ax.plot(xs, [p[y_key] for p in points], "o-", color="#1565c0")
+        nan = float("nan")  # a point wrk measured no latency for
+        ax.plot(xs, [p.get(y_key, nan) for p in points], "o-", color="#1565c0")
         ax.set_xscale("log")
         ax.set_xlabel(x_label)
         ax.set_ylabel(y_label, color="#1565c0")
         second = ax.twinx()
-        second.plot(xs, [p[y2_key] for p in points], "s--", color="#c62828")
+        second.plot(
+            xs,
+            [nan if p.get(y2_key) is None else p[y2_key] for p in points],
+            "s--",
+            color="#c62828",
+        )
         second.set_ylabel(y2_label, color="#c62828")
         for p in points:
             if p.get("non_2xx"):

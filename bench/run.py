@@ -189,6 +189,7 @@ def platform_benchmarks(floor_32, quick=False, only=None, floor_32_wrk=None):
         if only in (None, "send_code"):
             send_code_benchmark(platform, floor_32, quick, floor_32_wrk)
             scim_benchmark(platform, floor_32, quick)
+            send_code_curve(platform, quick)
         if only in (None, "recovery"):
             recovery_benchmarks(platform, floor_32, BENCH_INTERNAL_TOKEN, quick)
         if only in (None, "login"):
@@ -261,7 +262,6 @@ def send_code_benchmark(platform, floor_32, quick, floor_32_wrk=None):
             }
         )
         profile_send_code(platform, quick)
-    send_code_curve(platform, quick)
 
 
 def profile_send_code(platform, quick):

@@ -87,8 +87,9 @@ def run_wrk(url, clients=32, seconds=10, lua=FIXED_BODY_LUA, threads=2):
         "load": "wrk",
         "requests": int(re.search(r"(\d+) requests in", out).group(1)),
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50_ms": _ms(latency["50"]),
-        "p99_ms": _ms(latency["99"]),
+        # wrk prints no latency distribution when nothing completed.
+        "p50_ms": _ms(latency["50"]) if "50" in latency else None,
+        "p99_ms": _ms(latency["99"]) if "99" in latency else None,
         "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
         "socket_errors": errors.group(1).strip() if errors else None,
     }
