@@ -229,16 +229,9 @@ def _logins(platform, phones, clients, count, warmup):
     )
 
 
+# A random registered phone per request (the phones are filled in).
 LOGIN_LUA = """
 local phones = {%(phones)s}
-local counter = 0
-setup = function(thread)
-  counter = counter + 1
-  thread:set("id", counter)
-end
-init = function(args)
-  math.randomseed(os.time() * 1000 + id * 7919)
-end
 request = function()
   local phone = phones[math.random(1, #phones)]
   local body = '{"login": "' .. phone .. '", "password": "%(password)s"}'
@@ -251,9 +244,9 @@ end
 def _wrk_logins(platform, phones, connections, seconds):
     """Logins from wrk (a C client: its CPU is a fraction of the Python
     client's on the same two cores), each request a random registered phone."""
-    from bench.wrk import run_wrk
+    from bench.wrk import SEEDED_THREADS_LUA, run_wrk
 
-    lua = LOGIN_LUA % {
+    lua = SEEDED_THREADS_LUA + LOGIN_LUA % {
         "phones": ", ".join(f'"{phone}"' for phone in phones),
         "password": PASSWORD,
         "device": DEVICE,

@@ -13,7 +13,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["wrk_available", "run_wrk", "FIXED_BODY_LUA", "SEND_CODE_LUA"]
+__all__ = [
+    "wrk_available",
+    "run_wrk",
+    "FIXED_BODY_LUA",
+    "SEEDED_THREADS_LUA",
+    "SEND_CODE_LUA",
+]
 
 FIXED_BODY_LUA = """
 wrk.method = "POST"
@@ -21,9 +27,10 @@ wrk.body = "hello"
 wrk.headers["Content-Type"] = "text/plain"
 """
 
-# A new phone (13x…) and a new client address (2001:db8::/32) per request;
-# each wrk thread seeds its own sequence (one seed would repeat the phones).
-SEND_CODE_LUA = """
+# Each wrk thread seeds its own random sequence (one seed for all would
+# repeat the same phones in every thread). Scripts that draw at random
+# start with this.
+SEEDED_THREADS_LUA = """
 local counter = 0
 setup = function(thread)
   counter = counter + 1
@@ -32,6 +39,12 @@ end
 init = function(args)
   math.randomseed(os.time() * 1000 + id * 7919)
 end
+"""
+
+# A new phone (13x…) and a new client address (2001:db8::/32) per request.
+SEND_CODE_LUA = (
+    SEEDED_THREADS_LUA
+    + """
 request = function()
   local phone = string.format("13%09d", math.random(0, 999999999))
   local ip = string.format("2001:db8:%x:%x::%x", math.random(0, 65535),
@@ -42,6 +55,7 @@ request = function()
                                   ["X-Forwarded-For"] = ip}, body)
 end
 """
+)
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
