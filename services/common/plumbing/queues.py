@@ -58,18 +58,18 @@ class SafeQueueConsumer(QueueConsumer):
     commands are idempotent)."""
 
     def ack_message(self, message):
-        try:
-            super().ack_message(message)
-        except OSError as exc:
-            log.warning("ack lost with the connection (%s): the broker redelivers",
-                        type(exc).__name__)  # fmt: skip
+        self._settle("ack", super().ack_message, message)
 
     def requeue_message(self, message):
+        self._settle("requeue", super().requeue_message, message)
+
+    @staticmethod
+    def _settle(what, settle, message):
         try:
-            super().requeue_message(message)
+            settle(message)
         except OSError as exc:
-            log.warning("requeue lost with the connection (%s): the broker redelivers",
-                        type(exc).__name__)  # fmt: skip
+            log.warning("%s lost with the connection (%s): the broker redelivers",
+                        what, type(exc).__name__)  # fmt: skip
 
 
 class TypedRpcConsumer(RpcConsumer):
