@@ -83,7 +83,7 @@ class AdminEndpoints:
         answer = self.registry_sync.view_school(
             {"code": code, "actor": f"account:{principal['account_id']}"}
         )
-        return 200, reshape(SchoolInfoSchema(), answer)
+        return 200, reshape(SchoolInfoSchema, answer)
 
     def _school_admin(self, request, code):
         principal = self.principal(request)
@@ -119,7 +119,7 @@ class AdminEndpoints:
                 "offset": query_int(request, "offset", 0, 0, 1_000_000),
             }
         )
-        return 200, reshape(UnmatchedPageSchema(), answer)
+        return 200, reshape(UnmatchedPageSchema, answer)
 
     @endpoint(
         "POST",
@@ -139,7 +139,7 @@ class AdminEndpoints:
         answer = self.registry_sync.refresh_verification(
             {"school_code": code, "account_id": account_id, "actor": actor}
         )
-        return 200, reshape(RegistryStateSchema(), answer)
+        return 200, reshape(RegistryStateSchema, answer)
 
     @endpoint(
         "POST",
@@ -163,7 +163,7 @@ class AdminEndpoints:
         -H 'Content-Type: application/json'
         -d '{"account_id": "…", "student_number": "2024001", "reason": "姓名录入有误"}'`"""
         actor = self._school_admin(request, code)
-        body = load_body(request, ManualLinkSchema())
+        body = load_body(request, ManualLinkSchema)
         answer = self.registry_sync.link_verification(
             {
                 **body,
@@ -172,7 +172,7 @@ class AdminEndpoints:
                 "actor": actor,
             }
         )
-        return 200, reshape(RegistryStateSchema(), answer)
+        return 200, reshape(RegistryStateSchema, answer)
 
     # -- reviewers ---------------------------------------------------------------
     # -- reviewers -----------------------------------------------------------------------------
@@ -207,7 +207,7 @@ class AdminEndpoints:
                 "offset": query_int(request, "offset", 0, 0, 1_000_000),
             }
         )
-        return 200, reshape(ReviewPageSchema(), answer)
+        return 200, reshape(ReviewPageSchema, answer)
 
     @endpoint(
         "GET",
@@ -250,8 +250,8 @@ class AdminEndpoints:
         -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json'
         -d '{"approve": true, "reason": "照片清晰，人证一致"}'`"""
         actor = self._reviewer(request)
-        body = load_body(request, ReviewDecisionSchema())
+        body = load_body(request, ReviewDecisionSchema)
         answer = self.recovery.decide_review(
             {**body, "actor": actor, "review_id": review_id}
         )
-        return 200, reshape(ReviewSchema(), answer)
+        return 200, reshape(ReviewSchema, answer)

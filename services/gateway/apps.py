@@ -103,7 +103,7 @@ class AppEndpoints:
         `curl -s -X POST localhost:8000/api/v1/captchas` →
         `{"captcha_id": "…", "image_png_base64": "iVBOR…", "expires_at": "…"}`
         """
-        return 201, reshape(CaptchaSchema(), self.verification.issue_captcha())
+        return 201, reshape(CaptchaSchema, self.verification.issue_captcha())
 
     @endpoint(
         "POST",
@@ -125,7 +125,7 @@ class AppEndpoints:
         """
         # Which destinations a channel takes is verification's rule
         # (domain.checked_destination): every caller gets the same code.
-        body = load_body(request, CodeRequestSchema())
+        body = load_body(request, CodeRequestSchema)
         answer = self.verification.issue_code(
             {
                 **body,
@@ -133,7 +133,7 @@ class AppEndpoints:
                 "client_ip": client_ip(request, self.config),
             }
         )
-        return 202, reshape(CodeIssuedSchema(), answer)
+        return 202, reshape(CodeIssuedSchema, answer)
 
     # -- accounts --------------------------------------------------------
     @endpoint(
@@ -169,11 +169,11 @@ class AppEndpoints:
         422 names the rule that failed (`id_checksum_invalid`, `name_traditional`
         with `suggestion`, `password_too_common`, …).
         """
-        body = load_body(request, AccountRegistrationSchema())
+        body = load_body(request, AccountRegistrationSchema)
         answer = self.identity.register_by_phone(
             {**body, "device_id": device_id(request)}
         )
-        return 201, reshape(AccountCreatedSchema(), answer)
+        return 201, reshape(AccountCreatedSchema, answer)
 
     @endpoint(
         "POST",
@@ -195,11 +195,11 @@ class AppEndpoints:
         "student_number": "20240117", "name": "李小花", "guardian_phone":
         "13912345678", "code": "123456", "password": "a long secret"}'`
         """
-        body = load_body(request, StudentNumberRegistrationSchema())
+        body = load_body(request, StudentNumberRegistrationSchema)
         answer = self.identity.register_by_student_number(
             {**body, "device_id": device_id(request)}
         )
-        return 201, reshape(AccountCreatedSchema(), answer)
+        return 201, reshape(AccountCreatedSchema, answer)
 
     # -- sessions ----------------------------------------------------------
     @endpoint(
@@ -238,7 +238,7 @@ class AppEndpoints:
         -H 'Content-Type: application/json'
         -d '{"login": "13812345678", "password": "a long secret"}'`
         """
-        body = load_body(request, LoginSchema())
+        body = load_body(request, LoginSchema)
         web_session = body.pop("web_session")
         if web_session and request.mimetype != "application/json":
             # A cross-site form cannot send JSON without a preflight we never
@@ -251,7 +251,7 @@ class AppEndpoints:
                 "client_ip": client_ip(request, self.config),
             }
         )
-        session = reshape(SessionSchema(), answer)
+        session = reshape(SessionSchema, answer)
         if not web_session:
             return 201, session
         # A page login: the token goes into an HttpOnly cookie, not the page.
@@ -294,7 +294,7 @@ class AppEndpoints:
         principal = self.principal(request)
         answer = self.identity.end_all_sessions(principal["account_id"], "user")
         self.principal.forget(principal["account_id"])
-        return 200, reshape(EndedSchema(), answer)
+        return 200, reshape(EndedSchema, answer)
 
     @endpoint(
         "GET",
@@ -311,7 +311,7 @@ class AppEndpoints:
         `curl -s localhost:8000/api/v1/me -H "Authorization: Bearer $TOKEN"
         -H 'X-Device-Id: my-phone-1'`
         """
-        return 200, self._account_call(request, "me", ProfileSchema())
+        return 200, self._account_call(request, "me", ProfileSchema)
 
     @endpoint(
         "POST",
@@ -331,7 +331,7 @@ class AppEndpoints:
         -H 'Content-Type: application/json' -d '{"id_number": "11010519491231002X",
         "name": "张三", "captcha_id": "…", "captcha_answer": "AB3D"}'`
         """
-        body = load_body(request, UsernameRecoverySchema())
+        body = load_body(request, UsernameRecoverySchema)
         answer = self.identity.recover_username(
             {
                 **body,
@@ -339,7 +339,7 @@ class AppEndpoints:
                 "client_ip": client_ip(request, self.config),
             }
         )
-        return 200, reshape(LoginNamesSchema(), answer)
+        return 200, reshape(LoginNamesSchema, answer)
 
     # -- profile -----------------------------------------------------------
     @endpoint(
@@ -360,7 +360,7 @@ class AppEndpoints:
         -d '{"password": "…", "new_phone": "13912345678", "code": "123456"}'`
         """
         return 200, self._account_call(
-            request, "change_phone", PhoneChangedSchema(), PhoneChangeSchema()
+            request, "change_phone", PhoneChangedSchema, PhoneChangeSchema
         )
 
     @endpoint(
@@ -376,7 +376,7 @@ class AppEndpoints:
     def change_email(self, request):
         """Password + a `change_email` code sent to the new address."""
         return 200, self._account_call(
-            request, "change_email", EmailChangedSchema(), EmailChangeSchema()
+            request, "change_email", EmailChangedSchema, EmailChangeSchema
         )
 
     @endpoint(
@@ -395,8 +395,8 @@ class AppEndpoints:
         return 200, self._account_call(
             request,
             "set_security_questions",
-            QuestionsSetSchema(),
-            SecurityQuestionsSchema(),
+            QuestionsSetSchema,
+            SecurityQuestionsSchema,
         )
 
     @endpoint(
@@ -412,7 +412,7 @@ class AppEndpoints:
     def set_guardian(self, request):
         """A `guardian_check` code sent to the guardian's phone."""
         return 200, self._account_call(
-            request, "set_guardian", GuardianSetSchema(), GuardianSchema()
+            request, "set_guardian", GuardianSetSchema, GuardianSchema
         )
 
     # -- authentication info ----------------------------------------------
@@ -429,7 +429,7 @@ class AppEndpoints:
         """`{"fields": {"school_code": {"changeable": false, "reason":
         "school_arranged_course", "unlocks_at": "…"}, …}}`"""
         return 200, self._account_call(
-            request, "auth_info_permissions", PermissionsSchema()
+            request, "auth_info_permissions", PermissionsSchema
         )
 
     @endpoint(
@@ -448,7 +448,7 @@ class AppEndpoints:
         `unlocks_at`. Changing school, name or student number sets registry
         verification back to `pending`."""
         return 200, self._account_call(
-            request, "change_auth_info", AuthInfoChangedSchema(), AuthInfoChangeSchema()
+            request, "change_auth_info", AuthInfoChangedSchema, AuthInfoChangeSchema
         )
 
     # -- deactivation ------------------------------------------------------
@@ -464,7 +464,7 @@ class AppEndpoints:
     def deactivation_status(self, request):
         """`{"eligible": false, "unmet": [{"condition": "wallet_balance", …}]}`"""
         return 200, self._account_call(
-            request, "deactivation_status", DeactivationStatusSchema()
+            request, "deactivation_status", DeactivationStatusSchema
         )
 
     @endpoint(
@@ -480,12 +480,12 @@ class AppEndpoints:
     def deactivate(self, request):
         """A `deactivate` code to the bound phone. 422 `not_eligible` with `unmet`."""
         principal = self.principal(request)
-        body = load_body(request, DeactivateSchema())
+        body = load_body(request, DeactivateSchema)
         answer = self.identity.deactivate(
             {**body, "account_id": principal["account_id"]}
         )
         self.principal.forget(principal["account_id"])
-        return 200, reshape(DeactivatedSchema(), answer)
+        return 200, reshape(DeactivatedSchema, answer)
 
     # -- linked identities --------------------------------------------------
     @endpoint(
@@ -503,7 +503,7 @@ class AppEndpoints:
         """`assertion`: the provider's signed JWT (`sub`, `iss`, `aud`, `exp`).
         Afterwards `POST /api/v1/sessions {"provider", "assertion"}` logs in."""
         return 201, self._account_call(
-            request, "link_identity", LinkedSchema(), LinkSchema()
+            request, "link_identity", LinkedSchema, LinkSchema
         )
 
     @endpoint(
@@ -518,7 +518,7 @@ class AppEndpoints:
     def unlink_identity(self, request, provider):
         principal = self.principal(request)
         answer = self.identity.unlink_identity(principal["account_id"], provider)
-        return 200, reshape(LinkedSchema(), answer)
+        return 200, reshape(LinkedSchema, answer)
 
     @endpoint(
         "POST",
@@ -543,14 +543,14 @@ class AppEndpoints:
         "student_number": "2024001", "name": "张三", "class_name": "七年级1班"}'`
         """
         account_id = self.principal(request)["account_id"]
-        body = load_body(request, RegistryVerificationSchema())
+        body = load_body(request, RegistryVerificationSchema)
         guardian = self.identity.me(account_id)["guardian"]
         if guardian["required"] and not guardian["verified"]:
             raise RuleViolation("guardian_required")
         answer = self.registry_sync.submit_verification(
             {**body, "account_id": account_id}
         )
-        return 202, reshape(RegistryStateSchema(), answer)
+        return 202, reshape(RegistryStateSchema, answer)
 
     @endpoint(
         "GET",
@@ -567,7 +567,7 @@ class AppEndpoints:
         -H "Authorization: Bearer $TOKEN" -H 'X-Device-Id: my-phone-1'`"""
         account_id = self.principal(request)["account_id"]
         answer = self.registry_sync.verification_status({"account_id": account_id})
-        return 200, reshape(RegistryStateSchema(), answer)
+        return 200, reshape(RegistryStateSchema, answer)
 
     @endpoint(
         "POST",
@@ -587,8 +587,8 @@ class AppEndpoints:
         -H "Authorization: Bearer $TOKEN" -H 'X-Device-Id: my-phone-1'
         -H 'Content-Type: application/json' -d '{"note": "学籍里名字录错了一个字"}'`"""
         account_id = self.principal(request)["account_id"]
-        body = load_body(request, CorrectionRequestSchema())
+        body = load_body(request, CorrectionRequestSchema)
         answer = self.registry_sync.request_correction(
             {"account_id": account_id, "note": body["note"]}
         )
-        return 200, reshape(RegistryStateSchema(), answer)
+        return 200, reshape(RegistryStateSchema, answer)

@@ -18,7 +18,7 @@ import ipaddress
 import json
 import logging
 import re
-from functools import partial
+from functools import cache, partial
 
 from eventlet.event import Event
 from marshmallow import EXCLUDE, ValidationError
@@ -267,8 +267,24 @@ def query_int(request, name, default, low, high):
     return value
 
 
+@cache
+def _instance_of(schema_class):
+    return schema_class()
+
+
+def schema_instance(schema):
+    """One instance per schema class for the gateway's life: building a
+    marshmallow schema deep-copies its declared fields, which cost a code send
+    more than its validation did (py-spy, issue #23). Instances are safe to
+    share: load and dump keep no state on them. An instance passes through
+    (``many=True`` and the like)."""
+    return _instance_of(schema) if isinstance(schema, type) else schema
+
+
 def load_body(request, schema):
-    """Parse and validate a JSON body; InvalidRequest names the bad fields."""
+    """Parse and validate a JSON body against ``schema`` (a class or an
+    instance); InvalidRequest names the bad fields."""
+    schema = schema_instance(schema)
     raw = read_body(request)
     try:
         data = json.loads(raw or b"{}")
@@ -346,7 +362,9 @@ def _truthy(value):
 
 def reshape(schema, answer):
     """An RPC answer checked against the public schema and dumped through it,
-    so the client sees exactly the documented fields."""
+    so the client sees exactly the documented fields. ``schema``: a class
+    or an instance."""
+    schema = schema_instance(schema)
     try:
         return schema.dump(schema.load(answer, unknown=EXCLUDE))
     except ValidationError:

@@ -49,9 +49,9 @@ class InternalEndpoints:
         -d '{"code": "BJ101", "name": "北京市第一〇一中学", "region": "北京"}'` →
         201 `{"code": "BJ101", "api_token": "sch_…"}`; 409 `school_exists`."""
         require_internal(request, self.config)
-        body = load_body(request, SchoolOnboardSchema())
+        body = load_body(request, SchoolOnboardSchema)
         answer = self.registry_sync.onboard_school({**body, "actor": INTERNAL_ACTOR})
-        return 201, reshape(SchoolTokenSchema(), answer)
+        return 201, reshape(SchoolTokenSchema, answer)
 
     @endpoint(
         "POST",
@@ -71,7 +71,7 @@ class InternalEndpoints:
         answer = self.registry_sync.rotate_school_token(
             {"code": code, "actor": INTERNAL_ACTOR}
         )
-        return 201, reshape(SchoolTokenSchema(), answer)
+        return 201, reshape(SchoolTokenSchema, answer)
 
     @endpoint(
         "PUT",
@@ -91,14 +91,14 @@ class InternalEndpoints:
         -d '{"roles": [{"role": "school_admin", "school_code": "BJ101"}]}'` →
         `{"account_id": "…", "roles": ["school_admin:BJ101", "student"]}`."""
         require_internal(request, self.config)
-        body = load_body(request, RolesSchema())
+        body = load_body(request, RolesSchema)
         answer = self.identity.set_roles(
             {**body, "account_id": account_id, "actor": INTERNAL_ACTOR}
         )
         # This instance forgets the account's principals now; the others on
         # the roles_changed broadcast, moments later.
         self.principal.forget(str(answer["account_id"]))
-        return 200, reshape(RolesSetSchema(), answer)
+        return 200, reshape(RolesSetSchema, answer)
 
     @endpoint(
         "GET",
@@ -199,7 +199,7 @@ class InternalEndpoints:
         -d '{"balance_fen": 0, "owned": [], "as_of": "2026-11-24T08:00:00+08:00"}'`
         """
         require_internal(request, self.config)
-        body = load_body(request, AccountFactsSchema())
+        body = load_body(request, AccountFactsSchema)
         answer = self.identity.set_account_facts(
             {
                 **body,
@@ -207,4 +207,4 @@ class InternalEndpoints:
                 "account_id": account_id,
             }
         )
-        return 200, reshape(AccountFactsStoredSchema(), answer)
+        return 200, reshape(AccountFactsStoredSchema, answer)

@@ -137,11 +137,11 @@ class RecoveryEndpoints:
         -H 'Content-Type: application/json' -d '{"school_code": "BJ101",
         "student_number": "2024001", "name": "张三"}'` → 201 `{"recovery_id": "…",
         "recovery_token": "…", "old_phone_hint": "138****78", "expires_at": "…"}`"""
-        body = load_body(request, PhoneRecoveryStartSchema())
+        body = load_body(request, PhoneRecoveryStartSchema)
         answer = self.recovery.start_phone_recovery(
             {**body, "client_ip": client_ip(request, self.config)}
         )
-        return 201, reshape(PhoneRecoveryStartedSchema(), answer)
+        return 201, reshape(PhoneRecoveryStartedSchema, answer)
 
     @endpoint(
         "POST",
@@ -172,7 +172,7 @@ class RecoveryEndpoints:
         -H 'Content-Type: application/json' -d '{"old_phone": "13812345678",
         "new_phone": "13987654321", "code": "123456", "new_password": "…"}'`"""
         token = _recovery_token(request)
-        body = load_body(request, NewPhoneSchema())
+        body = load_body(request, NewPhoneSchema)
         answer = self.recovery.set_new_phone(
             {
                 **body,
@@ -181,7 +181,7 @@ class RecoveryEndpoints:
                 "client_ip": client_ip(request, self.config),
             }
         )
-        return 200, reshape(ShareLinkSchema(), answer)
+        return 200, reshape(ShareLinkSchema, answer)
 
     @endpoint(
         "GET",
@@ -198,7 +198,7 @@ class RecoveryEndpoints:
         answer = self.recovery.phone_recovery_progress(
             {"recovery_id": recovery_id, "recovery_token": _recovery_token(request)}
         )
-        return 200, reshape(PhoneRecoveryProgressSchema(), answer)
+        return 200, reshape(PhoneRecoveryProgressSchema, answer)
 
     @endpoint(
         "POST",
@@ -216,7 +216,7 @@ class RecoveryEndpoints:
         answer = self.recovery.cancel_phone_recovery(
             {"recovery_id": recovery_id, "recovery_token": _recovery_token(request)}
         )
-        return 200, reshape(PhoneRecoveryProgressSchema(), answer)
+        return 200, reshape(PhoneRecoveryProgressSchema, answer)
 
     @endpoint(
         "POST",
@@ -238,11 +238,11 @@ class RecoveryEndpoints:
         -H "X-Recovery-Token: $RT" -H 'Content-Type: application/json'
         -d '{"student_numbers": ["2024002", "2024003"]}'`"""
         token = _recovery_token(request)
-        body = load_body(request, VouchInvitationSchema())
+        body = load_body(request, VouchInvitationSchema)
         answer = self.recovery.invite_vouchers(
             {**body, "recovery_id": recovery_id, "recovery_token": token}
         )
-        return 202, reshape(VouchInvitedSchema(), answer)
+        return 202, reshape(VouchInvitedSchema, answer)
 
     @endpoint(
         "GET",
@@ -263,7 +263,7 @@ class RecoveryEndpoints:
             {"share_token": share_token, "account_id": account_id}
         )
         answer.update(warning_zh=VOUCH_WARNING[0], warning_en=VOUCH_WARNING[1])
-        return 200, reshape(VouchContextSchema(), answer)
+        return 200, reshape(VouchContextSchema, answer)
 
     @endpoint(
         "POST",
@@ -287,7 +287,7 @@ class RecoveryEndpoints:
         answer = self.recovery.vouch(
             {"share_token": share_token, "account_id": account_id}
         )
-        return 200, reshape(VouchResultSchema(), answer)
+        return 200, reshape(VouchResultSchema, answer)
 
     @endpoint(
         "POST",
@@ -304,7 +304,7 @@ class RecoveryEndpoints:
         decides. 409 `cancel_window_over` after it.
         `curl -s -X POST localhost:8000/api/v1/not-me/$TOKEN`"""
         answer = self.recovery.report_not_me({"token": token})
-        return 200, reshape(NotMeResultSchema(), answer)
+        return 200, reshape(NotMeResultSchema, answer)
 
     @endpoint(
         "POST",
@@ -321,7 +321,7 @@ class RecoveryEndpoints:
         stops and goes to the reviewers. 409 `cancel_window_over` once it took
         effect. `curl -s -X POST localhost:8000/api/v1/duplicate-id/not-me/$TOKEN`"""
         answer = self.recovery.report_id_not_me({"token": token})
-        return 200, reshape(IdNotMeResultSchema(), answer)
+        return 200, reshape(IdNotMeResultSchema, answer)
 
     # -- password reset ---------------------------------------------------------------------
     @endpoint(
@@ -341,7 +341,7 @@ class RecoveryEndpoints:
         if not login.strip() or len(login) > 254 or "\x00" in login:
             raise InvalidRequest("invalid_request", {"errors": {"login": ["required"]}})
         answer = self.recovery.reset_methods({"login": login})
-        return 200, reshape(ResetMethodsSchema(), answer)
+        return 200, reshape(ResetMethodsSchema, answer)
 
     @endpoint(
         "POST",
@@ -358,11 +358,11 @@ class RecoveryEndpoints:
         `resend_too_soon` / `too_frequent`. `curl -s -X POST
         localhost:8000/api/v1/password-resets/codes -H 'Content-Type: application/json'
         -d '{"login": "li.si@school.edu.cn", "method": "sms"}'`"""
-        body = load_body(request, ResetCodeRequestSchema())
+        body = load_body(request, ResetCodeRequestSchema)
         answer = self.recovery.send_reset_code(
             {**body, "client_ip": client_ip(request, self.config)}
         )
-        return 202, reshape(ResetCodeSentSchema(), answer)
+        return 202, reshape(ResetCodeSentSchema, answer)
 
     @endpoint(
         "POST",
@@ -380,7 +380,7 @@ class RecoveryEndpoints:
         `curl -s -X POST localhost:8000/api/v1/password-resets
         -H 'Content-Type: application/json' -d '{"login": "13812345678",
         "method": "sms", "code": "123456", "new_password": "…"}'`"""
-        body = load_body(request, PasswordResetSchema())
+        body = load_body(request, PasswordResetSchema)
         answer = self.recovery.reset_password(
             {
                 **body,
@@ -388,7 +388,7 @@ class RecoveryEndpoints:
                 "device_id": device_id(request),
             }
         )
-        return 200, reshape(PasswordResetDoneSchema(), answer)
+        return 200, reshape(PasswordResetDoneSchema, answer)
 
     # -- duplicate ID ----------------------------------------------------------------------
     @endpoint(
@@ -431,7 +431,7 @@ class RecoveryEndpoints:
         answer = self.recovery.submit_duplicate_photo(
             {"account_id": account_id, "photo_b64": base64.b64encode(data).decode()}
         )
-        return 202, reshape(ReviewSchema(), answer)
+        return 202, reshape(ReviewSchema, answer)
 
     @endpoint(
         "GET",
@@ -448,7 +448,7 @@ class RecoveryEndpoints:
         -H "Authorization: Bearer $TOKEN"`"""
         account_id = self.principal(request)["account_id"]
         answer = self.recovery.duplicate_status({"account_id": account_id})
-        return 200, reshape(DuplicateStatusSchema(), answer)
+        return 200, reshape(DuplicateStatusSchema, answer)
 
     @endpoint(
         "POST",
@@ -469,9 +469,9 @@ class RecoveryEndpoints:
         -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json'
         -d '{"classmate_name": "李四", "classmate_phone": "13912345678"}'`"""
         account_id = self.principal(request)["account_id"]
-        body = load_body(request, AssistanceRequestSchema())
+        body = load_body(request, AssistanceRequestSchema)
         answer = self.recovery.request_assistance({**body, "account_id": account_id})
-        return 201, reshape(AssistanceCreatedSchema(), answer)
+        return 201, reshape(AssistanceCreatedSchema, answer)
 
     # -- inbox --------------------------------------------------------------------------------
     @endpoint(
@@ -495,7 +495,7 @@ class RecoveryEndpoints:
                 "offset": query_int(request, "offset", 0, 0, 1_000_000),
             }
         )
-        return 200, reshape(InboxPageSchema(), answer)
+        return 200, reshape(InboxPageSchema, answer)
 
     @endpoint(
         "POST",
@@ -516,11 +516,11 @@ class RecoveryEndpoints:
         -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json'
         -d '{"approve": true}'`"""
         account_id = self.principal(request)["account_id"]
-        body = load_body(request, InboxAnswerSchema())
+        body = load_body(request, InboxAnswerSchema)
         answer = self.recovery.answer_message(
             {**body, "account_id": account_id, "message_id": message_id}
         )
-        return 200, reshape(InboxAnsweredSchema(), answer)
+        return 200, reshape(InboxAnsweredSchema, answer)
 
     @endpoint(
         "POST",
@@ -539,4 +539,4 @@ class RecoveryEndpoints:
         answer = self.recovery.mark_message_read(
             {"account_id": account_id, "message_id": message_id}
         )
-        return 200, reshape(InboxReadSchema(), answer)
+        return 200, reshape(InboxReadSchema, answer)

@@ -46,7 +46,7 @@ def _items(request):
 def _batch_answer(answer):
     """200 when every item was taken; 422 ``batch_partially_refused`` (the
     good items are kept) naming each refused item by index."""
-    answer = reshape(PushResultSchema(), answer)
+    answer = reshape(PushResultSchema, answer)
     if answer["refused"]:
         raise RuleViolation("batch_partially_refused", answer)
     return 200, answer
@@ -76,7 +76,7 @@ class SchoolSystemEndpoints:
     def school_me(self, request):
         """`curl -s localhost:8000/api/v1/school/me -H "Authorization: Bearer $SCHOOL_TOKEN"`
         → `{"school_code": "BJ101", "name": "…"}`; 401 `invalid_school_token`."""
-        return 200, reshape(SchoolSelfSchema(), self.school_auth(request, "school.me"))
+        return 200, reshape(SchoolSelfSchema, self.school_auth(request, "school.me"))
 
     @endpoint(
         "POST",
@@ -128,7 +128,7 @@ class SchoolSystemEndpoints:
                 "package_b64": base64.b64encode(package).decode("ascii"),
             }
         )
-        return 202, reshape(ImportQueuedSchema(), answer)
+        return 202, reshape(ImportQueuedSchema, answer)
 
     @endpoint(
         "GET",
@@ -148,7 +148,7 @@ class SchoolSystemEndpoints:
         answer = self.registry_sync.import_status(
             {"school_code": school["school_code"], "import_id": import_id}
         )
-        return 200, reshape(ImportStateSchema(), answer)
+        return 200, reshape(ImportStateSchema, answer)
 
     @endpoint(
         "PUT",
@@ -214,8 +214,8 @@ class SchoolSystemEndpoints:
         -H "Authorization: Bearer $SCHOOL_TOKEN" -H 'Content-Type: application/json'
         -d '{"term": "2026-1"}'`"""
         school = self.school_auth(request, "school.current_term")
-        body = load_body(request, CurrentTermSchema())
+        body = load_body(request, CurrentTermSchema)
         answer = self.registry_sync.set_current_term(
             {"school_code": school["school_code"], "term": body["term"]}
         )
-        return 200, reshape(CurrentTermSetSchema(), answer)
+        return 200, reshape(CurrentTermSetSchema, answer)
