@@ -163,21 +163,14 @@ class DeliveryQueue(DependencyProvider):
         store = self._store()
         try:
             now = self.clock()
-            store.record_attempt(delivery["id"], now, provider.name, outcome, detail)
-            if outcome == "sent":
-                store.mark_delivered(delivery["id"], delivery["code_id"], now)
+            if outcome == "sent":  # the hot path: one statement
+                store.record_sent(delivery["id"], provider.name, now)
                 final = "sent"
-            elif permanent or delivery["attempts"] >= self.max_attempts:
-                self._give_up(store, delivery, now, detail)
-                final = "failed"
             else:
-                final = "retried"
-                backoff = self.retry_base * 2 ** (delivery["attempts"] - 1)
-                store.retry_delivery(
-                    delivery["id"], now + timedelta(seconds=backoff), detail
+                final = self._record_failure(
+                    store, delivery, now, outcome, detail, permanent
                 )
-                eventlet.spawn_after(backoff, self.poller.wake)
-            store.commit()
+                store.commit()
         finally:
             store.close()
         DELIVERY_ATTEMPTS.labels(delivery["channel"], final).inc()
@@ -190,6 +183,20 @@ class DeliveryQueue(DependencyProvider):
                 outcome,
                 detail,
             )
+
+    def _record_failure(self, store, delivery, now, outcome, detail, permanent):
+        """The attempt recorded, then the delivery retried later or given up;
+        returns which, for the metric."""
+        store.record_attempt(
+            delivery["id"], now, self.providers[delivery["channel"]].name, outcome, detail
+        )
+        if permanent or delivery["attempts"] >= self.max_attempts:
+            self._give_up(store, delivery, now, detail)
+            return "failed"
+        backoff = self.retry_base * 2 ** (delivery["attempts"] - 1)
+        store.retry_delivery(delivery["id"], now + timedelta(seconds=backoff), detail)
+        eventlet.spawn_after(backoff, self.poller.wake)
+        return "retried"
 
     def _give_up(self, store, delivery, now, detail):
         if not store.fail_delivery(delivery["id"], now, detail):

@@ -139,15 +139,23 @@ INSERT INTO delivery_attempts (delivery_id, attempted_at, provider, outcome, det
 VALUES (%(delivery_id)s, %(now)s, %(provider)s, %(outcome)s, %(detail)s)
 """
 
-MARK_DELIVERY_SENT_SQL = """
-UPDATE deliveries SET status = 'sent', sealed_message = NULL, finished_at = %(now)s,
-                      lease_until = NULL
- WHERE id = %(id)s
-"""
-
-MARK_CODE_DELIVERED_SQL = (
-    "UPDATE codes SET delivered_at = %(now)s WHERE id = %(code_id)s"
+# A delivery the provider accepted, in one statement: its attempt recorded,
+# the delivery finished and its code (if it is one, not a notice) marked
+# delivered. Four round trips before (begin, two or three writes, commit);
+# one statement is its own transaction, all or nothing.
+SENT_DELIVERY_SQL = """
+WITH attempt AS (
+    INSERT INTO delivery_attempts (delivery_id, attempted_at, provider, outcome)
+    VALUES (%(id)s, %(now)s, %(provider)s, 'sent')
+), delivery AS (
+    UPDATE deliveries SET status = 'sent', sealed_message = NULL,
+                          finished_at = %(now)s, lease_until = NULL
+     WHERE id = %(id)s
+    RETURNING code_id
 )
+UPDATE codes SET delivered_at = %(now)s
+ WHERE id = (SELECT code_id FROM delivery)
+"""
 
 RETRY_DELIVERY_SQL = """
 UPDATE deliveries SET next_attempt_at = %(next_attempt_at)s, lease_until = NULL,
@@ -369,10 +377,12 @@ class VerificationStore(Store):
         )
         return row["id"] if row else None
 
-    def mark_delivered(self, delivery_id, code_id, now):
-        self.execute(MARK_DELIVERY_SENT_SQL, {"id": delivery_id, "now": now})
-        if code_id is not None:
-            self.execute(MARK_CODE_DELIVERED_SQL, {"code_id": code_id, "now": now})
+    def record_sent(self, delivery_id, provider, now):
+        """The provider took the message: recorded in one statement of its
+        own (commits whatever the worker had open first)."""
+        self.execute_alone(
+            SENT_DELIVERY_SQL, {"id": delivery_id, "now": now, "provider": provider}
+        )
 
     def retry_delivery(self, delivery_id, next_attempt_at, error):
         self.execute(

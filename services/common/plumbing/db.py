@@ -331,18 +331,23 @@ class Store:
     def fetchall(self, sql, params=None):
         return self.execute(sql, params).fetchall()
 
-    def fetchall_alone(self, sql, params=None):
-        """Run one statement as its own transaction (autocommit) and return
-        its rows. For rows many requests share (rate-limit windows): the row
-        locks last one statement, and a statement that takes its rows in one
-        global order cannot deadlock. Commits the worker's open transaction
-        first (autocommit can only be switched between transactions)."""
+    def execute_alone(self, sql, params=None):
+        """Run one statement as its own transaction (autocommit): one round
+        trip instead of begin, statement, commit. For rows many requests
+        share (rate-limit windows) the row locks last one statement, and a
+        statement that takes its rows in one global order cannot deadlock.
+        Commits the worker's open transaction first (autocommit can only be
+        switched between transactions)."""
         self.commit()
         self.conn.autocommit = True
         try:
-            return self.execute(sql, params).fetchall()
+            return self.execute(sql, params)
         finally:
             self.conn.autocommit = False
+
+    def fetchall_alone(self, sql, params=None):
+        """``execute_alone`` and its rows."""
+        return self.execute_alone(sql, params).fetchall()
 
     def fetchone_alone(self, sql, params=None):
         rows = self.fetchall_alone(sql, params)

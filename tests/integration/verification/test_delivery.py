@@ -69,6 +69,16 @@ def test_signed_request_reaches_the_provider_with_the_code(
         ),
         message="marked sent",
     )
+    # The delivery, its attempt and its code are written together.
+    (row,) = sql(
+        "SELECT c.delivered_at, a.outcome, a.provider FROM deliveries d"
+        " JOIN codes c ON c.id = d.code_id"
+        " JOIN delivery_attempts a ON a.delivery_id = d.id"
+        " WHERE d.destination = %s",
+        (phone,),
+    )
+    assert row["delivered_at"] is not None
+    assert (row["outcome"], row["provider"]) == ("sent", "aliyun_sms")
 
 
 def test_refused_delivery_is_retried_refunded_and_announced(
