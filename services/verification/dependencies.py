@@ -188,7 +188,11 @@ class DeliveryQueue(DependencyProvider):
         """The attempt recorded, then the delivery retried later or given up;
         returns which, for the metric."""
         store.record_attempt(
-            delivery["id"], now, self.providers[delivery["channel"]].name, outcome, detail
+            delivery["id"],
+            now,
+            self.providers[delivery["channel"]].name,
+            outcome,
+            detail,
         )
         if permanent or delivery["attempts"] >= self.max_attempts:
             self._give_up(store, delivery, now, detail)
