@@ -7,6 +7,8 @@
   identity's broadcasts);
 * ``SchoolAuth`` (provider): ``self.school_auth(request, action)`` is the
   school a system's API token belongs to (audited by registry_sync);
+  ``school_credentials`` instead passes the token on with a call that
+  registry_sync authenticates itself (SCIM);
 * functions for the internal token, device ids, CSRF and staff roles.
 
 The cache keeps a principal for ``SESSION_CACHE_SECONDS`` (default 30 s).
@@ -253,6 +255,21 @@ class Principal(DependencyProvider):
         )
 
 
+def school_token(request):
+    """A school system's bearer token, for registry_sync to check."""
+    token = bearer_token(request)
+    if len(token) > 256:  # no token of ours is that long
+        raise Unauthenticated("invalid_school_token")
+    return token
+
+
+def school_credentials(request, action):
+    """What a SCIM call carries for registry_sync to authenticate and audit
+    in the same hop as the call itself (``school_auth`` costs a hop of its
+    own; SCIM writes are a school's hot path)."""
+    return {"school_token": school_token(request), "action": action}
+
+
 class SchoolAuth(DependencyProvider):
     """``self.school_auth(request, action)``: the school a system's API token
     belongs to; registry_sync checks the token and audits ``action``."""
@@ -263,10 +280,9 @@ class SchoolAuth(DependencyProvider):
         registry_sync = self.registry_sync.get_dependency(worker_ctx)
 
         def school_of(request, action):
-            token = bearer_token(request)
-            if len(token) > 256:  # no token of ours is that long
-                raise Unauthenticated("invalid_school_token")
-            return registry_sync.authenticate_school({"token": token, "action": action})
+            return registry_sync.authenticate_school(
+                {"token": school_token(request), "action": action}
+            )
 
         return school_of
 

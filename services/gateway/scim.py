@@ -15,6 +15,7 @@ from services.common.contract.errors import (
     NotFound,
     find_nul,
 )
+from services.gateway.auth import school_credentials
 from services.gateway.http import (
     ErrorRenderer,
     endpoint,
@@ -368,31 +369,41 @@ class ScimEndpoints:
         raise NotFound("scim_resource_not_found")
 
     # -- resources ---------------------------------------------------------------
-    def _scim_list(self, request, kind, search=None):
-        """A page of resources; ``search``: a POST /.search body (RFC 7644
-        §3.4.3) instead of the query string."""
-        school = self.school_auth(request, f"scim.{kind.lower()}s.list")
-        if search is not None:
-            return _scim_response(
-                200,
-                self.registry_sync.scim_list(
+    def _as_school(self, request, action, call, build):
+        """``call`` (a registry_sync SCIM RPC) with what ``build()`` makes
+        of the request; registry_sync checks the token and audits ``action``
+        in the same hop. A request the gateway itself refuses (a bad body or
+        header) is first authenticated on its own, so a wrong token is told
+        so before a bad body is."""
+        credentials = school_credentials(request, action)
+        try:
+            payload = build()
+        except InvalidRequest:
+            self.school_auth(request, action)
+            raise
+        return call({**payload, **credentials})
+
+    def _scim_list(self, request, kind, search=False):
+        """A page of resources; ``search``: asked by a POST /.search body
+        (RFC 7644 §3.4.3) instead of the query string."""
+
+        def query():
+            if search:
+                return {
+                    "kind": kind,
+                    "base_url": self._scim_base(request),
+                    **_search_parameters(_document(request)),
+                }
+            order = request.args.get("sortOrder") or "ascending"
+            if order not in ("ascending", "descending"):
+                raise InvalidRequest(
+                    "scim_invalid_value",
                     {
-                        "school_code": school["school_code"],
-                        "kind": kind,
-                        "base_url": self._scim_base(request),
-                        **_search_parameters(search),
-                    }
-                ),
-            )
-        order = request.args.get("sortOrder") or "ascending"
-        if order not in ("ascending", "descending"):
-            raise InvalidRequest(
-                "scim_invalid_value",
-                {"scimType": "invalidValue", "scim_detail": "sortOrder is not valid"},
-            )
-        answer = self.registry_sync.scim_list(
-            {
-                "school_code": school["school_code"],
+                        "scimType": "invalidValue",
+                        "scim_detail": "sortOrder is not valid",
+                    },
+                )
+            return {
                 "kind": kind,
                 "base_url": self._scim_base(request),
                 "filter": _checked_text(request, "filter") or None,
@@ -402,44 +413,48 @@ class ScimEndpoints:
                 "sort_order": order,
                 **self._selection(request),
             }
-        )
+
+        action = f"scim.{kind.lower()}s.list"
+        answer = self._as_school(request, action, self.registry_sync.scim_list, query)
         return _scim_response(200, answer)
 
     def _scim_create(self, request, kind):
-        school = self.school_auth(request, f"scim.{kind.lower()}s.create")
-        answer = self.registry_sync.scim_create(
-            {
-                "school_code": school["school_code"],
+        answer = self._as_school(
+            request,
+            f"scim.{kind.lower()}s.create",
+            self.registry_sync.scim_create,
+            lambda: {
                 "kind": kind,
                 "base_url": self._scim_base(request),
                 "document": _document(request),
                 **self._selection(request),
-            }
+            },
         )
         return self._resource_answer(answer, created=True)
 
     def _scim_one(self, request, kind, resource_id, action):
-        school = self.school_auth(request, f"scim.{kind.lower()}s.{action}")
-        payload = {
-            "school_code": school["school_code"],
-            "kind": kind,
-            "id": resource_id,
-            "base_url": self._scim_base(request),
-            "if_match": self._if_match(request),
-            **self._selection(request),
-        }
-        if action == "get":
-            answer = self.registry_sync.scim_get(payload)
-        elif action == "replace":
-            answer = self.registry_sync.scim_replace(
-                {**payload, "document": _document(request)}
-            )
-        elif action == "patch":
-            answer = self.registry_sync.scim_patch(
-                {**payload, "document": _document(request)}
-            )
-        else:
-            self.registry_sync.scim_delete(payload)
+        def resource():
+            payload = {
+                "kind": kind,
+                "id": resource_id,
+                "base_url": self._scim_base(request),
+                "if_match": self._if_match(request),
+                **self._selection(request),
+            }
+            if action in ("replace", "patch"):
+                payload["document"] = _document(request)
+            return payload
+
+        call = {
+            "get": self.registry_sync.scim_get,
+            "replace": self.registry_sync.scim_replace,
+            "patch": self.registry_sync.scim_patch,
+            "delete": self.registry_sync.scim_delete,
+        }[action]
+        answer = self._as_school(
+            request, f"scim.{kind.lower()}s.{action}", call, resource
+        )
+        if action == "delete":
             return _scim_response(204)
         return self._resource_answer(answer)
 
@@ -470,13 +485,14 @@ class ScimEndpoints:
         """Users first, then Groups, paged as one list (registry_sync pages
         across the types). A filter naming an attribute only one type has
         matches nothing of the other (§3.4.2.1)."""
-        school = self.school_auth(request, "scim.search")
-        answer = self.registry_sync.scim_search(
-            {
-                "school_code": school["school_code"],
+        answer = self._as_school(
+            request,
+            "scim.search",
+            self.registry_sync.scim_search,
+            lambda: {
                 "base_url": self._scim_base(request),
                 **_search_parameters(_document(request)),
-            }
+            },
         )
         return _scim_response(200, answer)
 
@@ -490,7 +506,7 @@ class ScimEndpoints:
         **SCIM,
     )
     def scim_search_users(self, request):
-        return self._scim_list(request, "User", search=_document(request))
+        return self._scim_list(request, "User", search=True)
 
     @endpoint(
         "POST",
@@ -502,7 +518,7 @@ class ScimEndpoints:
         **SCIM,
     )
     def scim_search_groups(self, request):
-        return self._scim_list(request, "Group", search=_document(request))
+        return self._scim_list(request, "Group", search=True)
 
     @endpoint(
         "POST",

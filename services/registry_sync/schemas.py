@@ -69,12 +69,26 @@ class SchoolInfo(Schema):
     created_at = fields.AwareDateTime(required=True)
 
 
+SCHOOL_TOKEN = validate.Length(1, 256)
+# What the school system is doing, for the audit record.
+SCHOOL_ACTION = validate.Regexp(r"^[a-z][a-z0-9_.]{1,63}$")
+
+
 class AuthenticateSchoolRequest(_Strict):
-    token = fields.String(required=True, validate=validate.Length(1, 256))
-    # What the school system is doing, for the audit record.
-    action = fields.String(
-        required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_.]{1,63}$")
-    )
+    token = fields.String(required=True, validate=SCHOOL_TOKEN)
+    action = fields.String(required=True, validate=SCHOOL_ACTION)
+
+
+class SchoolCaller(Schema):
+    """The credentials a school-system call carries (the SCIM calls), read
+    on their own before the rest of the payload: a wrong token is told so
+    before anything else is judged."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    school_token = fields.String(required=True, validate=SCHOOL_TOKEN)
+    action = fields.String(required=True, validate=SCHOOL_ACTION)
 
 
 # -- SCIM ----------------------------------------------------------------------
@@ -85,7 +99,8 @@ BASE_URL = validate.Regexp(r"^https?://[^\s]{1,200}$")
 
 
 class _ScimRequest(_Strict):
-    school_code = fields.String(required=True, validate=SCHOOL_CODE)
+    school_token = fields.String(required=True, validate=SCHOOL_TOKEN)
+    action = fields.String(required=True, validate=SCHOOL_ACTION)
     kind = fields.String(required=True, validate=validate.OneOf(SCIM_KINDS))
     base_url = fields.String(required=True, validate=BASE_URL)
 
@@ -135,7 +150,8 @@ class ScimListRequest(_ScimRequest, _Selection):
 class ScimSearchRequest(_Strict, _Selection):
     """A search across resource types (``POST /scim/v2/.search``)."""
 
-    school_code = fields.String(required=True, validate=SCHOOL_CODE)
+    school_token = fields.String(required=True, validate=SCHOOL_TOKEN)
+    action = fields.String(required=True, validate=SCHOOL_ACTION)
     base_url = fields.String(required=True, validate=BASE_URL)
     filter = fields.String(load_default=None, validate=validate.Length(1, 2000))
     start_index = fields.Integer(load_default=1)

@@ -79,11 +79,13 @@ class SchoolEntrypoints:
         """The school a system's token belongs to, audited as ``action``
         (every school-system request is)."""
         request = _AUTHENTICATE_SCHOOL.load(payload)
-        school = self.db.school_by_token(self.keys.school_token_hash(request["token"]))
+        school = self.db.school_call(
+            self.keys.school_token_hash(request["token"]),
+            request["action"],
+            self.clock(),
+        )
         if school is None:
             raise Unauthenticated("invalid_school_token")
-        self.db.audit_school_system(school["code"], request["action"], self.clock())
-        self.db.commit()
         return {"school_code": school["code"], "name": school["name"]}
 
     @rpc

@@ -30,7 +30,19 @@ SELECT code, name, region, token_issued_at, created_at FROM schools
  WHERE code = %(code)s
 """
 
-SCHOOL_BY_TOKEN_SQL = "SELECT code, name FROM schools WHERE token_hash = %(token_hash)s"
+# The school a system's API token belongs to, and the audit row of what the
+# system is doing, in one statement (its own transaction): the request is
+# audited whether or not what follows succeeds, and costs one round trip.
+SCHOOL_CALL_SQL = """
+WITH school AS (
+    SELECT code, name FROM schools WHERE token_hash = %(token_hash)s
+), audited AS (
+    INSERT INTO audit_log (actor, school_code, action, object_ids, request_id, at)
+    SELECT 'school:' || code, code, %(action)s, '{}', %(request_id)s, %(at)s
+      FROM school
+)
+SELECT code, name FROM school
+"""
 
 INSERT_AUDIT_SQL = """
 INSERT INTO audit_log (actor, school_code, action, object_ids, request_id, at)
@@ -438,8 +450,18 @@ class RegistryStore(Store):
     def school(self, code):
         return self.fetchone(SCHOOL_SQL, {"code": code})
 
-    def school_by_token(self, token_hash):
-        return self.fetchone(SCHOOL_BY_TOKEN_SQL, {"token_hash": token_hash})
+    def school_call(self, token_hash, action, at):
+        """The school whose token this is (None: no school's), its call
+        audited as ``action``; one statement of its own, committed."""
+        return self.fetchone_alone(
+            SCHOOL_CALL_SQL,
+            {
+                "token_hash": token_hash,
+                "action": action,
+                "request_id": current_request_id(),
+                "at": at,
+            },
+        )
 
     def audit_school_system(self, school_code, action, at, /, **ids):
         """An action a school's own system took with its API token."""

@@ -329,6 +329,35 @@ def test_scim_errors_are_scim_error_documents(api, school):
         assert "Traceback" not in answer.text
 
 
+def test_a_scim_call_is_authenticated_first_and_audited_whatever_its_outcome(
+    api, school, service_sql
+):
+    """The gateway passes the token on with the call (one hop): a wrong
+    token is still told so before a bad body or query is, and every call
+    is audited, refused ones too."""
+    code, token = school
+    for answer in (
+        scim(api, "post", "/Users", "sch_wrong", data=b"{not json"),
+        scim(api, "get", "/Users", "sch_wrong", params={"sortOrder": "sideways"}),
+        scim(api, "post", "/Users", "sch_wrong", json=student_doc("A1")),
+        scim(api, "patch", f"/Users/{uuid.uuid4()}", "sch_wrong", data=b"[]"),
+        scim(api, "post", "/.search", "sch_wrong", json={"schemas": [CORE_USER]}),
+    ):
+        assert answer.status_code == 401, answer.text
+        assert answer.headers["X-Error-Code"] == "invalid_school_token"
+    missing = scim(api, "get", f"/Users/{uuid.uuid4()}", token)
+    assert missing.status_code == 404
+    made = scim(api, "post", "/Users", token, json=student_doc("A2"))
+    assert made.status_code == 201, made.text
+    rows = service_sql(
+        "registry_sync",
+        "SELECT action FROM audit_log WHERE school_code = %s ORDER BY id",
+        (code,),
+    )
+    actions = [row["action"] for row in rows]
+    assert actions[-3:] == ["scim.users.get", "scim.users.create", "scim.user_created"]
+
+
 def test_id_numbers_are_sealed_hashed_masked_and_never_logged(
     api, school, service_sql, platform_logs
 ):

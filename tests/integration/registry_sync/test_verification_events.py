@@ -66,13 +66,20 @@ def registry_sql(db_query):
     return db_query("registry_sync")
 
 
-def push(proxy, school, number, name, class_name=None):
+def onboard(proxy, school):
+    """The school's API token, which every SCIM call carries."""
+    answer = proxy.onboard_school({"code": school, "name": "学校", "actor": "test"})
+    return answer["api_token"]
+
+
+def push(proxy, token, number, name, class_name=None):
     extension = {"studentNumber": number}
     if class_name:
         extension["className"] = class_name
     return proxy.scim_create(
         {
-            "school_code": school,
+            "school_token": token,
+            "action": "scim.users.create",
             "kind": "User",
             "base_url": BASE,
             "document": {
@@ -101,13 +108,12 @@ def submit(proxy, school, number, name):
 def test_classmates_are_verified_students_of_one_school_and_class(registry):
     school, other_school = random_school_code(), random_school_code()
     with ServiceRpcProxy("registry_sync", registry) as proxy:
-        for code in (school, other_school):
-            proxy.onboard_school({"code": code, "name": "学校", "actor": "test"})
-        push(proxy, school, "1", "甲", "一班")
-        push(proxy, school, "2", "乙", "一 班")
-        push(proxy, school, "3", "丙", "二班")
-        push(proxy, school, "4", "丁")
-        push(proxy, other_school, "1", "戊", "一班")
+        token, other_token = onboard(proxy, school), onboard(proxy, other_school)
+        push(proxy, token, "1", "甲", "一班")
+        push(proxy, token, "2", "乙", "一 班")
+        push(proxy, token, "3", "丙", "二班")
+        push(proxy, token, "4", "丁")
+        push(proxy, other_token, "1", "戊", "一班")
         a, answer = submit(proxy, school, "1", "甲")
         assert answer["status"] == "passed"
         b, _ = submit(proxy, school, "2", "乙")
@@ -146,8 +152,8 @@ def test_classmates_are_verified_students_of_one_school_and_class(registry):
 def test_auth_info_changed_sets_a_verification_back_once(registry, registry_sql):
     school = random_school_code()
     with ServiceRpcProxy("registry_sync", registry) as proxy:
-        proxy.onboard_school({"code": school, "name": "学校", "actor": "test"})
-        push(proxy, school, "1", "甲")
+        token = onboard(proxy, school)
+        push(proxy, token, "1", "甲")
         account_id, answer = submit(proxy, school, "1", "甲")
         assert answer["status"] == "passed"
         dispatch = event_dispatcher(registry)
@@ -186,10 +192,10 @@ def test_auth_info_changed_sets_a_verification_back_once(registry, registry_sql)
 def test_result_events_follow_their_contract(registry, registry_sql):
     school = random_school_code()
     with ServiceRpcProxy("registry_sync", registry) as proxy:
-        proxy.onboard_school({"code": school, "name": "学校", "actor": "test"})
+        token = onboard(proxy, school)
         account_id, answer = submit(proxy, school, "1", "甲")
         assert answer["status"] == "pending"
-        push(proxy, school, "1", "甲", "一班")
+        push(proxy, token, "1", "甲", "一班")
     # Written in the same transaction as each outcome, so already there.
     rows = registry_sql(
         "SELECT payload FROM outbox WHERE event_type = 'registry_verification_changed'"
