@@ -342,11 +342,6 @@ def after_wrong_guess(wrong_guesses, lockouts_today, policy, now):
     return GuessOutcome(kill_codes=True, lock_until=lock_until)
 
 
-def captcha_required(failures_this_hour, policy):
-    """After repeated refusals from one IP, the next send needs a captcha."""
-    return failures_this_hour >= policy.ip_failures_before_captcha
-
-
 def lock_refusal(guess_counter, now):
     """``too_many_attempts`` while the destination is locked, else None."""
     locked_until = guess_counter["locked_until"] if guess_counter else None

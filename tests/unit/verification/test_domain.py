@@ -212,11 +212,6 @@ def test_captcha_answer_is_case_insensitive_and_bound_to_its_id():
     assert len(text) == 4 and set(text) <= set(domain.CAPTCHA_ALPHABET)
 
 
-def test_captcha_is_required_from_the_configured_number_of_refusals():
-    assert not domain.captcha_required(DEFAULT.ip_failures_before_captcha - 1, DEFAULT)
-    assert domain.captcha_required(DEFAULT.ip_failures_before_captcha, DEFAULT)
-
-
 def test_a_locked_destination_is_refused_until_the_lock_ends():
     now = datetime(2026, 11, 24, tzinfo=UTC)
     locked = {"locked_until": now + timedelta(seconds=90)}
