@@ -53,7 +53,6 @@ __all__ = [
     "GuessOutcome",
     "after_wrong_guess",
     "window_start",
-    "captcha_required",
     "lock_refusal",
     "destination_refusal",
     "seconds_until",
