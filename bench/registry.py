@@ -96,9 +96,12 @@ def import_benchmark(uri, students):
             " now(), now())",
             (import_id, package),
         )
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     import_worker.main(str(import_id))
     import_seconds = time.perf_counter() - started
+    # The worker's own CPU (this process): the rest of the wall time is
+    # PostgreSQL's work and the waits for it.
+    worker_cpu_seconds = time.process_time() - cpu_started
     with conn.cursor() as cur:
         cur.execute("SELECT status, progress FROM imports WHERE id = %s", (import_id,))
         status, progress = cur.fetchone()
@@ -119,10 +122,11 @@ def import_benchmark(uri, students):
     copy_columns = [c for c in columns if c not in ("school_code", "id")]
     final = [(uuid.uuid4(), "BENCHCPY", *row[: len(copy_columns)]) for row in rows]
     copy_conn = psycopg2.connect(uri)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with copy_conn, copy_conn.cursor() as cur:
         sql.copy_rows(cur, "students", ["id", "school_code", *copy_columns], final)
     copy_seconds = time.perf_counter() - started
+    copy_cpu_seconds = time.process_time() - cpu_started
     copy_conn.close()
     conn.close()
     emit(
@@ -131,9 +135,11 @@ def import_benchmark(uri, students):
             "students": students,
             "import_seconds": round(import_seconds, 3),
             "raw_copy_seconds": round(copy_seconds, 3),
+            "worker_cpu_seconds": round(worker_cpu_seconds, 3),
+            "raw_copy_cpu_seconds": round(copy_cpu_seconds, 3),
             "students_per_second": round(students / import_seconds),
             "ratio_to_raw_copy": round(copy_seconds / import_seconds, 3),
-            "target": 0.5,
+            "target": 0.7,
         }
     )
 

@@ -61,7 +61,7 @@ RETURNING sourced_id
 
 STAGE_STUDENTS_STAGE = """
 CREATE TEMP TABLE stage_students (
-    line integer, id uuid, user_name text, external_id text, student_number text,
+    line integer, id uuid DEFAULT gen_random_uuid(), user_name text, external_id text, student_number text,
     family_name text, given_name text, formatted_name text, name_key text,
     active boolean, status text, id_type text, id_sealed bytea, id_hash text,
     id_hint text, id_problem text, grade text, class_name text, department text,
@@ -69,9 +69,10 @@ CREATE TEMP TABLE stage_students (
 ) ON COMMIT DROP
 """
 
+# The id of a new student is made by PostgreSQL (the stage's default), not
+# by a uuid4() per row in the worker.
 STAGE_STUDENT_COLUMNS = (
     "line",
-    "id",
     "user_name",
     "external_id",
     "student_number",
@@ -271,8 +272,21 @@ HAS_TERMS_SQL = (
 )
 
 
+def _escaped(text):
+    # str.replace hands back the same string when there is nothing to replace.
+    return (
+        text.replace("\\", "\\\\")
+        .replace("\t", "\\t")
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+    )
+
+
 def _copy_value(value):
-    """One field of COPY's text format."""
+    """One field of COPY's text format. Text first: most fields are text,
+    and this runs once per field of every staged row."""
+    if value.__class__ is str:
+        return _escaped(value)
     if value is None:
         return "\\N"
     if isinstance(value, bool):
@@ -283,20 +297,14 @@ def _copy_value(value):
         return value.isoformat()
     if isinstance(value, (dict, list)):
         value = json.dumps(value, ensure_ascii=False)
-    text = value if isinstance(value, str) else str(value)
-    return (
-        text.replace("\\", "\\\\")
-        .replace("\t", "\\t")
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-    )
+    return _escaped(value if isinstance(value, str) else str(value))
 
 
 def copy_rows(cursor, table, columns, rows):
     """COPY ``rows`` (tuples in ``columns`` order) into ``table``."""
     buffer = io.StringIO()
     for row in rows:
-        buffer.write("\t".join(_copy_value(v) for v in row) + "\n")
+        buffer.write("\t".join(map(_copy_value, row)) + "\n")
     buffer.seek(0)
     cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buffer)
 

@@ -27,7 +27,6 @@ import logging
 import os
 import sys
 import time
-import uuid
 from datetime import datetime, timezone
 
 import psycopg2.extras
@@ -184,7 +183,6 @@ class Import:
         active = bool(row["enabled"]) and row["status"] == "active"
         return (
             row["line"],
-            uuid.uuid4(),
             row["username"] or row["student_number"],
             row["sourced_id"],
             row["student_number"],
