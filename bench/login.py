@@ -157,6 +157,28 @@ def _infrastructure_cpu():
     }
 
 
+def cpu_ms_per_request(platform, run):
+    """``(result, {process: CPU ms per request})`` of ``run()``: each
+    platform process's CPU, RabbitMQ's and PostgreSQL's (every backend),
+    over the requests the run completed. Where a load's CPU goes; the load
+    generator's own is not counted."""
+    before, infra_before = _cpu(platform), _infrastructure_cpu()
+    result = run()
+    done = max(result["requests"], 1)
+    spent = {
+        name: (after - before[name]) * 1000 / done
+        for name, after in _cpu(platform).items()
+        if before.get(name) is not None and after is not None
+    }
+    spent.update(
+        {
+            name: (after - infra_before[name]) * 1000 / done
+            for name, after in _infrastructure_cpu().items()
+        }
+    )
+    return result, {name: round(ms, 2) for name, ms in spent.items()}
+
+
 def _codes(platform, phones):
     """Register codes for ``phones`` through the API, read from the capture server."""
     session = requests.Session()
@@ -291,18 +313,10 @@ def login_benchmarks(platform, quick=False):
         ("wrk", 16, lambda: _wrk_logins(platform, phones, 16, 4 if quick else 10)),
     ]
     for load_kind, clients, run in runs:
-        before, infra_before = _cpu(platform), _infrastructure_cpu()
         hash_before = identity_hash_cpu_seconds(platform)
-        result = run()
-        per_login = {
-            name: (after - before[name]) * 1000 / result["requests"]
-            for name, after in _cpu(platform).items()
-            if before.get(name) is not None and after is not None
-        }
-        infra = {
-            name: (after - infra_before[name]) * 1000 / result["requests"]
-            for name, after in _infrastructure_cpu().items()
-        }
+        result, cpu_ms = cpu_ms_per_request(platform, run)
+        per_login = {n: ms for n, ms in cpu_ms.items() if n in platform.processes}
+        infra = {n: ms for n, ms in cpu_ms.items() if n not in platform.processes}
         platform_ms = sum(per_login.values())
         # The hash as identity ran it in this very load (its hashing threads'
         # CPU clock), so both sides of the ratio come from the same run.
@@ -324,10 +338,7 @@ def login_benchmarks(platform, quick=False):
                 # hash's own CPU time in this load (and alone, before it).
                 "hash_cpu_ms": round(hashed_ms, 2),
                 "hash_cpu_ms_alone": round(hash_ms, 2),
-                "cpu_ms_per_login": {
-                    **{name: round(ms, 2) for name, ms in per_login.items()},
-                    **{name: round(ms, 2) for name, ms in infra.items()},
-                },
+                "cpu_ms_per_login": cpu_ms,
                 # What the platform's own processes spend beyond the hash,
                 # as a share of the hash (target <= 0.25), then with the
                 # broker's and the database's CPU added.

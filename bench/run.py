@@ -36,7 +36,7 @@ import time
 import psycopg2
 
 from bench.harness import Services, emit, load, wait_http
-from bench.login import login_benchmarks
+from bench.login import cpu_ms_per_request, login_benchmarks
 from bench.recovery import RECOVERY_BENCH_ENV, recovery_benchmarks
 from bench.wrk import SCIM_CREATE_LUA, SEND_CODE_LUA, run_wrk, wrk_available
 from services.common.plumbing.testing import (
@@ -248,17 +248,21 @@ def send_code_benchmark(platform, floor_32, quick, floor_32_wrk=None):
             }
         )
     if floor_32_wrk is not None:
-        result = run_wrk(
-            f"{platform.gateway_url}/api/v1/codes",
-            32,
-            seconds=5 if quick else 10,
-            lua=SEND_CODE_LUA,
+        result, cpu_ms = cpu_ms_per_request(
+            platform,
+            lambda: run_wrk(
+                f"{platform.gateway_url}/api/v1/codes",
+                32,
+                seconds=5 if quick else 10,
+                lua=SEND_CODE_LUA,
+            ),
         )
         emit(
             {
                 "bench": "send_code",
                 "clients": 32,
                 **result,
+                "cpu_ms_per_request": cpu_ms,
                 "ratio_to_floor": round(result["rps"] / floor_32_wrk["rps"], 3),
                 "p99_over_p50": round(result["p99_ms"] / result["p50_ms"], 2),
             }
@@ -368,17 +372,21 @@ def scim_benchmark(platform, floor_32, quick, floor_32_wrk=None):
         record["ratio_to_floor"] = round(result["rps"] / floor_32["rps"], 3)
     emit(record)
     if floor_32_wrk is not None:  # issue #23's figure: the client off the cores
-        result = run_wrk(
-            f"{platform.gateway_url}/scim/v2/Users",
-            32,
-            seconds=5 if quick else 10,
-            lua=SCIM_CREATE_LUA % {"token": token},
+        result, cpu_ms = cpu_ms_per_request(
+            platform,
+            lambda: run_wrk(
+                f"{platform.gateway_url}/scim/v2/Users",
+                32,
+                seconds=5 if quick else 10,
+                lua=SCIM_CREATE_LUA % {"token": token},
+            ),
         )
         emit(
             {
                 "bench": "scim_create_user",
                 "clients": 32,
                 **result,
+                "cpu_ms_per_request": cpu_ms,
                 "ratio_to_floor": round(result["rps"] / floor_32_wrk["rps"], 3),
             }
         )
