@@ -350,11 +350,18 @@ def etag(version):
     return f'W/"{version}"'
 
 
+def _scim_time(moment):
+    """A timestamp as scim2-models writes it (UTC as ``Z``), so a document
+    built here is already what ``render`` would answer."""
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 def _meta(kind, row, base_url):
     return {
         "resourceType": kind,
-        "created": row["created_at"].isoformat(),
-        "lastModified": row["updated_at"].isoformat(),
+        "created": _scim_time(row["created_at"]),
+        "lastModified": _scim_time(row["updated_at"]),
         "location": f"{base_url}/{kind}s/{row['id']}",
         "version": etag(row["version"]),
     }

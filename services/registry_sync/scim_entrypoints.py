@@ -132,7 +132,10 @@ class ScimEntrypoints:
         sealed = row["id_sealed"]
         return self.keys.id_sealer.open(sealed) if sealed is not None else None
 
-    def _answer(self, kind, row, request, status=200, document=None):
+    def _answer(self, kind, row, request, status=200, document=None, rendered=False):
+        """``rendered``: ``document`` is already what ``scim.render`` makes
+        of it (a student just built from the model that validated it), so
+        with no attribute selection it is answered as it is."""
         if document is None:
             document = self._document(kind, row, request["base_url"])
         problems = {}
@@ -142,11 +145,17 @@ class ScimEntrypoints:
             "status": status,
             "problems": problems,
             "etag": scim.etag(row["version"]),
-            "document": scim.render(
-                kind,
-                document,
-                request["attributes"],
-                request["excluded_attributes"],
+            "document": (
+                document
+                if rendered
+                and not request["attributes"]
+                and not request["excluded_attributes"]
+                else scim.render(
+                    kind,
+                    document,
+                    request["attributes"],
+                    request["excluded_attributes"],
+                )
             ),
         }
 
@@ -244,7 +253,9 @@ class ScimEntrypoints:
         """A new student: one statement writes it and its audit row, and the
         answer is built from what was written: a new student is in no class
         yet, and its ID number is the one just given (not opened again from
-        the seal)."""
+        the seal). The document comes from the dump of the model that
+        validated the request, so it is answered without a second pass
+        through the model (a third of this call's CPU went to that pass)."""
         columns, id_number = self._student_record(resource, now)
         row = self.db.create_student(
             {**columns, "id": uuid.uuid4(), "school_code": school_code, "now": now},
@@ -253,7 +264,9 @@ class ScimEntrypoints:
         if row["named_by_verifications"]:  # rare: the account came first
             self.verifier.roster_changed(school_code, [row["student_number"]], now)
         document = scim.student_document(row, [], request["base_url"], id_number)
-        answer = self._answer("User", row, request, status=201, document=document)
+        answer = self._answer(
+            "User", row, request, status=201, document=document, rendered=True
+        )
         self.db.commit()
         return answer
 

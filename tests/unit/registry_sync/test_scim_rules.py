@@ -2,11 +2,16 @@
 bound values over whitelisted columns, the columns kept for a student, and
 name/ID normalisation used in matching."""
 
-from datetime import date, datetime, timezone
+import random
+import uuid
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from services.common.contract.errors import InvalidRequest
+from services.common.plumbing.testing import random_resident_id
 from services.common.rules.realname import comparable_name, normalise_id
 from services.registry_sync import scim
 from services.registry_sync.scim_filter import FilterSql, parse_attr_path
@@ -147,3 +152,76 @@ def test_full_width_id_digits_are_folded():
         "resident_id", "１１０１０５１９４９１２３１００２ｘ", date(2026, 1, 1)
     )
     assert checked.number == "11010519491231002X"
+
+
+_TEXT = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")),
+    min_size=1,
+    max_size=12,
+)
+_MAYBE = st.none() | _TEXT
+_CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+_VALID_ID = random_resident_id(2010, rng=random.Random(7))
+
+
+@st.composite
+def _student_documents(draw):
+    document = {"schemas": [_CORE_USER], "userName": draw(_TEXT)}
+    name = {
+        key: value
+        for key in ("formatted", "familyName", "givenName")
+        if (value := draw(_MAYBE)) is not None
+    }
+    if name:
+        document["name"] = name
+    for key in ("displayName", "externalId"):
+        if (value := draw(_MAYBE)) is not None:
+            document[key] = value
+    if (active := draw(st.none() | st.booleans())) is not None:
+        document["active"] = active
+    extension = {}
+    for key in ("studentNumber", "grade", "className", "department", "status"):
+        if (value := draw(_MAYBE)) is not None:
+            extension[key] = value
+    if draw(st.booleans()):
+        extension["enrollmentYear"] = draw(st.integers(1990, 2100))
+    id_type = draw(
+        st.sampled_from((None, "resident_id", "passport", "hk_macau_permit"))
+    )
+    if id_type:
+        extension["idType"] = id_type
+        extension["idNumber"] = draw(st.just(_VALID_ID) | _TEXT)
+    if extension:
+        document["schemas"].append(scim.STUDENT_URN)
+        document[scim.STUDENT_URN] = extension
+    return document
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(
+    _student_documents(),
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)),
+    st.sampled_from((timezone.utc, timezone(timedelta(hours=8)))),
+)
+def test_a_created_students_document_is_already_what_render_answers(
+    document, moment, zone
+):
+    """A create answers the document it built without a second pass through
+    the model (``rendered=True``): this holds only while the two agree."""
+    try:
+        resource = scim.parse_resource("User", document, "create")
+    except InvalidRequest:
+        assume(False)
+    columns = scim.student_columns(resource, date(2026, 12, 6))
+    stamp = moment.replace(tzinfo=zone)
+    row = {
+        **columns,
+        "id": uuid.uuid4(),
+        "created_at": stamp,
+        "updated_at": stamp,
+        "version": 1,
+    }
+    built = scim.student_document(
+        row, [], "https://school.example/scim/v2", columns["id_number"]
+    )
+    assert built == scim.render("User", built)
