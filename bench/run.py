@@ -190,6 +190,7 @@ def platform_benchmarks(floor_32, quick=False, only=None, floor_32_wrk=None):
             send_code_benchmark(platform, floor_32, quick, floor_32_wrk)
             scim_benchmark(platform, floor_32, quick, floor_32_wrk)
             send_code_curve(platform, quick)
+            delivery_backlog(platform)
         if only in (None, "recovery"):
             recovery_benchmarks(platform, floor_32, BENCH_INTERNAL_TOKEN, quick)
         if only in (None, "login"):
@@ -327,6 +328,43 @@ def send_code_curve(platform, quick):
             threads=min(2, connections),
         )
         emit({"bench": "send_code_curve", "connections": connections, **result})
+
+
+def delivery_backlog(platform):
+    """``delivery_backlog``: the SMS deliveries the loads above left queued,
+    and how long verification takes to hand them all to the adapter. The
+    loads send faster than one adapter takes them; a code sent now waits
+    behind the queue (deliveries go out oldest first), so the benchmarks
+    after this one would wait for it too."""
+    import psycopg2
+
+    conn = psycopg2.connect(platform.env["VERIFICATION_DB_URI"])
+    conn.autocommit = True
+    pending_sql = "SELECT count(*) FROM deliveries WHERE status = 'pending'"
+    try:
+        with conn.cursor() as cur:
+            cur.execute(pending_sql)
+            (queued,) = cur.fetchone()
+            started = time.perf_counter()
+            pending = queued
+            while pending and time.perf_counter() - started < 600:
+                time.sleep(0.5)
+                cur.execute(pending_sql)
+                (pending,) = cur.fetchone()
+    finally:
+        conn.close()
+    seconds = time.perf_counter() - started
+    emit(
+        {
+            "bench": "delivery_backlog",
+            "queued_after_loads": queued,
+            "drain_seconds": round(seconds, 1),
+            "deliveries_per_second": round(queued / seconds, 1) if queued else None,
+            "left_after_600_s": pending,
+        }
+    )
+    if pending:
+        raise SystemExit(f"delivery backlog: {pending} deliveries still queued")
 
 
 def scim_benchmark(platform, floor_32, quick, floor_32_wrk=None):
