@@ -179,7 +179,8 @@ class Platform:
         self.env.setdefault("DEVELOPMENT_MODE", "true")
         # argon2's 19 MiB per hash would stay in per-thread malloc arenas,
         # and (glibc's mmap threshold rising to 19 MiB) in the heap: see
-        # deploy/Dockerfile.
+        # deploy/Dockerfile. identity keeps one buffer per hashing thread on
+        # purpose (keep_hash_memory_resident).
         self.env.setdefault("MALLOC_ARENA_MAX", "2")
         self.env.setdefault("MALLOC_MMAP_THRESHOLD_", "1048576")
         self.gateway_url = f"http://{gateway_address}"
