@@ -111,6 +111,7 @@ class _GreenHasher:
 # mallopt(3) parameters (glibc's malloc.h).
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 # glibc refuses an mmap threshold above HEAP_MAX_SIZE / 2 on 64-bit.
 _MMAP_THRESHOLD_MAX = 32 << 20
 
@@ -137,6 +138,9 @@ def keep_hash_memory_resident(memory_kib):
     return bool(
         mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
         and mallopt(_M_TRIM_THRESHOLD, 2 * _MMAP_THRESHOLD_MAX)
+        # One arena: the buffers free between hashes are reused by whichever
+        # thread hashes next (two arenas could each keep two).
+        and mallopt(_M_ARENA_MAX, 1)
     )
 
 
