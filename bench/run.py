@@ -249,15 +249,7 @@ def send_code_benchmark(platform, floor_32, quick, floor_32_wrk=None):
             }
         )
     if floor_32_wrk is not None:
-        result, cpu_ms = cpu_ms_per_request(
-            platform,
-            lambda: run_wrk(
-                f"{platform.gateway_url}/api/v1/codes",
-                32,
-                seconds=5 if quick else 10,
-                lua=SEND_CODE_LUA,
-            ),
-        )
+        result, cpu_ms = wrk_with_cpu(platform, "/api/v1/codes", SEND_CODE_LUA, quick)
         emit(
             {
                 "bench": "send_code",
@@ -276,6 +268,17 @@ def send_code_benchmark(platform, floor_32, quick, floor_32_wrk=None):
             ("verification", "gateway"),
             quick,
         )
+
+
+def wrk_with_cpu(platform, path, lua, quick):
+    """A 32-connection wrk run of ``path`` and the CPU it cost per request
+    in each process (``cpu_ms_per_request``)."""
+    return cpu_ms_per_request(
+        platform,
+        lambda: run_wrk(
+            f"{platform.gateway_url}{path}", 32, seconds=5 if quick else 10, lua=lua
+        ),
+    )
 
 
 def profile_under_wrk(platform, label, url, lua, names, quick):
@@ -410,14 +413,8 @@ def scim_benchmark(platform, floor_32, quick, floor_32_wrk=None):
         record["ratio_to_floor"] = round(result["rps"] / floor_32["rps"], 3)
     emit(record)
     if floor_32_wrk is not None:  # issue #23's figure: the client off the cores
-        result, cpu_ms = cpu_ms_per_request(
-            platform,
-            lambda: run_wrk(
-                f"{platform.gateway_url}/scim/v2/Users",
-                32,
-                seconds=5 if quick else 10,
-                lua=SCIM_CREATE_LUA % {"token": token},
-            ),
+        result, cpu_ms = wrk_with_cpu(
+            platform, "/scim/v2/Users", SCIM_CREATE_LUA % {"token": token}, quick
         )
         emit(
             {

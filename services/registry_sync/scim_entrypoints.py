@@ -16,7 +16,6 @@ from services.common.contract.errors import (
     InvalidRequest,
     NotFound,
     PreconditionFailed,
-    Unauthenticated,
 )
 from services.common.plumbing.rpc import rpc
 from services.common.rules.calendar import beijing_day
@@ -82,7 +81,8 @@ def _check_version(if_match, version):
 
 
 class ScimEntrypoints:
-    """Needs ``db``, ``clock``, ``keys`` and ``verifier`` of the service."""
+    """Needs ``db``, ``clock``, ``keys`` and ``verifier`` of the service, and
+    ``_calling_school`` of ``SchoolEntrypoints``."""
 
     @rpc
     def scim_discovery(self, payload):
@@ -96,13 +96,7 @@ class ScimEntrypoints:
         checked, and the call audited as its ``action``, before the rest
         of the payload is judged."""
         caller = _CALLER.load(payload)
-        school = self.db.school_call(
-            self.keys.school_token_hash(caller["school_token"]),
-            caller["action"],
-            self.clock(),
-        )
-        if school is None:
-            raise Unauthenticated("invalid_school_token")
+        school = self._calling_school(caller["school_token"], caller["action"])
         request = schema.load(payload)
         del request["school_token"], request["action"]
         return {**request, "school_code": school["code"]}
