@@ -79,19 +79,14 @@ class SchoolEntrypoints:
         """The school a system's token belongs to, audited as ``action``
         (every school-system request is)."""
         request = _AUTHENTICATE_SCHOOL.load(payload)
-        school = self._calling_school(request["token"], request["action"])
-        return {"school_code": school["code"], "name": school["name"]}
-
-    def _calling_school(self, token, action):
-        """The school whose API token this is, its call audited as
-        ``action`` in one statement of its own (SCIM calls use it too);
-        ``invalid_school_token`` when the token is no school's."""
         school = self.db.school_call(
-            self.keys.school_token_hash(token), action, self.clock()
+            self.keys.school_token_hash(request["token"]),
+            request["action"],
+            self.clock(),
         )
         if school is None:
             raise Unauthenticated("invalid_school_token")
-        return school
+        return {"school_code": school["code"], "name": school["name"]}
 
     @rpc
     def view_school(self, payload):

@@ -16,6 +16,7 @@ from services.common.contract.errors import (
     InvalidRequest,
     NotFound,
     PreconditionFailed,
+    Unauthenticated,
 )
 from services.common.plumbing.rpc import rpc
 from services.common.rules.calendar import beijing_day
@@ -81,8 +82,7 @@ def _check_version(if_match, version):
 
 
 class ScimEntrypoints:
-    """Needs ``db``, ``clock``, ``keys`` and ``verifier`` of the service, and
-    ``_calling_school`` of ``SchoolEntrypoints``."""
+    """Needs ``db``, ``clock``, ``keys`` and ``verifier`` of the service."""
 
     @rpc
     def scim_discovery(self, payload):
@@ -96,7 +96,13 @@ class ScimEntrypoints:
         checked, and the call audited as its ``action``, before the rest
         of the payload is judged."""
         caller = _CALLER.load(payload)
-        school = self._calling_school(caller["school_token"], caller["action"])
+        school = self.db.school_call(
+            self.keys.school_token_hash(caller["school_token"]),
+            caller["action"],
+            self.clock(),
+        )
+        if school is None:
+            raise Unauthenticated("invalid_school_token")
         request = schema.load(payload)
         del request["school_token"], request["action"]
         return {**request, "school_code": school["code"]}
