@@ -445,12 +445,8 @@ class ScimEndpoints:
                 payload["document"] = _document(request)
             return payload
 
-        call = {
-            "get": self.registry_sync.scim_get,
-            "replace": self.registry_sync.scim_replace,
-            "patch": self.registry_sync.scim_patch,
-            "delete": self.registry_sync.scim_delete,
-        }[action]
+        # action is get, replace, patch or delete: registry_sync's scim_<action>.
+        call = getattr(self.registry_sync, f"scim_{action}")
         answer = self._as_school(
             request, f"scim.{kind.lower()}s.{action}", call, resource
         )

@@ -79,13 +79,10 @@ class AuthenticateSchoolRequest(_Strict):
     action = fields.String(required=True, validate=SCHOOL_ACTION)
 
 
-class SchoolCaller(Schema):
+class SchoolCaller(_Strict):
     """The credentials a school-system call carries (the SCIM calls), read
     on their own before the rest of the payload: a wrong token is told so
     before anything else is judged."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     school_token = fields.String(required=True, validate=SCHOOL_TOKEN)
     action = fields.String(required=True, validate=SCHOOL_ACTION)
@@ -98,9 +95,7 @@ SCIM_KINDS = ("User", "Group")
 BASE_URL = validate.Regexp(r"^https?://[^\s]{1,200}$")
 
 
-class _ScimRequest(_Strict):
-    school_token = fields.String(required=True, validate=SCHOOL_TOKEN)
-    action = fields.String(required=True, validate=SCHOOL_ACTION)
+class _ScimRequest(SchoolCaller):
     kind = fields.String(required=True, validate=validate.OneOf(SCIM_KINDS))
     base_url = fields.String(required=True, validate=BASE_URL)
 
@@ -147,11 +142,9 @@ class ScimListRequest(_ScimRequest, _Selection):
     )
 
 
-class ScimSearchRequest(_Strict, _Selection):
+class ScimSearchRequest(SchoolCaller, _Selection):
     """A search across resource types (``POST /scim/v2/.search``)."""
 
-    school_token = fields.String(required=True, validate=SCHOOL_TOKEN)
-    action = fields.String(required=True, validate=SCHOOL_ACTION)
     base_url = fields.String(required=True, validate=BASE_URL)
     filter = fields.String(load_default=None, validate=validate.Length(1, 2000))
     start_index = fields.Integer(load_default=1)

@@ -141,22 +141,16 @@ class ScimEntrypoints:
         problems = {}
         if kind == "User" and row["id_problem"]:
             problems["idNumber"] = row["id_problem"]
+        selected = request["attributes"] or request["excluded_attributes"]
+        if selected or not rendered:
+            document = scim.render(
+                kind, document, request["attributes"], request["excluded_attributes"]
+            )
         return {
             "status": status,
             "problems": problems,
             "etag": scim.etag(row["version"]),
-            "document": (
-                document
-                if rendered
-                and not request["attributes"]
-                and not request["excluded_attributes"]
-                else scim.render(
-                    kind,
-                    document,
-                    request["attributes"],
-                    request["excluded_attributes"],
-                )
-            ),
+            "document": document,
         }
 
     def _load(self, kind, school_code, raw_id):

@@ -168,7 +168,7 @@ class DeliveryQueue(DependencyProvider):
                 final = "sent"
             else:
                 final = self._record_failure(
-                    store, delivery, now, outcome, detail, permanent
+                    store, delivery, provider.name, now, outcome, detail, permanent
                 )
                 store.commit()
         finally:
@@ -184,16 +184,12 @@ class DeliveryQueue(DependencyProvider):
                 detail,
             )
 
-    def _record_failure(self, store, delivery, now, outcome, detail, permanent):
+    def _record_failure(
+        self, store, delivery, provider_name, now, outcome, detail, permanent
+    ):
         """The attempt recorded, then the delivery retried later or given up;
         returns which, for the metric."""
-        store.record_attempt(
-            delivery["id"],
-            now,
-            self.providers[delivery["channel"]].name,
-            outcome,
-            detail,
-        )
+        store.record_attempt(delivery["id"], now, provider_name, outcome, detail)
         if permanent or delivery["attempts"] >= self.max_attempts:
             self._give_up(store, delivery, now, detail)
             return "failed"
