@@ -19,6 +19,7 @@ from prometheus_client import Counter
 
 from services.common.contract.errors import RuleViolation, Unauthenticated
 from services.common.plumbing.crypto import Sealer, keyed_hash
+from services.common.plumbing.poller import Poller
 from services.common.plumbing.providers import sibling
 from services.common.plumbing.rpc import ServiceRpc
 from services.common.rules.masking import mask_phone
@@ -85,9 +86,42 @@ def _timed(operation, fn, *args):
         HASH_CPU_SECONDS.labels(operation).inc(time.thread_time() - started)
 
 
+class _IdleTrim:
+    """Hands the hashing threads' resident buffers back to the system once
+    identity has hashed nothing for ``idle_seconds``: a burst of logins keeps
+    them (no page faults per hash), a quiet service does not hold ~19 MiB per
+    hashing thread for nothing. The first hash after a trim faults its buffer
+    in once. Green-thread counters only: the hashing threads never touch it."""
+
+    def __init__(self, trim, idle_seconds, clock=time.monotonic):
+        self._trim = trim
+        self._idle_seconds = idle_seconds
+        self._clock = clock
+        self._in_flight = 0
+        self._last_used = None  # None: nothing used since the last trim
+
+    def begin(self):
+        self._in_flight += 1
+
+    def end(self):
+        self._in_flight -= 1
+        self._last_used = self._clock()
+
+    def tick(self):
+        """Trims if the hasher has been idle long enough; True if it did."""
+        if self._in_flight or self._last_used is None:
+            return False
+        if self._clock() - self._last_used < self._idle_seconds:
+            return False
+        self._last_used = None
+        self._trim()
+        return True
+
+
 class _GreenHasher:
-    def __init__(self, hasher, concurrency):
+    def __init__(self, hasher, concurrency, idle=None):
         self._hasher = hasher
+        self.idle = idle or _IdleTrim(lambda: None, float("inf"))
         # More argon2 runs at once than cores only adds cache and memory
         # thrash (19 MiB each): the rest wait here, green, without a thread.
         self._slots = Semaphore(concurrency)
@@ -99,13 +133,26 @@ class _GreenHasher:
         # argon2 takes tens of milliseconds of CPU: a real thread, so the
         # service's other green threads keep running meanwhile.
         with self._slots:
-            return tpool.execute(_timed, "hash", self._hasher.hash, password)
+            self.idle.begin()
+            try:
+                return tpool.execute(_timed, "hash", self._hasher.hash, password)
+            finally:
+                self.idle.end()
 
     def verify(self, stored_hash, password):
         with self._slots:
-            return tpool.execute(
-                _timed, "verify", verify_password, self._hasher, stored_hash, password
-            )
+            self.idle.begin()
+            try:
+                return tpool.execute(
+                    _timed,
+                    "verify",
+                    verify_password,
+                    self._hasher,
+                    stored_hash,
+                    password,
+                )
+            finally:
+                self.idle.end()
 
 
 # mallopt(3) parameters (glibc's malloc.h).
@@ -144,6 +191,15 @@ def keep_hash_memory_resident(memory_kib):
     )
 
 
+def hand_back_free_memory():
+    """malloc_trim(0): return the arena's free pages (the hashing threads'
+    idle buffers among them) to the system. False where there is no glibc."""
+    try:
+        return bool(ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0))
+    except (OSError, AttributeError, TypeError):
+        return False
+
+
 class PasswordHasher(DependencyProvider):
     """argon2id with ``ARGON2_MEMORY_KIB`` / ``ARGON2_TIME_COST`` / ``ARGON2_PARALLELISM``."""
 
@@ -158,7 +214,12 @@ class PasswordHasher(DependencyProvider):
         # tpool serves only the hasher in this service.
         tpool.set_num_threads(concurrency)
         memory_kib = int(config.get("ARGON2_MEMORY_KIB", 19456))
-        keep_hash_memory_resident(memory_kib)
+        idle = None
+        if keep_hash_memory_resident(memory_kib):
+            idle = _IdleTrim(
+                hand_back_free_memory,
+                float(config.get("HASH_MEMORY_IDLE_SECONDS", 3)),
+            )
         self.hasher = _GreenHasher(
             new_hasher(
                 memory_kib=memory_kib,
@@ -166,7 +227,17 @@ class PasswordHasher(DependencyProvider):
                 parallelism=int(config.get("ARGON2_PARALLELISM", 1)),
             ),
             concurrency,
+            idle,
         )
+        self.idle_poller = Poller("hash memory trim", self.hasher.idle.tick, 1.0)
+
+    def start(self):
+        self.idle_poller.start()
+
+    def stop(self):
+        self.idle_poller.stop()
+
+    kill = stop
 
     def get_dependency(self, worker_ctx):
         return self.hasher

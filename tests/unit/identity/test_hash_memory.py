@@ -9,6 +9,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from services.identity.dependencies import _IdleTrim
+
 PROBE = """
 import json, resource, sys
 from services.identity.dependencies import keep_hash_memory_resident
@@ -22,28 +26,69 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(10):
     hasher.verify(stored, "a password long enough")
 after = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-print(json.dumps({"faults_per_hash": (after - before) / 10}))
+rss = lambda: int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()
+resident = rss()
+if sys.argv[2] == "trim":
+    from services.identity.dependencies import hand_back_free_memory
+    assert hand_back_free_memory()
+print(json.dumps({
+    "faults_per_hash": (after - before) / 10,
+    "released_mib": (resident - rss()) / 2**20,
+}))
 """
 
 
-def faults_per_hash(mode):
+def probe(mode, trim="keep"):
     env = {
         **os.environ,
         "MALLOC_ARENA_MAX": "2",
         "MALLOC_MMAP_THRESHOLD_": "1048576",  # as the launcher and image set it
     }
     out = subprocess.run(
-        [sys.executable, "-c", PROBE, mode],
+        [sys.executable, "-c", PROBE, mode, trim],
         env=env,
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
     ).stdout
-    return json.loads(out.strip().splitlines()[-1])["faults_per_hash"]
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def test_a_hash_reuses_its_buffer_once_the_hasher_keeps_it():
     # 19 MiB is ~4,900 pages: mapped afresh, each hash faults them all in.
-    assert faults_per_hash("mapped") > 4000
-    assert faults_per_hash("kept") < 500
+    assert probe("mapped")["faults_per_hash"] > 4000
+    assert probe("kept")["faults_per_hash"] < 500
+
+
+def test_a_trim_hands_the_kept_buffer_back():
+    assert probe("kept", "trim")["released_mib"] > 15
+
+
+class _Clock:
+    now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_the_buffers_are_trimmed_only_after_the_hasher_has_been_idle():
+    trims = []
+    clock = _Clock()
+    idle = _IdleTrim(lambda: trims.append(clock.now), 3, clock)
+    assert not idle.tick()  # nothing hashed since start: nothing to hand back
+    idle.begin()
+    clock.now += 10
+    assert not idle.tick()  # a hash in flight, however long
+    idle.end()
+    clock.now += 2.9
+    assert not idle.tick()  # idle, but not long enough
+    clock.now += 0.2
+    assert idle.tick()
+    clock.now += 60
+    assert not idle.tick()  # trimmed once per idle spell
+    idle.begin()
+    idle.end()
+    clock.now += 3
+    assert idle.tick()
+    assert trims == [pytest.approx(113.1), pytest.approx(176.1)]
