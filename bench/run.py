@@ -35,7 +35,7 @@ import time
 
 import psycopg2
 
-from bench.harness import Services, emit, load, rss_mb, wait_http
+from bench.harness import Services, cpu_seconds, emit, load, rss_mb, wait_http
 from bench.login import cpu_ms_per_request, login_benchmarks
 from bench.recovery import RECOVERY_BENCH_ENV, recovery_benchmarks
 from bench.wrk import SCIM_CREATE_LUA, SEND_CODE_LUA, run_wrk, wrk_available
@@ -194,10 +194,13 @@ def platform_benchmarks(floor_32, quick=False, only=None, floor_32_wrk=None):
             recovery_benchmarks(platform, floor_32, BENCH_INTERNAL_TOKEN, quick)
         if only in (None, "login"):
             login_benchmarks(platform, quick=quick)
-        # Read as the last load ends, and again once the platform has been
-        # idle for a few seconds: identity hands its hashing buffers back
-        # after HASH_MEMORY_IDLE_SECONDS (3) without a hash.
+        # Read as the last load ends, and again at rest: once the requests
+        # the last load left queued are done (its 256 connections keep the
+        # services busy for seconds after wrk stops) and a few seconds more,
+        # as identity hands its hashing buffers back after
+        # HASH_MEMORY_IDLE_SECONDS (3) without a hash.
         just_after = platform_rss(platform)
+        wait_until_quiet(platform)
         time.sleep(5)
         at_rest = platform_rss(platform)
         emit(
@@ -217,6 +220,19 @@ def platform_benchmarks(floor_32, quick=False, only=None, floor_32_wrk=None):
 
 def platform_rss(platform):
     return {name: rss_mb(proc.pid) for name, proc in platform.processes.items()}
+
+
+def wait_until_quiet(platform, timeout=60.0):
+    """Until the platform's processes use under 2 % of a core for a second."""
+    pids = [proc.pid for proc in platform.processes.values()]
+    deadline = time.monotonic() + timeout
+    used = sum(cpu_seconds(pid) or 0 for pid in pids)
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        now_used = sum(cpu_seconds(pid) or 0 for pid in pids)
+        if now_used - used < 0.02:
+            return
+        used = now_used
 
 
 def largest_service(rss):
