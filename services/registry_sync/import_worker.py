@@ -201,7 +201,7 @@ class Import:
             row["class_name"],
             row["department"],
             row["enrollment_year"],
-            json.dumps(doc, ensure_ascii=False),
+            _document_json(doc),
             row["modified"],
         ), error
 
@@ -335,6 +335,10 @@ class Import:
         self.store.finish(self.id, version, self.progress, self.warnings)
         self.store.commit()
 
+
+# One encoder for every student's document (json.dumps with an option
+# builds a new encoder per call).
+_document_json = json.JSONEncoder(ensure_ascii=False).encode
 
 # Rows read, checked and applied at a time: bounds the import's memory
 # whatever the file's size (IMPORT_CHUNK_ROWS moves it).

@@ -394,11 +394,15 @@ def parse_manifest(text):
 # -- row checks ---------------------------------------------------------------------
 
 
+_ISO_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?")
+_YEAR = re.compile(r"(19|20)\d{2}")
+
+
 def _timestamp(value):
     """OneRoster dateLastModified: ISO 8601 date or date-time (UTC when
     no zone is given); ``None`` for an unparsable value."""
     text = value.strip()
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?", text):
+    if not _ISO_TIMESTAMP.fullmatch(text):
         return None
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -534,7 +538,7 @@ def _user(row):
     year = row.value("metadata.enrollmentYear")
     record["enrollment_year"] = None
     if year:
-        if re.fullmatch(r"(19|20)\d{2}", year):
+        if _YEAR.fullmatch(year):
             record["enrollment_year"] = int(year)
         else:
             row.refuse("metadata.enrollmentYear", "a year such as 2024")

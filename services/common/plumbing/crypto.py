@@ -13,6 +13,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 __all__ = ["Sealer", "keyed_hash"]
 
 
+# One encoder for every value (json.dumps with an option builds a new one
+# per call: a tenth of an import's sealing time).
+_encode_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
 class Sealer:
     """AES-GCM with a random 96-bit nonce per value; ``purpose`` is bound as
     associated data so a value sealed for one use cannot be opened as another."""
@@ -25,7 +30,7 @@ class Sealer:
 
     def seal(self, value):
         nonce = os.urandom(12)
-        plain = json.dumps(value, ensure_ascii=False).encode()
+        plain = _encode_json(value).encode()
         return nonce + self._aead.encrypt(nonce, plain, self._purpose)
 
     def open(self, sealed):
@@ -36,4 +41,4 @@ class Sealer:
 def keyed_hash(key, *parts):
     """HMAC-SHA256 over the parts (unit-separated): lookups without plaintext."""
     message = "\x1f".join(str(p) for p in parts).encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac.digest(key, message, hashlib.sha256).hex()

@@ -8,6 +8,7 @@ whose code names the rule that failed.
 
 __layer__ = "pure"  # no framework, no I/O: tests/unit/test_layering.py
 
+import operator
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -76,6 +77,14 @@ HMT_PERMIT_PREFIXES = {"810000": "hong_kong", "820000": "macao", "830000": "taiw
 # ISO 7064 MOD 11-2 as GB 11643 applies it: weight of position i is 2^(17-i) mod 11.
 _WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
 _CHECK_CHARS = "10X98765432"
+# Compiled once: an import checks every ID number of a roster.
+_SPACES = re.compile(r"\s+")
+_RESIDENT_18 = re.compile(r"\d{17}[\dX]")
+_RESIDENT_15 = re.compile(r"\d{15}")
+_PASSPORT = re.compile(r"[A-Z0-9]{5,17}")
+_PERMANENT_2004 = re.compile(r"[A-Z]{3}\d{12}")
+_PERMANENT_2023 = re.compile(r"9\d{16}[\dX]")
+_OTHER_ID = re.compile(r"[A-Z0-9-]{4,32}")
 
 
 @dataclass(frozen=True)
@@ -89,16 +98,15 @@ class IdCheck:
 
 
 def resident_check_char(first17):
-    total = sum(
-        int(digit) * weight for digit, weight in zip(first17, _WEIGHTS, strict=True)
-    )
-    return _CHECK_CHARS[total % 11]
+    if len(first17) != 17:
+        raise ValueError("the check character is computed over 17 digits")
+    return _CHECK_CHARS[sum(map(operator.mul, map(int, first17), _WEIGHTS)) % 11]
 
 
 def _clean(raw):
     # NFKC folds full-width digits and letters (Ｘ, １２３) typed on Chinese
     # keyboards or exported from spreadsheets into their ASCII forms.
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", raw or "")).upper()
+    return _SPACES.sub("", unicodedata.normalize("NFKC", raw or "")).upper()
 
 
 def _birth_date(yyyymmdd, today):
@@ -114,7 +122,7 @@ def _birth_date(yyyymmdd, today):
 
 
 def _check_18(number, today):
-    if not re.fullmatch(r"\d{17}[\dX]", number):
+    if not _RESIDENT_18.fullmatch(number):
         raise RuleViolation("id_format_invalid")
     born = _birth_date(number[6:14], today)
     if resident_check_char(number[:17]) != number[17]:
@@ -123,7 +131,7 @@ def _check_18(number, today):
 
 
 def _resident(number, today):
-    if re.fullmatch(r"\d{15}", number):
+    if _RESIDENT_15.fullmatch(number):
         # Legacy 15-digit card (before 1999): 2-digit year of the 1900s, no
         # check character. Convert to the 18-character form.
         first17 = number[:6] + "19" + number[6:]
@@ -148,22 +156,22 @@ def _hmt_permit(number, today):
 def _passport(number, today):
     # Chinese passports: E/G + 8 digits (or E + letter + 7 digits); foreign
     # ones vary, so only a plausible alphanumeric shape is required.
-    if not re.fullmatch(r"[A-Z0-9]{5,17}", number):
+    if not _PASSPORT.fullmatch(number):
         raise RuleViolation("id_format_invalid")
     return IdCheck("passport", number)
 
 
 def _foreign_permanent(number, today):
-    if re.fullmatch(r"[A-Z]{3}\d{12}", number):  # 2004 card: nationality + 12 digits
+    if _PERMANENT_2004.fullmatch(number):  # 2004 card: nationality + 12 digits
         return IdCheck("foreign_permanent_residence", number)
-    if re.fullmatch(r"9\d{16}[\dX]", number):  # 2023 card: the resident-ID layout
+    if _PERMANENT_2023.fullmatch(number):  # 2023 card: the resident-ID layout
         return IdCheck("foreign_permanent_residence", number, _check_18(number, today))
     raise RuleViolation("id_format_invalid")
 
 
 def _other(number, today):
     # Registry lookups only: no checksum, just something plausible.
-    if not re.fullmatch(r"[A-Z0-9-]{4,32}", number):
+    if not _OTHER_ID.fullmatch(number):
         raise RuleViolation("id_format_invalid")
     return IdCheck("other", number)
 
