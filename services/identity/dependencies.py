@@ -130,27 +130,18 @@ class _GreenHasher:
         self.dummy_hash = hasher.hash("no such account: equal timing")
 
     def hash(self, password):
+        return self._run("hash", self._hasher.hash, password)
+
+    def verify(self, stored_hash, password):
+        return self._run("verify", verify_password, self._hasher, stored_hash, password)
+
+    def _run(self, operation, fn, *args):
         # argon2 takes tens of milliseconds of CPU: a real thread, so the
         # service's other green threads keep running meanwhile.
         with self._slots:
             self.idle.begin()
             try:
-                return tpool.execute(_timed, "hash", self._hasher.hash, password)
-            finally:
-                self.idle.end()
-
-    def verify(self, stored_hash, password):
-        with self._slots:
-            self.idle.begin()
-            try:
-                return tpool.execute(
-                    _timed,
-                    "verify",
-                    verify_password,
-                    self._hasher,
-                    stored_hash,
-                    password,
-                )
+                return tpool.execute(_timed, operation, fn, *args)
             finally:
                 self.idle.end()
 
