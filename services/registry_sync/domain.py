@@ -11,7 +11,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import date
 
-from services.common.rules.realname import comparable_label, comparable_name
+from services.common.contract.errors import RuleViolation
+from services.common.rules.masking import mask_id_number
+from services.common.rules.realname import (
+    comparable_label,
+    comparable_name,
+    normalise_id,
+)
 
 __all__ = [
     "new_school_token",
@@ -27,7 +33,31 @@ __all__ = [
     "may_link",
     "comparable_label",
     "NOT_RECHECKED",
+    "STUDENT_URN",
+    "sealable_id",
+    "id_hint",
 ]
+
+# A student record's extension schema (SCIM) and document key (OneRoster).
+STUDENT_URN = (
+    "urn:student-selfservice:params:scim:schemas:extension:student:2.0:Student"
+)
+
+
+def sealable_id(id_type, raw, today):
+    """(number to seal, problem): the normalised number when it passes its
+    type's rules, else the cleaned value as given and the failed rule's code."""
+    try:
+        checked = normalise_id(id_type or "resident_id", raw, today)
+        return checked.number, None
+    except RuleViolation as exc:
+        return " ".join(raw.split()).upper(), exc.code
+
+
+def id_hint(number):
+    """What answers and logs show of an ID number."""
+    return mask_id_number(number) if number else None
+
 
 # Recognisable in a leaked config file or a secret scanner's rules.
 TOKEN_PREFIX = "sch_"

@@ -55,10 +55,10 @@ from scim2_models import (
     Uniqueness,
 )
 
-from services.common.contract.errors import InvalidRequest, RuleViolation
+from services.common.contract.errors import InvalidRequest
 from services.common.contract.vocabulary import ID_TYPES
-from services.common.rules.masking import mask_id_number
-from services.common.rules.realname import comparable_name, normalise_id
+from services.common.rules.realname import comparable_name
+from services.registry_sync.domain import STUDENT_URN, sealable_id
 
 __all__ = [
     "STUDENT_URN",
@@ -80,9 +80,6 @@ __all__ = [
     "scim_refusal",
 ]
 
-STUDENT_URN = (
-    "urn:student-selfservice:params:scim:schemas:extension:student:2.0:Student"
-)
 # A school's own word for where a student stands; only "active" counts as
 # enrolled for registry verification.
 STUDENT_STATUSES = ("active", "suspended", "transferred", "graduated", "withdrawn")
@@ -283,16 +280,6 @@ def parse_filter(kind, text):
 # -- records <-> resources -----------------------------------------------------
 
 
-def _sealable_id(id_type, raw, today):
-    """(number to seal, problem): the normalised number when it passes its
-    type's rules, else the cleaned value as given and the failed rule's code."""
-    try:
-        checked = normalise_id(id_type or "resident_id", raw, today)
-        return checked.number, None
-    except RuleViolation as exc:
-        return " ".join(raw.split()).upper(), exc.code
-
-
 def student_columns(student, today):
     """The columns of a student record from a parsed resource. ``doc`` is
     the resource as the school wrote it minus the ID number; the ID number
@@ -323,7 +310,7 @@ def student_columns(student, today):
     }
     columns["name_key"] = comparable_name(full_name(columns))
     if record.id_number:
-        number, problem = _sealable_id(record.id_type, record.id_number, today)
+        number, problem = sealable_id(record.id_type, record.id_number, today)
         columns["id_normalised"] = None if problem else number
         columns["id_problem"] = problem
     stored = student.model_copy(deep=True)
@@ -459,7 +446,3 @@ def render(kind, document, attributes=None, excluded=None):
         )
     except (PydanticValidationError, SCIMException, ValueError) as exc:
         raise scim_refusal(exc) from None
-
-
-def id_hint(number):
-    return mask_id_number(number) if number else None

@@ -21,6 +21,7 @@ from services.common.contract.errors import (
 from services.common.plumbing.rpc import rpc
 from services.common.rules.calendar import beijing_day
 from services.registry_sync import scim
+from services.registry_sync.domain import id_hint
 from services.registry_sync.schemas import (
     SCIM_KINDS,
     SchoolCaller,
@@ -118,7 +119,7 @@ class ScimEntrypoints:
         columns["id_given"] = True
         columns["id_sealed"] = self.keys.id_sealer.seal(as_given) if as_given else None
         columns["id_hash"] = self.keys.id_hash(normalised) if normalised else None
-        columns["id_hint"] = scim.id_hint(normalised or as_given)
+        columns["id_hint"] = id_hint(normalised or as_given)
         return columns, as_given
 
     def _document(self, kind, row, base_url):
