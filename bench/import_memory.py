@@ -40,9 +40,10 @@ def students_for(zip_bytes):
     return int(zip_bytes / per_student)
 
 
-def run_import(uri, package, cap_mib, school="BENCHMEM"):
+def run_import(uri, package, cap_mib, school="BENCHMEM", env_extra=None):
     """Store ``package`` as a running import of a fresh school and run the
-    worker on it under the cap: ``(status, progress, peak MiB, seconds)``."""
+    worker on it under the cap: ``(status, progress, peak MiB, seconds)``.
+    ``env_extra``: more settings for the worker (IMPORT_POOL_WORKERS, …)."""
     conn = psycopg2.connect(uri)
     conn.autocommit = True
     import_id = uuid.uuid4()
@@ -59,7 +60,8 @@ def run_import(uri, package, cap_mib, school="BENCHMEM"):
         "REGISTRY_SYNC_DB_URI": uri,
         "REGISTRY_ID_SEAL_KEY": SEAL_KEY,
         "REGISTRY_ID_LOOKUP_KEY": LOOKUP_KEY,
-        "MALLOC_ARENA_MAX": "2",
+        "MALLOC_ARENA_MAX": "1",  # as the service's runner sets it
+        **(env_extra or {}),
     }
     code, peak, seconds = run_under_memory_cap(
         [sys.executable, "-m", "services.registry_sync.import_worker", str(import_id)],

@@ -68,6 +68,11 @@ class ImportRunner(DependencyProvider):
             "REGISTRY_SYNC_DB_URI": self.dsn,
             "REGISTRY_ID_SEAL_KEY": config["REGISTRY_ID_SEAL_KEY"],
             "REGISTRY_ID_LOOKUP_KEY": config["REGISTRY_ID_LOOKUP_KEY"],
+            "IMPORT_POOL_WORKERS": str(config.get("IMPORT_POOL_WORKERS", 1)),
+            # One malloc arena: the worker's few threads (the pool's queue
+            # feeder and manager) allocate little, and each further arena
+            # reserves 64 MiB of the capped address space.
+            "MALLOC_ARENA_MAX": "1",
         }
         self.running = {}
         self.poller = Poller(

@@ -17,7 +17,7 @@ from datetime import datetime
 import psycopg2
 import psycopg2.extras
 
-__all__ = ["ImportStore", "STAGE_STUDENT_COLUMNS"]
+__all__ = ["ImportStore", "STAGE_STUDENT_COLUMNS", "copy_text"]
 
 WORKER_LOAD_IMPORT_SQL = """
 SELECT id, school_code, package, started_at FROM imports
@@ -300,13 +300,22 @@ def _copy_value(value):
     return _escaped(value if isinstance(value, str) else str(value))
 
 
+def copy_text(rows):
+    """``rows`` (tuples) in COPY's text format; pure, so the import's pool
+    workers encode their chunks themselves."""
+    return "".join("\t".join(map(_copy_value, row)) + "\n" for row in rows)
+
+
 def copy_rows(cursor, table, columns, rows):
     """COPY ``rows`` (tuples in ``columns`` order) into ``table``."""
-    buffer = io.StringIO()
-    for row in rows:
-        buffer.write("\t".join(map(_copy_value, row)) + "\n")
-    buffer.seek(0)
-    cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", buffer)
+    copy_encoded(cursor, table, columns, copy_text(rows))
+
+
+def copy_encoded(cursor, table, columns, text):
+    """COPY rows already in COPY's text format into ``table``."""
+    cursor.copy_expert(
+        f"COPY {table} ({', '.join(columns)}) FROM STDIN", io.StringIO(text)
+    )
 
 
 class ImportStore:
@@ -437,9 +446,10 @@ class ImportStore:
     def stage_students(self):
         self._run(STAGE_STUDENTS_STAGE)
 
-    def copy_students(self, rows):
+    def copy_students(self, encoded):
+        """Stages students given in COPY's text format (``copy_text``)."""
         with self.conn.cursor() as cur:
-            copy_rows(cur, "stage_students", STAGE_STUDENT_COLUMNS, rows)
+            copy_encoded(cur, "stage_students", STAGE_STUDENT_COLUMNS, encoded)
 
     def duplicates_in_file(self):
         return self._rows(DUPLICATES_IN_FILE_STAGE)
