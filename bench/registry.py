@@ -51,12 +51,16 @@ def _resident_id(index):
 
 
 def roster_zip(students):
-    lines = [USERS_HEADER]
-    for i in range(students):
-        lines.append(
-            f"u{i},active,2026-09-01,TRUE,org1,student,s{i},三{i % 97},张,S{i},"
-            f"resident_id,{_resident_id(i)},{i % 30 + 1}班\n"
-        )
+    return users_zip(
+        f"u{i},active,2026-09-01,TRUE,org1,student,s{i},三{i % 97},张,S{i},"
+        f"resident_id,{_resident_id(i)},{i % 30 + 1}班\n"
+        for i in range(students)
+    )
+
+
+def users_zip(rows):
+    """A OneRoster 1.1 package of users.csv: ``USERS_HEADER`` and ``rows``."""
+    lines = [USERS_HEADER, *rows]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(

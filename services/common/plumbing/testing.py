@@ -260,6 +260,24 @@ def process_tree_pss_kib(root_pid):
     return total
 
 
+def python_probe(code, *args, env=None, timeout=60):
+    """Run ``code`` in a fresh interpreter (for process-wide settings such
+    as malloc's or rlimits) and parse the last line it prints as JSON."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=timeout,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def run_under_memory_cap(argv, env, cap_mib, sample_seconds=0.1, timeout=900):
     """Run ``argv`` with its address space capped at ``cap_mib`` (RLIMIT_AS,
     inherited by every process it forks), sampling its process tree's PSS.

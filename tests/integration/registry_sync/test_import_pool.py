@@ -5,14 +5,11 @@ package worked in the worker alone — order of chunks, kept warnings,
 refusals and duplicates included. The real worker, under the service's
 address-space cap, against PostgreSQL."""
 
-import io
-import zipfile
-
 import psycopg2
 import pytest
 
 from bench.import_memory import run_import
-from bench.registry import USERS_HEADER, _resident_id
+from bench.registry import _resident_id, users_zip
 from services.common.plumbing.config import load_config
 from services.common.plumbing.migrate import SERVICES_ROOT
 
@@ -20,7 +17,7 @@ STUDENTS = 400
 
 
 def _package():
-    lines = [USERS_HEADER]
+    rows = []
     for i in range(STUDENTS):
         number = _resident_id(i)
         family, given = "张", f"三{i % 97}"
@@ -30,18 +27,11 @@ def _package():
             family, given = "歐陽", "偉"  # traditional: converted for matching
         student_number = f"S{i}" if i % 53 != 9 else "S1"  # a duplicate
         enabled = "TRUE" if i % 59 != 3 else "maybe"  # refused
-        lines.append(
+        rows.append(
             f"u{i},active,2026-09-01,{enabled},org1,student,s{i},{given},{family},"
             f"{student_number},resident_id,{number},{i % 30 + 1}班\n"
         )
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(
-            "manifest.csv",
-            "propertyName,value\noneroster.version,1.1\nfile.users,bulk\n",
-        )
-        archive.writestr("users.csv", "".join(lines))
-    return buffer.getvalue()
+    return users_zip(rows)
 
 
 def _left_by(uri, school):

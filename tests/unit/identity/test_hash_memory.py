@@ -4,13 +4,11 @@ hash must not map and fault in 19 MiB afresh (6 ms of kernel CPU on a 19 ms
 hash). Each case runs in a process of its own: malloc's settings are
 process-wide."""
 
-import json
 import os
-import subprocess
-import sys
 
 import pytest
 
+from services.common.plumbing.testing import python_probe
 from services.identity.dependencies import _IdleTrim
 
 PROBE = """
@@ -44,15 +42,7 @@ def probe(mode, trim="keep"):
         "MALLOC_ARENA_MAX": "2",
         "MALLOC_MMAP_THRESHOLD_": "1048576",  # as the launcher and image set it
     }
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE, mode, trim],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return python_probe(PROBE, mode, trim, env=env)
 
 
 def test_a_hash_reuses_its_buffer_once_the_hasher_keeps_it():

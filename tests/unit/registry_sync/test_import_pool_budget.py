@@ -3,9 +3,7 @@ lowers its own cap by what each pool process gets, and starts only as many
 as leave it its minimum. Each case in a process of its own: a lowered
 limit cannot be raised again."""
 
-import json
-import subprocess
-import sys
+from services.common.plumbing.testing import python_probe
 
 PROBE = """
 import json, resource, sys
@@ -21,14 +19,7 @@ print(json.dumps([workers, own, process_cap]))
 
 
 def pool_size(cap_mib, wanted):
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE, str(cap_mib), str(wanted)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return python_probe(PROBE, cap_mib, wanted)
 
 
 def test_the_pool_fits_in_the_workers_cap_and_the_sum_stays_the_cap():
