@@ -150,7 +150,11 @@ def import_benchmark(uri, students):
             "raw_copy_seconds": round(copy_seconds, 3),
             "worker_cpu_seconds": round(worker_cpu_seconds, 3),
             "pool_cpu_seconds": round(pool_cpu_seconds, 3),
-            "pool_workers": int(os.environ.get("IMPORT_POOL_WORKERS", 1)),
+            "pool_workers": int(
+                os.environ.get(
+                    "IMPORT_POOL_WORKERS", import_worker.DEFAULT_POOL_WORKERS
+                )
+            ),
             "raw_copy_cpu_seconds": round(copy_cpu_seconds, 3),
             "students_per_second": round(students / import_seconds),
             "ratio_to_raw_copy": round(copy_seconds / import_seconds, 3),

@@ -119,9 +119,9 @@ class _IdleTrim:
 
 
 class _GreenHasher:
-    def __init__(self, hasher, concurrency, idle=None):
+    def __init__(self, hasher, concurrency, idle):
         self._hasher = hasher
-        self.idle = idle or _IdleTrim(lambda: None, float("inf"))
+        self.idle = idle
         # More argon2 runs at once than cores only adds cache and memory
         # thrash (19 MiB each): the rest wait here, green, without a thread.
         self._slots = Semaphore(concurrency)
@@ -205,12 +205,7 @@ class PasswordHasher(DependencyProvider):
         # tpool serves only the hasher in this service.
         tpool.set_num_threads(concurrency)
         memory_kib = int(config.get("ARGON2_MEMORY_KIB", 19456))
-        idle = None
-        if keep_hash_memory_resident(memory_kib):
-            idle = _IdleTrim(
-                hand_back_free_memory,
-                float(config.get("HASH_MEMORY_IDLE_SECONDS", 3)),
-            )
+        keep_hash_memory_resident(memory_kib)
         self.hasher = _GreenHasher(
             new_hasher(
                 memory_kib=memory_kib,
@@ -218,7 +213,10 @@ class PasswordHasher(DependencyProvider):
                 parallelism=int(config.get("ARGON2_PARALLELISM", 1)),
             ),
             concurrency,
-            idle,
+            # Trimming where the buffers were not kept only finds less to hand back.
+            _IdleTrim(
+                hand_back_free_memory, float(config.get("HASH_MEMORY_IDLE_SECONDS", 3))
+            ),
         )
         self.idle_poller = Poller("hash memory trim", self.hasher.idle.tick, 1.0)
 

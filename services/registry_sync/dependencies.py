@@ -2,7 +2,6 @@
 
 import logging
 import os
-import resource
 import sys
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import eventlet
 from eventlet.green import subprocess
 from nameko.extensions import DependencyProvider
 
+from services.common.plumbing.limits import cap_address_space
 from services.common.plumbing.poller import Poller
 from services.common.plumbing.providers import sibling
 from services.registry_sync import domain
@@ -40,8 +40,7 @@ def _address_space_cap(mib):
 
     def cap():
         if mib > 0:
-            limit = mib * 1024 * 1024
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            cap_address_space(mib)
 
     return cap
 

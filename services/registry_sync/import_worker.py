@@ -36,6 +36,7 @@ from datetime import datetime, timezone
 
 import psycopg2.extras
 
+from services.common.plumbing.limits import cap_address_space
 from services.common.rules.calendar import beijing_day
 from services.common.rules.realname import comparable_name
 from services.registry_sync import domain, oneroster
@@ -393,8 +394,12 @@ def _staged(chunks, keys, today):
     first = next(chunks, None)
     if first is None:
         return
-    workers, process_cap = _pool_size(int(os.environ.get("IMPORT_POOL_WORKERS", 1)))
-    if not workers or len(first) < _chunk_rows():
+    workers, process_cap = 0, None
+    if len(first) >= _chunk_rows():  # a small file is worked here alone
+        workers, process_cap = _pool_size(
+            int(os.environ.get("IMPORT_POOL_WORKERS", DEFAULT_POOL_WORKERS))
+        )
+    if not workers:
         yield staged_students(first, keys, today)
         for chunk in chunks:
             yield staged_students(chunk, keys, today)
@@ -402,8 +407,8 @@ def _staged(chunks, keys, today):
     pool = ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=_cap_address_space if process_cap else None,
-        initargs=(process_cap,) if process_cap else (),
+        initializer=_start_pool_process,
+        initargs=(process_cap,),
     )
     try:
         in_flight = deque([pool.submit(_pool_staged_students, first, today)])
@@ -425,6 +430,7 @@ def _staged(chunks, keys, today):
 # pool processes as fit — one under the default 448 MiB, two from 544.
 _POOL_PROCESS_MIB = 112
 _WORKER_MIN_MIB = 320
+DEFAULT_POOL_WORKERS = 1
 
 
 def _pool_size(wanted):
@@ -437,24 +443,22 @@ def _pool_size(wanted):
     budget_mib = soft // (1024 * 1024)
     workers = max(0, min(wanted, (budget_mib - _WORKER_MIN_MIB) // _POOL_PROCESS_MIB))
     if workers:
-        _cap_address_space(budget_mib - workers * _POOL_PROCESS_MIB)
+        cap_address_space(budget_mib - workers * _POOL_PROCESS_MIB)
     return workers, _POOL_PROCESS_MIB
 
 
-def _cap_address_space(mib):
-    limit = mib * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+_WORKER_KEY_NAMES = ("REGISTRY_ID_SEAL_KEY", "REGISTRY_ID_LOOKUP_KEY")
+_pool_keys = None  # a pool process's keys, read from its environment
 
 
-_pool_keys = None  # a pool worker's keys, read from its environment once
+def _start_pool_process(process_cap):
+    global _pool_keys
+    if process_cap:
+        cap_address_space(process_cap)
+    _pool_keys = keys_from(os.environ, _WORKER_KEY_NAMES)
 
 
 def _pool_staged_students(rows, today):
-    global _pool_keys
-    if _pool_keys is None:
-        _pool_keys = keys_from(
-            os.environ, ("REGISTRY_ID_SEAL_KEY", "REGISTRY_ID_LOOKUP_KEY")
-        )
     return staged_students(rows, _pool_keys, today)
 
 
@@ -482,7 +486,7 @@ class _SeenInTable:
 
 def main(import_id):
     store = ImportStore.connect(os.environ["REGISTRY_SYNC_DB_URI"])
-    keys = keys_from(os.environ, ("REGISTRY_ID_SEAL_KEY", "REGISTRY_ID_LOOKUP_KEY"))
+    keys = keys_from(os.environ, _WORKER_KEY_NAMES)
     try:
         row = store.load_import(import_id)
         if row is None:

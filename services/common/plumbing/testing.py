@@ -11,6 +11,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 
 from services.common.plumbing.config import load_config
+from services.common.plumbing.limits import cap_address_space
 from services.common.plumbing.migrate import (
     SERVICES_ROOT,
     SERVICES_WITH_DB,
@@ -282,12 +283,10 @@ def run_under_memory_cap(argv, env, cap_mib, sample_seconds=0.1, timeout=900):
     """Run ``argv`` with its address space capped at ``cap_mib`` (RLIMIT_AS,
     inherited by every process it forks), sampling its process tree's PSS.
     Returns ``(exit code, peak PSS in MiB, seconds)``."""
-    import resource
     import subprocess
 
     def cap():
-        limit = cap_mib * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        cap_address_space(cap_mib)
 
     started = time.monotonic()
     process = subprocess.Popen(argv, env=env, preexec_fn=cap)
