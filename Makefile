@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
 PHONY_CLUSTER := cluster cluster-infra cluster-faults bench-cluster
-.PHONY: $(PHONY_CLUSTER) fresh-check install infra browser migrate run test unit integration e2e browser-tests faults fuzz lint bench clean-test-data mutate dead-events
+.PHONY: $(PHONY_CLUSTER) fresh-check install infra browser sms-gateway migrate run test unit integration e2e browser-tests faults fuzz lint bench clean-test-data mutate dead-events
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -26,7 +26,8 @@ migrate: install infra
 	$(PY) -m services.common.plumbing.migrate --all
 
 ## The whole platform: five services + SMS/email capture, gateway on :8000.
-run: install infra
+## SMS_GATEWAY=kannel: SMS through Kannel to the SMSC simulator, with receipts.
+run: install infra $(if $(filter kannel,$(SMS_GATEWAY)),sms-gateway)
 	$(PY) -m devtools.platform $(if $(INSTANCES),--instances $(INSTANCES))
 
 ## The platform on clusters (devtools/cluster.py): 3 RabbitMQ nodes, 2
@@ -88,7 +89,11 @@ faults: install infra
 ## but one: they restart this machine's RabbitMQ. Last, the cluster tier's
 ## baseline and its kill -9 of the busiest RabbitMQ node, on a cluster of
 ## its own (cluster-infra installs patroni, etcd, haproxy, prometheus).
-test: install infra cluster-infra browser lint
+## Debian's kannel for the SMS gateway tests (installed when absent).
+sms-gateway:
+	bash scripts/ensure-kannel.sh
+
+test: install infra cluster-infra browser sms-gateway lint
 	$(PYTEST) tests/unit tests/fuzz tests/integration tests/e2e --ignore=tests/e2e/browser
 	TESTS_WITHOUT_EVENTLET=1 $(PYTEST) tests/e2e/browser
 	$(PYTEST) tests/faults -m quick_fault

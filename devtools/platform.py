@@ -475,10 +475,26 @@ def main(argv=None):
         )
         for name, port in METRICS_PORTS.items()
     }
+    gateway_address = os.environ.get("GATEWAY_ADDRESS", "127.0.0.1:8000")
+    # SMS_GATEWAY=kannel: SMS go through Kannel to the SMSC simulator, and
+    # their receipts come back to the gateway (devtools/sms_gateway.py).
+    sms_gateway = os.environ.get("SMS_GATEWAY", "")
+    if sms_gateway not in ("", "capture", "kannel"):
+        parser.error(f"SMS_GATEWAY={sms_gateway!r}: capture (default) or kannel")
+    sms_stack = None
+    if sms_gateway == "kannel":
+        from devtools.sms_gateway import SmsGatewayStack
+
+        sms_stack = SmsGatewayStack().start()
+        env.update(
+            sms_stack.verification_env(
+                f"http://{gateway_address}/api/v1/internal/sms/receipts/kannel"
+            )
+        )
     platform = Platform(
         env=env,
         log_dir=os.environ.get("LOG_DIR"),
-        gateway_address=os.environ.get("GATEWAY_ADDRESS", "127.0.0.1:8000"),
+        gateway_address=gateway_address,
         capture_http_port=int(os.environ.get("CAPTURE_HTTP_PORT", 8025)),
         capture_smtp_port=int(os.environ.get("CAPTURE_SMTP_PORT", 1025)),
         instances=instances,
@@ -495,7 +511,13 @@ def main(argv=None):
         return (
             f"\nPlatform up. Gateway: {url}  (health: {url}/health, docs: {url}/docs)\n"
             f"Service metrics: {metrics}\n"
-            f"Captured SMS/email: {platform.capture_url}/api/messages?to=...\n"
+            + (
+                f"SMS through Kannel to the SMSC simulator: {sms_stack.control}"
+                "/messages?to=+86...\n"
+                if sms_stack
+                else ""
+            )
+            + f"Captured SMS/email: {platform.capture_url}/api/messages?to=...\n"
             f"Processes: {processes}\n"
             f"Logs: {platform.log_dir}/<service>.log   Ctrl-C stops everything."
         )
@@ -505,7 +527,12 @@ def main(argv=None):
         if dead:
             raise PlatformError(platform.death_report(*dead))
 
-    return supervise("platform", platform.start, announce, check, platform.stop)
+    def stop():
+        platform.stop()
+        if sms_stack is not None:
+            sms_stack.stop()
+
+    return supervise("platform", platform.start, announce, check, stop)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from services.gateway.apps_schemas import (
     AuthInfoChangedSchema,
     AuthInfoChangeSchema,
     CaptchaSchema,
+    CodeDeliverySchema,
     CodeIssuedSchema,
     CodeRequestSchema,
     CorrectionRequestSchema,
@@ -134,6 +135,31 @@ class AppEndpoints:
             }
         )
         return 202, reshape(CodeIssuedSchema, answer)
+
+    @endpoint(
+        "GET",
+        "/api/v1/codes/{code_id}",
+        summary="Where a code's message is: queued, sent, submitted, delivered, "
+        "failed or expired",
+        tags=("verification",),
+        response_schema=CodeDeliverySchema,
+        errors=(400, 404, 503, 504),
+        path_schemas={
+            "code_id": {"type": "string", "pattern": r"^\d{1,18}-[0-9a-f]{20}$"}
+        },
+    )
+    def code_delivery(self, request, code_id):
+        """The `code_id` of `POST /api/v1/codes`' answer is the handle (a
+        keyed tag: ids cannot be walked). With an SMS gateway that sends
+        receipts, a page can say "not delivered — try email" on `failed` or
+        `expired` (the send was given back) instead of "sent".
+
+        `curl -s localhost:8000/api/v1/codes/4711-3f9c2a7d5e1b8c0a6d4f` →
+        `{"code_id": "…", "channel": "sms", "destination_masked": "138****5678",
+        "state": "delivered", "updated_at": "…", "expires_at": "…"}`; 404
+        `code_not_found`."""
+        answer = self.verification.code_delivery({"code_id": code_id})
+        return 200, reshape(CodeDeliverySchema, answer)
 
     # -- accounts --------------------------------------------------------
     @endpoint(

@@ -62,10 +62,38 @@ class CodeRequestSchema(Schema):
 
 
 class CodeIssuedSchema(Schema):
+    code_id = fields.String(
+        required=True,
+        metadata={
+            "example": "4711-3f9c2a7d5e1b8c0a6d4f",
+            "description": "read the message's delivery at /api/v1/codes/{code_id}",
+        },
+    )
     expires_at = fields.AwareDateTime(required=True)
     resend_after = fields.Integer(required=True, metadata={"example": 60})
     remaining_today = fields.Integer(required=True, metadata={"example": 4})
     destination_masked = fields.String(metadata={"example": "138****5678"})
+
+
+DELIVERY_STATES = ("queued", "sent", "submitted", "delivered", "failed", "expired")
+
+
+class CodeDeliverySchema(Schema):
+    code_id = fields.String(required=True)
+    channel = fields.String(required=True, validate=validate.OneOf(("sms", "email")))
+    destination_masked = fields.String(required=True)
+    state = fields.String(
+        required=True,
+        validate=validate.OneOf(DELIVERY_STATES),
+        metadata={
+            "description": "queued: waiting for the provider; sent: taken by a "
+            "provider without receipts; submitted: taken, no receipt yet; "
+            "delivered / failed / expired: the operator's receipt (failed and "
+            "expired give the send back: ask again, or try email)"
+        },
+    )
+    updated_at = fields.AwareDateTime(allow_none=True)
+    expires_at = fields.AwareDateTime(required=True)
 
 
 class CaptchaSchema(Schema):

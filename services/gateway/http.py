@@ -61,6 +61,7 @@ __all__ = [
     "problem_response",
     "json_response",
     "load_body",
+    "load_query",
     "read_body",
     "client_ip",
     "forwarded_client",
@@ -279,6 +280,22 @@ def schema_instance(schema):
     share: load and dump keep no state on them. An instance passes through
     (``many=True`` and the like)."""
     return _instance_of(schema) if isinstance(schema, type) else schema
+
+
+def load_query(request, schema):
+    """The query string validated against ``schema``, as ``load_body`` does
+    a body (one value per name; a repeated name is refused)."""
+    schema = schema_instance(schema)
+    args = request.args
+    repeated = [name for name in args if len(args.getlist(name)) > 1]
+    if repeated:
+        raise InvalidRequest(
+            "invalid_request", {"errors": {name: ["repeated"] for name in repeated}}
+        )
+    try:
+        return schema.load(args.to_dict())
+    except ValidationError as exc:
+        raise InvalidRequest(_code_of(exc.messages), {"errors": exc.messages}) from None
 
 
 def load_body(request, schema):

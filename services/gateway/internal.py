@@ -1,25 +1,32 @@
 """Operations surface (``INTERNAL_API_TOKEN``): onboarding schools, their
 API tokens, staff roles. Mixed into ``GatewayService``."""
 
+import hmac
 import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Response
 
-from services.common.contract.errors import ServiceError
+from services.common.contract.errors import Forbidden, InvalidRequest, ServiceError
 from services.common.contract.vocabulary import BACKEND_SERVICES
 from services.common.rules.roles import SCHOOL_CODE_PATTERN
 from services.gateway.auth import require_internal
-from services.gateway.http import endpoint, load_body, reshape
+from services.gateway.http import endpoint, load_body, load_query, reshape
 from services.gateway.internal_schemas import (
     AccountFactsSchema,
     AccountFactsStoredSchema,
+    AliyunReceiptAnswerSchema,
+    AliyunReportSchema,
     HealthSchema,
+    KannelReceiptQuerySchema,
     LiveSchema,
+    ReceiptRecordedSchema,
     RolesSchema,
     RolesSetSchema,
     SchoolOnboardSchema,
     SchoolTokenSchema,
+    SuspensionSchema,
+    SuspensionsSchema,
 )
 from services.gateway.openapi import build_spec, render_docs
 
@@ -176,6 +183,144 @@ class InternalEndpoints:
         """HTML rendering of ``/openapi.json``."""
         page = render_docs(build_spec(type(self)))
         return Response(page, content_type="text/html; charset=utf-8")
+
+    # -- SMS gateways' delivery receipts -----------------------------------
+    @endpoint(
+        "GET",
+        "/api/v1/internal/sms/receipts/kannel",
+        summary="Kannel's delivery report on one message (its dlr-url)",
+        tags=("internal",),
+        response_schema=ReceiptRecordedSchema,
+        errors=(400, 403, 503, 504),
+        parameters=(
+            {"in": "query", "name": "delivery", "required": True,
+             "schema": {"type": "integer", "minimum": 1}},
+            {"in": "query", "name": "sig", "required": True,
+             "schema": {"type": "string", "pattern": "^[0-9a-f]{1,64}$"}},
+            {"in": "query", "name": "type", "required": True,
+             "schema": {"type": "integer", "minimum": 0, "maximum": 255}},
+            {"in": "query", "name": "report", "required": False,
+             "schema": {"type": "string", "maxLength": 512}},
+        ),
+    )  # fmt: skip
+    def kannel_receipt(self, request):
+        """Called by Kannel, never by people: each message's `dlr-url` names
+        its delivery and carries that delivery's signature, so a receipt for
+        any other delivery is refused (403 `receipt_signature_invalid`).
+        Duplicates and interim reports answer `{"recorded": 0}`.
+
+        `curl -s 'localhost:8000/api/v1/internal/sms/receipts/kannel?delivery=42&sig=…&type=1&report=id%3A1001+stat%3ADELIVRD'`
+        → `{"recorded": 1}`"""
+        query = load_query(request, KannelReceiptQuerySchema)
+        answer = self.verification.record_kannel_receipt(
+            {
+                "delivery_id": query["delivery"],
+                "signature": query["sig"],
+                "dlr_type": query["type"],
+                "report": query["report"],
+            }
+        )
+        return 200, reshape(ReceiptRecordedSchema, answer)
+
+    @endpoint(
+        "POST",
+        "/api/v1/internal/sms/receipts/aliyun",
+        summary="Alibaba Cloud's SmsReport push (a JSON array of receipts)",
+        tags=("internal",),
+        request_schema=AliyunReportSchema(many=True),
+        response_schema=AliyunReceiptAnswerSchema,
+        errors=(400, 403, 503, 504),
+        parameters=(
+            {"in": "query", "name": "token", "required": True,
+             "schema": {"type": "string"}},
+        ),
+    )  # fmt: skip
+    def aliyun_receipts(self, request):
+        """The push URL set in Alibaba's console carries `SMS_RECEIPT_TOKEN`
+        (the push sends no header of ours); each report names its delivery
+        by the `OutId` the send carried.
+
+        `curl -s -X POST 'localhost:8000/api/v1/internal/sms/receipts/aliyun?token=$SMS_RECEIPT_TOKEN'
+        -H 'Content-Type: application/json' -d '[{"out_id": "42", "success": true,
+        "err_code": "DELIVERED", "biz_id": "…"}]'` → `{"code": 0, "msg": "成功"}`"""
+        expected = self.config.get("SMS_RECEIPT_TOKEN") or ""
+        given = request.args.get("token") or ""
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Forbidden("receipt_token_invalid")
+        reports = load_body(request, AliyunReportSchema(many=True))
+        if not reports:
+            return 200, {"code": 0, "msg": "成功"}
+        self.verification.record_aliyun_receipts(
+            {
+                "reports": [
+                    {key: report[key] for key in ("out_id", "success", "err_code")}
+                    for report in reports
+                ]
+            }
+        )
+        return 200, reshape(AliyunReceiptAnswerSchema, {"code": 0, "msg": "成功"})
+
+    # -- SMS pumping suspensions (ops) -------------------------------------
+    @endpoint(
+        "GET",
+        "/api/v1/internal/sms/suspensions",
+        summary="SMS sending suspended by the pumping watch, with its figures",
+        tags=("internal",),
+        response_schema=SuspensionsSchema,
+        errors=(400, 401, 503, 504),
+        auth="internal",
+        parameters=(
+            {"in": "query", "name": "include_ended", "required": False,
+             "schema": {"type": "boolean"}},
+        ),
+    )  # fmt: skip
+    def sms_suspensions(self, request):
+        """In force now (`?include_ended=true`: the last day's too); each with
+        the figures it was judged on (sent, delivered, verified, baseline).
+
+        `curl -s localhost:8000/api/v1/internal/sms/suspensions
+        -H "Authorization: Bearer $INTERNAL_API_TOKEN"` →
+        `{"suspensions": [{"id": 3, "scope": "segment", "key": "+861380013",
+        "level": 1, "until": "…", "active": true, "figures": {"sent": 240,
+        "verified": 0, …}}]}`"""
+        require_internal(request, self.config)
+        raw = request.args.get("include_ended", "false").lower()
+        if raw not in ("true", "false", "1", "0"):
+            raise InvalidRequest(
+                "invalid_request", {"errors": {"include_ended": ["true or false"]}}
+            )
+        answer = self.verification.list_sms_suspensions(
+            {"include_ended": raw in ("true", "1")}
+        )
+        return 200, reshape(SuspensionsSchema, answer)
+
+    @endpoint(
+        "POST",
+        "/api/v1/internal/sms/suspensions/{suspension_id}/lift",
+        summary="Lift an SMS suspension now",
+        tags=("internal",),
+        response_schema=SuspensionSchema,
+        errors=(400, 401, 404, 503, 504),
+        auth="internal",
+        path_schemas={"suspension_id": {"type": "integer", "minimum": 1}},
+    )
+    def lift_sms_suspension(self, request, suspension_id):
+        """Sends to the segment or network go out again at once (the other
+        verification instances within a check, 5 s). Lifting an ended one
+        answers it unchanged.
+
+        `curl -s -X POST localhost:8000/api/v1/internal/sms/suspensions/3/lift
+        -H "Authorization: Bearer $INTERNAL_API_TOKEN"` → the suspension,
+        `"active": false`; 404 `suspension_not_found`."""
+        require_internal(request, self.config)
+        if not suspension_id.isdigit() or not 1 <= int(suspension_id) < 2**62:
+            raise InvalidRequest(
+                "invalid_request", {"errors": {"suspension_id": ["not an id"]}}
+            )
+        answer = self.verification.lift_sms_suspension(
+            {"suspension_id": int(suspension_id), "actor": INTERNAL_ACTOR}
+        )
+        return 200, reshape(SuspensionSchema, answer)
 
     # -- other platform systems ---------------------------------------------
     @endpoint(

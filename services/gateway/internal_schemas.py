@@ -89,3 +89,68 @@ class RolesSetSchema(Schema):
     roles = fields.List(
         fields.String(), required=True, metadata={"example": ["student", "ops"]}
     )
+
+
+class KannelReceiptQuerySchema(Schema):
+    """Kannel's dlr-url query: the delivery and its signature (ours), the
+    report type and the SMSC's receipt text (Kannel's %d and %A)."""
+
+    delivery = fields.Integer(required=True, validate=validate.Range(1, 2**62))
+    sig = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{1,64}$"))
+    type = fields.Integer(required=True, validate=validate.Range(0, 255))
+    report = fields.String(load_default="", validate=validate.Length(max=512))
+
+
+class AliyunReportSchema(Schema):
+    """One SmsReport item of Alibaba Cloud's push (their field names)."""
+
+    out_id = fields.String(required=True, validate=validate.Regexp(r"^\d{1,18}$"))
+    success = fields.Boolean(required=True)
+    err_code = fields.String(load_default="", validate=validate.Length(max=64))
+    biz_id = fields.String(load_default=None, validate=validate.Length(max=64))
+    phone_number = fields.String(load_default=None, validate=validate.Length(max=32))
+    send_time = fields.String(load_default=None, validate=validate.Length(max=32))
+    report_time = fields.String(load_default=None, validate=validate.Length(max=32))
+    err_msg = fields.String(load_default=None, validate=validate.Length(max=256))
+    sms_size = fields.String(load_default=None, validate=validate.Length(max=8))
+
+
+class ReceiptRecordedSchema(Schema):
+    recorded = fields.Integer(required=True, metadata={"example": 1})
+
+
+class AliyunReceiptAnswerSchema(Schema):
+    """What Alibaba's push expects back: code 0 stops its retries."""
+
+    code = fields.Integer(required=True, metadata={"example": 0})
+    msg = fields.String(required=True, metadata={"example": "成功"})
+
+
+class SuspensionFiguresSchema(Schema):
+    sent = fields.Integer(required=True, metadata={"example": 240})
+    delivered = fields.Integer(required=True, metadata={"example": 236})
+    verified = fields.Integer(required=True, metadata={"example": 0})
+    verified_share = fields.Float(required=True, metadata={"example": 0.0})
+    baseline_per_window = fields.Float(required=True, metadata={"example": 0.4})
+
+
+class SuspensionSchema(Schema):
+    id = fields.Integer(required=True)
+    scope = fields.String(
+        required=True,
+        validate=validate.OneOf(("segment", "network")),
+        metadata={"description": "segment: +86 and a mobile's first 7 digits, "
+                  "or +country code; network: the client's IPv4 /24 or IPv6 /48"},
+    )  # fmt: skip
+    key = fields.String(required=True, metadata={"example": "+861380013"})
+    level = fields.Integer(required=True, metadata={"example": 1})
+    tripped_at = fields.AwareDateTime(required=True)
+    until = fields.AwareDateTime(required=True)
+    active = fields.Boolean(required=True)
+    figures = fields.Nested(SuspensionFiguresSchema, required=True)
+    lifted_at = fields.AwareDateTime(allow_none=True)
+    lifted_by = fields.String(allow_none=True)
+
+
+class SuspensionsSchema(Schema):
+    suspensions = fields.List(fields.Nested(SuspensionSchema), required=True)

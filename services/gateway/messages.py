@@ -94,6 +94,20 @@ MESSAGES = {
         "短信发送暂时受限，请稍后再试",
         "Sending is suspended for a while; retry later.",
     ),
+    "receipt_signature_invalid": (
+        "回执签名无效",
+        "The delivery receipt's signature is not valid.",
+    ),
+    "receipt_token_invalid": (
+        "回执推送凭证无效",
+        "The delivery receipt push token is not valid.",
+    ),
+    "code_not_found": ("未找到该验证码", "No such code."),
+    "suspension_not_found": ("未找到该暂停记录", "No such suspension."),
+    "country_not_allowed": (
+        "暂不支持向该国家或地区的手机号发送短信",
+        "Codes cannot be sent by SMS to numbers of this country or region.",
+    ),
     "captcha_required": ("请先完成图形验证码", "Solve the image captcha first."),
     "captcha_invalid": (
         "图形验证码错误或已失效",

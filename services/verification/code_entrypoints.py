@@ -2,7 +2,8 @@
 (``quota.py``), use one (single use, wrong guesses counted and locked out),
 and the image captchas a burst of refusals from one address requires.
 States: ``code_lifecycle.mermaid``. Mixed into ``VerificationService``;
-needs ``db``, ``clock``, ``config``, ``policies``, ``keys`` and ``delivery``."""
+needs ``db``, ``clock``, ``config``, ``policies``, ``keys``, ``delivery`` and
+``pumping``."""
 
 import base64
 import logging
@@ -20,7 +21,7 @@ from services.common.plumbing.rpc import rpc
 from services.common.plumbing.timers import timer
 from services.common.rules.contacts import channel_of
 from services.common.rules.throttles import address_key
-from services.verification import domain, quota
+from services.verification import domain, pumping, quota, receipts
 from services.verification.dependencies import (
     mask_destination,
 )
@@ -72,6 +73,8 @@ class CodeEntrypoints:
         policy = self.policies.for_purpose(request["purpose"])
         channel, purpose = request["channel"], request["purpose"]
         destination = domain.checked_destination(channel, request["destination"])
+        if channel == "sms":
+            self._refuse_pumped(destination, request, now, policy)
         prefix = domain.phone_prefix(destination)
         address = _counted_address(request)
         plan = quota.plan_send(purpose, destination, request["account_id"],
@@ -114,6 +117,7 @@ class CodeEntrypoints:
         self.delivery.wake()
         return _ISSUE_CODE_ANSWER.dump(
             {
+                "code_id": receipts.code_reference(self.keys.code_key, outcome.code_id),
                 "expires_at": expires_at,
                 "resend_after": int(policy.resend_cooldown.total_seconds()),
                 "remaining_today": policy.daily_limit_per_destination
@@ -121,6 +125,23 @@ class CodeEntrypoints:
                 "destination_masked": masked,
             }
         )
+
+    def _refuse_pumped(self, destination, request, now, policy):
+        """Countries outside ``SMS_ALLOWED_COUNTRY_CODES`` are refused, and
+        a segment or network the pumping watch suspended answers
+        ``sending_suspended`` (counted as a refusal of the client network,
+        so its captcha gate closes sooner). From memory: no round trip."""
+        if not pumping.is_allowed_country(destination, self.pumping.settings):
+            raise RuleViolation("country_not_allowed")
+        until = self.pumping.suspended_until(destination, request["client_ip"], now)
+        if until is not None:
+            self._count_ip_failure(_counted_address(request), now, policy)
+            log.info(
+                "code refused for %s: sending_suspended", mask_destination(destination)
+            )
+            raise Throttled(
+                "sending_suspended", {"retry_after": pumping.retry_after(until, now)}
+            )
 
     @staticmethod
     def _alert_breaker_tripped(prefix, open_until, policy):

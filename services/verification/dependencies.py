@@ -9,7 +9,7 @@ from datetime import timedelta
 import eventlet
 from eventlet.greenpool import GreenPool
 from nameko.extensions import DependencyProvider
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from services.common.plumbing.clock import utc_now
 from services.common.plumbing.crypto import Sealer
@@ -17,11 +17,20 @@ from services.common.plumbing.poller import Poller
 from services.common.plumbing.providers import sibling
 from services.common.rules.contacts import channel_of
 from services.common.rules.masking import mask_email, mask_phone
-from services.verification import domain
+from services.verification import domain, pumping, receipts
 from services.verification.providers import ProviderRefused, build_providers
 from services.verification.store import VerificationStore
 
-__all__ = ["Policies", "Keys", "DeliveryQueue", "mask_destination"]
+__all__ = [
+    "Policies",
+    "Keys",
+    "DeliveryQueue",
+    "mask_destination",
+    "give_back_send",
+    "DELIVERY_RECEIPTS",
+    "PumpingWatch",
+    "SMS_SUSPENSIONS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +41,26 @@ DELIVERY_ATTEMPTS = Counter(
     "code_delivery_attempts_total",
     "Code and notice delivery attempts by channel and what came of them",
     ["channel", "outcome"],
+)
+
+# What the receipts said, by provider and state (submitted is not counted:
+# it is the provider's answer, in DELIVERY_ATTEMPTS).
+DELIVERY_RECEIPTS = Counter(
+    "code_delivery_receipts_total",
+    "Delivery receipts that moved a delivery, by provider and state",
+    ["provider", "state"],
+)
+
+# One per suspension the watcher decides (alerted on in deploy/prometheus),
+# and how many are in force as this instance last read them.
+SMS_SUSPENSIONS = Counter(
+    "sms_suspensions_total",
+    "SMS sending suspended for a number segment or client network (pumping)",
+    ["scope"],
+)
+SMS_SUSPENSIONS_ACTIVE = Gauge(
+    "sms_suspensions_active",
+    "Number segments and client networks whose SMS sending is suspended",
 )
 
 
@@ -76,6 +105,9 @@ class KeySet:
     def __init__(self, code_key, seal_key):
         self.code_key = code_key
         self.sealer = Sealer(seal_key, b"delivery")
+        # Receipt URLs and code references are tagged with the code key
+        # under labels of their own (receipts.py).
+        self.receipt_key = code_key
 
 
 class Keys(DependencyProvider):
@@ -105,6 +137,7 @@ class DeliveryQueue(DependencyProvider):
         config = self.container.config
         self.providers = build_providers(config)
         self.sealer = Sealer(base64.b64decode(config["MESSAGE_SEAL_KEY"]), b"delivery")
+        self.receipt_key = base64.b64decode(config["CODE_HMAC_KEY"])
         self.max_attempts = int(config.get("DELIVERY_MAX_ATTEMPTS", 4))
         self.retry_base = float(config.get("DELIVERY_RETRY_BASE_SECONDS", 2))
         self.lease = timedelta(seconds=float(config.get("DELIVERY_LEASE_SECONDS", 60)))
@@ -153,9 +186,15 @@ class DeliveryQueue(DependencyProvider):
     def _deliver(self, delivery):
         provider = self.providers[delivery["channel"]]
         outcome, detail, permanent = "sent", None, False
+        receipt = None
+        if provider.receipts:
+            receipt = (
+                delivery["id"],
+                receipts.receipt_signature(self.receipt_key, delivery["id"]),
+            )
         try:
             message = self.sealer.open(delivery["sealed_message"])
-            provider.send(message)
+            provider.send(message, receipt=receipt)
         except ProviderRefused as refusal:
             outcome, detail, permanent = "refused", refusal.detail, refusal.permanent
         except Exception as exc:  # a bug or an unexpected provider answer
@@ -164,7 +203,7 @@ class DeliveryQueue(DependencyProvider):
         try:
             now = self.clock()
             if outcome == "sent":  # the hot path: one statement
-                store.record_sent(delivery["id"], provider.name, now)
+                store.record_sent(delivery["id"], provider.name, now, provider.receipts)
                 final = "sent"
             else:
                 final = self._record_failure(
@@ -199,31 +238,182 @@ class DeliveryQueue(DependencyProvider):
         return "retried"
 
     def _give_up(self, store, delivery, now, detail):
-        if not store.fail_delivery(delivery["id"], now, detail):
-            return
-        if delivery["code_id"] is None:  # a notice: nothing to refund
-            return
-        code = store.code_for_refund(delivery["code_id"])
-        store.kill_code(delivery["code_id"], now)
-        # The user did not get the code: the send does not count.
-        store.refund_destination(
-            code["destination"], domain.quota_budget(code["purpose"]), code["quota_day"]
+        if store.fail_delivery(delivery["id"], now, detail):
+            give_back_send(store, delivery, now, detail)
+
+
+def give_back_send(store, delivery, now, reason):
+    """The message never reached the person (given up on, or a receipt
+    said failed/expired): its code dies, its send no longer counts against
+    the destination's day and cooldown or the account's day, and
+    ``code_delivery_failed`` goes out. In the caller's transaction."""
+    if delivery["code_id"] is None:  # a notice: nothing to refund
+        return
+    code = store.code_for_refund(delivery["code_id"])
+    if code is None or code["used_at"] is not None:
+        return  # purged, or it was used: it did reach someone
+    store.kill_code(delivery["code_id"], now)
+    store.refund_destination(
+        code["destination"], domain.quota_budget(code["purpose"]), code["quota_day"]
+    )
+    if code["account_id"]:
+        store.refund_counter(
+            "account_day",
+            code["account_id"],
+            domain.beijing_day_start(code["issued_at"]),
         )
-        if code["account_id"]:
-            store.refund_counter(
-                "account_day",
-                code["account_id"],
-                domain.beijing_day_start(code["issued_at"]),
+    store.add_event(
+        "code_delivery_failed",
+        {
+            "delivery_id": delivery["id"],
+            "channel": delivery["channel"],
+            "purpose": code["purpose"],
+            "account_id": code["account_id"],
+            "destination_masked": mask_destination(code["destination"]),
+            "attempts": delivery["attempts"],
+            "reason": reason,
+        },
+    )
+
+
+class SuspensionGate:
+    """What a send asks: is its segment or network suspended, until when?
+    Answered from memory (the watcher's last read, every ``check``): a send
+    pays no database round trip for it. A suspension reaches the other
+    instances within one check."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.active = {}  # (scope, key) -> until
+
+    def suspended_until(self, destination, client_ip, now):
+        keys = [("segment", pumping.segment_of(destination))]
+        network = pumping.network_of(client_ip)
+        if network is not None:
+            keys.append(("network", network))
+        ends = [self.active.get(key) for key in keys]
+        ends = [until for until in ends if until is not None and until > now]
+        return max(ends) if ends else None
+
+    def forget(self, scope, key):
+        """Lifted here: this instance sends again at once, the others after
+        their next read."""
+        self.active.pop((scope, key), None)
+
+    def replace(self, rows):
+        self.active = {(row["scope"], row["key"]): row["until"] for row in rows}
+        SMS_SUSPENSIONS_ACTIVE.set(len(self.active))
+
+
+class PumpingWatch(DependencyProvider):
+    """Judges SMS pumping (``pumping.py``) every ``PUMPING_CHECK_SECONDS``:
+    one instance at a time (an advisory lock) tallies the recent SMS codes
+    by segment and network and suspends the ones pumping; every instance
+    reads the suspensions in force into its ``SuspensionGate``."""
+
+    def setup(self):
+        config = self.container.config
+        self.settings = pumping.settings_from(config)
+        self.gate = SuspensionGate(self.settings)
+        self.poller = Poller(
+            "sms pumping watch",
+            self.check,
+            float(config.get("PUMPING_CHECK_SECONDS", 5)),
+        )
+        self.clock = utc_now
+
+    def start(self):
+        database = sibling(self, "db")
+        self.db_pool = database.pool
+        self.poller.start()
+
+    def stop(self):
+        self.poller.stop()
+
+    kill = stop
+
+    def get_dependency(self, worker_ctx):
+        return self.gate
+
+    def check(self):
+        store = VerificationStore(self.db_pool)
+        try:
+            now = self.clock()
+            if store.try_watch_lock():
+                self._judge(store, now)
+            active = store.suspensions(now)
+            store.commit()
+        finally:
+            store.close()
+        self.gate.replace([row for row in active if row["lifted_at"] is None])
+
+    def _judge(self, store, now):
+        settings = self.settings
+        since, until = pumping.judged_window(now, settings)
+        history = {
+            (row["scope"], row["key"]): row
+            for row in store.suspension_history(now - settings.repeat_memory)
+        }
+        figures = pumping.tally(
+            store.recent_sms_codes(since, until),
+            {key: row["until"] for key, row in history.items()},
+        )
+        # Only keys with the volume and the low share are worth a baseline.
+        suspects = {
+            key: counted
+            for key, counted in figures.items()
+            if pumping.is_pumping(counted, 0.0, settings)
+        }
+        if not suspects:
+            return
+        baseline_since = now - settings.baseline_period
+        by_network = None
+        for (scope, key), counted in suspects.items():
+            if scope == "segment":
+                before = store.segment_sends(key, baseline_since, since)
+            else:
+                if by_network is None:
+                    by_network = {}
+                    for row in store.sends_by_address(baseline_since, since):
+                        net = pumping.network_of(row["client_ip"])
+                        by_network[net] = by_network.get(net, 0) + row["sends"]
+                before = by_network.get(key, 0)
+            verdict = pumping.judge(
+                scope,
+                key,
+                counted,
+                pumping.baseline_per_window(before, settings),
+                history.get((scope, key)),
+                now,
+                settings,
             )
-        store.add_event(
-            "code_delivery_failed",
-            {
-                "delivery_id": delivery["id"],
-                "channel": delivery["channel"],
-                "purpose": code["purpose"],
-                "account_id": code["account_id"],
-                "destination_masked": mask_destination(code["destination"]),
-                "attempts": delivery["attempts"],
-                "reason": detail,
-            },
-        )
+            if verdict is not None:
+                self._suspend(store, verdict, now)
+
+    @staticmethod
+    def _suspend(store, verdict, now):
+        until = now + verdict.suspend_for
+        figures = {
+            "sent": verdict.figures.sent,
+            "delivered": verdict.figures.delivered,
+            "verified": verdict.figures.verified,
+            "verified_share": round(verdict.figures.verified_share, 3),
+            "baseline_per_window": round(verdict.baseline, 2),
+            **verdict.reasons,
+        }
+        if store.suspend(
+            verdict.scope, verdict.key, verdict.level, now, until, figures
+        ):
+            SMS_SUSPENSIONS.labels(verdict.scope).inc()
+            # For the on-call: someone is likely pumping SMS (toll fraud).
+            log.error(
+                "ALERT sms sending suspended for %s %s until %s (level %s): "
+                "%s sent, %s delivered, %s verified in the window",
+                verdict.scope,
+                verdict.key,
+                until.isoformat(),
+                verdict.level,
+                verdict.figures.sent,
+                verdict.figures.delivered,
+                verdict.figures.verified,
+            )

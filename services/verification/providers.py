@@ -4,12 +4,18 @@
 * ``HttpSmsGateway`` — SMS through any HTTP gateway taking a JSON body built
   from a template (``$to``, ``$body``, ``$code`` in string values) with an
   optional auth header, the way Ory Kratos' courier does.
+* ``KannelSms`` — SMS through Kannel's ``sendsms`` (Kannel speaks SMPP to
+  the operators); each message carries a ``dlr-url`` on which Kannel reports
+  what the operator said about it (``receipts.py``).
 * ``AliyunSms`` — Alibaba Cloud SMS ``SendSms`` (API version 2017-05-25,
   RPC style, HMAC-SHA1 signature version 1.0), from Alibaba Cloud's public
-  API documentation.
+  API documentation; its ``OutId`` names the delivery its SmsReport
+  receipts come back for.
 
-Each ``send(message)`` returns the provider's id or raises
-``ProviderRefused`` (``permanent`` when retrying cannot help).
+Each ``send(message, receipt=None)`` returns the provider's id or raises
+``ProviderRefused`` (``permanent`` when retrying cannot help). A provider
+whose ``receipts`` is true is given ``receipt = (delivery_id, signature)``
+and leaves the delivery ``submitted`` until its receipt comes.
 """
 
 import base64
@@ -30,6 +36,7 @@ __all__ = [
     "ProviderRefused",
     "SmtpMailer",
     "HttpSmsGateway",
+    "KannelSms",
     "AliyunSms",
     "aliyun_signature",
     "build_providers",
@@ -47,6 +54,7 @@ class ProviderRefused(Exception):
 
 class SmtpMailer:
     name = "smtp"
+    receipts = False
 
     def __init__(
         self,
@@ -62,7 +70,7 @@ class SmtpMailer:
         self.starttls, self.username, self.password = starttls, username, password
         self.timeout = timeout
 
-    def send(self, message):
+    def send(self, message, receipt=None):
         email = EmailMessage()
         email["From"] = self.sender
         email["To"] = message["to"]
@@ -90,6 +98,7 @@ class HttpSmsGateway:
     was a fifth of the service's CPU under load."""
 
     name = "http_sms"
+    receipts = False
 
     def __init__(self, url, body_template=None, auth_header=None, timeout=10):
         self.url = url
@@ -109,7 +118,7 @@ class HttpSmsGateway:
             return [self._render(v, fields) for v in value]
         return value
 
-    def send(self, message):
+    def send(self, message, receipt=None):
         body = self._render(
             self.body_template,
             # Notices carry no code: ``$code`` renders empty for them.
@@ -134,6 +143,63 @@ class HttpSmsGateway:
         if status >= 300:
             raise ProviderRefused(f"http {status}")
         return None
+
+
+# Kannel's sendsms answers (smsbox's "%d: text" lines): which are worth a retry.
+_KANNEL_PERMANENT_STATUSES = frozenset({400, 403, 404, 413})
+
+
+class KannelSms:
+    """Kannel's HTTP ``sendsms``: 202 ``0: Accepted for delivery`` or ``3:
+    Queued for later delivery`` (bearerbox keeps it in its spool while the
+    SMSC is away); 4xx for a request it will never take; 503 when it cannot
+    queue. UCS-2 so Chinese text arrives intact; up to three concatenated
+    parts (``max-messages`` in its sendsms-user)."""
+
+    name = "kannel"
+    receipts = True
+    # 1 delivered to the phone, 2 not delivered, 8 taken by the SMSC,
+    # 16 refused by the SMSC: every report but "buffered" (4).
+    DLR_MASK = 1 | 2 | 8 | 16
+
+    def __init__(self, sendsms_url, username, password, receipt_url, timeout=10):
+        self.url = sendsms_url
+        self.credentials = {"username": username, "password": password}
+        self.receipt_url = receipt_url
+        self.http = urllib3.PoolManager(timeout=timeout, retries=False, maxsize=10)
+
+    def dlr_url(self, delivery_id, signature):
+        # %d and %A are Kannel's: the report type and the SMSC's receipt text.
+        separator = "&" if "?" in self.receipt_url else "?"
+        return (
+            f"{self.receipt_url}{separator}delivery={int(delivery_id)}"
+            f"&sig={signature}&type=%d&report=%A"
+        )
+
+    def request_fields(self, message, receipt=None):
+        fields = {
+            **self.credentials,
+            "to": message["to"],
+            "text": message["body"],
+            "charset": "UTF-8",
+            "coding": "2",
+        }
+        if receipt is not None:
+            fields["dlr-mask"] = str(self.DLR_MASK)
+            fields["dlr-url"] = self.dlr_url(*receipt)
+        return fields
+
+    def send(self, message, receipt=None):
+        try:
+            answer = self.http.request(
+                "GET", self.url, fields=self.request_fields(message, receipt)
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise ProviderRefused(f"kannel {type(exc).__name__}") from None
+        if answer.status in (200, 202):
+            return None
+        permanent = answer.status in _KANNEL_PERMANENT_STATUSES
+        raise ProviderRefused(f"kannel http {answer.status}", permanent=permanent)
 
 
 def _percent_encode(value):
@@ -175,7 +241,11 @@ class AliyunSms:
         region="cn-hangzhou",
         timeout=10,
         notice_template_code=None,
+        receipts=False,
     ):
+        # Receipts need the SmsReport push set up in Alibaba's console
+        # (ALIYUN_RECEIPTS): without it a delivery stays "sent".
+        self.receipts = receipts
         self.endpoint = endpoint.rstrip("/") + "/"
         self.access_key_id, self.secret = access_key_id, access_key_secret
         self.sign_name, self.template_code = sign_name, template_code
@@ -186,7 +256,14 @@ class AliyunSms:
         self.session = requests.Session()
 
     def request_params(
-        self, phone, code, now=None, nonce=None, template_code=None, template_param=None
+        self,
+        phone,
+        code,
+        now=None,
+        nonce=None,
+        template_code=None,
+        template_param=None,
+        out_id=None,
     ):
         now = now or datetime.now(timezone.utc)
         if template_param is None:
@@ -208,12 +285,15 @@ class AliyunSms:
             "Timestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "Version": "2017-05-25",
         }
+        if out_id is not None:
+            params["OutId"] = str(out_id)
         params["Signature"] = aliyun_signature(params, self.secret)
         return params
 
-    def send(self, message):
+    def send(self, message, receipt=None):
+        out_id = receipt[0] if receipt is not None else None
         if "code" in message:
-            params = self.request_params(message["to"], message["code"])
+            params = self.request_params(message["to"], message["code"], out_id=out_id)
         elif self.notice_template_code:
             params = self.request_params(
                 message["to"],
@@ -221,6 +301,7 @@ class AliyunSms:
                 template_code=self.notice_template_code,
                 template_param={"kind": message.get("kind", "")}
                 | dict(message.get("params") or {}),
+                out_id=out_id,
             )
         else:
             raise ProviderRefused("aliyun notice template not set", permanent=True)
@@ -248,6 +329,14 @@ def build_providers(config):
             config["ALIYUN_SIGN_NAME"],
             config["ALIYUN_TEMPLATE_CODE"],
             notice_template_code=config.get("ALIYUN_NOTICE_TEMPLATE_CODE") or None,
+            receipts=bool(config.get("ALIYUN_RECEIPTS", False)),
+        )
+    elif sms_kind == "kannel":
+        sms = KannelSms(
+            config["KANNEL_SENDSMS_URL"],
+            config["KANNEL_USERNAME"],
+            config["KANNEL_PASSWORD"],
+            config["SMS_RECEIPT_URL"],
         )
     elif sms_kind == "http":
         template = config.get("SMS_HTTP_BODY")

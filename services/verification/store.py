@@ -10,6 +10,8 @@ migration ``0004_issue_code_in_one_call.sql``: one round trip.
 
 import uuid
 
+from psycopg2.extras import Json
+
 from services.common.plumbing.context import current_request_id
 from services.common.plumbing.db import Store
 from services.verification import quota
@@ -127,6 +129,8 @@ CLAIM_DELIVERIES_SQL = """
 UPDATE deliveries SET lease_until = %(lease_until)s, attempts = attempts + 1
  WHERE id IN (SELECT id FROM deliveries
                WHERE status = 'pending' AND next_attempt_at <= %(now)s
+                 -- a receipt came: the provider took it (never sent twice)
+                 AND receipt_state IS NULL
                  AND (lease_until IS NULL OR lease_until < %(now)s)
                ORDER BY next_attempt_at
                LIMIT %(batch)s
@@ -149,7 +153,11 @@ WITH attempt AS (
     VALUES (%(id)s, %(now)s, %(provider)s, 'sent')
 ), delivery AS (
     UPDATE deliveries SET status = 'sent', sealed_message = NULL,
-                          finished_at = %(now)s, lease_until = NULL
+                          finished_at = %(now)s, lease_until = NULL,
+                          -- a receipt that overtook this answer stays
+                          receipt_state = CASE WHEN %(expects_receipt)s
+                                               THEN coalesce(receipt_state, 'submitted')
+                                               END
      WHERE id = %(id)s
     RETURNING code_id
 )
@@ -170,13 +178,94 @@ UPDATE deliveries SET status = 'failed', sealed_message = NULL, finished_at = %(
 """
 
 CODE_FOR_REFUND_SQL = """
-SELECT destination, purpose, channel, account_id, client_ip, quota_day, issued_at
+SELECT destination, purpose, channel, account_id, client_ip, quota_day, issued_at,
+       used_at
   FROM codes WHERE id = %(id)s
+"""
+
+# A receipt moves a delivery to a final state once: a duplicate, or one
+# after the delivery was given up on, changes nothing (no row back).
+RECORD_RECEIPT_SQL = """
+UPDATE deliveries SET receipt_state = %(state)s, receipt_at = %(now)s
+ WHERE id = %(id)s AND status <> 'failed'
+   AND (receipt_state IS NULL OR receipt_state = 'submitted')
+RETURNING id, code_id, channel, destination, attempts
+"""
+
+CODE_DELIVERY_SQL = """
+SELECT c.channel, c.destination, c.purpose, c.expires_at, c.used_at, c.dead_at,
+       d.status, d.receipt_state, d.receipt_at, d.finished_at, d.attempts
+  FROM codes c JOIN deliveries d ON d.code_id = c.id
+ WHERE c.id = %(id)s
 """
 
 DELIVERY_ATTEMPTS_SQL = """
 SELECT outcome, provider, detail FROM delivery_attempts
  WHERE delivery_id = %(delivery_id)s ORDER BY id
+"""
+
+# -- SMS pumping defence (pumping.py) ------------------------------------------
+# One watcher judges at a time, whichever instance takes the lock.
+TRY_WATCH_LOCK_SQL = (
+    "SELECT pg_try_advisory_xact_lock(hashtext('sms_pumping_watch')) AS won"
+)
+
+RECENT_SMS_CODES_SQL = """
+SELECT c.destination, c.client_ip, c.issued_at, c.used_at IS NOT NULL AS verified,
+       d.receipt_state = 'delivered' AS delivered
+  FROM codes c LEFT JOIN deliveries d ON d.code_id = c.id
+ WHERE c.channel = 'sms' AND c.issued_at >= %(since)s AND c.issued_at < %(until)s
+"""
+
+# A segment is a prefix of the destination: a range of the destination index.
+SEGMENT_SENDS_SQL = """
+SELECT count(*) AS sends FROM codes
+ WHERE destination >= %(low)s AND destination < %(high)s
+   AND channel = 'sms' AND issued_at >= %(since)s AND issued_at < %(until)s
+"""
+
+SENDS_BY_ADDRESS_SQL = """
+SELECT client_ip, count(*) AS sends FROM codes
+ WHERE channel = 'sms' AND client_ip IS NOT NULL
+   AND issued_at >= %(since)s AND issued_at < %(until)s
+ GROUP BY client_ip
+"""
+
+SUSPENSIONS_SQL = """
+SELECT id, scope, key, level, tripped_at, until, figures, lifted_at, lifted_by
+  FROM sms_suspensions
+ WHERE until > %(since)s
+ ORDER BY tripped_at DESC
+ LIMIT %(limit)s
+"""
+
+SUSPENSION_HISTORY_SQL = """
+SELECT scope, key, level, tripped_at, until FROM sms_suspensions
+ WHERE tripped_at > %(since)s
+"""
+
+# An active suspension is never overwritten (two watchers, a late verdict).
+SUSPEND_SQL = """
+INSERT INTO sms_suspensions AS s (scope, key, level, tripped_at, until, figures)
+VALUES (%(scope)s, %(key)s, %(level)s, %(now)s, %(until)s, %(figures)s)
+ON CONFLICT (scope, key) DO UPDATE
+   SET level = EXCLUDED.level, tripped_at = EXCLUDED.tripped_at,
+       until = EXCLUDED.until, figures = EXCLUDED.figures,
+       lifted_at = NULL, lifted_by = NULL
+ WHERE s.until <= EXCLUDED.tripped_at
+RETURNING id
+"""
+
+LIFT_SUSPENSION_SQL = """
+UPDATE sms_suspensions
+   SET lifted_at = %(now)s, lifted_by = %(actor)s, until = %(now)s
+ WHERE id = %(id)s AND until > %(now)s
+RETURNING id, scope, key, level, tripped_at, until, figures, lifted_at, lifted_by
+"""
+
+SUSPENSION_SQL = """
+SELECT id, scope, key, level, tripped_at, until, figures, lifted_at, lifted_by
+  FROM sms_suspensions WHERE id = %(id)s
 """
 
 INSERT_CAPTCHA_SQL = """
@@ -377,12 +466,29 @@ class VerificationStore(Store):
         )
         return row["id"] if row else None
 
-    def record_sent(self, delivery_id, provider, now):
+    def record_sent(self, delivery_id, provider, now, expects_receipt=False):
         """The provider took the message: recorded in one statement of its
-        own (commits whatever the worker had open first)."""
+        own (commits whatever the worker had open first). A provider with
+        receipts leaves the delivery ``submitted`` until one comes."""
         self.execute_alone(
-            SENT_DELIVERY_SQL, {"id": delivery_id, "now": now, "provider": provider}
+            SENT_DELIVERY_SQL,
+            {
+                "id": delivery_id,
+                "now": now,
+                "provider": provider,
+                "expects_receipt": expects_receipt,
+            },
         )
+
+    def record_receipt(self, delivery_id, state, now):
+        """The delivery moved to ``state``; None when the receipt changes
+        nothing (a duplicate, late, or for a delivery given up on)."""
+        return self.fetchone(
+            RECORD_RECEIPT_SQL, {"id": delivery_id, "state": state, "now": now}
+        )
+
+    def code_delivery(self, code_id):
+        return self.fetchone(CODE_DELIVERY_SQL, {"id": code_id})
 
     def retry_delivery(self, delivery_id, next_attempt_at, error):
         self.execute(
@@ -400,6 +506,54 @@ class VerificationStore(Store):
 
     def delivery_attempts(self, delivery_id):
         return self.fetchall(DELIVERY_ATTEMPTS_SQL, {"delivery_id": delivery_id})
+
+    # -- SMS pumping defence ----------------------------------------------
+    def try_watch_lock(self):
+        """This transaction judges pumping; False when another instance does."""
+        return self.fetchone(TRY_WATCH_LOCK_SQL)["won"]
+
+    def recent_sms_codes(self, since, until):
+        return self.fetchall(RECENT_SMS_CODES_SQL, {"since": since, "until": until})
+
+    def segment_sends(self, segment, since, until):
+        return self.fetchone(
+            SEGMENT_SENDS_SQL,
+            # "~" sorts after every digit: [segment, segment~) is the prefix.
+            {"low": segment, "high": segment + "~", "since": since, "until": until},
+        )["sends"]
+
+    def sends_by_address(self, since, until):
+        return self.fetchall(SENDS_BY_ADDRESS_SQL, {"since": since, "until": until})
+
+    def suspensions(self, since, limit=500):
+        """Suspensions in force after ``since``, newest first."""
+        return self.fetchall(SUSPENSIONS_SQL, {"since": since, "limit": limit})
+
+    def suspension_history(self, since):
+        return self.fetchall(SUSPENSION_HISTORY_SQL, {"since": since})
+
+    def suspend(self, scope, key, level, now, until, figures):
+        """The new suspension's id; None when the key is suspended already."""
+        row = self.fetchone(
+            SUSPEND_SQL,
+            {
+                "scope": scope,
+                "key": key,
+                "level": level,
+                "now": now,
+                "until": until,
+                "figures": Json(figures),
+            },
+        )
+        return row["id"] if row else None
+
+    def lift_suspension(self, suspension_id, now, actor):
+        return self.fetchone(
+            LIFT_SUSPENSION_SQL, {"id": suspension_id, "now": now, "actor": actor}
+        )
+
+    def suspension(self, suspension_id):
+        return self.fetchone(SUSPENSION_SQL, {"id": suspension_id})
 
     # -- captchas ----------------------------------------------------------
     def insert_captcha(self, captcha_id, answer_hash, expires_at):

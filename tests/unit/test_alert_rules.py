@@ -29,6 +29,7 @@ OWN_PREFIXES = (
     "outbox_",
     "events_parked",
     "code_delivery",
+    "sms_",
     "password_hash",
 )
 
