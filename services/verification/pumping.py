@@ -65,7 +65,7 @@ _TWO_DIGIT = {
 @dataclass(frozen=True)
 class PumpingSettings:
     window: timedelta = timedelta(minutes=10)
-    grace: timedelta = timedelta(seconds=60)
+    grace: timedelta = timedelta(seconds=30)
     min_volume: int = 20
     surge: float = 3.0
     verified_share: float = 0.2

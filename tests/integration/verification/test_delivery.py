@@ -148,3 +148,43 @@ def test_a_wrongly_signed_request_is_refused_by_the_provider(
         lambda: len(aliyun.sent_to(phone[3:])) == 3, timeout=20, message="3 tries"
     )
     assert {c for _, c in aliyun.sent_to(phone[3:])} == {"SignatureDoesNotMatch"}
+
+
+def test_with_receipts_the_send_names_its_delivery_and_waits_submitted(
+    start_verification, aliyun, sql
+):
+    """ALIYUN_RECEIPTS: OutId carries the delivery (signed with the rest of
+    the request), and the delivery waits for its SmsReport as submitted."""
+    config, _ = start_verification(**aliyun_settings(aliyun), ALIYUN_RECEIPTS=True)
+    phone = random_phone()
+    with ServiceRpcProxy("verification", config) as proxy:
+        answer = proxy.issue_code(
+            {"channel": "sms", "destination": phone, "purpose": "register"}
+        )
+        requests_ = wait_until(lambda: aliyun.sent_to(phone[3:]), message="sent")
+        (delivery,) = sql("SELECT id FROM deliveries WHERE destination = %s", (phone,))
+        assert requests_[0][0]["OutId"] == str(delivery["id"])
+        assert requests_[0][1] == "OK"  # the fake checked the signature with it
+        state = wait_until(
+            lambda: (
+                proxy.code_delivery({"code_id": answer["code_id"]})["state"]
+                == "submitted"
+            ),
+            message="submitted",
+        )
+        assert state
+        moved = proxy.record_aliyun_receipts(
+            {
+                "reports": [
+                    {
+                        "out_id": str(delivery["id"]),
+                        "success": True,
+                        "err_code": "DELIVERED",
+                    }
+                ]
+            }
+        )
+        assert moved == {"recorded": 1}
+        assert proxy.code_delivery({"code_id": answer["code_id"]})["state"] == (
+            "delivered"
+        )
