@@ -4,8 +4,10 @@
     python -m bench.report --quick         # fewer requests and rows
     python -m bench.report --from run.jsonl  # re-render a report
 
-Runs ``bench.run`` (floors, hop, send_code, SCIM, recovery, logins) and
-``bench.registry`` (OneRoster import, registry verification), each of which
+Runs ``bench.run`` (floors, hop, send_code, SCIM, recovery, logins),
+``bench.registry`` (OneRoster import, registry verification),
+``bench.curves`` and ``bench.pumping`` (SMS pumping beside a registration
+day), each of which
 measures its own floor in the same run, and writes to
 ``.artifacts/bench/<UTC time>/``:
 
@@ -57,6 +59,9 @@ TARGETS = [
      "registry lookup p99 with 1M rows"),
     ("platform_rss", {}, "largest_service_mb", "<=", 120,
      "every service's RSS after the whole bench"),
+    # Issue #24: pumping beside a registration day (bench/pumping.py).
+    ("sms_pumping_simulation", {}, "real_refused", "<=", 0,
+     "students refused while SMS pumping is suspended"),
 ]  # fmt: skip
 # Figures reported without a target of their own.
 REPORTED = [
@@ -65,6 +70,8 @@ REPORTED = [
     ("register", "ratio_to_hash_ceiling"),
     ("login", "overhead_beyond_hash_with_broker_and_db"),
     ("argon2id_hash", "hash_cpu_ms"),
+    ("sms_pumping_simulation", "pumping_through"),
+    ("sms_pumping_simulation", "pumping_last_through_after_s"),
 ]
 OPS = {">=": operator.ge, "<=": operator.le}
 
@@ -78,6 +85,9 @@ def run_benchmarks(quick, out):
     )
     commands.append(
         [sys.executable, "-m", "bench.curves", *(["--quick"] if quick else [])]
+    )
+    commands.append(
+        [sys.executable, "-m", "bench.pumping", *(["--quick"] if quick else [])]
     )
     # The login benchmark also profiles its path with py-spy (kept beside).
     env = {**os.environ, "BENCH_PROFILE_DIR": str(out.parent / "profiles")}

@@ -194,7 +194,7 @@ class InternalEndpoints:
         errors=(400, 403, 503, 504),
         parameters=(
             {"in": "query", "name": "delivery", "required": True,
-             "schema": {"type": "integer", "minimum": 1}},
+             "schema": {"type": "integer", "minimum": 1, "maximum": 2**62}},
             {"in": "query", "name": "sig", "required": True,
              "schema": {"type": "string", "pattern": "^[0-9a-f]{1,64}$"}},
             {"in": "query", "name": "type", "required": True,
@@ -302,7 +302,9 @@ class InternalEndpoints:
         response_schema=SuspensionSchema,
         errors=(400, 401, 404, 503, 504),
         auth="internal",
-        path_schemas={"suspension_id": {"type": "integer", "minimum": 1}},
+        path_schemas={
+            "suspension_id": {"type": "integer", "minimum": 1, "maximum": 2**62 - 1}
+        },
     )
     def lift_sms_suspension(self, request, suspension_id):
         """Sends to the segment or network go out again at once (the other

@@ -11,6 +11,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.testing.utils import find_free_port
 
 from bench.pumping import PUMPING_SEGMENTS, RpcChecker, Simulation, simulate
+from services.common.contract.errors import Throttled
 from services.common.plumbing.testing import wait_until
 from tests.e2e.conftest import INTERNAL_TOKEN, launch_platform
 
@@ -106,7 +107,7 @@ def test_a_suspended_segment_refuses_over_http_and_rpc_until_lifted(
     assert body["code"] == "sending_suspended" and 1 <= body["retry_after"] <= 300
     assert refused.headers.get("Retry-After")
     with ClusterRpcProxy({"AMQP_URI": watched_platform.amqp_uri}, timeout=15) as rpc:
-        with pytest.raises(RemoteError) as raised:
+        with pytest.raises((RemoteError, Throttled)) as raised:
             rpc.verification.issue_code({**send, "destination": "+86" + phone})
         assert "sending_suspended" in str(raised.value)
 

@@ -73,3 +73,14 @@ def test_a_curve_is_tabled_in_load_order_and_plotted(tmp_path):
     ]
     assert "| 1000 | 5 | 9.1 |" in curve_markdown(burst)
     assert curve_markdown(RECORDS) == ""
+
+
+def test_the_pumping_simulation_is_judged_on_real_users_refused():
+    records = [
+        {"bench": "sms_pumping_simulation", "real_refused": 0, "pumping_through": 394},
+        {"bench": "sms_pumping_simulation", "real_refused": 3, "pumping_through": 145},
+    ]
+    judged = [r for r in evaluate(records) if r[1] == "real_refused"]
+    assert [(r[2], r[5]) for r in judged] == [(0, True), (3, False)]
+    reported = [r for r in evaluate(records) if r[1] == "pumping_through"]
+    assert [r[2] for r in reported] == [394, 145]
