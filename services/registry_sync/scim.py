@@ -19,7 +19,19 @@ Decisions a school's IT department should know (also in the README):
   the school admin's unmatched list) rather than refused: the rest of the
   record is still the registry's truth, and such a record never matches a
   student's ID.
-* **The student number** is ``studentNumber`` when given, else ``userName``.
+* **The student number** is ``studentNumber`` when given, else the
+  enterprise extension's ``employeeNumber``, else ``userName``.
+* **What identity providers send** (Microsoft Entra ID, Okta, campus IdPs
+  provision with their own default attribute sets) is accepted
+  (``adopt_provisioned_user``, ``adopt_provisioned_patch``): core User
+  attributes the registry does not keep (``emails``, ``phoneNumbers``,
+  ``title``, ``locale``, …) are ignored as RFC 7644 §3.3 allows, and so
+  are enterprise attributes other than ``employeeNumber`` and
+  ``department``, which land in our extension's ``studentNumber`` (when it
+  has none) and ``department``. Neither is promised in ``/Schemas`` nor
+  answered on GET. PATCH ``op`` names are taken in any case (Entra writes
+  ``Replace``) and Entra's ``"True"``/``"False"`` strings for ``active``
+  as booleans.
 """
 
 __layer__ = "pure"  # no framework, no I/O: tests/unit/test_layering.py
@@ -62,6 +74,9 @@ from services.registry_sync.domain import STUDENT_URN, sealable_id
 
 __all__ = [
     "STUDENT_URN",
+    "ENTERPRISE_URN",
+    "adopt_provisioned_user",
+    "adopt_provisioned_patch",
     "STUDENT_STATUSES",
     "MAX_RESULTS",
     "StudentRecord",
@@ -214,6 +229,173 @@ def scim_refusal(exc):
     return InvalidRequest(code, {"scimType": scim_type, "scim_detail": detail[:300]})
 
 
+# -- what identity providers send ------------------------------------------------
+
+ENTERPRISE_URN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+CORE_USER_URN = "urn:ietf:params:scim:schemas:core:2.0:User"
+# RFC 7643 §4.1's User attributes a school registry does not keep: an IdP's
+# default set carries them, RFC 7644 §3.3 lets a server ignore them.
+_UNKEPT_USER_ATTRIBUTES = frozenset(
+    name.lower()
+    for name in (
+        "nickName", "profileUrl", "title", "userType", "preferredLanguage",
+        "locale", "timezone", "password", "emails", "phoneNumbers", "ims",
+        "photos", "addresses", "entitlements", "roles", "x509Certificates",
+    )
+)  # fmt: skip
+# The enterprise extension's attributes the registry keeps, and where.
+_ENTERPRISE_KEPT = {"employeenumber": "studentNumber", "department": "department"}
+_TRUTH = {"true": True, "false": False}
+
+
+def _root_attribute(path):
+    """``emails[type eq "work"].value`` → ``emails``."""
+    end = len(path)
+    for mark in ("[", "."):
+        at = path.find(mark)
+        if at != -1:
+            end = min(end, at)
+    return path[:end].lower()
+
+
+def _enterprise_field(name):
+    """Our extension's field for an enterprise attribute, or None."""
+    return _ENTERPRISE_KEPT.get(name.lower())
+
+
+def _as_bool(value):
+    """Entra ID sends ``"True"``/``"False"`` for booleans."""
+    if isinstance(value, str) and value.lower() in _TRUTH:
+        return _TRUTH[value.lower()]
+    return value
+
+
+def _split_urn_key(key):
+    """``urn:…:enterprise:2.0:User:department`` → ``("department")`` when the
+    key is an enterprise attribute written with its URN, else None."""
+    if key.lower().startswith(ENTERPRISE_URN.lower() + ":"):
+        return key[len(ENTERPRISE_URN) + 1 :]
+    return None
+
+
+def adopt_provisioned_user(document):
+    """A User document as an identity provider sent it, as the registry
+    reads it: unkept core attributes and the enterprise extension dropped,
+    ``employeeNumber`` and ``department`` moved into our extension (where it
+    has none), ``active`` a boolean. Returns a new document."""
+    adopted, extension, moved = {}, {}, {}
+    for key, value in document.items():
+        lowered = key.lower()
+        if lowered in _UNKEPT_USER_ATTRIBUTES:
+            continue
+        if lowered == ENTERPRISE_URN.lower():
+            for name, field_value in (value if isinstance(value, dict) else {}).items():
+                field = _enterprise_field(name)
+                if field and field_value not in (None, ""):
+                    moved[field] = field_value
+            continue
+        attribute = _split_urn_key(key)
+        if attribute is not None:
+            field = _enterprise_field(attribute)
+            if field and value not in (None, ""):
+                moved[field] = value
+            continue
+        if lowered == STUDENT_URN.lower() and isinstance(value, dict):
+            extension = dict(value)
+            continue
+        adopted[key] = _as_bool(value) if lowered == "active" else value
+    for field, value in moved.items():
+        if extension.get(field) in (None, ""):
+            extension[field] = str(value)
+    schemas = [
+        urn
+        for urn in document.get("schemas") or []
+        if not (isinstance(urn, str) and urn.lower() == ENTERPRISE_URN.lower())
+    ]
+    if extension:
+        adopted[STUDENT_URN] = extension
+        if STUDENT_URN not in schemas:
+            schemas.append(STUDENT_URN)
+    if "schemas" in document or extension:
+        adopted["schemas"] = schemas
+    return adopted
+
+
+def _adopt_operation(operation):
+    """One PATCH operation of an IdP's, as the registry applies it; None
+    when it only touches what the registry does not keep."""
+    if not isinstance(operation, dict):
+        return operation  # refused by the model, with its own words
+    adopted = {
+        key: (
+            value.lower() if key.lower() == "op" and isinstance(value, str) else value
+        )
+        for key, value in operation.items()
+    }
+    op_key = next((k for k in adopted if k.lower() == "op"), "op")
+    path_key = next((k for k in adopted if k.lower() == "path"), None)
+    value_key = next((k for k in adopted if k.lower() == "value"), "value")
+    path = adopted.get(path_key) if path_key else None
+    if op_key != "op":
+        adopted["op"] = adopted.pop(op_key)
+    if path_key and path_key != "path":
+        adopted["path"] = adopted.pop(path_key)
+    if value_key != "value" and value_key in adopted:
+        adopted["value"] = adopted.pop(value_key)
+    if isinstance(path, str) and path:
+        attribute = _split_urn_key(path)
+        if attribute is not None:
+            field = _enterprise_field(attribute)
+            if field is None:
+                return None
+            adopted["path"] = f"{STUDENT_URN}:{field}"
+            return adopted
+        if _root_attribute(path) in _UNKEPT_USER_ATTRIBUTES:
+            return None
+        if path.lower() == "active" and "value" in adopted:
+            adopted["value"] = _as_bool(adopted["value"])
+        return adopted
+    value = adopted.get("value")
+    if isinstance(value, dict):
+        kept = adopt_provisioned_user(value)
+        kept.pop("schemas", None)
+        if not kept:
+            return None
+        adopted["value"] = kept
+    return adopted
+
+
+def adopt_provisioned_patch(kind, document):
+    """A PATCH as an identity provider sent it: ``op`` names in any case;
+    for Users, operations on what the registry does not keep dropped and
+    enterprise paths moved to our extension. None when nothing is left to
+    apply (the PATCH changes nothing the registry keeps)."""
+    if not isinstance(document, dict):
+        return document
+    operations_key = next((k for k in document if k.lower() == "operations"), None)
+    operations = document.get(operations_key) if operations_key else None
+    if not isinstance(operations, list):
+        return document
+    adopted_operations = []
+    for operation in operations:
+        if kind == "User":
+            operation = _adopt_operation(operation)
+        elif isinstance(operation, dict):
+            operation = {
+                key: value.lower()
+                if key.lower() == "op" and isinstance(value, str)
+                else value
+                for key, value in operation.items()
+            }
+        if operation is not None:
+            adopted_operations.append(operation)
+    if operations and not adopted_operations:
+        return None
+    adopted = {k: v for k, v in document.items() if k != operations_key}
+    adopted["Operations"] = adopted_operations
+    return adopted
+
+
 # -- parsing ------------------------------------------------------------------
 
 _CONTEXTS = {
@@ -230,6 +412,8 @@ def parse_resource(kind, document, purpose):
             "scim_invalid_syntax",
             {"scimType": "invalidSyntax", "scim_detail": "a JSON object is expected"},
         )
+    if kind == "User":
+        document = adopt_provisioned_user(document)
     try:
         return model.model_validate(document, scim_ctx=_CONTEXTS[purpose])
     except (PydanticValidationError, SCIMException) as exc:
@@ -237,6 +421,11 @@ def parse_resource(kind, document, purpose):
 
 
 def parse_patch(kind, document):
+    """The PATCH as a model; None when, once what identity providers send
+    beyond the registry is set aside, nothing is left to apply."""
+    document = adopt_provisioned_patch(kind, document)
+    if document is None:
+        return None
     try:
         return PatchOp[MODELS[kind]].model_validate(
             document, scim_ctx=Context.RESOURCE_PATCH_REQUEST
@@ -246,7 +435,10 @@ def parse_patch(kind, document):
 
 
 def apply_patch(patch, resource):
-    """Apply a PATCH to a resource model in place; True when it changed."""
+    """Apply a PATCH to a resource model in place; True when it changed
+    (``patch`` None: nothing the registry keeps was asked to change)."""
+    if patch is None:
+        return False
     try:
         return patch.patch(resource)
     except (PydanticValidationError, SCIMException) as exc:

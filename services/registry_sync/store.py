@@ -174,12 +174,6 @@ SELECT %(id)s, s.id, m.display, m.member_type
 ON CONFLICT DO NOTHING
 """
 
-COUNT_LIVE_STUDENTS_SQL = """
-SELECT count(*) AS n FROM students
- WHERE school_code = %(school_code)s AND deleted_at IS NULL
-   AND id = ANY(%(ids)s::uuid[])
-"""
-
 MEMBERS_OF_GROUPS_SQL = """
 SELECT m.class_id, s.id, m.display, m.member_type FROM class_members m
   JOIN students s ON s.id = m.student_id AND s.deleted_at IS NULL
@@ -537,12 +531,6 @@ class RegistryStore(Store):
     def delete_group(self, school_code, group_id, version, now):
         params = {"school_code": school_code, "id": group_id, "version": version}
         return self.fetchone(DELETE_GROUP_SQL, {**params, "now": now}) is not None
-
-    def count_live_students(self, school_code, ids):
-        row = self.fetchone(
-            COUNT_LIVE_STUDENTS_SQL, {"school_code": school_code, "ids": list(ids)}
-        )
-        return row["n"]
 
     def set_members(self, school_code, group_id, members):
         """``members``: ``[(student id, display, type)]``, replacing the set."""
