@@ -195,3 +195,50 @@ def test_register_then_log_in_with_the_keyboard_alone(person, inbox):
         "body:not([data-page=login]), #device-code:not([hidden])"
     ).first.wait_for()
     assert not login.errors, login.errors
+
+
+def test_forgot_phone_and_vouch_with_the_keyboard_alone(
+    person, inbox, school, enrolled
+):
+    from services.common.plumbing.testing import random_phone
+
+    requester = enrolled(school, name="孙权", aged=False)
+    classmate = enrolled(school, name="陆逊")
+    page = person(size=PHONE)
+    page.goto("/forgot-phone")
+    for field, value in (
+        ("#f-school_code", requester["school_code"]),
+        ("#f-student_number", requester["student_number"]),
+        ("#f-name", requester["name"]),
+    ):
+        tab_to(page, field)
+        page.keyboard.type(value)
+    page.keyboard.press("Enter")
+    expect(page.locator("#fp-step-2")).to_be_visible()
+    new_phone = random_phone("139")
+    for field, value in (
+        ("#f-old_phone", requester["phone"]),
+        ("#f-new_phone", new_phone),
+    ):
+        tab_to(page, field)
+        page.keyboard.type(value)
+    before = len(inbox.messages(new_phone))
+    tab_to(page, "button[data-code-purpose=recover_phone]")
+    page.keyboard.press("Enter")
+    code = inbox.code(new_phone, before)
+    tab_to(page, "#f-code")
+    page.keyboard.type(code)
+    tab_to(page, "#f-new_password")
+    page.keyboard.type("my new password 2026")
+    page.keyboard.press("Enter")
+    expect(page.locator("#fp-step-3")).to_be_visible()
+    share_url = page.input_value("#share-url")
+
+    friend = person(size=PHONE)
+    sign_in(friend, classmate["phone"], inbox=inbox, phone=classmate["phone"])
+    friend.goto(share_url)
+    expect(friend.locator("#vouch-box")).to_be_visible()
+    tab_to(friend, "#vouch-form button.primary")
+    friend.keyboard.press("Enter")
+    expect(friend.locator("#vouch-done")).to_be_visible()
+    assert not page.errors and not friend.errors, (page.errors, friend.errors)
