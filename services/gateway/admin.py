@@ -25,6 +25,8 @@ from services.gateway.internal import ACCOUNT_ID_PATH, SCHOOL_CODE_PATH
 from services.gateway.schemas import (
     RegistryStateSchema,
     ReviewSchema,
+    ScimSourcesAnswerSchema,
+    ScimSourcesSetSchema,
 )
 
 UNMATCHED_PARAMETERS = (
@@ -84,6 +86,30 @@ class AdminEndpoints:
             {"code": code, "actor": f"account:{principal['account_id']}"}
         )
         return 200, reshape(SchoolInfoSchema, answer)
+
+    @endpoint(
+        "PUT",
+        "/api/v1/admin/schools/{code}/scim-sources",
+        summary="Where the school's SCIM student numbers and ID numbers come from",
+        tags=("admin",),
+        request_schema=ScimSourcesSetSchema,
+        response_schema=ScimSourcesAnswerSchema,
+        errors=(400, 401, 403, 404, 503, 504),
+        auth="session",
+        path_schemas=SCHOOL_CODE_PATH,
+    )
+    def set_school_scim_sources(self, request, code):
+        """The school's admin sets it for its own identity provider (ops can
+        too, on the internal surface); audited with the admin's account.
+        `curl -s -X PUT localhost:8000/api/v1/admin/schools/BJ101/scim-sources
+        -H "Authorization: Bearer $TOKEN" -H 'X-Device-Id: …' -H 'Content-Type: application/json'
+        -d '{"sources": {"student_number": ["employeeNumber"]}}'`"""
+        actor = self._school_admin(request, code)
+        body = load_body(request, ScimSourcesSetSchema)
+        answer = self.registry_sync.set_scim_sources(
+            {"code": code, "sources": body["sources"], "actor": actor}
+        )
+        return 200, reshape(ScimSourcesAnswerSchema, answer)
 
     def _school_admin(self, request, code):
         principal = self.principal(request)

@@ -29,6 +29,7 @@ from services.gateway.internal_schemas import (
     SuspensionsSchema,
 )
 from services.gateway.openapi import build_spec, render_docs
+from services.gateway.schemas import ScimSourcesAnswerSchema, ScimSourcesSetSchema
 
 __all__ = ["InternalEndpoints"]
 
@@ -79,6 +80,55 @@ class InternalEndpoints:
             {"code": code, "actor": INTERNAL_ACTOR}
         )
         return 201, reshape(SchoolTokenSchema, answer)
+
+    @endpoint(
+        "PUT",
+        "/api/v1/internal/schools/{code}/scim-sources",
+        summary="Where a school's SCIM student numbers and ID numbers come from",
+        tags=("internal",),
+        request_schema=ScimSourcesSetSchema,
+        response_schema=ScimSourcesAnswerSchema,
+        errors=(400, 401, 404, 503, 504),
+        auth="internal",
+        path_schemas=SCHOOL_CODE_PATH,
+    )
+    def set_scim_sources(self, request, code):
+        """For a school whose identity provider (Entra ID, Okta) sends the
+        student number as `employeeNumber` or `userName`: the order in which
+        each identifier is looked for; `{"sources": null}` restores the
+        defaults (student number: our extension, `employeeNumber`,
+        `userName`; ID number: our extension). Audited.
+
+        `curl -s -X PUT localhost:8000/api/v1/internal/schools/BJ101/scim-sources
+        -H "Authorization: Bearer $INTERNAL_API_TOKEN" -H 'Content-Type: application/json'
+        -d '{"sources": {"student_number": ["employeeNumber", "userName"]}}'` →
+        `{"code": "BJ101", "sources": {"student_number": [...], "id_number": ["extension"]},
+        "defaults": false}`"""
+        require_internal(request, self.config)
+        body = load_body(request, ScimSourcesSetSchema)
+        answer = self.registry_sync.set_scim_sources(
+            {"code": code, "sources": body["sources"], "actor": INTERNAL_ACTOR}
+        )
+        return 200, reshape(ScimSourcesAnswerSchema, answer)
+
+    @endpoint(
+        "GET",
+        "/api/v1/internal/schools/{code}/scim-sources",
+        summary="A school's SCIM identifier sources",
+        tags=("internal",),
+        response_schema=ScimSourcesAnswerSchema,
+        errors=(400, 401, 404, 503, 504),
+        auth="internal",
+        path_schemas=SCHOOL_CODE_PATH,
+    )
+    def scim_sources(self, request, code):
+        """`curl -s localhost:8000/api/v1/internal/schools/BJ101/scim-sources
+        -H "Authorization: Bearer $INTERNAL_API_TOKEN"`"""
+        require_internal(request, self.config)
+        answer = self.registry_sync.scim_sources(
+            {"code": code, "actor": INTERNAL_ACTOR}
+        )
+        return 200, reshape(ScimSourcesAnswerSchema, answer)
 
     @endpoint(
         "PUT",

@@ -103,6 +103,10 @@ MESSAGES = {
         "The delivery receipt push token is not valid.",
     ),
     "code_not_found": ("未找到该验证码", "No such code."),
+    "scim_sources_invalid": (
+        "学号/证件号来源设置无效",
+        "The student and ID number sources are not valid.",
+    ),
     "suspension_not_found": ("未找到该暂停记录", "No such suspension."),
     "country_not_allowed": (
         "暂不支持向该国家或地区的手机号发送短信",

@@ -179,3 +179,37 @@ class ReviewSchema(Schema):
     created_at = fields.AwareDateTime(required=True)
     decided_at = fields.AwareDateTime(allow_none=True)
     service_level = fields.Nested(ServiceLevelSchema, required=True)
+
+
+# Where a school's SCIM student numbers and ID numbers come from (ops and
+# the school's admin set it; registry_sync/scim.py IDENTIFIER_SOURCES).
+STUDENT_NUMBER_SOURCES = ("extension", "employeeNumber", "userName", "externalId")
+ID_NUMBER_SOURCES = ("extension", "employeeNumber", "externalId")
+
+
+class ScimSourcesSchema(Schema):
+    student_number = fields.List(
+        fields.String(validate=validate.OneOf(STUDENT_NUMBER_SOURCES)),
+        validate=validate.Length(1, 4),
+        metadata={
+            "description": "in order, the first present wins; default "
+            '["extension", "employeeNumber", "userName"]'
+        },
+    )
+    id_number = fields.List(
+        fields.String(validate=validate.OneOf(ID_NUMBER_SOURCES)),
+        validate=validate.Length(1, 3),
+        metadata={"description": 'in order; default ["extension"]'},
+    )
+
+
+class ScimSourcesSetSchema(Schema):
+    """``sources`` null: back to the defaults."""
+
+    sources = fields.Nested(ScimSourcesSchema, required=True, allow_none=True)
+
+
+class ScimSourcesAnswerSchema(Schema):
+    code = fields.String(required=True)
+    sources = fields.Nested(ScimSourcesSchema, required=True)
+    defaults = fields.Boolean(required=True)

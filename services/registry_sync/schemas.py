@@ -56,6 +56,35 @@ class ViewSchoolRequest(_SchoolCode):
     actor = fields.String(required=True, validate=ACTOR)
 
 
+class ScimSources(Schema):
+    """Where a school's student numbers and ID numbers come from, in order
+    (registry_sync/scim.py ``IDENTIFIER_SOURCES``)."""
+
+    student_number = fields.List(
+        fields.String(validate=validate.Length(1, 32)),
+        load_default=None,
+        validate=validate.Length(1, 4),
+    )
+    id_number = fields.List(
+        fields.String(validate=validate.Length(1, 32)),
+        load_default=None,
+        validate=validate.Length(1, 3),
+    )
+
+
+class SetScimSourcesRequest(_SchoolCode):
+    actor = fields.String(required=True, validate=ACTOR)
+    sources = fields.Nested(ScimSources, required=True, allow_none=True)
+
+
+class ScimSourcesAnswer(Schema):
+    code = fields.String(required=True)
+    sources = fields.Nested(ScimSources, required=True)
+    defaults = fields.Boolean(
+        required=True, metadata={"description": "true: the school set none"}
+    )
+
+
 class SchoolToken(Schema):
     code = fields.String(required=True)
     api_token = fields.String(required=True)

@@ -7,13 +7,15 @@ import logging
 
 from services.common.contract.errors import NotFound, Unauthenticated
 from services.common.plumbing.rpc import rpc
-from services.registry_sync import domain
+from services.registry_sync import domain, scim
 from services.registry_sync.schemas import (
     AuthenticateSchoolRequest,
     OnboardSchoolRequest,
     RotateTokenRequest,
     SchoolInfo,
     SchoolToken,
+    ScimSourcesAnswer,
+    SetScimSourcesRequest,
     ViewSchoolRequest,
 )
 
@@ -27,6 +29,18 @@ _VIEW = ViewSchoolRequest()
 _AUTHENTICATE_SCHOOL = AuthenticateSchoolRequest()
 _SCHOOL_TOKEN = SchoolToken()
 _SCHOOL_INFO = SchoolInfo()
+_SET_SOURCES = SetScimSourcesRequest()
+_SOURCES_ANSWER = ScimSourcesAnswer()
+
+
+def _sources_answer(row):
+    return _SOURCES_ANSWER.dump(
+        {
+            "code": row["code"],
+            "sources": scim.checked_sources(row["scim_sources"]),
+            "defaults": row["scim_sources"] is None,
+        }
+    )
 
 
 class SchoolEntrypoints:
@@ -104,3 +118,33 @@ class SchoolEntrypoints:
         )
         self.db.commit()
         return _SCHOOL_INFO.dump(school)
+
+    @rpc
+    def set_scim_sources(self, payload):
+        """Where the school's SCIM student numbers and ID numbers come from
+        (``sources`` None: back to the defaults); audited."""
+        request = _SET_SOURCES.load(payload)
+        sources = request["sources"]
+        if sources is not None:
+            sources = {k: v for k, v in sources.items() if v is not None}
+            scim.checked_sources(sources)  # refused before it is stored
+        row = self.db.set_scim_sources(request["code"], sources or None)
+        if row is None:
+            raise NotFound("school_not_found")
+        self.db.audit(
+            request["actor"],
+            request["code"],
+            "scim_sources_set",
+            self.clock(),
+            school_code=request["code"],
+        )
+        self.db.commit()
+        return _sources_answer(row)
+
+    @rpc
+    def scim_sources(self, payload):
+        request = _VIEW.load(payload)
+        row = self.db.scim_sources(request["code"])
+        if row is None:
+            raise NotFound("school_not_found")
+        return _sources_answer(row)

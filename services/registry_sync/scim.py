@@ -77,6 +77,9 @@ __all__ = [
     "ENTERPRISE_URN",
     "adopt_provisioned_user",
     "adopt_provisioned_patch",
+    "IDENTIFIER_SOURCES",
+    "DEFAULT_SOURCES",
+    "checked_sources",
     "STUDENT_STATUSES",
     "MAX_RESULTS",
     "StudentRecord",
@@ -243,8 +246,20 @@ _UNKEPT_USER_ATTRIBUTES = frozenset(
         "photos", "addresses", "entitlements", "roles", "x509Certificates",
     )
 )  # fmt: skip
-# The enterprise extension's attributes the registry keeps, and where.
-_ENTERPRISE_KEPT = {"employeenumber": "studentNumber", "department": "department"}
+# Where a school's student numbers and ID numbers come from, in order (the
+# first present wins): a per-school setting ops or its admin sets, so an
+# Entra ID tenant provisions without custom extension mappings.
+IDENTIFIER_SOURCES = {
+    "student_number": ("extension", "employeeNumber", "userName", "externalId"),
+    "id_number": ("extension", "employeeNumber", "externalId"),
+}
+DEFAULT_SOURCES = {
+    "student_number": ("extension", "employeeNumber", "userName"),
+    "id_number": ("extension",),
+}
+_EXTENSION_FIELD = {"student_number": "studentNumber", "id_number": "idNumber"}
+# The enterprise extension's attributes kept beside the identifiers.
+_ENTERPRISE_KEPT = {"department": "department"}
 _TRUTH = {"true": True, "false": False}
 
 
@@ -258,9 +273,37 @@ def _root_attribute(path):
     return path[:end].lower()
 
 
-def _enterprise_field(name):
-    """Our extension's field for an enterprise attribute, or None."""
-    return _ENTERPRISE_KEPT.get(name.lower())
+def checked_sources(sources):
+    """A school's identifier sources, complete (defaults where it names
+    none); ``InvalidRequest`` for an unknown source, a repeat or an empty
+    list."""
+    checked = {}
+    for identifier, allowed in IDENTIFIER_SOURCES.items():
+        chosen = (sources or {}).get(identifier)
+        if chosen is None:
+            checked[identifier] = DEFAULT_SOURCES[identifier]
+            continue
+        if (
+            not chosen
+            or len(set(chosen)) != len(chosen)
+            or any(source not in allowed for source in chosen)
+        ):
+            raise InvalidRequest(
+                "scim_sources_invalid",
+                {"errors": {identifier: [f"an order of {', '.join(allowed)}"]}},
+            )
+        checked[identifier] = tuple(chosen)
+    return checked
+
+
+def _enterprise_field(name, sources=None):
+    """Our extension's field for an enterprise attribute, or None: the
+    identifier whose sources name it first, else a kept attribute."""
+    lowered = name.lower()
+    for identifier, chosen in checked_sources(sources).items():
+        if any(source.lower() == lowered for source in chosen):
+            return _EXTENSION_FIELD[identifier]
+    return _ENTERPRISE_KEPT.get(lowered)
 
 
 def _as_bool(value):
@@ -278,34 +321,51 @@ def _split_urn_key(key):
     return None
 
 
-def adopt_provisioned_user(document):
+def adopt_provisioned_user(document, sources=None):
     """A User document as an identity provider sent it, as the registry
     reads it: unkept core attributes and the enterprise extension dropped,
-    ``employeeNumber`` and ``department`` moved into our extension (where it
-    has none), ``active`` a boolean. Returns a new document."""
-    adopted, extension, moved = {}, {}, {}
+    the student number and ID number taken from the school's ``sources``
+    (``checked_sources``) into our extension, the enterprise ``department``
+    kept there (where it has none), ``active`` a boolean. A new document."""
+    adopted, extension, enterprise = {}, {}, {}
     for key, value in document.items():
         lowered = key.lower()
         if lowered in _UNKEPT_USER_ATTRIBUTES:
             continue
         if lowered == ENTERPRISE_URN.lower():
-            for name, field_value in (value if isinstance(value, dict) else {}).items():
-                field = _enterprise_field(name)
-                if field and field_value not in (None, ""):
-                    moved[field] = field_value
+            if isinstance(value, dict):
+                enterprise.update({k.lower(): v for k, v in value.items()})
             continue
         attribute = _split_urn_key(key)
         if attribute is not None:
-            field = _enterprise_field(attribute)
-            if field and value not in (None, ""):
-                moved[field] = value
+            enterprise[attribute.lower()] = value
             continue
         if lowered == STUDENT_URN.lower() and isinstance(value, dict):
             extension = dict(value)
             continue
         adopted[key] = _as_bool(value) if lowered == "active" else value
-    for field, value in moved.items():
-        if extension.get(field) in (None, ""):
+    given = {
+        "extension": None,
+        "employeeNumber": enterprise.get("employeenumber"),
+        "userName": next(
+            (v for k, v in document.items() if k.lower() == "username"), None
+        ),
+        "externalId": next(
+            (v for k, v in document.items() if k.lower() == "externalid"), None
+        ),
+    }
+    for identifier, chosen in checked_sources(sources).items():
+        field = _EXTENSION_FIELD[identifier]
+        given["extension"] = extension.get(field)
+        value = next((given[s] for s in chosen if given[s] not in (None, "")), None)
+        if value is not None and str(value) != str(extension.get(field) or ""):
+            if not (identifier == "student_number" and value == given["userName"]
+                    and not extension.get(field)):  # fmt: skip
+                # userName is the registry's own fallback: not copied.
+                extension[field] = str(value)
+    for name, field in _ENTERPRISE_KEPT.items():
+        value = enterprise.get(name)
+        if value not in (None, "") and extension.get(field) in (None, ""):
             extension[field] = str(value)
     schemas = [
         urn
@@ -321,7 +381,7 @@ def adopt_provisioned_user(document):
     return adopted
 
 
-def _adopt_operation(operation):
+def _adopt_operation(operation, sources=None):
     """One PATCH operation of an IdP's, as the registry applies it; None
     when it only touches what the registry does not keep."""
     if not isinstance(operation, dict):
@@ -345,7 +405,7 @@ def _adopt_operation(operation):
     if isinstance(path, str) and path:
         attribute = _split_urn_key(path)
         if attribute is not None:
-            field = _enterprise_field(attribute)
+            field = _enterprise_field(attribute, sources)
             if field is None:
                 return None
             adopted["path"] = f"{STUDENT_URN}:{field}"
@@ -357,7 +417,7 @@ def _adopt_operation(operation):
         return adopted
     value = adopted.get("value")
     if isinstance(value, dict):
-        kept = adopt_provisioned_user(value)
+        kept = adopt_provisioned_user(value, _ONLY_EXTENSION)
         kept.pop("schemas", None)
         if not kept:
             return None
@@ -365,7 +425,12 @@ def _adopt_operation(operation):
     return adopted
 
 
-def adopt_provisioned_patch(kind, document):
+# A PATCH value object names only what changes: nothing is filled from
+# other attributes it does not carry.
+_ONLY_EXTENSION = {"student_number": ("extension",), "id_number": ("extension",)}
+
+
+def adopt_provisioned_patch(kind, document, sources=None):
     """A PATCH as an identity provider sent it: ``op`` names in any case;
     for Users, operations on what the registry does not keep dropped and
     enterprise paths moved to our extension. None when nothing is left to
@@ -379,7 +444,7 @@ def adopt_provisioned_patch(kind, document):
     adopted_operations = []
     for operation in operations:
         if kind == "User":
-            operation = _adopt_operation(operation)
+            operation = _adopt_operation(operation, sources)
         elif isinstance(operation, dict):
             operation = {
                 key: value.lower()
@@ -404,8 +469,9 @@ _CONTEXTS = {
 }
 
 
-def parse_resource(kind, document, purpose):
-    """A request body as a resource model (``purpose``: create or replace)."""
+def parse_resource(kind, document, purpose, sources=None):
+    """A request body as a resource model (``purpose``: create or replace;
+    ``sources``: the school's identifier sources, for Users)."""
     model = MODELS[kind]
     if not isinstance(document, dict):
         raise InvalidRequest(
@@ -413,17 +479,17 @@ def parse_resource(kind, document, purpose):
             {"scimType": "invalidSyntax", "scim_detail": "a JSON object is expected"},
         )
     if kind == "User":
-        document = adopt_provisioned_user(document)
+        document = adopt_provisioned_user(document, sources)
     try:
         return model.model_validate(document, scim_ctx=_CONTEXTS[purpose])
     except (PydanticValidationError, SCIMException) as exc:
         raise scim_refusal(exc) from None
 
 
-def parse_patch(kind, document):
+def parse_patch(kind, document, sources=None):
     """The PATCH as a model; None when, once what identity providers send
     beyond the registry is set aside, nothing is left to apply."""
-    document = adopt_provisioned_patch(kind, document)
+    document = adopt_provisioned_patch(kind, document, sources)
     if document is None:
         return None
     try:

@@ -106,7 +106,11 @@ class ScimEntrypoints:
             raise Unauthenticated("invalid_school_token")
         request = schema.load(payload)
         del request["school_token"], request["action"]
-        return {**request, "school_code": school["code"]}
+        return {
+            **request,
+            "school_code": school["code"],
+            "scim_sources": school["scim_sources"],
+        }
 
     def _student_record(self, student, now):
         """Columns to store for a parsed student, the ID number sealed, and
@@ -227,7 +231,9 @@ class ScimEntrypoints:
     def scim_create(self, payload):
         request = self._school_request(_WRITE, payload)
         kind, school_code = request["kind"], request["school_code"]
-        resource = scim.parse_resource(kind, request["document"], "create")
+        resource = scim.parse_resource(
+            kind, request["document"], "create", request["scim_sources"]
+        )
         if kind == "User":
             return self._create_student(school_code, resource, request, self.clock())
         row = self._save(kind, school_code, resource, None, self.clock())
@@ -275,7 +281,9 @@ class ScimEntrypoints:
         kind, school_code = request["kind"], request["school_code"]
         row = self._load(kind, school_code, request["id"])
         _check_version(request["if_match"], row["version"])
-        resource = scim.parse_resource(kind, request["document"], "replace")
+        resource = scim.parse_resource(
+            kind, request["document"], "replace", request["scim_sources"]
+        )
         current = scim.as_model(kind, self._document(kind, row, request["base_url"]))
         scim.replace_checks(resource, current)
         saved = self._save(kind, school_code, resource, row, self.clock())
@@ -297,7 +305,7 @@ class ScimEntrypoints:
         kind, school_code = request["kind"], request["school_code"]
         row = self._load(kind, school_code, request["id"])
         _check_version(request["if_match"], row["version"])
-        patch = scim.parse_patch(kind, request["document"])
+        patch = scim.parse_patch(kind, request["document"], request["scim_sources"])
         resource = scim.as_model(kind, self._document(kind, row, request["base_url"]))
         if scim.apply_patch(patch, resource):
             saved = self._save(kind, school_code, resource, row, self.clock())

@@ -35,14 +35,21 @@ SELECT code, name, region, token_issued_at, created_at FROM schools
 # audited whether or not what follows succeeds, and costs one round trip.
 SCHOOL_CALL_SQL = """
 WITH school AS (
-    SELECT code, name FROM schools WHERE token_hash = %(token_hash)s
+    SELECT code, name, scim_sources FROM schools WHERE token_hash = %(token_hash)s
 ), audited AS (
     INSERT INTO audit_log (actor, school_code, action, object_ids, request_id, at)
     SELECT 'school:' || code, code, %(action)s, '{}', %(request_id)s, %(at)s
       FROM school
 )
-SELECT code, name FROM school
+SELECT code, name, scim_sources FROM school
 """
+
+SET_SCIM_SOURCES_SQL = """
+UPDATE schools SET scim_sources = %(sources)s WHERE code = %(code)s
+RETURNING code, scim_sources
+"""
+
+SCIM_SOURCES_SQL = "SELECT code, scim_sources FROM schools WHERE code = %(code)s"
 
 INSERT_AUDIT_SQL = """
 INSERT INTO audit_log (actor, school_code, action, object_ids, request_id, at)
@@ -456,6 +463,16 @@ class RegistryStore(Store):
                 "at": at,
             },
         )
+
+    def set_scim_sources(self, code, sources):
+        """None when there is no such school."""
+        return self.fetchone(
+            SET_SCIM_SOURCES_SQL,
+            {"code": code, "sources": Json(sources) if sources is not None else None},
+        )
+
+    def scim_sources(self, code):
+        return self.fetchone(SCIM_SOURCES_SQL, {"code": code})
 
     def audit_school_system(self, school_code, action, at, /, **ids):
         """An action a school's own system took with its API token."""

@@ -31,6 +31,7 @@ def scim(api, method, path, token, **kwargs):
 def provisioned(api, token, name):
     document = fixture(name)
     document["userName"] = f"{document['userName']}-{uuid.uuid4().hex[:8]}"
+    document["externalId"] = str(uuid.uuid4())  # unique per school, as an IdP's
     made = scim(api, "post", "/Users", token, json=document)
     assert made.status_code == 201, made.text
     return made.json()
@@ -126,3 +127,92 @@ def test_scim_sanity_strict_probe_finds_no_failure(api, school):
     passed = [r for r in results if r["status"] == "pass"]
     # Discovery, the User and Group lifecycles, search, errors: not a handful.
     assert len(passed) >= 25, probe.stdout[-2000:]
+
+
+def test_a_schools_sources_take_the_numbers_from_where_its_idp_puts_them(
+    api, onboard, internal_auth
+):
+    code, token = onboard()
+    path = f"/api/v1/internal/schools/{code}/scim-sources"
+    assert api.get(path, headers=internal_auth).json() == {
+        "code": code,
+        "sources": {
+            "student_number": ["extension", "employeeNumber", "userName"],
+            "id_number": ["extension"],
+        },
+        "defaults": True,
+    }
+    wanted = {"student_number": ["userName"], "id_number": ["employeeNumber"]}
+    assert api.put(path, json={"sources": wanted}).status_code == 401
+    for wrong in ({"id_number": ["userName"]}, {"student_number": []}):
+        refused = api.put(path, json={"sources": wrong}, headers=internal_auth)
+        assert refused.status_code == 400, refused.text
+    missing = api.put(
+        "/api/v1/internal/schools/NOSUCH1/scim-sources",
+        json={"sources": wanted},
+        headers=internal_auth,
+    )
+    assert missing.status_code == 404
+    answer = api.put(path, json={"sources": wanted}, headers=internal_auth)
+    assert answer.status_code == 200 and answer.json()["defaults"] is False
+
+    document = fixture("entra_create_user")
+    document["userName"] = "S" + uuid.uuid4().hex[:9]
+    document["externalId"] = str(uuid.uuid4())
+    document["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"][
+        "employeeNumber"
+    ] = "11010519491231002X"  # this school's IdP carries the ID number there
+    made = scim(api, "post", "/Users", token, json=document)
+    assert made.status_code == 201, made.text
+    user = made.json()
+    assert user[STUDENT]["idNumber"] == "11010519491231002X"
+    assert "X-Registry-Problems" not in made.headers  # a valid resident ID
+    found = scim(
+        api,
+        "get",
+        "/Users",
+        token,
+        params={"filter": f'userName eq "{document["userName"]}"'},
+    ).json()
+    assert found["totalResults"] == 1
+    # Back to the defaults: the next IdP create takes employeeNumber as the
+    # student number again.
+    reset = api.put(path, json={"sources": None}, headers=internal_auth)
+    assert reset.json()["defaults"] is True
+    again = provisioned(api, token, "entra_create_user")
+    assert again[STUDENT]["studentNumber"] == "20240117"
+    assert "idNumber" not in again[STUDENT]
+
+
+def test_the_schools_admin_sets_its_own_sources_and_no_other(
+    api, onboard, student, internal_auth
+):
+    code, _ = onboard()
+    other_code, _ = onboard()
+    admin = student(name="鲁肃")
+    granted = api.put(
+        f"/api/v1/internal/accounts/{admin['account_id']}/roles",
+        json={"roles": [{"role": "school_admin", "school_code": code}]},
+        headers=internal_auth,
+    )
+    assert granted.status_code == 200, granted.text
+    body = {"sources": {"student_number": ["employeeNumber", "userName"]}}
+    # The roles reach the gateway's cached principal on roles_changed.
+    own = api.put(
+        f"/api/v1/admin/schools/{code}/scim-sources", json=body, headers=admin["auth"]
+    )
+    assert own.status_code == 200, own.text
+    assert own.json()["sources"]["student_number"] == ["employeeNumber", "userName"]
+    other = api.put(
+        f"/api/v1/admin/schools/{other_code}/scim-sources",
+        json=body,
+        headers=admin["auth"],
+    )
+    assert other.status_code == 403 and other.json()["code"] == "not_your_school"
+    stranger = student(name="曹操")
+    refused = api.put(
+        f"/api/v1/admin/schools/{code}/scim-sources",
+        json=body,
+        headers=stranger["auth"],
+    )
+    assert refused.status_code == 403 and refused.json()["code"] == "role_required"

@@ -117,3 +117,49 @@ def test_published_schema_promises_none_of_what_is_set_aside():
     published = json.dumps(scim.discovery("http://x/scim/v2")["schemas"])
     for unkept in ('"emails"', '"phoneNumbers"', '"title"', "enterprise:2.0:User"):
         assert unkept not in published
+
+
+def test_a_schools_sources_choose_the_student_number_and_the_id_number():
+    sources = {
+        "student_number": ["userName", "extension"],
+        "id_number": ["employeeNumber"],
+    }
+    document = fixture("entra_create_user")
+    document["schemas"].append(scim.STUDENT_URN)
+    document[scim.STUDENT_URN] = {"studentNumber": "S-1", "idType": "passport"}
+    resource = scim.parse_resource("User", document, "create", sources)
+    columns = scim.student_columns(resource, TODAY)
+    assert columns["student_number"] == document["userName"]
+    assert columns["id_number"] == "20240117"  # the employeeNumber
+    # PATCH of the enterprise attribute follows the same mapping.
+    patch = scim.parse_patch(
+        "User",
+        {
+            "Operations": [
+                {
+                    "op": "Replace",
+                    "path": f"{scim.ENTERPRISE_URN}:employeeNumber",
+                    "value": "E99",
+                }
+            ]
+        },
+        sources,
+    )
+    assert scim.apply_patch(patch, resource)
+    assert scim.student_columns(resource, TODAY)["id_number"] == "E99"
+
+
+def test_sources_default_and_refuse_what_they_cannot_be():
+    assert scim.checked_sources(None) == scim.DEFAULT_SOURCES
+    assert scim.checked_sources({"id_number": ["externalId"]})["id_number"] == (
+        "externalId",
+    )
+    for wrong in (
+        {"student_number": []},
+        {"student_number": ["userName", "userName"]},
+        {"id_number": ["userName"]},  # a login name is never an ID number
+        {"student_number": ["emails"]},
+    ):
+        with pytest.raises(InvalidRequest) as refused:
+            scim.checked_sources(wrong)
+        assert refused.value.code == "scim_sources_invalid"
