@@ -28,7 +28,7 @@ from services.gateway.internal_schemas import (
     SuspensionSchema,
     SuspensionsSchema,
 )
-from services.gateway.openapi import build_spec, render_docs
+from services.gateway.openapi import NO_NUL_PATTERN, build_spec, render_docs
 from services.gateway.schemas import ScimSourcesAnswerSchema, ScimSourcesSetSchema
 
 __all__ = ["InternalEndpoints"]
@@ -250,7 +250,8 @@ class InternalEndpoints:
             {"in": "query", "name": "type", "required": True,
              "schema": {"type": "integer", "minimum": 0, "maximum": 255}},
             {"in": "query", "name": "report", "required": False,
-             "schema": {"type": "string", "maxLength": 512}},
+             "schema": {"type": "string", "maxLength": 512,
+                        "pattern": NO_NUL_PATTERN}},
         ),
     )  # fmt: skip
     def kannel_receipt(self, request):
@@ -282,7 +283,7 @@ class InternalEndpoints:
         errors=(400, 403, 503, 504),
         parameters=(
             {"in": "query", "name": "token", "required": True,
-             "schema": {"type": "string"}},
+             "schema": {"type": "string", "pattern": NO_NUL_PATTERN}},
         ),
     )  # fmt: skip
     def aliyun_receipts(self, request):

@@ -193,13 +193,17 @@ class ScimSourcesSchema(Schema):
         validate=validate.Length(1, 4),
         metadata={
             "description": "in order, the first present wins; default "
-            '["extension", "employeeNumber", "userName"]'
+            '["extension", "employeeNumber", "userName"]',
+            "uniqueItems": True,
         },
     )
     id_number = fields.List(
         fields.String(validate=validate.OneOf(ID_NUMBER_SOURCES)),
         validate=validate.Length(1, 3),
-        metadata={"description": 'in order; default ["extension"]'},
+        metadata={
+            "description": 'in order; default ["extension"]',
+            "uniqueItems": True,
+        },
     )
 
 
