@@ -4,6 +4,7 @@ one surface answers with. Each surface's own shapes are in
 ``<surface>_schemas.py`` beside it (separate from the internal RPC shapes)."""
 
 from marshmallow import (
+    EXCLUDE,
     INCLUDE,
     Schema,
     fields,
@@ -188,6 +189,11 @@ ID_NUMBER_SOURCES = ("extension", "employeeNumber", "externalId")
 
 
 class ScimSourcesSchema(Schema):
+    """Names it does not know are ignored; ``{}`` is the defaults."""
+
+    class Meta:
+        unknown = EXCLUDE
+
     student_number = fields.List(
         fields.String(validate=validate.OneOf(STUDENT_NUMBER_SOURCES)),
         validate=validate.Length(1, 4),

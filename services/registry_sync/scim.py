@@ -367,9 +367,12 @@ def adopt_provisioned_user(document, sources=None):
         value = enterprise.get(name)
         if value not in (None, "") and extension.get(field) in (None, ""):
             extension[field] = str(value)
+    given_schemas = document.get("schemas")
+    if given_schemas is not None and not isinstance(given_schemas, list):
+        return {**adopted, "schemas": given_schemas}  # the model refuses it
     schemas = [
         urn
-        for urn in document.get("schemas") or []
+        for urn in given_schemas or []
         if not (isinstance(urn, str) and urn.lower() == ENTERPRISE_URN.lower())
     ]
     if extension:

@@ -163,3 +163,19 @@ def test_sources_default_and_refuse_what_they_cannot_be():
         with pytest.raises(InvalidRequest) as refused:
             scim.checked_sources(wrong)
         assert refused.value.code == "scim_sources_invalid"
+
+
+def test_a_malformed_idp_document_is_refused_not_crashed_on():
+    for document in (
+        {"schemas": -79507, "userName": "u", "": [False]},
+        {"schemas": "urn:x", "userName": "u"},
+        {"schemas": [5, None], "userName": "u", "meta": {"x": [1]}},
+    ):
+        with pytest.raises(InvalidRequest):
+            scim.parse_resource("User", document, "create")
+    patch = {"Operations": [{"op": "replace", "value": {"schemas": 7, "active": "x"}}]}
+    with pytest.raises(InvalidRequest):
+        scim.apply_patch(
+            scim.parse_patch("User", patch),
+            scim.parse_resource("User", fixture("okta_create_user"), "create"),
+        )
