@@ -95,7 +95,7 @@ class InternalEndpoints:
     def set_scim_sources(self, request, code):
         """For a school whose identity provider (Entra ID, Okta) sends the
         student number as `employeeNumber` or `userName`: the order in which
-        each identifier is looked for; `{"sources": null}` restores the
+        each identifier is looked for; `{"sources": {}}` restores the
         defaults (student number: our extension, `employeeNumber`,
         `userName`; ID number: our extension). Audited.
 

@@ -4,7 +4,6 @@ one surface answers with. Each surface's own shapes are in
 ``<surface>_schemas.py`` beside it (separate from the internal RPC shapes)."""
 
 from marshmallow import (
-    EXCLUDE,
     INCLUDE,
     Schema,
     fields,
@@ -189,10 +188,7 @@ ID_NUMBER_SOURCES = ("extension", "employeeNumber", "externalId")
 
 
 class ScimSourcesSchema(Schema):
-    """Names it does not know are ignored; ``{}`` is the defaults."""
-
-    class Meta:
-        unknown = EXCLUDE
+    """An identifier it does not name keeps its default; ``{}``: all."""
 
     student_number = fields.List(
         fields.String(validate=validate.OneOf(STUDENT_NUMBER_SOURCES)),
@@ -214,9 +210,9 @@ class ScimSourcesSchema(Schema):
 
 
 class ScimSourcesSetSchema(Schema):
-    """``sources`` null: back to the defaults."""
+    """``{"sources": {}}``: back to the defaults."""
 
-    sources = fields.Nested(ScimSourcesSchema, required=True, allow_none=True)
+    sources = fields.Nested(ScimSourcesSchema, required=True)
 
 
 class ScimSourcesAnswerSchema(Schema):

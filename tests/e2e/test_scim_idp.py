@@ -177,7 +177,7 @@ def test_a_schools_sources_take_the_numbers_from_where_its_idp_puts_them(
     assert found["totalResults"] == 1
     # Back to the defaults: the next IdP create takes employeeNumber as the
     # student number again.
-    reset = api.put(path, json={"sources": None}, headers=internal_auth)
+    reset = api.put(path, json={"sources": {}}, headers=internal_auth)
     assert reset.json()["defaults"] is True
     again = provisioned(api, token, "entra_create_user")
     assert again[STUDENT]["studentNumber"] == "20240117"
