@@ -48,8 +48,15 @@ _MOBILE_TYPES = (
 )
 
 
+# What a typed mobile may hold besides its digits: phonenumbers' parser
+# skips anything else ("13812345678*" parsed as the number).
+_MOBILE_CHARACTERS = re.compile(r"[+\d\s()-]+")
+
+
 def normalise_mobile(raw):
     """``13812345678`` / ``+86 138 1234 5678`` -> ``+8613812345678``."""
+    if not _MOBILE_CHARACTERS.fullmatch((raw or "").strip()):
+        raise InvalidRequest("phone_invalid")
     try:
         number = phonenumbers.parse((raw or "").strip(), "CN")
     except phonenumbers.NumberParseException:

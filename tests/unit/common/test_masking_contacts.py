@@ -61,3 +61,18 @@ def test_non_mobile_numbers_are_refused_with_their_code(raw):
 def test_mobile_forms_normalise_to_e164():
     for raw in ("13812345678", "+86 138 1234 5678", "8613812345678"):
         assert normalise_mobile(raw) == "+8613812345678"
+
+
+def test_a_mobile_with_characters_a_phone_has_not_is_refused():
+    """phonenumbers' parser skips them; schemathesis sent "16105920616*"."""
+    import pytest
+
+    from services.common.contract.errors import InvalidRequest
+    from services.common.rules.contacts import normalise_mobile
+
+    for raw in ("16105920616*", "13812345678#", "138x12345678", "+86.138", ""):
+        with pytest.raises(InvalidRequest):
+            normalise_mobile(raw)
+    assert normalise_mobile(" (+86) 138-1234 5678 ") == "+8613812345678"
+    # A full-width digit from a Chinese input method is a digit.
+    assert normalise_mobile("1381234567８") == "+8613812345678"
