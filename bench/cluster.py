@@ -16,14 +16,13 @@ clients, one account each, argon2id dominates).
 
 import argparse
 import os
-import tempfile
 
-from bench.harness import emit
+from bench.harness import bench_platform, emit
 from bench.login import _logins, register_accounts
 from bench.run import LOAD_PATH_ENV
 from bench.wrk import SEND_CODE_LUA, run_wrk, wrk_available
 from devtools.cluster import Cluster, ClusterPorts
-from devtools.platform import BACKEND_SERVICES, Platform
+from devtools.platform import BACKEND_SERVICES
 from services.common.plumbing.testing import TestDatabases, TestVhost, random_ref
 
 BENCH_ENV = {"LOG_LEVEL": "WARNING", **LOAD_PATH_ENV}
@@ -49,14 +48,9 @@ def measure(platform, label, quick):
 def single_node(quick):
     vhost = TestVhost().create()
     dbs = TestDatabases(run_id=random_ref("benchc"))
-    from nameko.testing.utils import find_free_port
-
-    platform = Platform(
-        env={"AMQP_URI": vhost.amqp_uri, **dbs.env(), **BENCH_ENV},
-        log_dir=tempfile.mkdtemp(prefix="bench-single-"),
-        gateway_address=f"127.0.0.1:{find_free_port()}",
-        capture_http_port=find_free_port(),
-        capture_smtp_port=find_free_port(),
+    platform = bench_platform(
+        {"AMQP_URI": vhost.amqp_uri, **dbs.env(), **BENCH_ENV},
+        "single",
         instances=dict.fromkeys(BACKEND_SERVICES, INSTANCES),
     )
     try:

@@ -183,5 +183,22 @@ def summarise(latencies, failures, wall):
     }
 
 
+def bench_platform(env, label, **options):
+    """A platform (not started) on free ports, its logs in a temporary
+    directory named after ``label``; ``options`` go to ``Platform``."""
+    from nameko.testing.utils import find_free_port
+
+    from devtools.platform import Platform
+
+    return Platform(
+        env=env,
+        log_dir=tempfile.mkdtemp(prefix=f"bench-{label}-"),
+        gateway_address=f"127.0.0.1:{find_free_port()}",
+        capture_http_port=find_free_port(),
+        capture_smtp_port=find_free_port(),
+        **options,
+    )
+
+
 def emit(record):
     print(json.dumps(record, ensure_ascii=False), flush=True)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from bench.harness import emit
+from bench.harness import bench_platform, emit
 
 __all__ = ["Simulation", "simulate", "RpcChecker", "PUMPING_SEGMENTS"]
 
@@ -211,15 +211,10 @@ class RpcChecker:
 
 
 def main():
-    import tempfile
-
     import eventlet
 
     eventlet.monkey_patch()  # the students are green threads, as in the tests
 
-    from nameko.testing.utils import find_free_port
-
-    from devtools.platform import Platform
     from services.common.plumbing.testing import (
         TestDatabases,
         TestVhost,
@@ -260,13 +255,7 @@ def main():
     }
     if args.grace is not None:
         env["PUMPING_GRACE_SECONDS"] = str(args.grace)
-    platform = Platform(
-        env=env,
-        log_dir=tempfile.mkdtemp(prefix="bench-pumping-"),
-        gateway_address=f"127.0.0.1:{find_free_port()}",
-        capture_http_port=find_free_port(),
-        capture_smtp_port=find_free_port(),
-    )
+    platform = bench_platform(env, "pumping")
     try:
         platform.start(wait=90)
         figures = simulate(platform.gateway_url, platform.capture_url, checker, sim)

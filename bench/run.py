@@ -35,7 +35,15 @@ import time
 
 import psycopg2
 
-from bench.harness import Services, cpu_seconds, emit, load, rss_mb, wait_http
+from bench.harness import (
+    Services,
+    bench_platform,
+    cpu_seconds,
+    emit,
+    load,
+    rss_mb,
+    wait_http,
+)
 from bench.login import cpu_ms_per_request, login_benchmarks
 from bench.recovery import RECOVERY_BENCH_ENV, recovery_benchmarks
 from bench.wrk import SCIM_CREATE_LUA, SEND_CODE_LUA, run_wrk, wrk_available
@@ -162,11 +170,7 @@ def run(quick=False):
 def platform_benchmarks(floor_32, quick=False, only=None, floor_32_wrk=None):
     """The real platform: send_code against the floor's 32-client figure,
     logins and registrations against the hash rate, then each service's RSS."""
-    import tempfile
-
     from nameko.testing.utils import find_free_port
-
-    from devtools.platform import Platform
 
     vhost = TestVhost().create()
     dbs = TestDatabases(run_id=random_ref("benchp"))
@@ -180,13 +184,7 @@ def platform_benchmarks(floor_32, quick=False, only=None, floor_32_wrk=None):
         "INTERNAL_API_TOKEN": BENCH_INTERNAL_TOKEN,
         **RECOVERY_BENCH_ENV,
     }
-    platform = Platform(
-        env=env,
-        log_dir=tempfile.mkdtemp(prefix="bench-platform-"),
-        gateway_address=f"127.0.0.1:{find_free_port()}",
-        capture_http_port=find_free_port(),
-        capture_smtp_port=find_free_port(),
-    )
+    platform = bench_platform(env, "platform")
     try:
         platform.start(wait=90)
         if only in (None, "send_code"):

@@ -21,7 +21,9 @@ import time
 from pathlib import Path
 from string import Template
 
-__all__ = ["KannelGateway", "free_port", "kannel_installed"]
+from nameko.testing.utils import find_free_port
+
+__all__ = ["KannelGateway", "kannel_installed"]
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "deploy/kannel/kannel.conf.template"
 BEARERBOX = "/usr/sbin/bearerbox"
@@ -30,12 +32,6 @@ SMSBOX = "/usr/sbin/smsbox"
 
 def kannel_installed():
     return os.access(BEARERBOX, os.X_OK) and os.access(SMSBOX, os.X_OK)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _listening(port):
@@ -48,9 +44,9 @@ class KannelGateway:
     def __init__(self, smsc_port, smsc_host="127.0.0.1", workdir=None):
         self.smsc_host, self.smsc_port = smsc_host, smsc_port
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="kannel-"))
-        self.admin_port = free_port()
-        self.smsbox_port = free_port()
-        self.sendsms_port = free_port()
+        self.admin_port = find_free_port()
+        self.smsbox_port = find_free_port()
+        self.sendsms_port = find_free_port()
         self.username = "selfservice"
         self.password = secrets.token_hex(12)
         self.processes = []

@@ -12,15 +12,16 @@ import sys
 import time
 
 import requests
+from nameko.testing.utils import find_free_port
 
-from devtools.kannel import KannelGateway, free_port
+from devtools.kannel import KannelGateway
 
 __all__ = ["SmsGatewayStack"]
 
 
 class SmsGatewayStack:
     def __init__(self, workdir=None):
-        self.smpp_port, self.control_port = free_port(), free_port()
+        self.smpp_port, self.control_port = find_free_port(), find_free_port()
         self.control = f"http://127.0.0.1:{self.control_port}"
         self.simulator = None
         self.kannel = None

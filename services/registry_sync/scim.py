@@ -314,7 +314,7 @@ def _as_bool(value):
 
 
 def _split_urn_key(key):
-    """``urn:…:enterprise:2.0:User:department`` → ``("department")`` when the
+    """``urn:…:enterprise:2.0:User:department`` → ``"department"`` when the
     key is an enterprise attribute written with its URN, else None."""
     if key.lower().startswith(ENTERPRISE_URN.lower() + ":"):
         return key[len(ENTERPRISE_URN) + 1 :]
@@ -357,12 +357,12 @@ def adopt_provisioned_user(document, sources=None):
     for identifier, chosen in checked_sources(sources).items():
         field = _EXTENSION_FIELD[identifier]
         given["extension"] = extension.get(field)
-        value = next((given[s] for s in chosen if given[s] not in (None, "")), None)
-        if value is not None and str(value) != str(extension.get(field) or ""):
-            if not (identifier == "student_number" and value == given["userName"]
-                    and not extension.get(field)):  # fmt: skip
-                # userName is the registry's own fallback: not copied.
-                extension[field] = str(value)
+        source = next((s for s in chosen if given[s] not in (None, "")), None)
+        if source in (None, "extension"):
+            continue
+        if source == "userName" and not extension.get(field):
+            continue  # the registry's own fallback (student_columns): not copied
+        extension[field] = str(given[source])
     for name, field in _ENTERPRISE_KEPT.items():
         value = enterprise.get(name)
         if value not in (None, "") and extension.get(field) in (None, ""):

@@ -105,9 +105,6 @@ class KeySet:
     def __init__(self, code_key, seal_key):
         self.code_key = code_key
         self.sealer = Sealer(seal_key, b"delivery")
-        # Receipt URLs and code references are tagged with the code key
-        # under labels of their own (receipts.py).
-        self.receipt_key = code_key
 
 
 class Keys(DependencyProvider):

@@ -42,8 +42,9 @@ class ReceiptEntrypoints:
         delivery was settled, and an interim report change nothing."""
         request = _KANNEL_RECEIPT.load(payload)
         delivery_id = request["delivery_id"]
+        # The code key, under the receipt's own label (receipts.py).
         if not receipts.receipt_signature_valid(
-            self.keys.receipt_key, delivery_id, request["signature"]
+            self.keys.code_key, delivery_id, request["signature"]
         ):
             raise Forbidden("receipt_signature_invalid")
         state = receipts.kannel_receipt_state(request["dlr_type"], request["report"])

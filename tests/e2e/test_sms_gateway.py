@@ -10,7 +10,7 @@ Kannel, not to the capture server the other e2e modules read codes from."""
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
@@ -54,10 +54,8 @@ class HeldAnswers:
                 answer = requests.get(
                     proxy.target + "?" + url.query, timeout=10
                 )  # Kannel took it (or not) now
-                to = dict(
-                    pair.split("=", 1) for pair in url.query.split("&") if "=" in pair
-                ).get("to", "")
-                until = proxy.holds.get(requests.utils.unquote(to))
+                to = parse_qs(url.query).get("to", [""])[0]
+                until = proxy.holds.get(to)
                 if until is not None:
                     wait_until(until, timeout=20, message="the held receipt")
                 data = answer.content
