@@ -73,8 +73,10 @@ class CodeEntrypoints:
         policy = self.policies.for_purpose(request["purpose"])
         channel, purpose = request["channel"], request["purpose"]
         destination = domain.checked_destination(channel, request["destination"])
-        if channel == "sms":
-            self._refuse_pumped(destination, request, now, policy)
+        network = None
+        if channel == "sms":  # the watch counts SMS codes by client network
+            network = pumping.network_of(request["client_ip"])
+            self._refuse_pumped(destination, network, request, now, policy)
         prefix = domain.phone_prefix(destination)
         address = _counted_address(request)
         plan = quota.plan_send(purpose, destination, request["account_id"],
@@ -90,6 +92,7 @@ class CodeEntrypoints:
                 self.keys.code_key, destination, purpose, code
             ),
             "client_ip": request["client_ip"],
+            "client_network": network,
             "issued_at": now,
             "expires_at": expires_at,
             "sealed_message": self.keys.sealer.seal(
@@ -126,14 +129,14 @@ class CodeEntrypoints:
             }
         )
 
-    def _refuse_pumped(self, destination, request, now, policy):
+    def _refuse_pumped(self, destination, network, request, now, policy):
         """Countries outside ``SMS_ALLOWED_COUNTRY_CODES`` are refused, and
         a segment or network the pumping watch suspended answers
         ``sending_suspended`` (counted as a refusal of the client network,
         so its captcha gate closes sooner). From memory: no round trip."""
         if not pumping.is_allowed_country(destination, self.pumping.settings):
             raise RuleViolation("country_not_allowed")
-        until = self.pumping.suspended_until(destination, request["client_ip"], now)
+        until = self.pumping.suspended_until(destination, network, now)
         if until is not None:
             self._count_ip_failure(_counted_address(request), now, policy)
             log.info(

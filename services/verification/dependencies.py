@@ -13,6 +13,7 @@ from prometheus_client import Counter, Gauge
 
 from services.common.plumbing.clock import utc_now
 from services.common.plumbing.crypto import Sealer
+from services.common.plumbing.group_commit import GroupCommit
 from services.common.plumbing.poller import Poller
 from services.common.plumbing.providers import sibling
 from services.common.rules.contacts import channel_of
@@ -145,6 +146,9 @@ class DeliveryQueue(DependencyProvider):
             float(config.get("DELIVERY_POLL_SECONDS", 0.5)),
         )
         self.clock = utc_now
+        # Deliveries the provider took are recorded together: under load,
+        # one statement for every answer that came while the last was written.
+        self.sent = GroupCommit(self._record_sent)
 
     def start(self):
         database = sibling(self, "db")
@@ -163,6 +167,13 @@ class DeliveryQueue(DependencyProvider):
 
     def _store(self):
         return VerificationStore(self.db_pool, on_commit=self.on_commit)
+
+    def _record_sent(self, sent):
+        store = self._store()
+        try:
+            store.record_sent_many(sent)
+        finally:
+            store.close()
 
     def drain(self):
         while True:
@@ -196,19 +207,19 @@ class DeliveryQueue(DependencyProvider):
             outcome, detail, permanent = "refused", refusal.detail, refusal.permanent
         except Exception as exc:  # a bug or an unexpected provider answer
             outcome, detail = "error", type(exc).__name__
-        store = self._store()
-        try:
-            now = self.clock()
-            if outcome == "sent":  # the hot path: one statement
-                store.record_sent(delivery["id"], provider.name, now, provider.receipts)
-                final = "sent"
-            else:
+        now = self.clock()
+        if outcome == "sent":  # the hot path: one statement for many
+            self.sent.add((delivery["id"], provider.name, now, provider.receipts))
+            final = "sent"
+        else:
+            store = self._store()
+            try:
                 final = self._record_failure(
                     store, delivery, provider.name, now, outcome, detail, permanent
                 )
                 store.commit()
-        finally:
-            store.close()
+            finally:
+                store.close()
         DELIVERY_ATTEMPTS.labels(delivery["channel"], final).inc()
         if outcome != "sent":
             log.warning(
@@ -283,9 +294,9 @@ class SuspensionGate:
         self.settings = settings
         self.active = {}  # (scope, key) -> until
 
-    def suspended_until(self, destination, client_ip, now):
+    def suspended_until(self, destination, network, now):
+        """``network``: ``pumping.network_of`` the client's address, or None."""
         keys = [("segment", pumping.segment_of(destination))]
-        network = pumping.network_of(client_ip)
         if network is not None:
             keys.append(("network", network))
         ends = [self.active.get(key) for key in keys]
@@ -351,9 +362,13 @@ class PumpingWatch(DependencyProvider):
             (row["scope"], row["key"]): row
             for row in store.suspension_history(now - settings.repeat_memory)
         }
-        figures = pumping.tally(
-            store.recent_sms_codes(since, until),
-            {key: row["until"] for key, row in history.items()},
+        ended = {key: row["until"] for key, row in history.items()}
+        # Counted in SQL, one row per busy key; only what SQL cannot key
+        # (another country's segment, codes older than their stored network)
+        # is read code by code.
+        figures = pumping.merge_counted(
+            store.window_tally(since, until, ended, settings.min_volume),
+            pumping.tally(store.window_unkeyed(since, until), ended),
         )
         # Only keys with the volume and the low share are worth a baseline.
         suspects = {
@@ -364,16 +379,16 @@ class PumpingWatch(DependencyProvider):
         if not suspects:
             return
         baseline_since = now - settings.baseline_period
-        by_network = None
+        by_network = {}
+        suspect_networks = [key for scope, key in suspects if scope == "network"]
+        if suspect_networks:
+            for row in store.network_sends(suspect_networks, baseline_since, since):
+                net = row["client_network"] or pumping.network_of(row["client_ip"])
+                by_network[net] = by_network.get(net, 0) + row["sends"]
         for (scope, key), counted in suspects.items():
             if scope == "segment":
                 before = store.segment_sends(key, baseline_since, since)
             else:
-                if by_network is None:
-                    by_network = {}
-                    for row in store.sends_by_address(baseline_since, since):
-                        net = pumping.network_of(row["client_ip"])
-                        by_network[net] = by_network.get(net, 0) + row["sends"]
                 before = by_network.get(key, 0)
             verdict = pumping.judge(
                 scope,

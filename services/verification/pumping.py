@@ -37,6 +37,7 @@ __all__ = [
     "network_of",
     "country_code_of",
     "tally",
+    "merge_counted",
     "is_pumping",
     "judge",
     "next_level",
@@ -174,7 +175,9 @@ def tally(rows, not_before=None):
     not_before = not_before or {}
     figures = {}
     for row in rows:
-        keys = [("segment", segment_of(row["destination"]))]
+        keys = []
+        if row["destination"]:  # None: counted elsewhere (merge_counted)
+            keys.append(("segment", segment_of(row["destination"])))
         network = network_of(row.get("client_ip"))
         if network is not None:
             keys.append(("network", network))
@@ -187,6 +190,22 @@ def tally(rows, not_before=None):
             counted.delivered += bool(row.get("delivered"))
             counted.verified += bool(row.get("verified"))
     return figures
+
+
+def merge_counted(counted_rows, figures):
+    """``figures`` (``tally``'s answer for the codes the database could not
+    key) with the keys it counted, ``(scope, key, sent, delivered,
+    verified)`` rows, added in."""
+    merged = dict(figures)
+    for row in counted_rows:
+        key = (row["scope"], row["key"])
+        known = merged.get(key, Figures())
+        merged[key] = Figures(
+            known.sent + row["sent"],
+            known.delivered + row["delivered"],
+            known.verified + row["verified"],
+        )
+    return merged
 
 
 def is_pumping(figures, baseline, settings):

@@ -32,7 +32,8 @@ CALL issue_code(
     p_daily_limit => %(daily_limit)s, p_account => %(account)s,
     p_account_window => %(account_window)s, p_account_limit => %(account_limit)s,
     p_channel => %(channel)s, p_purpose => %(purpose)s, p_code_hash => %(code_hash)s,
-    p_client_ip => %(client_ip)s, p_expires_at => %(expires_at)s,
+    p_client_ip => %(client_ip)s, p_client_network => %(client_network)s,
+    p_expires_at => %(expires_at)s,
     p_sealed_message => %(sealed_message)s, p_event_id => %(event_id)s,
     p_event_payload => %(event_payload)s, p_request_id => %(request_id)s)
 """
@@ -147,22 +148,32 @@ VALUES (%(delivery_id)s, %(now)s, %(provider)s, %(outcome)s, %(detail)s)
 # the delivery finished and its code (if it is one, not a notice) marked
 # delivered. Four round trips before (begin, two or three writes, commit);
 # one statement is its own transaction, all or nothing.
-SENT_DELIVERY_SQL = """
-WITH attempt AS (
+# Deliveries the provider took, many in one statement (the delivery
+# queue's group commit): each attempt, its delivery and its code, at the
+# moment each answer came.
+SENT_DELIVERIES_SQL = """
+WITH sent AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(nows)s::timestamptz[],
+                         %(providers)s::text[], %(expects_receipts)s::boolean[])
+              AS s(id, at, provider, expects_receipt)
+), attempt AS (
     INSERT INTO delivery_attempts (delivery_id, attempted_at, provider, outcome)
-    VALUES (%(id)s, %(now)s, %(provider)s, 'sent')
+    SELECT id, at, provider, 'sent' FROM sent
 ), delivery AS (
-    UPDATE deliveries SET status = 'sent', sealed_message = NULL,
-                          finished_at = %(now)s, lease_until = NULL,
-                          -- a receipt that overtook this answer stays
-                          receipt_state = CASE WHEN %(expects_receipt)s
-                                               THEN coalesce(receipt_state, 'submitted')
-                                               END
-     WHERE id = %(id)s
-    RETURNING code_id
+    UPDATE deliveries d
+       SET status = 'sent', sealed_message = NULL, finished_at = s.at,
+           lease_until = NULL,
+           -- a receipt that overtook this answer stays
+           receipt_state = CASE WHEN s.expects_receipt
+                                THEN coalesce(d.receipt_state, 'submitted')
+                                END
+      FROM sent s
+     WHERE d.id = s.id
+    RETURNING d.code_id, s.at
 )
-UPDATE codes SET delivered_at = %(now)s
- WHERE id = (SELECT code_id FROM delivery)
+UPDATE codes c SET delivered_at = delivery.at
+  FROM delivery
+ WHERE c.id = delivery.code_id
 """
 
 RETRY_DELIVERY_SQL = """
@@ -210,11 +221,47 @@ TRY_WATCH_LOCK_SQL = (
     "SELECT pg_try_advisory_xact_lock(hashtext('sms_pumping_watch')) AS won"
 )
 
-RECENT_SMS_CODES_SQL = """
-SELECT c.destination, c.client_ip, c.issued_at, c.used_at IS NOT NULL AS verified,
+# The pumping watch's tally, counted here: +86 segments (the first ten
+# characters: pumping.segment_of) and stored client networks, each key only
+# on codes issued after its last suspension ended (``ended``), and only the
+# keys with the volume to be judged — one row per busy key, whatever the
+# load. The codes SQL cannot key exactly (another country's segment, a code
+# issued before the network was stored) are read by WINDOW_UNKEYED_SQL.
+WINDOW_TALLY_SQL = """
+WITH recent AS (
+    SELECT c.destination, c.client_network, c.issued_at,
+           c.used_at IS NOT NULL AS verified,
+           coalesce(d.receipt_state = 'delivered', false) AS delivered
+      FROM codes c LEFT JOIN deliveries d ON d.code_id = c.id
+     WHERE c.channel = 'sms' AND c.issued_at >= %(since)s AND c.issued_at < %(until)s
+), keyed AS (
+    SELECT 'segment' AS scope, left(destination, 10) AS key, issued_at, verified,
+           delivered
+      FROM recent WHERE destination LIKE '+86%%'
+    UNION ALL
+    SELECT 'network', client_network, issued_at, verified, delivered
+      FROM recent WHERE client_network IS NOT NULL
+)
+SELECT k.scope, k.key, count(*) AS sent, count(*) FILTER (WHERE k.delivered) AS delivered,
+       count(*) FILTER (WHERE k.verified) AS verified
+  FROM keyed k
+  LEFT JOIN unnest(%(ended_scopes)s::text[], %(ended_keys)s::text[],
+                   %(ended_at)s::timestamptz[]) AS e(scope, key, at)
+         ON e.scope = k.scope AND e.key = k.key
+ WHERE e.at IS NULL OR k.issued_at > e.at
+ GROUP BY k.scope, k.key
+HAVING count(*) >= %(min_volume)s
+"""
+
+WINDOW_UNKEYED_SQL = """
+SELECT CASE WHEN c.destination NOT LIKE '+86%%' THEN c.destination END AS destination,
+       CASE WHEN c.client_network IS NULL THEN c.client_ip END AS client_ip,
+       c.issued_at, c.used_at IS NOT NULL AS verified,
        d.receipt_state = 'delivered' AS delivered
   FROM codes c LEFT JOIN deliveries d ON d.code_id = c.id
  WHERE c.channel = 'sms' AND c.issued_at >= %(since)s AND c.issued_at < %(until)s
+   AND (c.destination NOT LIKE '+86%%'
+        OR (c.client_network IS NULL AND c.client_ip IS NOT NULL))
 """
 
 # A segment is a prefix of the destination: a range of the destination index.
@@ -224,11 +271,16 @@ SELECT count(*) AS sends FROM codes
    AND channel = 'sms' AND issued_at >= %(since)s AND issued_at < %(until)s
 """
 
-SENDS_BY_ADDRESS_SQL = """
-SELECT client_ip, count(*) AS sends FROM codes
- WHERE channel = 'sms' AND client_ip IS NOT NULL
-   AND issued_at >= %(since)s AND issued_at < %(until)s
- GROUP BY client_ip
+# A day's sends of the suspect networks; codes issued before the network
+# was stored come by address, for the watch to place (pumping.network_of).
+NETWORK_SENDS_SQL = """
+SELECT client_network, CASE WHEN client_network IS NULL THEN client_ip END AS client_ip,
+       count(*) AS sends
+  FROM codes
+ WHERE channel = 'sms' AND issued_at >= %(since)s AND issued_at < %(until)s
+   AND (client_network = ANY(%(networks)s)
+        OR (client_network IS NULL AND client_ip IS NOT NULL))
+ GROUP BY 1, 2
 """
 
 SUSPENSIONS_SQL = """
@@ -337,6 +389,7 @@ class VerificationStore(Store):
                 "purpose": code["purpose"],
                 "code_hash": code["code_hash"],
                 "client_ip": code["client_ip"],
+                "client_network": code.get("client_network"),
                 "expires_at": code["expires_at"],
                 "sealed_message": code["sealed_message"],
                 "event_id": str(uuid.uuid4()),
@@ -467,16 +520,22 @@ class VerificationStore(Store):
         return row["id"] if row else None
 
     def record_sent(self, delivery_id, provider, now, expects_receipt=False):
-        """The provider took the message: recorded in one statement of its
-        own (commits whatever the worker had open first). A provider with
-        receipts leaves the delivery ``submitted`` until one comes."""
+        """The provider took the message (``record_sent_many`` of one)."""
+        self.record_sent_many([(delivery_id, provider, now, expects_receipt)])
+
+    def record_sent_many(self, sent):
+        """Deliveries the provider took, ``(delivery id, provider, when,
+        expects a receipt)`` each, recorded in one statement of its own
+        (commits whatever the worker had open first). A provider with
+        receipts leaves its delivery ``submitted`` until one comes."""
+        ids, providers, nows, expects = zip(*sent, strict=True)
         self.execute_alone(
-            SENT_DELIVERY_SQL,
+            SENT_DELIVERIES_SQL,
             {
-                "id": delivery_id,
-                "now": now,
-                "provider": provider,
-                "expects_receipt": expects_receipt,
+                "ids": list(ids),
+                "nows": list(nows),
+                "providers": list(providers),
+                "expects_receipts": list(expects),
             },
         )
 
@@ -512,8 +571,27 @@ class VerificationStore(Store):
         """This transaction judges pumping; False when another instance does."""
         return self.fetchone(TRY_WATCH_LOCK_SQL)["won"]
 
-    def recent_sms_codes(self, since, until):
-        return self.fetchall(RECENT_SMS_CODES_SQL, {"since": since, "until": until})
+    def window_tally(self, since, until, ended, min_volume):
+        """``(scope, key, sent, delivered, verified)`` rows of the keys SQL
+        can name with at least ``min_volume`` codes in ``[since, until)``;
+        ``ended``: ``{(scope, key): when its last suspension ended}``."""
+        return self.fetchall(
+            WINDOW_TALLY_SQL,
+            {
+                "since": since,
+                "until": until,
+                "ended_scopes": [scope for scope, _ in ended],
+                "ended_keys": [key for _, key in ended],
+                "ended_at": list(ended.values()),
+                "min_volume": min_volume,
+            },
+        )
+
+    def window_unkeyed(self, since, until):
+        """The window's codes ``window_tally`` could not key, as rows for
+        ``pumping.tally``: ``destination`` only when not +86, ``client_ip``
+        only when no network was stored."""
+        return self.fetchall(WINDOW_UNKEYED_SQL, {"since": since, "until": until})
 
     def segment_sends(self, segment, since, until):
         return self.fetchone(
@@ -522,8 +600,11 @@ class VerificationStore(Store):
             {"low": segment, "high": segment + "~", "since": since, "until": until},
         )["sends"]
 
-    def sends_by_address(self, since, until):
-        return self.fetchall(SENDS_BY_ADDRESS_SQL, {"since": since, "until": until})
+    def network_sends(self, networks, since, until):
+        return self.fetchall(
+            NETWORK_SENDS_SQL,
+            {"networks": list(networks), "since": since, "until": until},
+        )
 
     def suspensions(self, since, limit=500):
         """Suspensions in force after ``since``, newest first."""

@@ -83,6 +83,29 @@ def test_tally_skips_codes_before_a_keys_last_suspension_ended():
     assert figures[("network", "203.0.113.0/24")].sent == 2
 
 
+def test_tally_counts_no_segment_for_a_code_without_its_destination():
+    # The watch counts +86 segments in SQL and hands tally the rest without
+    # their destination: those codes count for their network alone.
+    figures = pumping.tally([row(None, ip="198.51.100.7")])
+    assert figures == {("network", "198.51.100.0/24"): pumping.Figures(1, 1, 0)}
+
+
+def test_merge_counted_adds_the_keys_counted_in_sql_to_the_tally():
+    tallied = pumping.tally([row("+85291234567"), row(None, verified=True)])
+    counted = [
+        {"scope": "segment", "key": "+861381234", "sent": 40, "delivered": 30,
+         "verified": 2},
+        {"scope": "network", "key": "203.0.113.0/24", "sent": 10, "delivered": 9,
+         "verified": 1},
+    ]  # fmt: skip
+    assert pumping.merge_counted(counted, tallied) == {
+        ("segment", "+852"): pumping.Figures(1, 1, 0),
+        ("segment", "+861381234"): pumping.Figures(40, 30, 2),
+        ("network", "203.0.113.0/24"): pumping.Figures(12, 11, 2),
+    }
+    assert tallied[("network", "203.0.113.0/24")] == pumping.Figures(2, 2, 1)
+
+
 def pumped(sent, verified=0):
     return pumping.Figures(sent=sent, delivered=sent, verified=verified)
 
