@@ -44,6 +44,21 @@ def start_verification(container_factory, verification_config):
 
 
 @pytest.fixture
+def store(databases):
+    """A ``VerificationStore`` on this run's verification database."""
+    from services.common.plumbing.db import ConnectionPool
+    from services.verification.store import VerificationStore
+
+    pool = ConnectionPool(
+        databases.uris["verification"], 2, acquire_timeout=5, statement_timeout_ms=5000
+    )
+    store = VerificationStore(pool)
+    yield store
+    store.close()
+    pool.closeall()
+
+
+@pytest.fixture
 def sql(db_query):
     return db_query("verification")
 

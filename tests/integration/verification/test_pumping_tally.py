@@ -11,9 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from services.common.plumbing.db import ConnectionPool
 from services.verification import pumping
-from services.verification.store import VerificationStore
 
 WINDOW = timedelta(minutes=10)
 
@@ -31,17 +29,6 @@ ADDRESSES = [
     "::ffff:198.51.100.77",  # IPv4-mapped: the IPv4 network
     None,  # the request named no address
 ]
-
-
-@pytest.fixture
-def store(databases):
-    pool = ConnectionPool(
-        databases.uris["verification"], 2, acquire_timeout=5, statement_timeout_ms=5000
-    )
-    store = VerificationStore(pool)
-    yield store
-    store.close()
-    pool.closeall()
 
 
 def _insert_codes(store, since, rng, count=400):
