@@ -246,6 +246,12 @@ def curves(records, path):
     return path
 
 
+def _cell(value):
+    if isinstance(value, dict):  # {"ok": 1194, "refused": 1} -> ok 1194, refused 1
+        return ", ".join(f"{key} {count}" for key, count in sorted(value.items()))
+    return str(value)
+
+
 def curve_markdown(records):
     lines = []
     for bench, (x_key, _, (y_key, _), (y2_key, _)) in CURVES.items():
@@ -256,10 +262,12 @@ def curve_markdown(records):
             "non_2xx" if bench.endswith("_curve") and "non_2xx" in points[0] else None
         )
         header = [x_key, y_key, y2_key] + ([extra] if extra else [])
+        if "issue_code_outcomes" in points[0]:  # what each non-2xx was
+            header.append("issue_code_outcomes")
         lines += ["", f"## {bench}", "", "| " + " | ".join(header) + " |",
                   "|" + "---|" * len(header)]  # fmt: skip
         lines += [
-            "| " + " | ".join(str(p.get(k)) for k in header) + " |" for p in points
+            "| " + " | ".join(_cell(p.get(k)) for k in header) + " |" for p in points
         ]
     return "\n".join(lines) + ("\n" if lines else "")
 

@@ -34,6 +34,7 @@ import argparse
 import time
 
 import psycopg2
+import requests
 
 from bench.harness import (
     Services,
@@ -179,8 +180,10 @@ def platform_benchmarks(floor_32, quick=False, only=None, floor_32_wrk=None):
         "LOG_LEVEL": "WARNING",
         **dbs.env(),
         **LOAD_PATH_ENV,
-        # The login benchmark reads identity's own hash CPU from its metrics.
+        # The login benchmark reads identity's own hash CPU from its metrics,
+        # the send_code curve verification's outcomes.
         "IDENTITY_METRICS_PORT": str(find_free_port()),
+        "VERIFICATION_METRICS_PORT": str(find_free_port()),
         "INTERNAL_API_TOKEN": BENCH_INTERNAL_TOKEN,
         **RECOVERY_BENCH_ENV,
     }
@@ -354,6 +357,7 @@ def send_code_curve(platform, quick):
     if not wrk_available():
         raise SystemExit("send_code curve: wrk is missing (make bench installs it)")
     for connections in CURVE_CONNECTIONS:
+        before = issue_code_outcomes(platform)
         result = run_wrk(
             f"{platform.gateway_url}/api/v1/codes",
             connections,
@@ -361,7 +365,39 @@ def send_code_curve(platform, quick):
             lua=SEND_CODE_LUA,
             threads=min(2, connections),
         )
-        emit({"bench": "send_code_curve", "connections": connections, **result})
+        after = issue_code_outcomes(platform)
+        emit(
+            {
+                "bench": "send_code_curve",
+                "connections": connections,
+                **result,
+                # What a non-2xx was: a refusal with its stable code (a 4xx
+                # the API documents) or a crash; wrk counts only the status.
+                "issue_code_outcomes": {
+                    outcome: after[outcome] - before.get(outcome, 0)
+                    for outcome in after
+                    if after[outcome] > before.get(outcome, 0)
+                },
+            }
+        )
+
+
+def issue_code_outcomes(platform):
+    """verification's ``issue_code`` calls so far by outcome (``ok``,
+    ``refused``, ``error``), from its metrics endpoint."""
+    port = platform.metrics_port("verification")
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    counted = {}
+    for line in text.splitlines():
+        if (
+            line.startswith("entrypoint_calls_total{")
+            and 'entrypoint="issue_code"' in line
+        ):
+            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+            counted[outcome] = counted.get(outcome, 0) + int(
+                float(line.rsplit(" ", 1)[1])
+            )
+    return counted
 
 
 def delivery_backlog(platform):

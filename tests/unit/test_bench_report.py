@@ -75,6 +75,11 @@ def test_a_curve_is_tabled_in_load_order_and_plotted(tmp_path):
     assert curve_markdown(RECORDS) == ""
 
 
+def test_a_curve_point_says_what_its_non_2xx_answers_were():
+    point = {**CURVE[2], "issue_code_outcomes": {"refused": 3, "ok": 5197}}
+    assert "| 256 | 650.0 | 900.0 | 3 | ok 5197, refused 3 |" in curve_markdown([point])
+
+
 def test_the_pumping_simulation_is_judged_on_real_users_refused():
     records = [
         {"bench": "sms_pumping_simulation", "real_refused": 0, "pumping_through": 394},
