@@ -192,6 +192,7 @@ def platform_benchmarks(floor_32, quick=False, only=None, floor_32_wrk=None):
         platform.start(wait=90)
         if only in (None, "send_code"):
             send_code_benchmark(platform, floor_32, quick, floor_32_wrk)
+            drain_deliveries(platform)  # SCIM does not pay for the codes' deliveries
             scim_benchmark(platform, floor_32, quick, floor_32_wrk)
             send_code_curve(platform, quick)
             delivery_backlog(platform)
@@ -258,6 +259,7 @@ def send_code_benchmark(platform, floor_32, quick, floor_32_wrk=None):
         ("send_code", random_client_ip),
         ("send_code_one_network", lambda: school_nat),
     ):
+        drain_deliveries(platform)
         result = load(
             f"{platform.gateway_url}/api/v1/codes",
             32,
@@ -283,6 +285,7 @@ def send_code_benchmark(platform, floor_32, quick, floor_32_wrk=None):
             }
         )
     if floor_32_wrk is not None:
+        drain_deliveries(platform)  # the loads above left theirs queued
         result, cpu_ms = wrk_with_cpu(platform, "/api/v1/codes", SEND_CODE_LUA, quick)
         emit(
             {
@@ -357,6 +360,7 @@ def send_code_curve(platform, quick):
     if not wrk_available():
         raise SystemExit("send_code curve: wrk is missing (make bench installs it)")
     for connections in CURVE_CONNECTIONS:
+        drain_deliveries(platform)  # each point pays for its own deliveries only
         before = issue_code_outcomes(platform)
         result = run_wrk(
             f"{platform.gateway_url}/api/v1/codes",
@@ -401,29 +405,13 @@ def issue_code_outcomes(platform):
 
 
 def delivery_backlog(platform):
-    """``delivery_backlog``: the SMS deliveries the loads above left queued,
+    """``delivery_backlog``: the SMS deliveries the last load (the curve's
+    256 connections; each load before it starts on an empty queue) left queued,
     and how long verification takes to hand them all to the adapter. The
     loads send faster than one adapter takes them; a code sent now waits
     behind the queue (deliveries go out oldest first), so the benchmarks
     after this one would wait for it too."""
-    import psycopg2
-
-    conn = psycopg2.connect(platform.env["VERIFICATION_DB_URI"])
-    conn.autocommit = True
-    pending_sql = "SELECT count(*) FROM deliveries WHERE status = 'pending'"
-    try:
-        with conn.cursor() as cur:
-            cur.execute(pending_sql)
-            (queued,) = cur.fetchone()
-            started = time.perf_counter()
-            pending = queued
-            while pending and time.perf_counter() - started < 600:
-                time.sleep(0.5)
-                cur.execute(pending_sql)
-                (pending,) = cur.fetchone()
-    finally:
-        conn.close()
-    seconds = time.perf_counter() - started
+    queued, seconds, pending = drain_deliveries(platform)
     emit(
         {
             "bench": "delivery_backlog",
@@ -435,6 +423,31 @@ def delivery_backlog(platform):
     )
     if pending:
         raise SystemExit(f"delivery backlog: {pending} deliveries still queued")
+
+
+def drain_deliveries(platform, limit_seconds=600):
+    """Wait until verification has handed every queued delivery to the
+    adapter; ``(queued at the start, seconds waited, still queued)``. Run
+    between loads, so that a load does not pay for the deliveries the one
+    before it left queued."""
+    import psycopg2
+
+    conn = psycopg2.connect(platform.env["VERIFICATION_DB_URI"])
+    conn.autocommit = True
+    pending_sql = "SELECT count(*) FROM deliveries WHERE status = 'pending'"
+    try:
+        with conn.cursor() as cur:
+            cur.execute(pending_sql)
+            (queued,) = cur.fetchone()
+            started = time.perf_counter()
+            pending = queued
+            while pending and time.perf_counter() - started < limit_seconds:
+                time.sleep(0.5)
+                cur.execute(pending_sql)
+                (pending,) = cur.fetchone()
+    finally:
+        conn.close()
+    return queued, time.perf_counter() - started, pending
 
 
 def scim_benchmark(platform, floor_32, quick, floor_32_wrk=None):
