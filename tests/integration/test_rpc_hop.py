@@ -212,3 +212,26 @@ def test_a_call_with_the_wrong_arguments_is_an_invalid_request(hop):
         with pytest.raises(InvalidRequest):
             cluster.hop_echo.echo(1, 2, 3, 4)
         assert cluster.hop_echo.echo(5) == {"echo": 5}
+
+
+def test_a_stop_while_the_read_loop_waits_ends_the_loop_quietly(hop):
+    # Seen when a gateway stopped under load: stop() dropped the connection
+    # while the read loop waited for a frame, the wait then timed out, and
+    # the loop died on the dropped connection ("thread exited with error").
+    import socket
+
+    from services.common.plumbing.rpc import RpcClient
+
+    _, containers = hop
+    caller = containers["hop_caller"]
+    assert call_in(caller, "via_ours", "up") == {"echo": "up"}  # connected
+    client = next(e for e in caller.extensions if isinstance(e, RpcClient))
+    connection = client._connection
+
+    def stopped_as_the_wait_times_out(timeout):
+        client.stop()
+        raise socket.timeout("timed out")
+
+    connection.drain_events = stopped_as_the_wait_times_out
+    with eventlet.Timeout(5):
+        client._reader.wait()  # raised AttributeError before the fix

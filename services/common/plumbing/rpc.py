@@ -465,10 +465,15 @@ class RpcClient(SharedExtension):
                         break
                     if self._renew_wanted:
                         self._renew_request_channel()
+                    connection = self._connection
+                    if connection is None:  # stop() dropped it: we are done
+                        break
                     try:
-                        self._connection.drain_events(timeout=0.5)
+                        connection.drain_events(timeout=0.5)
                     except socket.timeout:
-                        self._connection.heartbeat_check()
+                        if not self._running:  # stopped while we waited
+                            break
+                        connection.heartbeat_check()
             except _CONNECTION_ERRORS as exc:
                 if not self._running:
                     break
