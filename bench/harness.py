@@ -202,3 +202,32 @@ def bench_platform(env, label, **options):
 
 def emit(record):
     print(json.dumps(record, ensure_ascii=False), flush=True)
+
+
+def entrypoint_outcomes(platform, service, entrypoint):
+    """``service``'s ``entrypoint`` calls so far by outcome (``ok``,
+    ``refused``: a stable error code, ``error``: a crash), from its metrics
+    endpoint; wrk counts only the non-2xx statuses."""
+    import requests
+
+    port = platform.metrics_port(service)
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    counted = {}
+    for line in text.splitlines():
+        if (
+            line.startswith("entrypoint_calls_total{")
+            and f'entrypoint="{entrypoint}"' in line
+        ):
+            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+            calls = int(float(line.rsplit(" ", 1)[1]))
+            counted[outcome] = counted.get(outcome, 0) + calls
+    return counted
+
+
+def outcomes_between(before, after):
+    """The calls by outcome from ``before`` to ``after`` (``entrypoint_outcomes``)."""
+    return {
+        outcome: after[outcome] - before.get(outcome, 0)
+        for outcome in after
+        if after[outcome] > before.get(outcome, 0)
+    }

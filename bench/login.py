@@ -21,7 +21,13 @@ from pathlib import Path
 
 import requests
 
-from bench.harness import cpu_seconds, emit, load
+from bench.harness import (
+    cpu_seconds,
+    emit,
+    entrypoint_outcomes,
+    load,
+    outcomes_between,
+)
 from services.common.plumbing.testing import random_phone, random_resident_id
 from services.identity.passwords import new_hasher
 
@@ -314,7 +320,11 @@ def login_benchmarks(platform, quick=False):
     ]
     for load_kind, clients, run in runs:
         hash_before = identity_hash_cpu_seconds(platform)
+        calls_before = entrypoint_outcomes(platform, "identity", "login")
         result, cpu_ms = cpu_ms_per_request(platform, run)
+        calls = outcomes_between(
+            calls_before, entrypoint_outcomes(platform, "identity", "login")
+        )
         per_login = {n: ms for n, ms in cpu_ms.items() if n in platform.processes}
         infra = {n: ms for n, ms in cpu_ms.items() if n not in platform.processes}
         platform_ms = sum(per_login.values())
@@ -339,6 +349,8 @@ def login_benchmarks(platform, quick=False):
                 "hash_cpu_ms": round(hashed_ms, 2),
                 "hash_cpu_ms_alone": round(hash_ms, 2),
                 "cpu_ms_per_login": cpu_ms,
+                # What a non-2xx was: a refusal (a stable code) or a crash.
+                "login_outcomes": calls,
                 # What the platform's own processes spend beyond the hash,
                 # as a share of the hash (target <= 0.25), then with the
                 # broker's and the database's CPU added.
@@ -351,8 +363,19 @@ def login_benchmarks(platform, quick=False):
             }
         )
     for connections in (1, 4, 16, 64, 256):
+        before = entrypoint_outcomes(platform, "identity", "login")
         result = _wrk_logins(platform, phones, connections, 3 if quick else 6)
-        emit({"bench": "login_curve", "connections": connections, **result})
+        calls = outcomes_between(
+            before, entrypoint_outcomes(platform, "identity", "login")
+        )
+        emit(
+            {
+                "bench": "login_curve",
+                "connections": connections,
+                **result,
+                "login_outcomes": calls,
+            }
+        )
     profile_dir = os.environ.get("BENCH_PROFILE_DIR")
     if profile_dir:  # a separate run: the sampler's own CPU would skew the above
         out = Path(profile_dir)

@@ -265,8 +265,8 @@ def curve_markdown(records):
             "non_2xx" if bench.endswith("_curve") and "non_2xx" in points[0] else None
         )
         header = [x_key, y_key, y2_key] + ([extra] if extra else [])
-        if "issue_code_outcomes" in points[0]:  # what each non-2xx was
-            header.append("issue_code_outcomes")
+        # what each non-2xx was: the callee's calls by outcome
+        header += [key for key in points[0] if key.endswith("_outcomes")]
         lines += ["", f"## {bench}", "", "| " + " | ".join(header) + " |",
                   "|" + "---|" * len(header)]  # fmt: skip
         lines += [

@@ -34,14 +34,15 @@ import argparse
 import time
 
 import psycopg2
-import requests
 
 from bench.harness import (
     Services,
     bench_platform,
     cpu_seconds,
     emit,
+    entrypoint_outcomes,
     load,
+    outcomes_between,
     rss_mb,
     wait_http,
 )
@@ -382,7 +383,7 @@ def send_code_curve(platform, quick):
         raise SystemExit("send_code curve: wrk is missing (make bench installs it)")
     for connections in CURVE_CONNECTIONS:
         drain_deliveries(platform)  # each point pays for its own deliveries only
-        before = issue_code_outcomes(platform)
+        before = entrypoint_outcomes(platform, "verification", "issue_code")
         result = run_wrk(
             f"{platform.gateway_url}/api/v1/codes",
             connections,
@@ -390,7 +391,7 @@ def send_code_curve(platform, quick):
             lua=SEND_CODE_LUA,
             threads=min(2, connections),
         )
-        after = issue_code_outcomes(platform)
+        after = entrypoint_outcomes(platform, "verification", "issue_code")
         emit(
             {
                 "bench": "send_code_curve",
@@ -398,31 +399,9 @@ def send_code_curve(platform, quick):
                 **result,
                 # What a non-2xx was: a refusal with its stable code (a 4xx
                 # the API documents) or a crash; wrk counts only the status.
-                "issue_code_outcomes": {
-                    outcome: after[outcome] - before.get(outcome, 0)
-                    for outcome in after
-                    if after[outcome] > before.get(outcome, 0)
-                },
+                "issue_code_outcomes": outcomes_between(before, after),
             }
         )
-
-
-def issue_code_outcomes(platform):
-    """verification's ``issue_code`` calls so far by outcome (``ok``,
-    ``refused``, ``error``), from its metrics endpoint."""
-    port = platform.metrics_port("verification")
-    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    counted = {}
-    for line in text.splitlines():
-        if (
-            line.startswith("entrypoint_calls_total{")
-            and 'entrypoint="issue_code"' in line
-        ):
-            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
-            counted[outcome] = counted.get(outcome, 0) + int(
-                float(line.rsplit(" ", 1)[1])
-            )
-    return counted
 
 
 def delivery_backlog(platform):
