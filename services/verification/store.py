@@ -519,10 +519,6 @@ class VerificationStore(Store):
         )
         return row["id"] if row else None
 
-    def record_sent(self, delivery_id, provider, now, expects_receipt=False):
-        """The provider took the message (``record_sent_many`` of one)."""
-        self.record_sent_many([(delivery_id, provider, now, expects_receipt)])
-
     def record_sent_many(self, sent):
         """Deliveries the provider took, ``(delivery id, provider, when,
         expects a receipt)`` each, recorded in one statement of its own

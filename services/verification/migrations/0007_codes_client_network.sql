@@ -1,7 +1,7 @@
 -- Why: the pumping watch (issue #24) read every SMS code of its ten-minute
 -- window each check and worked out each one's client network in Python:
--- after a load of 30k sends that was most of a core's tenth, taken from the
--- logins and sends running beside it (issue #23). The network is now
+-- after a load of 30k sends, about a tenth of a core, taken from the logins
+-- and sends running beside it (issue #23). The network is now
 -- worked out once, when the code is issued (the send path has it already
 -- for the suspension gate), and stored beside the code, so the watch counts
 -- by segment and network in SQL and reads one row per busy key. Codes
