@@ -388,6 +388,10 @@ class RecoveryEndpoints:
                 "device_id": device_id(request),
             }
         )
+        # Every session ended: this instance forgets the account's cached
+        # ones now, so a session used right after the reset is refused here;
+        # the other instances on the sessions_revoked broadcast, moments later.
+        self.principal.forget(str(answer["account_id"]))
         return 200, reshape(PasswordResetDoneSchema, answer)
 
     # -- duplicate ID ----------------------------------------------------------------------

@@ -170,7 +170,10 @@ class PasswordResetEntrypoints:
         self.db.audit("anonymous", targets["account_id"], "password_reset.done", now,
                     method=request["method"])  # fmt: skip
         self.db.commit()
-        return {"reset": True, "logged_in": False}
+        # The account, for the gateway that served this to drop the account's
+        # cached sessions at once (the others drop them on identity's
+        # sessions_revoked broadcast); the client is not told it.
+        return {"reset": True, "logged_in": False, "account_id": targets["account_id"]}
 
     def _prove(self, request, targets):
         if request["method"] == "questions":
