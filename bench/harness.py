@@ -204,23 +204,31 @@ def emit(record):
     print(json.dumps(record, ensure_ascii=False), flush=True)
 
 
-def entrypoint_outcomes(platform, service, entrypoint):
-    """``service``'s ``entrypoint`` calls so far by outcome (``ok``,
-    ``refused``: a stable error code, ``error``: a crash), from its metrics
-    endpoint; wrk counts only the non-2xx statuses."""
+def metric_samples(platform, service, metric):
+    """``(labels, value)`` of each sample of ``metric`` that ``service``
+    exports now (its metrics endpoint, read with prometheus_client's parser)."""
     import requests
+    from prometheus_client.parser import text_string_to_metric_families
 
     port = platform.metrics_port(service)
     text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == metric
+    ]
+
+
+def entrypoint_outcomes(platform, service, entrypoint):
+    """``service``'s ``entrypoint`` calls so far by outcome (``ok``,
+    ``refused``: a stable error code, ``error``: a crash); wrk counts only
+    the non-2xx statuses."""
     counted = {}
-    for line in text.splitlines():
-        if (
-            line.startswith("entrypoint_calls_total{")
-            and f'entrypoint="{entrypoint}"' in line
-        ):
-            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
-            calls = int(float(line.rsplit(" ", 1)[1]))
-            counted[outcome] = counted.get(outcome, 0) + calls
+    for labels, value in metric_samples(platform, service, "entrypoint_calls_total"):
+        if labels.get("entrypoint") == entrypoint:
+            outcome = labels["outcome"]
+            counted[outcome] = counted.get(outcome, 0) + int(value)
     return counted
 
 

@@ -26,6 +26,7 @@ from bench.harness import (
     emit,
     entrypoint_outcomes,
     load,
+    metric_samples,
     outcomes_between,
 )
 from services.common.plumbing.testing import random_phone, random_resident_id
@@ -147,12 +148,11 @@ def top_frames(collapsed, limit=25):
 
 def identity_hash_cpu_seconds(platform):
     """The identity service's own argon2 CPU so far (its metrics endpoint)."""
-    port = platform.env.get("IDENTITY_METRICS_PORT")
-    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("password_hash_cpu_seconds_total{")
+        value
+        for _, value in metric_samples(
+            platform, "identity", "password_hash_cpu_seconds_total"
+        )
     )
 
 

@@ -34,6 +34,8 @@ __all__ = [
     "Figures",
     "Verdict",
     "segment_of",
+    "MAINLAND_PREFIX",
+    "MAINLAND_SEGMENT_CHARS",
     "network_of",
     "country_code_of",
     "tally",
@@ -120,13 +122,20 @@ def country_code_of(phone):
     return digits[:3]
 
 
+# A mainland mobile's segment is its first MAINLAND_SEGMENT_CHARS characters
+# ("+86" and 7 digits); the watch's SQL tally counts by the same two
+# (store.WINDOW_TALLY_SQL).
+MAINLAND_PREFIX = "+86"
+MAINLAND_SEGMENT_CHARS = 10
+
+
 def segment_of(phone):
     """``+86`` and the first 7 digits of a mainland mobile (its number
     segment, 号段 + HLR block); ``+<country code>`` for any other number."""
-    country = country_code_of(phone)
-    if country == "86":
-        return phone[:10]
-    return "+" + country
+    country = "+" + country_code_of(phone)
+    if country == MAINLAND_PREFIX:
+        return phone[:MAINLAND_SEGMENT_CHARS]
+    return country
 
 
 def network_of(client_ip):

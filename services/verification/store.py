@@ -14,7 +14,7 @@ from psycopg2.extras import Json
 
 from services.common.plumbing.context import current_request_id
 from services.common.plumbing.db import Store
-from services.verification import quota
+from services.verification import pumping, quota
 
 __all__ = ["VerificationStore"]
 
@@ -221,8 +221,8 @@ TRY_WATCH_LOCK_SQL = (
     "SELECT pg_try_advisory_xact_lock(hashtext('sms_pumping_watch')) AS won"
 )
 
-# The pumping watch's tally, counted here: +86 segments (the first ten
-# characters: pumping.segment_of) and stored client networks, each key only
+# The pumping watch's tally, counted here: mainland segments (the prefix and
+# length pumping.segment_of uses) and stored client networks, each key only
 # on codes issued after its last suspension ended (``ended``), and only the
 # keys with the volume to be judged — one row per busy key, whatever the
 # load. The codes SQL cannot key exactly (another country's segment, a code
@@ -235,9 +235,9 @@ WITH recent AS (
       FROM codes c LEFT JOIN deliveries d ON d.code_id = c.id
      WHERE c.channel = 'sms' AND c.issued_at >= %(since)s AND c.issued_at < %(until)s
 ), keyed AS (
-    SELECT 'segment' AS scope, left(destination, 10) AS key, issued_at, verified,
-           delivered
-      FROM recent WHERE destination LIKE '+86%%'
+    SELECT 'segment' AS scope, left(destination, %(segment_chars)s) AS key, issued_at,
+           verified, delivered
+      FROM recent WHERE destination LIKE %(mainland_like)s
     UNION ALL
     SELECT 'network', client_network, issued_at, verified, delivered
       FROM recent WHERE client_network IS NOT NULL
@@ -253,14 +253,20 @@ SELECT k.scope, k.key, count(*) AS sent, count(*) FILTER (WHERE k.delivered) AS 
 HAVING count(*) >= %(min_volume)s
 """
 
+_MAINLAND_SEGMENTS = {
+    "mainland_like": pumping.MAINLAND_PREFIX + "%",
+    "segment_chars": pumping.MAINLAND_SEGMENT_CHARS,
+}
+
 WINDOW_UNKEYED_SQL = """
-SELECT CASE WHEN c.destination NOT LIKE '+86%%' THEN c.destination END AS destination,
+SELECT CASE WHEN c.destination NOT LIKE %(mainland_like)s THEN c.destination END
+           AS destination,
        CASE WHEN c.client_network IS NULL THEN c.client_ip END AS client_ip,
        c.issued_at, c.used_at IS NOT NULL AS verified,
        d.receipt_state = 'delivered' AS delivered
   FROM codes c LEFT JOIN deliveries d ON d.code_id = c.id
  WHERE c.channel = 'sms' AND c.issued_at >= %(since)s AND c.issued_at < %(until)s
-   AND (c.destination NOT LIKE '+86%%'
+   AND (c.destination NOT LIKE %(mainland_like)s
         OR (c.client_network IS NULL AND c.client_ip IS NOT NULL))
 """
 
@@ -580,6 +586,7 @@ class VerificationStore(Store):
                 "ended_keys": [key for _, key in ended],
                 "ended_at": list(ended.values()),
                 "min_volume": min_volume,
+                **_MAINLAND_SEGMENTS,
             },
         )
 
@@ -587,7 +594,10 @@ class VerificationStore(Store):
         """The window's codes ``window_tally`` could not key, as rows for
         ``pumping.tally``: ``destination`` only when not +86, ``client_ip``
         only when no network was stored."""
-        return self.fetchall(WINDOW_UNKEYED_SQL, {"since": since, "until": until})
+        return self.fetchall(
+            WINDOW_UNKEYED_SQL,
+            {"since": since, "until": until, **_MAINLAND_SEGMENTS},
+        )
 
     def segment_sends(self, segment, since, until):
         return self.fetchone(
