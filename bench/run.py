@@ -27,6 +27,7 @@ Each of these runs under two load generators: the Python client
 
     python -m bench.run --only login      # just the login/registration part
     python -m bench.run --only send_code  # the floor and send_code only
+    python -m bench.run --only scim       # the floor and SCIM POST /Users only
     python -m bench.run --only recovery   # the floor and the recovery benchmarks
 """
 
@@ -194,7 +195,9 @@ def platform_benchmarks(floor_32, quick=False, only=None, floor_32_wrk=None):
         if only in (None, "send_code"):
             send_code_benchmark(platform, floor_32, quick, floor_32_wrk)
             drain_deliveries(platform)  # SCIM does not pay for the codes' deliveries
+        if only in (None, "send_code", "scim"):
             scim_benchmark(platform, floor_32, quick, floor_32_wrk)
+        if only in (None, "send_code"):
             send_code_curve(platform, quick)
             delivery_backlog(platform)
         if only in (None, "recovery"):
@@ -522,7 +525,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
-        "--only", choices=("login", "send_code", "recovery"), default=None
+        "--only", choices=("login", "send_code", "scim", "recovery"), default=None
     )
     args = parser.parse_args()
     if args.only == "login":

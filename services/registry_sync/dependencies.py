@@ -16,7 +16,7 @@ from services.registry_sync import domain
 from services.registry_sync.import_store import ImportStore
 from services.registry_sync.keys import keys_from
 
-__all__ = ["Verifier", "RegistryKeys", "ImportRunner"]
+__all__ = ["Verifier", "RegistryKeys", "ImportRunner", "KnownSchools"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,42 @@ class RegistryKeys(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.keys
+
+
+class KnownSchools(DependencyProvider):
+    """``self.known_schools``: which school an API token (by its keyed hash)
+    named when this process last checked it, and how that school's SCIM
+    attributes were read (``scim_sources``). A hint, never the authority: it
+    lets a SCIM create parse its body before its one statement, and that
+    statement checks the token and the sources again (``store``'s
+    ``CREATE_STUDENT_AS_SCHOOL_SQL``), so a rotated token or changed sources
+    cost one more round trip, never a wrong answer. Holds no token and no
+    personal data."""
+
+    # Schools whose systems call this process; beyond it the oldest is
+    # dropped (it is learnt again on its next call).
+    capacity = 4096
+
+    def setup(self):
+        self.by_token_hash = {}
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def get(self, token_hash):
+        """``{"code", "scim_sources"}`` or None."""
+        return self.by_token_hash.get(token_hash)
+
+    def remember(self, token_hash, school):
+        if len(self.by_token_hash) >= self.capacity:
+            self.by_token_hash.pop(next(iter(self.by_token_hash)))
+        self.by_token_hash[token_hash] = {
+            "code": school["code"],
+            "scim_sources": school["scim_sources"],
+        }
+
+    def forget(self, token_hash):
+        self.by_token_hash.pop(token_hash, None)
 
 
 def _address_space_cap(mib):

@@ -7,15 +7,20 @@ token it carries: another school's resource is simply not found.
 The gateway passes the school system's token on rather than asking
 ``authenticate_school`` first: a SCIM call is one hop, not two, and the
 token's check and audit row are one statement of their own (committed
-whatever the call's outcome)."""
+whatever the call's outcome). A student's create by a token this process
+has seen (``known_schools``) folds that statement into its write: one round
+trip for the whole create (``_create_student_at_once``)."""
 
 import logging
 import uuid
+
+from marshmallow import ValidationError
 
 from services.common.contract.errors import (
     InvalidRequest,
     NotFound,
     PreconditionFailed,
+    ServiceError,
     Unauthenticated,
 )
 from services.common.plumbing.rpc import rpc
@@ -83,7 +88,8 @@ def _check_version(if_match, version):
 
 
 class ScimEntrypoints:
-    """Needs ``db``, ``clock``, ``keys`` and ``verifier`` of the service."""
+    """Needs ``db``, ``clock``, ``keys``, ``verifier`` and ``known_schools``
+    of the service."""
 
     @rpc
     def scim_discovery(self, payload):
@@ -97,13 +103,12 @@ class ScimEntrypoints:
         checked, and the call audited as its ``action``, before the rest
         of the payload is judged."""
         caller = _CALLER.load(payload)
-        school = self.db.school_call(
-            self.keys.school_token_hash(caller["school_token"]),
-            caller["action"],
-            self.clock(),
-        )
+        token_hash = self.keys.school_token_hash(caller["school_token"])
+        school = self.db.school_call(token_hash, caller["action"], self.clock())
         if school is None:
+            self.known_schools.forget(token_hash)
             raise Unauthenticated("invalid_school_token")
+        self.known_schools.remember(token_hash, school)
         request = schema.load(payload)
         del request["school_token"], request["action"]
         return {
@@ -229,6 +234,10 @@ class ScimEntrypoints:
     # -- entrypoints ------------------------------------------------------------
     @rpc
     def scim_create(self, payload):
+        if payload.get("kind") == "User":
+            answer = self._create_student_at_once(payload)
+            if answer is not None:
+                return answer
         request = self._school_request(_WRITE, payload)
         kind, school_code = request["kind"], request["school_code"]
         resource = scim.parse_resource(
@@ -247,6 +256,56 @@ class ScimEntrypoints:
         self.db.commit()
         return answer
 
+    def _create_student_at_once(self, payload):
+        """A new student by a school this process already knows the token of
+        (``known_schools``): the body is judged first, then one statement
+        checks the token again, audits the call and writes the student and
+        its audit row (one round trip instead of four). None when the token
+        is new here or moved since: the caller takes the two-step way. What
+        is refused is still audited as a call, after the token is checked
+        again, so a token gone meanwhile is told so first, as before."""
+        caller = _CALLER.load(payload)
+        token_hash = self.keys.school_token_hash(caller["school_token"])
+        school = self.known_schools.get(token_hash)
+        if school is None:
+            return None
+        now = self.clock()
+        try:
+            request = _WRITE.load(payload)
+            resource = scim.parse_resource(
+                "User", request["document"], "create", school["scim_sources"]
+            )
+            columns, id_number = self._student_record(resource, now)
+            record = {
+                **columns,
+                "id": uuid.uuid4(),
+                "school_code": school["code"],
+                "now": now,
+            }
+            row = self.db.create_student_as_school(
+                token_hash,
+                school["scim_sources"],
+                caller["action"],
+                record,
+                "scim.user_created",
+            )
+        except (ServiceError, ValidationError):
+            # Refused (a bad body, a userName taken): nothing was written,
+            # and the call is checked and audited as any other refused one.
+            if self.db.school_call(token_hash, caller["action"], now) is None:
+                self.known_schools.forget(token_hash)
+                raise Unauthenticated("invalid_school_token") from None
+            raise
+        if row is None:  # the token or the school's sources moved since
+            self.known_schools.forget(token_hash)
+            return None
+        request["school_code"] = school["code"]
+        if row["named_by_verifications"]:
+            # Rare: the account came first. The call is audited; the student
+            # is written with the verifications' re-judging in one transaction.
+            return self._create_student(school["code"], resource, request, now)
+        return self._created_answer(row, request, id_number)
+
     def _create_student(self, school_code, resource, request, now):
         """A new student: one statement writes it and its audit row, and the
         answer is built from what was written: a new student is in no class
@@ -261,12 +320,15 @@ class ScimEntrypoints:
         )
         if row["named_by_verifications"]:  # rare: the account came first
             self.verifier.roster_changed(school_code, [row["student_number"]], now)
-        document = scim.student_document(row, [], request["base_url"], id_number)
-        answer = self._answer(
-            "User", row, request, status=201, document=document, rendered=True
-        )
+        answer = self._created_answer(row, request, id_number)
         self.db.commit()
         return answer
+
+    def _created_answer(self, row, request, id_number):
+        document = scim.student_document(row, [], request["base_url"], id_number)
+        return self._answer(
+            "User", row, request, status=201, document=document, rendered=True
+        )
 
     @rpc
     def scim_get(self, payload):

@@ -26,7 +26,12 @@ from services.registry_sync import (
     scim_entrypoints,
     verification_entrypoints,
 )
-from services.registry_sync.dependencies import ImportRunner, RegistryKeys, Verifier
+from services.registry_sync.dependencies import (
+    ImportRunner,
+    KnownSchools,
+    RegistryKeys,
+    Verifier,
+)
 from services.registry_sync.store import RegistryStore
 
 __all__ = ["RegistrySyncService"]
@@ -47,6 +52,7 @@ class RegistrySyncService(
     clock = Clock()
     keys = RegistryKeys()
     verifier = Verifier()  # the one place an outcome is decided
+    known_schools = KnownSchools()  # which school a token named, as a hint
     imports = ImportRunner()
     # Registry verification compares records with the account's own
     # real-name data, which only identity holds.

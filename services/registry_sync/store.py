@@ -6,7 +6,7 @@ from psycopg2.extras import Json, register_uuid
 
 from services.common.contract.errors import Conflict
 from services.common.plumbing.context import current_request_id
-from services.common.plumbing.db import Store
+from services.common.plumbing.db import Prepared, Store
 from services.registry_sync import domain
 
 __all__ = ["RegistryStore"]
@@ -63,16 +63,20 @@ given_name, formatted_name, display_name, name_key, active, status, id_type, id_
 id_problem, id_sealed, grade, class_name, department, enrollment_year, doc, source,
 version, created_at, updated_at"""
 
-INSERT_STUDENT_SQL = f"""
+INSERT_STUDENT_INTO = """
 INSERT INTO students (id, school_code, user_name, external_id, student_number,
     family_name, given_name, formatted_name, display_name, name_key, active, status,
     id_type, id_sealed, id_hash, id_hint, id_problem, grade, class_name, department,
-    enrollment_year, doc, source, created_at, updated_at)
-VALUES (%(id)s, %(school_code)s, %(user_name)s, %(external_id)s, %(student_number)s,
-    %(family_name)s, %(given_name)s, %(formatted_name)s, %(display_name)s,
-    %(name_key)s, %(active)s, %(status)s, %(id_type)s, %(id_sealed)s, %(id_hash)s,
-    %(id_hint)s, %(id_problem)s, %(grade)s, %(class_name)s, %(department)s,
-    %(enrollment_year)s, %(doc)s, 'scim', %(now)s, %(now)s)
+    enrollment_year, doc, source, created_at, updated_at)"""
+
+STUDENT_VALUES = """%(id)s, %(school_code)s, %(user_name)s, %(external_id)s,
+    %(student_number)s, %(family_name)s, %(given_name)s, %(formatted_name)s,
+    %(display_name)s, %(name_key)s, %(active)s, %(status)s, %(id_type)s, %(id_sealed)s,
+    %(id_hash)s, %(id_hint)s, %(id_problem)s, %(grade)s, %(class_name)s,
+    %(department)s, %(enrollment_year)s, %(doc)s, 'scim', %(now)s, %(now)s"""
+
+INSERT_STUDENT_SQL = f"""{INSERT_STUDENT_INTO}
+VALUES ({STUDENT_VALUES})
 RETURNING {STUDENT_COLUMNS}
 """
 
@@ -94,6 +98,50 @@ SELECT student.*,
                   AND v.student_number = student.student_number) AS named_by_verifications
   FROM student
 """
+
+# A SCIM create by a school system in one statement of its own, when the
+# service already knows (``KnownSchools``) which school the token named and
+# how that school's attributes are read: the token is checked again here and
+# the school's attribute sources compared (no row when either moved: the
+# caller goes the two-step way), the call and the creation are audited in
+# that order, and the student is written unless a registry verification
+# names its number (``named_by_verifications``; then only the call is
+# written, and the caller creates the student in a transaction that also
+# re-judges those verifications).
+CREATE_STUDENT_AS_SCHOOL_SQL = f"""
+WITH school AS (
+    SELECT code FROM schools
+     WHERE token_hash = %(token_hash)s AND code = %(school_code)s
+       AND scim_sources IS NOT DISTINCT FROM %(sources)s::jsonb
+), named AS (
+    SELECT EXISTS (SELECT 1 FROM verifications v
+                    WHERE v.school_code = %(school_code)s
+                      AND v.student_number = %(student_number)s)
+           AS named_by_verifications
+), student AS (
+    {INSERT_STUDENT_INTO.strip()}
+    SELECT {STUDENT_VALUES}
+      FROM school, named WHERE NOT named.named_by_verifications
+    RETURNING {STUDENT_COLUMNS}
+), audited AS (
+    INSERT INTO audit_log (actor, school_code, action, object_ids, request_id, at)
+    SELECT 'school:' || school.code, school.code, entry.action, entry.object_ids,
+           %(request_id)s, %(now)s
+      FROM school,
+           (VALUES (1, %(call_action)s, '{{}}'::jsonb),
+                   (2, %(action)s, jsonb_build_object('resource_id', %(id)s::text)))
+           AS entry (rank, action, object_ids)
+     WHERE entry.rank = 1 OR EXISTS (SELECT 1 FROM student)
+     ORDER BY entry.rank
+)
+SELECT named.named_by_verifications, student.*
+  FROM school CROSS JOIN named LEFT JOIN student ON true
+"""
+
+# Planned once per connection: its planning cost more than its execution.
+CREATE_STUDENT_AS_SCHOOL = Prepared(
+    "registry_create_student_as_school", CREATE_STUDENT_AS_SCHOOL_SQL
+)
 
 STUDENT_SQL = f"""
 SELECT {STUDENT_COLUMNS} FROM students
@@ -505,6 +553,26 @@ class RegistryStore(Store):
             {
                 **record,
                 "doc": Json(record["doc"]),
+                "action": action,
+                "request_id": current_request_id(),
+            },
+        )
+
+    def create_student_as_school(
+        self, token_hash, sources, call_action, record, action
+    ):
+        """``CREATE_STUDENT_AS_SCHOOL_SQL``, its own transaction: None when the
+        token or the school's sources moved (nothing written); else the row
+        with ``named_by_verifications``, the student's columns None when
+        that is true (only the call was written)."""
+        return self.fetchone_alone(
+            CREATE_STUDENT_AS_SCHOOL,
+            {
+                **record,
+                "doc": Json(record["doc"]),
+                "token_hash": token_hash,
+                "sources": Json(sources) if sources is not None else None,
+                "call_action": call_action,
                 "action": action,
                 "request_id": current_request_id(),
             },

@@ -365,6 +365,52 @@ def test_a_scim_call_is_authenticated_first_and_audited_whatever_its_outcome(
     assert actions[-3:] == ["scim.users.get", "scim.users.create", "scim.user_created"]
 
 
+def test_a_known_token_is_checked_again_on_every_create(
+    api, school, internal_auth, service_sql
+):
+    """After its first call a token's create is one statement (issue #23):
+    the statement checks the token again, so a rotated one is refused at
+    once, a bad body with it too (the token is told first), and a refused
+    create by a good token writes nothing but its audited call."""
+    code, token = school
+    assert scim(api, "post", "/Users", token, json=student_doc("K1")).status_code == 201
+    rotated = api.post(f"/api/v1/internal/schools/{code}/token", headers=internal_auth)
+    assert rotated.status_code == 201, rotated.text
+    new_token = rotated.json()["api_token"]
+    for answer in (
+        scim(api, "post", "/Users", token, json=student_doc("K2")),
+        scim(api, "post", "/Users", token, json={"schemas": [CORE_USER]}),
+    ):
+        assert answer.status_code == 401, answer.text
+        assert answer.headers["X-Error-Code"] == "invalid_school_token"
+    made = scim(api, "post", "/Users", new_token, json=student_doc("K2"))
+    assert made.status_code == 201, made.text
+    again = scim(api, "post", "/Users", new_token, json=student_doc("K2"))
+    assert again.status_code == 409 and again.json()["scimType"] == "uniqueness"
+    bad = scim(api, "post", "/Users", new_token, json={"schemas": [CORE_USER]})
+    assert bad.status_code == 400, bad.text
+    rows = service_sql(
+        "registry_sync",
+        "SELECT action FROM audit_log WHERE school_code = %s AND action LIKE 'scim.%%'"
+        " ORDER BY id",
+        (code,),
+    )
+    assert [row["action"] for row in rows] == [
+        "scim.users.create",
+        "scim.user_created",
+        "scim.users.create",  # the good token's first create after rotation
+        "scim.user_created",
+        "scim.users.create",  # the taken userName
+        "scim.users.create",  # the bad body
+    ]
+    numbers = service_sql(
+        "registry_sync",
+        "SELECT user_name FROM students WHERE school_code = %s ORDER BY user_name",
+        (code,),
+    )
+    assert [row["user_name"] for row in numbers] == ["K1", "K2"]
+
+
 def test_id_numbers_are_sealed_hashed_masked_and_never_logged(
     api, school, service_sql, platform_logs
 ):

@@ -3,13 +3,14 @@ failing, unique violations become domain errors by constraint name, and
 psycopg2 is green (and a service refuses to start when it is not)."""
 
 import eventlet
+import psycopg2.errors
 import psycopg2.extensions
 import pytest
 from nameko.testing.services import dummy
 from nameko.testing.utils import get_extension
 
 from services.common.contract.errors import Conflict
-from services.common.plumbing.db import ConnectionPool, Database, Store
+from services.common.plumbing.db import ConnectionPool, Database, Prepared, Store
 
 
 @pytest.fixture
@@ -57,6 +58,76 @@ def test_unique_violation_maps_to_the_domain_error_of_its_constraint(pool):
         second.add("dup")
     assert caught.value.code == "tag_taken"
     second.close()
+
+
+ADD_TAG = Prepared(
+    "test_add_tag",
+    "INSERT INTO test_prepared_tags (name, note) VALUES (%(name)s, %(note)s || '%%')"
+    " RETURNING name, note, %(name)s = name AS same",
+)
+
+
+class PreparedTagStore(Store):
+    constraint_errors = {"test_prepared_tags_name_key": lambda: Conflict("tag_taken")}
+
+    def add(self, name):
+        return self.fetchone(ADD_TAG, {"name": name, "note": "n"})
+
+    def session_statements(self):
+        return [
+            row["name"]
+            for row in self.fetchall("SELECT name FROM pg_prepared_statements")
+        ]
+
+
+@pytest.fixture
+def tags(pool):
+    store = Store(pool)
+    store.execute("DROP TABLE IF EXISTS test_prepared_tags")
+    store.execute("CREATE TABLE test_prepared_tags (name text UNIQUE, note text)")
+    store.commit()
+    store.close()
+    yield
+    store = Store(pool)
+    store.execute("DROP TABLE IF EXISTS test_prepared_tags")
+    store.commit()
+    store.close()
+
+
+def test_a_prepared_statement_is_prepared_once_per_connection(pool, tags):
+    store = PreparedTagStore(pool)
+    assert store.add("a") == {"name": "a", "note": "n%", "same": True}
+    store.rollback()  # a session's prepared statement outlives a rollback
+    assert store.add("b")["name"] == "b"
+    store.commit()
+    assert store.session_statements() == ["test_add_tag"]
+    assert store.conn.prepared == {"test_add_tag"}
+    with pytest.raises(Conflict) as caught:  # still mapped by constraint
+        store.add("b")
+    assert caught.value.code == "tag_taken"
+    store.close()
+
+
+def test_a_prepared_statement_whose_result_changed_is_prepared_again(pool, tags):
+    """A migration under a running service changes what a prepared statement
+    returns: that session's statement is stale for good, so its connection
+    is dropped once and the next one prepares the statement afresh."""
+    store = PreparedTagStore(pool)
+    store.add("a")
+    store.commit()
+    stale = store.conn
+    changer = Store(pool)
+    changer.execute("ALTER TABLE test_prepared_tags ALTER COLUMN note TYPE varchar")
+    changer.commit()
+    changer.close()
+    with pytest.raises(psycopg2.errors.FeatureNotSupported):
+        store.add("b")
+    assert stale.closed
+    store.close()
+    again = PreparedTagStore(pool)
+    assert again.add("b")["note"] == "n%"
+    again.commit()
+    again.close()
 
 
 def test_psycopg2_is_green_so_a_blocked_query_does_not_block_the_process(pool):

@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 import random
+import re
 import uuid
 import weakref
 
@@ -29,6 +30,8 @@ from services.common.plumbing.context import current_request_id
 __all__ = [
     "ConnectionPool",
     "Database",
+    "Prepared",
+    "PooledConnection",
     "Store",
     "require_green_psycopg",
     "retry_conflicts",
@@ -195,6 +198,48 @@ def retry_conflicts(fn, attempts=None):
     return run_unit_of_work
 
 
+class Prepared:
+    """A hot statement PostgreSQL parses and plans once per connection
+    (``PREPARE``) and then only executes: for a statement of several
+    data-modifying CTEs the planning cost more than the execution (0.14 of
+    0.26 ms measured for the SCIM create). ``sql`` is written as any other
+    (``%(name)s`` parameters, kept as a ``*_SQL`` constant so the migration
+    test checks it); ``Store.execute`` takes a ``Prepared`` where it takes
+    SQL. PostgreSQL deduces each parameter's type from where it is used, as
+    it does for a plain statement. A prepared statement belongs to its
+    session and survives a rollback; a new connection prepares again."""
+
+    _PARAMETER = re.compile(r"%\((\w+)\)s")
+
+    def __init__(self, name, sql):
+        names = []
+
+        def positional(match):
+            if match.group(1) not in names:
+                names.append(match.group(1))
+            return f"${names.index(match.group(1)) + 1}"
+
+        body = self._PARAMETER.sub(positional, sql).replace("%%", "%")
+        self.name = name
+        self.prepare_sql = f"PREPARE {name} AS {body}"
+        arguments = ", ".join(f"%({n})s" for n in names)
+        self.execute_sql = (
+            f"EXECUTE {name} ({arguments})" if names else f"EXECUTE {name}"
+        )
+
+    def __repr__(self):
+        return f"Prepared({self.name!r})"
+
+
+class PooledConnection(psycopg2.extensions.connection):
+    """A pooled connection that remembers which ``Prepared`` statements its
+    session holds."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.prepared = set()
+
+
 class ConnectionPool:
     """A fixed-size pool of psycopg2 connections that waits for a free one.
 
@@ -239,7 +284,9 @@ class ConnectionPool:
         self._idle.append(self._connect())
 
     def _connect(self):
-        return psycopg2.connect(**self._connect_kwargs)
+        return psycopg2.connect(
+            connection_factory=PooledConnection, **self._connect_kwargs
+        )
 
     def getconn(self):
         if not self._gate.acquire(timeout=self.acquire_timeout):
@@ -313,8 +360,14 @@ class Store:
         return self.conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
 
     def execute(self, sql, params=None):
-        """Run one statement; unique violations become domain errors."""
+        """Run one statement (SQL, or a ``Prepared`` one); unique violations
+        become domain errors."""
         cur = self.cursor()
+        if isinstance(sql, Prepared):
+            return self._execute_prepared(cur, sql, params)
+        return self._execute_sql(cur, sql, params)
+
+    def _execute_sql(self, cur, sql, params):
         try:
             cur.execute(sql, params)
         except psycopg2.errors.UniqueViolation as exc:
@@ -324,6 +377,20 @@ class Store:
             self.conn.rollback()
             raise factory() from None
         return cur
+
+    def _execute_prepared(self, cur, statement, params):
+        if statement.name not in self.conn.prepared:
+            cur.execute(statement.prepare_sql)
+            self.conn.prepared.add(statement.name)
+        try:
+            return self._execute_sql(cur, statement.execute_sql, params)
+        except psycopg2.errors.FeatureNotSupported:
+            # "cached plan must not change result type": a migration changed
+            # what the statement returns under a running service. This
+            # session's statement is stale for good; the connection goes,
+            # and the next one prepares the statement as it now reads.
+            self.discard()
+            raise
 
     def fetchone(self, sql, params=None):
         return self.execute(sql, params).fetchone()
