@@ -46,8 +46,10 @@ log = logging.getLogger(__name__)
 # Statements are module constants named *_SQL: a test prepares every one of
 # them against the migrated schema, so SQL and migrations cannot drift apart.
 PING_SQL = "SELECT 1 AS ok"
-# Not *_SQL: a utility statement, which PREPARE cannot check.
+# Not *_SQL: utility statements, which PREPARE cannot check.
 RELAX_DURABILITY = "SET LOCAL synchronous_commit = off"
+BEGIN, COMMIT, ROLLBACK = "BEGIN", "COMMIT", "ROLLBACK"
+_IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
 INSERT_OUTBOX_SQL = (
     "INSERT INTO outbox (event_id, event_type, payload, request_id)"
     " VALUES (%(event_id)s, %(event_type)s, %(payload)s, %(request_id)s)"
@@ -305,7 +307,7 @@ class ConnectionPool:
         try:
             healthy = not conn.closed and conn.info.transaction_status in self._HEALTHY
             if healthy:
-                conn.rollback()
+                self._reset(conn)
             if healthy and not self._closed:
                 self._idle.append(conn)
             else:
@@ -314,6 +316,18 @@ class ConnectionPool:
             conn.close()
         finally:
             self._gate.release()
+
+    @staticmethod
+    def _reset(conn):
+        """Back to no transaction and psycopg2's own transaction handling,
+        whoever opened the transaction: psycopg2, or a ``Store`` that sent
+        its BEGIN itself (in autocommit mode, where ``rollback()`` does
+        nothing)."""
+        conn.rollback()
+        if conn.info.transaction_status != _IDLE:
+            conn.autocommit = True
+            conn.cursor().execute(ROLLBACK)
+        conn.autocommit = False
 
     def closeall(self):
         self._closed = True
@@ -350,47 +364,61 @@ class Store:
         self._events_pending = False
 
     # -- connection and transaction -------------------------------------
+    # A store opens its transactions itself: psycopg2 would send BEGIN as a
+    # round trip of its own before the first statement; here it goes in the
+    # same message as that statement (as PgJDBC does), so a transaction of
+    # one statement and its commit is two round trips, not three. The
+    # connection is in psycopg2's autocommit mode while the store holds it,
+    # so COMMIT and ROLLBACK are statements too; the pool puts it back as it
+    # was (``ConnectionPool.putconn``).
     @property
     def conn(self):
         if self._conn is None:
-            self._conn = self._pool.getconn()
+            conn = self._pool.getconn()
+            conn.autocommit = True
+            self._conn = conn
         return self._conn
+
+    def _in_transaction(self):
+        return self._conn is not None and self._conn.info.transaction_status != _IDLE
 
     def cursor(self):
         return self.conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
 
     def execute(self, sql, params=None):
-        """Run one statement (SQL, or a ``Prepared`` one); unique violations
-        become domain errors."""
-        cur = self.cursor()
-        if isinstance(sql, Prepared):
-            return self._execute_prepared(cur, sql, params)
-        return self._execute_sql(cur, sql, params)
+        """Run one statement (SQL, or a ``Prepared`` one) in the store's
+        transaction, opening it if none is open; unique violations become
+        domain errors."""
+        return self._run(sql, params, alone=False)
 
-    def _execute_sql(self, cur, sql, params):
+    def _run(self, sql, params, alone):
+        cur = self.cursor()
+        text = sql
+        if isinstance(sql, Prepared):
+            if sql.name not in self.conn.prepared:
+                cur.execute(sql.prepare_sql)  # outside any transaction
+                self.conn.prepared.add(sql.name)
+            text = sql.execute_sql
+        if not alone and not self._in_transaction():
+            text = f"{BEGIN}; {text}"
         try:
-            cur.execute(sql, params)
+            cur.execute(text, params)
         except psycopg2.errors.UniqueViolation as exc:
             factory = self.constraint_errors.get(exc.diag.constraint_name)
             if factory is None:
                 raise
-            self.conn.rollback()
+            self.rollback()
             raise factory() from None
-        return cur
-
-    def _execute_prepared(self, cur, statement, params):
-        if statement.name not in self.conn.prepared:
-            cur.execute(statement.prepare_sql)
-            self.conn.prepared.add(statement.name)
-        try:
-            return self._execute_sql(cur, statement.execute_sql, params)
         except psycopg2.errors.FeatureNotSupported:
+            if not isinstance(sql, Prepared):
+                raise
             # "cached plan must not change result type": a migration changed
             # what the statement returns under a running service. This
             # session's statement is stale for good; the connection goes,
             # and the next one prepares the statement as it now reads.
             self.discard()
             raise
+        return cur
 
     def fetchone(self, sql, params=None):
         return self.execute(sql, params).fetchone()
@@ -403,14 +431,9 @@ class Store:
         trip instead of begin, statement, commit. For rows many requests
         share (rate-limit windows) the row locks last one statement, and a
         statement that takes its rows in one global order cannot deadlock.
-        Commits the worker's open transaction first (autocommit can only be
-        switched between transactions)."""
+        Commits the worker's open transaction first."""
         self.commit()
-        self.conn.autocommit = True
-        try:
-            return self.execute(sql, params)
-        finally:
-            self.conn.autocommit = False
+        return self._run(sql, params, alone=True)
 
     def fetchall_alone(self, sql, params=None):
         """``execute_alone`` and its rows."""
@@ -421,16 +444,16 @@ class Store:
         return rows[0] if rows else None
 
     def commit(self):
-        if self._conn is None:
+        if not self._in_transaction():
             return
-        self._conn.commit()
+        self._conn.cursor().execute(COMMIT)
         if self._events_pending and self._on_commit is not None:
             self._events_pending = False
             self._on_commit()
 
     def rollback(self):
-        if self._conn is not None:
-            self._conn.rollback()
+        if self._in_transaction():
+            self._conn.cursor().execute(ROLLBACK)
         self._events_pending = False
 
     def discard(self):
