@@ -391,12 +391,12 @@ def reshape(schema, answer):
 
 class ProblemWsgiApp(WsgiApp):
     """Routing failures (404, 405) answered by the renderer that claims the
-    request, with a request id too."""
+    request, with a request id too. Otherwise what Nameko's ``WsgiApp``
+    does, on the one match (it would bind and match the URL map again)."""
 
     def __call__(self, environ, start_response):
         try:
-            adapter = self.url_map.bind_to_environ(environ)
-            adapter.match()
+            provider, values = self.url_map.bind_to_environ(environ).match()
         except HTTPException as exc:
             request = Request(environ)
             code = "method_not_allowed" if exc.code == 405 else "not_found"
@@ -411,7 +411,14 @@ class ProblemWsgiApp(WsgiApp):
                 response.headers["Allow"] = ", ".join(methods)
             response.headers["X-Request-Id"] = request_id
             return response(environ, start_response)
-        return super().__call__(environ, start_response)
+        # Shallow, as Nameko's: nothing reads the body before the handler.
+        request = Request(environ, shallow=True)
+        request.path_values = values
+        try:
+            answer = provider.handle_request(request)
+        except HTTPException as exc:
+            answer = exc
+        return answer(environ, start_response)
 
 
 class ProblemWebServer(WebServer):
