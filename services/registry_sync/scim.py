@@ -569,6 +569,17 @@ def student_columns(student, today):
         "id_normalised": None,
         "id_problem": None,
     }
+    for attribute, key in (
+        ("userName", "user_name"),
+        ("studentNumber", "student_number"),
+    ):
+        # scim2-models takes "" for a required string; a registry record
+        # keyed by nothing would match nobody and block the next blank.
+        if not (columns[key] or "").strip():
+            raise InvalidRequest(
+                "scim_invalid_value",
+                {"scimType": "invalidValue", "scim_detail": f"{attribute} is empty"},
+            )
     columns["name_key"] = comparable_name(full_name(columns))
     if record.id_number:
         number, problem = sealable_id(record.id_type, record.id_number, today)

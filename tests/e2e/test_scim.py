@@ -371,7 +371,8 @@ def test_a_known_token_is_checked_again_on_every_create(
     """After its first call a token's create is one statement (issue #23):
     the statement checks the token again, so a rotated one is refused at
     once, a bad body with it too (the token is told first), and a refused
-    create by a good token writes nothing but its audited call."""
+    create by a good token (a taken or blank userName, a bad body) writes
+    nothing but its audited call."""
     code, token = school
     assert scim(api, "post", "/Users", token, json=student_doc("K1")).status_code == 201
     rotated = api.post(f"/api/v1/internal/schools/{code}/token", headers=internal_auth)
@@ -389,6 +390,10 @@ def test_a_known_token_is_checked_again_on_every_create(
     assert again.status_code == 409 and again.json()["scimType"] == "uniqueness"
     bad = scim(api, "post", "/Users", new_token, json={"schemas": [CORE_USER]})
     assert bad.status_code == 400, bad.text
+    blank = scim(api, "post", "/Users", new_token, json=student_doc("  "))
+    assert blank.status_code == 400, blank.text
+    assert blank.headers["X-Error-Code"] == "scim_invalid_value"
+    assert blank.json()["scimType"] == "invalidValue"
     rows = service_sql(
         "registry_sync",
         "SELECT action FROM audit_log WHERE school_code = %s AND action LIKE 'scim.%%'"
@@ -402,6 +407,7 @@ def test_a_known_token_is_checked_again_on_every_create(
         "scim.user_created",
         "scim.users.create",  # the taken userName
         "scim.users.create",  # the bad body
+        "scim.users.create",  # the blank userName
     ]
     numbers = service_sql(
         "registry_sync",

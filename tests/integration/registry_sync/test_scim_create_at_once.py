@@ -173,8 +173,10 @@ def test_a_refused_create_by_a_known_token_writes_nothing_but_its_call(
         assert exc_type == "Conflict" and "scim_uniqueness" in value
         exc_type, value = refused(lambda: create_from(proxy, token, "not an object"))
         assert exc_type == "InvalidRequest" and "scim_invalid_syntax" in value
+        exc_type, value = refused(lambda: create(proxy, token, " "))
+        assert exc_type == "InvalidRequest" and "scim_invalid_value" in value
     rows = audit_of(registry_sql, code)[before:]
-    assert [r["action"] for r in rows] == ["scim.users.create", "scim.users.create"]
+    assert [r["action"] for r in rows] == ["scim.users.create"] * 3
     count = registry_sql(
         "SELECT count(*) AS n FROM students WHERE school_code = %s", (code,)
     )

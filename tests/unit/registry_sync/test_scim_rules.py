@@ -121,6 +121,23 @@ def test_student_columns_keep_the_school_words_and_normalise_for_matching():
     assert "idNumber" not in str(columns["doc"])  # never stored in the clear
 
 
+@pytest.mark.parametrize("user_name", ["", "   ", "\u3000"])
+def test_a_blank_user_name_is_refused(user_name):
+    resource = student()
+    resource.user_name = user_name
+    with pytest.raises(InvalidRequest) as caught:
+        scim.student_columns(resource, date(2026, 11, 25))
+    assert caught.value.code == "scim_invalid_value"
+    assert caught.value.extra["scimType"] == "invalidValue"
+    # A blank student number falls back to the userName, as an absent one.
+    assert (
+        scim.student_columns(student(studentNumber=""), date(2026, 11, 25))[
+            "student_number"
+        ]
+        == "u1"
+    )
+
+
 def test_a_flawed_id_number_is_kept_and_named():
     columns = scim.student_columns(
         student(idType="resident_id", idNumber="110105194912310021"),
