@@ -5,7 +5,8 @@
   number, COPY into the staging table, the upsert) against ``raw_copy``:
   COPY of the very same final rows straight into ``students`` of another
   school, in the same run and database. ``ratio_to_raw_copy`` = copy time /
-  import time (target ≥ 0.5).
+  import time, each the median of ``BENCH_IMPORT_ROUNDS`` (3) alternating
+  rounds, each phase started just after a ``CHECKPOINT`` (target ≥ 0.7).
 * ``registry_verification`` — ``submit_verification`` with 1M registry rows
   loaded: p50/p99 of the time spent inside the service (the unit of work
   the RPC runs, measured around it in-process: lookup, matching, outcome,
@@ -100,27 +101,74 @@ def _clean_start(cur):
     return _checkpoints(cur)
 
 
-def import_benchmark(uri, students):
-    from services.registry_sync import import_store as sql
-    from services.registry_sync import import_worker
+# Import and raw COPY alternate this many times and the medians are the
+# figure: one raw COPY of 100k rows measured 2.8–4.5 s on this machine with no
+# change, which moved a single-round ratio between 0.59 and 0.89.
+IMPORT_ROUNDS = int(os.environ.get("BENCH_IMPORT_ROUNDS", "3"))
 
+
+def import_benchmark(uri, students, rounds=IMPORT_ROUNDS):
     os.environ.update(
         REGISTRY_SYNC_DB_URI=uri,
         REGISTRY_ID_SEAL_KEY=SEAL_KEY,
         REGISTRY_ID_LOOKUP_KEY=LOOKUP_KEY,
     )
     package = roster_zip(students)
+    measured = [_import_round(uri, package, students, n) for n in range(rounds)]
+
+    def median(key):
+        return round(statistics.median(m[key] for m in measured), 3)
+
+    from services.registry_sync import import_worker
+
+    emit(
+        {
+            "bench": "oneroster_import",
+            "students": students,
+            "rounds": rounds,
+            "import_seconds": median("import_seconds"),
+            "raw_copy_seconds": median("raw_copy_seconds"),
+            "import_seconds_each": [m["import_seconds"] for m in measured],
+            "raw_copy_seconds_each": [m["raw_copy_seconds"] for m in measured],
+            "worker_cpu_seconds": median("worker_cpu_seconds"),
+            "pool_cpu_seconds": median("pool_cpu_seconds"),
+            "pool_workers": int(
+                os.environ.get(
+                    "IMPORT_POOL_WORKERS", import_worker.DEFAULT_POOL_WORKERS
+                )
+            ),
+            "raw_copy_cpu_seconds": median("raw_copy_cpu_seconds"),
+            # Each phase starts just after a CHECKPOINT; these are the ones
+            # it still met (its own WAL crossing max_wal_size).
+            "checkpoints_during_import": sum(m["import_checkpoints"] for m in measured),
+            "checkpoints_during_raw_copy": sum(m["copy_checkpoints"] for m in measured),
+            "students_per_second": round(students / median("import_seconds")),
+            "ratio_to_raw_copy": round(
+                median("raw_copy_seconds") / median("import_seconds"), 3
+            ),
+            "target": 0.7,
+        }
+    )
+
+
+def _import_round(uri, package, students, round_index):
+    """One import of ``package`` into a school of its own, then a raw COPY of
+    the very rows it left into another school: their times and CPU."""
+    from services.registry_sync import import_store as sql
+    from services.registry_sync import import_worker
+
+    imported, copied = f"BENCHIMP{round_index}", f"BENCHCPY{round_index}"
     conn = psycopg2.connect(uri)
     conn.autocommit = True
     with conn.cursor() as cur:
-        _school(cur, "BENCHIMP")
-        _school(cur, "BENCHCPY")
+        _school(cur, imported)
+        _school(cur, copied)
         import_id = uuid.uuid4()
         cur.execute(
             "INSERT INTO imports (id, school_code, status, package, created_at,"
-            " started_at, heartbeat_at) VALUES (%s, 'BENCHIMP', 'running', %s, now(),"
+            " started_at, heartbeat_at) VALUES (%s, %s, 'running', %s, now(),"
             " now(), now())",
-            (import_id, package),
+            (import_id, imported, package),
         )
     with conn.cursor() as cur:
         checkpoints = _clean_start(cur)
@@ -149,11 +197,12 @@ def import_benchmark(uri, students):
         ]
         cur.execute(
             f"SELECT {', '.join(c for c in columns if c not in ('school_code', 'id'))}"
-            " FROM students WHERE school_code = 'BENCHIMP'"
+            " FROM students WHERE school_code = %s",
+            (imported,),
         )
         rows = cur.fetchall()
     copy_columns = [c for c in columns if c not in ("school_code", "id")]
-    final = [(uuid.uuid4(), "BENCHCPY", *row[: len(copy_columns)]) for row in rows]
+    final = [(uuid.uuid4(), copied, *row[: len(copy_columns)]) for row in rows]
     copy_conn = psycopg2.connect(uri)
     with conn.cursor() as cur:
         checkpoints = _clean_start(cur)
@@ -166,29 +215,15 @@ def import_benchmark(uri, students):
     with conn.cursor() as cur:
         copy_checkpoints = _checkpoints(cur) - checkpoints
     conn.close()
-    emit(
-        {
-            "bench": "oneroster_import",
-            "students": students,
-            "import_seconds": round(import_seconds, 3),
-            "raw_copy_seconds": round(copy_seconds, 3),
-            "worker_cpu_seconds": round(worker_cpu_seconds, 3),
-            "pool_cpu_seconds": round(pool_cpu_seconds, 3),
-            "pool_workers": int(
-                os.environ.get(
-                    "IMPORT_POOL_WORKERS", import_worker.DEFAULT_POOL_WORKERS
-                )
-            ),
-            "raw_copy_cpu_seconds": round(copy_cpu_seconds, 3),
-            # Each phase starts just after a CHECKPOINT; these are the ones
-            # it still met (its own WAL crossing max_wal_size).
-            "checkpoints_during_import": import_checkpoints,
-            "checkpoints_during_raw_copy": copy_checkpoints,
-            "students_per_second": round(students / import_seconds),
-            "ratio_to_raw_copy": round(copy_seconds / import_seconds, 3),
-            "target": 0.7,
-        }
-    )
+    return {
+        "import_seconds": round(import_seconds, 3),
+        "raw_copy_seconds": round(copy_seconds, 3),
+        "worker_cpu_seconds": worker_cpu_seconds,
+        "pool_cpu_seconds": pool_cpu_seconds,
+        "raw_copy_cpu_seconds": copy_cpu_seconds,
+        "import_checkpoints": import_checkpoints,
+        "copy_checkpoints": copy_checkpoints,
+    }
 
 
 def load_registry(uri, rows):

@@ -49,7 +49,13 @@ from bench.harness import (
 )
 from bench.login import cpu_ms_per_request, login_benchmarks
 from bench.recovery import RECOVERY_BENCH_ENV, recovery_benchmarks
-from bench.wrk import SCIM_CREATE_LUA, SEND_CODE_LUA, run_wrk, wrk_available
+from bench.wrk import (
+    SCIM_CREATE_LUA,
+    SEND_CODE_LUA,
+    SEND_CODE_ONE_NETWORK_LUA,
+    run_wrk,
+    wrk_available,
+)
 from services.common.plumbing.testing import (
     TestDatabases,
     TestVhost,
@@ -307,6 +313,25 @@ def send_code_benchmark(platform, floor_32, quick, floor_32_wrk=None):
         # the drain after it).
         queued, drain_seconds, _ = drain_deliveries(platform)
         delivered_rate = result["requests"] / (WRK_SECONDS[quick] + drain_seconds)
+        one_network = SEND_CODE_ONE_NETWORK_LUA % {"address": school_nat}
+        one_network_result, one_network_cpu = wrk_with_cpu(
+            platform, "/api/v1/codes", one_network, quick
+        )
+        drain_deliveries(platform)
+        emit(
+            {
+                "bench": "send_code_one_network",
+                "clients": 32,
+                **one_network_result,
+                "cpu_ms_per_request": one_network_cpu,
+                "ratio_to_floor": round(
+                    one_network_result["rps"] / floor_32_wrk["rps"], 3
+                ),
+                "p99_over_p50": round(
+                    one_network_result["p99_ms"] / one_network_result["p50_ms"], 2
+                ),
+            }
+        )
         emit(
             {
                 "bench": "send_code_delivery_lag",

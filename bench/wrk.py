@@ -19,6 +19,7 @@ __all__ = [
     "FIXED_BODY_LUA",
     "SEEDED_THREADS_LUA",
     "SEND_CODE_LUA",
+    "SEND_CODE_ONE_NETWORK_LUA",
 ]
 
 FIXED_BODY_LUA = """
@@ -53,6 +54,21 @@ request = function()
                .. phone .. '"}'
   return wrk.format("POST", nil, {["Content-Type"] = "application/json",
                                   ["X-Forwarded-For"] = ip}, body)
+end
+"""
+)
+
+# A new phone per request, every request from one client address (a school's
+# NAT, ``%(address)s``): the shared rate rows are at their hottest.
+SEND_CODE_ONE_NETWORK_LUA = (
+    SEEDED_THREADS_LUA
+    + """
+request = function()
+  local phone = string.format("13%%09d", math.random(0, 999999999))
+  local body = '{"channel": "sms", "purpose": "register", "destination": "'
+               .. phone .. '"}'
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json",
+                                  ["X-Forwarded-For"] = "%(address)s"}, body)
 end
 """
 )
