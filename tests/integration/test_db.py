@@ -60,6 +60,38 @@ def test_unique_violation_maps_to_the_domain_error_of_its_constraint(pool):
     second.close()
 
 
+def test_a_store_sends_begin_with_its_first_statement(pool):
+    """One round trip opens the transaction and runs the first statement:
+    ``statement_timestamp()`` is the arrival of the client's message, ``now()``
+    the transaction's start, equal only when BEGIN came in that message. The
+    transaction still spans the statements after it, rolls back whole, and
+    the pool takes the connection back with no transaction open and in
+    psycopg2's own mode, whoever left it open."""
+    store = Store(pool)
+    same = store.fetchone("SELECT now() = statement_timestamp() AS same")["same"]
+    assert same is True
+    later = store.fetchone("SELECT now() = statement_timestamp() AS same")["same"]
+    assert later is False  # the second statement is in the same transaction
+    store.execute("CREATE TABLE IF NOT EXISTS test_begin_rows (n int)")
+    store.commit()
+    store.execute("INSERT INTO test_begin_rows VALUES (1)")
+    store.execute("INSERT INTO test_begin_rows VALUES (2)")
+    store.rollback()
+    store.execute("INSERT INTO test_begin_rows VALUES (3)")
+    conn = store.conn
+    assert (
+        conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_INTRANS
+    )
+    store.close()  # left open: the pool rolls it back
+    assert conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+    assert conn.autocommit is False
+    reader = Store(pool)
+    assert reader.fetchall("SELECT n FROM test_begin_rows") == []
+    reader.execute("DROP TABLE test_begin_rows")
+    reader.commit()
+    reader.close()
+
+
 ADD_TAG = Prepared(
     "test_add_tag",
     "INSERT INTO test_prepared_tags (name, note) VALUES (%(name)s, %(note)s || '%%')"
