@@ -19,7 +19,7 @@ __all__ = [
     "FIXED_BODY_LUA",
     "SEEDED_THREADS_LUA",
     "SEND_CODE_LUA",
-    "SEND_CODE_ONE_NETWORK_LUA",
+    "send_code_one_network_lua",
 ]
 
 FIXED_BODY_LUA = """
@@ -42,12 +42,27 @@ init = function(args)
 end
 """
 
+# A phone no earlier request of the platform's life used: a repeat within
+# the resend cooldown is a 429 (drawn at random, ~30k phones a bench run made
+# one likely). 13 + the run's start second (4 digits: runs are seconds
+# apart) + the thread (1) + the thread's count (4). Needs SEEDED_THREADS_LUA.
+FRESH_PHONE_LUA = """
+local sent = 0
+local started = os.time() % 10000
+fresh_phone = function()
+  sent = sent + 1
+  return string.format("13%04d%d%04d", started, math.fmod(id, 10),
+                       math.fmod(sent, 10000))
+end
+"""
+
 # A new phone (13x…) and a new client address (2001:db8::/32) per request.
 SEND_CODE_LUA = (
     SEEDED_THREADS_LUA
+    + FRESH_PHONE_LUA
     + """
 request = function()
-  local phone = string.format("13%09d", math.random(0, 999999999))
+  local phone = fresh_phone()
   local ip = string.format("2001:db8:%x:%x::%x", math.random(0, 65535),
                            math.random(0, 65535), math.random(1, 65535))
   local body = '{"channel": "sms", "purpose": "register", "destination": "'
@@ -58,20 +73,24 @@ end
 """
 )
 
-# A new phone per request, every request from one client address (a school's
-# NAT, ``%(address)s``): the shared rate rows are at their hottest.
-SEND_CODE_ONE_NETWORK_LUA = (
-    SEEDED_THREADS_LUA
-    + """
+
+def send_code_one_network_lua(address):
+    """A fresh phone per request, every request from ``address`` (a school's
+    NAT): the shared rate rows are at their hottest."""
+    return (
+        SEEDED_THREADS_LUA
+        + FRESH_PHONE_LUA
+        + """
 request = function()
-  local phone = string.format("13%%09d", math.random(0, 999999999))
+  local phone = fresh_phone()
   local body = '{"channel": "sms", "purpose": "register", "destination": "'
                .. phone .. '"}'
   return wrk.format("POST", nil, {["Content-Type"] = "application/json",
-                                  ["X-Forwarded-For"] = "%(address)s"}, body)
+                                  ["X-Forwarded-For"] = "ADDRESS"}, body)
 end
-"""
-)
+""".replace("ADDRESS", address)
+    )
+
 
 # SCIM POST /Users: a new student per request, with a valid resident ID
 # number (Nanjing, born 2010; the check character of GB 11643) to seal and
