@@ -183,19 +183,43 @@ def summarise(latencies, failures, wall):
     }
 
 
+_handed_out = set()
+
+
+def listen_port():
+    """A free port for a bench service to listen on, below Linux's
+    ephemeral range (32768–60999): a port ``bind(0)`` hands out is also what
+    an outgoing connection of any running service may be given before the
+    listener binds it (verification once died on "address already in use"
+    for its metrics port). Never the same port twice in a process."""
+    import random
+    import socket
+
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
 def bench_platform(env, label, **options):
     """A platform (not started) on free ports, its logs in a temporary
     directory named after ``label``; ``options`` go to ``Platform``."""
-    from nameko.testing.utils import find_free_port
-
     from devtools.platform import Platform
 
     return Platform(
         env=env,
         log_dir=tempfile.mkdtemp(prefix=f"bench-{label}-"),
-        gateway_address=f"127.0.0.1:{find_free_port()}",
-        capture_http_port=find_free_port(),
-        capture_smtp_port=find_free_port(),
+        gateway_address=f"127.0.0.1:{listen_port()}",
+        capture_http_port=listen_port(),
+        capture_smtp_port=listen_port(),
         **options,
     )
 

@@ -46,6 +46,7 @@ from bench.harness import (
     cpu_seconds,
     emit,
     entrypoint_outcomes,
+    listen_port,
     load,
     outcomes_between,
     rss_mb,
@@ -148,8 +149,6 @@ def _alternating_wrk(urls, clients, quick):
 def run(quick=False):
     """The floors; the services keep running for ``Floors.adjacent`` until
     ``stop``."""
-    from nameko.testing.utils import find_free_port
-
     check_infra()
     per_client = {1: 200 if quick else 1000, 32: 600 if quick else 4000}
     vhost = TestVhost().create()
@@ -163,9 +162,9 @@ def run(quick=False):
         )
     conn.close()
     bare_port, hop_port, floor_port = (
-        find_free_port(),
-        find_free_port(),
-        find_free_port(),
+        listen_port(),
+        listen_port(),
+        listen_port(),
     )
     services = Services(floor_config(vhost.amqp_uri, db_uri, floor_port))
     bare_config = services.dir / "bare.yml"
@@ -234,8 +233,6 @@ def run(quick=False):
 def platform_benchmarks(floor_32, quick=False, only=None, floors=None):
     """The real platform: send_code against the floor's 32-client figure,
     logins and registrations against the hash rate, then each service's RSS."""
-    from nameko.testing.utils import find_free_port
-
     vhost = TestVhost().create()
     dbs = TestDatabases(run_id=random_ref("benchp"))
     env = {
@@ -245,8 +242,8 @@ def platform_benchmarks(floor_32, quick=False, only=None, floors=None):
         **LOAD_PATH_ENV,
         # The login benchmark reads identity's own hash CPU from its metrics,
         # the send_code curve verification's outcomes.
-        "IDENTITY_METRICS_PORT": str(find_free_port()),
-        "VERIFICATION_METRICS_PORT": str(find_free_port()),
+        "IDENTITY_METRICS_PORT": str(listen_port()),
+        "VERIFICATION_METRICS_PORT": str(listen_port()),
         "INTERNAL_API_TOKEN": BENCH_INTERNAL_TOKEN,
         **RECOVERY_BENCH_ENV,
     }
