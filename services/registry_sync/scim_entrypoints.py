@@ -104,11 +104,7 @@ class ScimEntrypoints:
         of the payload is judged."""
         caller = _CALLER.load(payload)
         token_hash = self.keys.school_token_hash(caller["school_token"])
-        school = self.db.school_call(token_hash, caller["action"], self.clock())
-        if school is None:
-            self.known_schools.forget(token_hash)
-            raise Unauthenticated("invalid_school_token")
-        self.known_schools.remember(token_hash, school)
+        school = self._checked_school(token_hash, caller["action"], self.clock())
         request = schema.load(payload)
         del request["school_token"], request["action"]
         return {
@@ -116,6 +112,23 @@ class ScimEntrypoints:
             "school_code": school["code"],
             "scim_sources": school["scim_sources"],
         }
+
+    def _checked_school(self, token_hash, action, now):
+        """The school whose token this is, the call audited as ``action``
+        (``known_schools`` kept in step); ``Unauthenticated`` when none."""
+        school = self.db.school_call(token_hash, action, now)
+        if school is None:
+            self.known_schools.forget(token_hash)
+            raise Unauthenticated("invalid_school_token")
+        self.known_schools.remember(token_hash, school)
+        return school
+
+    def _new_student_record(self, school_code, resource, now):
+        """``(record for the store, the ID number as given)`` of a student to
+        create from a parsed resource."""
+        columns, id_number = self._student_record(resource, now)
+        record = {**columns, "id": uuid.uuid4(), "school_code": school_code, "now": now}
+        return record, id_number
 
     def _student_record(self, student, now):
         """Columns to store for a parsed student, the ID number sealed, and
@@ -244,7 +257,9 @@ class ScimEntrypoints:
             kind, request["document"], "create", request["scim_sources"]
         )
         if kind == "User":
-            return self._create_student(school_code, resource, request, self.clock())
+            return self._create_student(
+                *self._new_student_record(school_code, resource, self.clock()), request
+            )
         row = self._save(kind, school_code, resource, None, self.clock())
         self.db.audit_school_system(
             school_code,
@@ -275,13 +290,7 @@ class ScimEntrypoints:
             resource = scim.parse_resource(
                 "User", request["document"], "create", school["scim_sources"]
             )
-            columns, id_number = self._student_record(resource, now)
-            record = {
-                **columns,
-                "id": uuid.uuid4(),
-                "school_code": school["code"],
-                "now": now,
-            }
+            record, id_number = self._new_student_record(school["code"], resource, now)
             row = self.db.create_student_as_school(
                 token_hash,
                 school["scim_sources"],
@@ -291,10 +300,9 @@ class ScimEntrypoints:
             )
         except (ServiceError, ValidationError):
             # Refused (a bad body, a userName taken): nothing was written,
-            # and the call is checked and audited as any other refused one.
-            if self.db.school_call(token_hash, caller["action"], now) is None:
-                self.known_schools.forget(token_hash)
-                raise Unauthenticated("invalid_school_token") from None
+            # and the call is checked and audited as any other refused one
+            # (Unauthenticated first when the token is gone meanwhile).
+            self._checked_school(token_hash, caller["action"], now)
             raise
         if row is None:  # the token or the school's sources moved since
             self.known_schools.forget(token_hash)
@@ -303,23 +311,21 @@ class ScimEntrypoints:
         if row["named_by_verifications"]:
             # Rare: the account came first. The call is audited; the student
             # is written with the verifications' re-judging in one transaction.
-            return self._create_student(school["code"], resource, request, now)
+            return self._create_student(record, id_number, request)
         return self._created_answer(row, request, id_number)
 
-    def _create_student(self, school_code, resource, request, now):
+    def _create_student(self, record, id_number, request):
         """A new student: one statement writes it and its audit row, and the
         answer is built from what was written: a new student is in no class
         yet, and its ID number is the one just given (not opened again from
         the seal). The document comes from the dump of the model that
         validated the request, so it is answered without a second pass
         through the model (a third of this call's CPU went to that pass)."""
-        columns, id_number = self._student_record(resource, now)
-        row = self.db.create_student(
-            {**columns, "id": uuid.uuid4(), "school_code": school_code, "now": now},
-            "scim.user_created",
-        )
+        row = self.db.create_student(record, "scim.user_created")
         if row["named_by_verifications"]:  # rare: the account came first
-            self.verifier.roster_changed(school_code, [row["student_number"]], now)
+            self.verifier.roster_changed(
+                record["school_code"], [row["student_number"]], record["now"]
+            )
         answer = self._created_answer(row, request, id_number)
         self.db.commit()
         return answer

@@ -324,7 +324,7 @@ class ConnectionPool:
         its BEGIN itself (in autocommit mode, where ``rollback()`` does
         nothing)."""
         conn.rollback()
-        if conn.info.transaction_status != _IDLE:
+        if conn.get_transaction_status() != _IDLE:
             conn.autocommit = True
             conn.cursor().execute(ROLLBACK)
         conn.autocommit = False
@@ -380,7 +380,9 @@ class Store:
         return self._conn
 
     def _in_transaction(self):
-        return self._conn is not None and self._conn.info.transaction_status != _IDLE
+        # get_transaction_status(): libpq's own field, no ConnectionInfo
+        # object built per statement as ``conn.info`` does.
+        return self._conn is not None and self._conn.get_transaction_status() != _IDLE
 
     def cursor(self):
         return self.conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)

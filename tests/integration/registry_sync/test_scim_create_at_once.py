@@ -6,11 +6,8 @@ sources are honoured, a refused create is still audited as a call, a
 verification naming the new student is re-judged — through the real broker
 and database."""
 
-import uuid
-
 import pytest
 from nameko.exceptions import RemoteError
-from nameko.rpc import rpc
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.utils import get_extension
 
@@ -18,22 +15,11 @@ from services.common.plumbing.testing import random_resident_id, random_school_c
 from services.registry_sync.dependencies import KnownSchools
 from services.registry_sync.scim import STUDENT_URN
 from services.registry_sync.service import RegistrySyncService
+from tests.integration.registry_sync.stand_ins import IdentityStandIn, own_account
 
 BASE = "http://127.0.0.1:8000/scim/v2"
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-
-
-class IdentityAnswers:
-    """identity's side of a registry verification (the account's own
-    real-name data), answered on the same broker."""
-
-    name = "identity"
-    ACCOUNTS = {}
-
-    @rpc
-    def real_name_of(self, account_id):
-        return IdentityAnswers.ACCOUNTS[account_id]
 
 
 @pytest.fixture
@@ -41,7 +27,7 @@ def registry(container_factory, make_config):
     config = make_config("registry_sync")
     container = container_factory(RegistrySyncService, config)
     container.start()
-    container_factory(IdentityAnswers, config).start()
+    container_factory(IdentityStandIn, config).start()
     return config, get_extension(container, KnownSchools)
 
 
@@ -211,16 +197,7 @@ def test_a_verification_naming_the_new_student_is_judged_again(registry):
     with ServiceRpcProxy("registry_sync", config) as proxy:
         code, token = onboard(proxy)
         create(proxy, token, "V1", name="甲")  # the school has a roster now
-        account_id = str(uuid.uuid4())
-        IdentityAnswers.ACCOUNTS[account_id] = {
-            "account_id": account_id,
-            "name": "乙",
-            "id_type": "resident_id",
-            "id_number": random_resident_id(2008),
-            "birth_date": "2008-01-01",
-            "school_code": None,
-            "student_number": None,
-        }
+        account_id = own_account("乙")
         submitted = proxy.submit_verification(
             {
                 "account_id": account_id,

@@ -6,51 +6,21 @@ registry_verification_changed events in the outbox matching their
 published contract."""
 
 import uuid
-from datetime import date
 
 import pytest
-from nameko.rpc import rpc
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ServiceRpcProxy
 
 from services.common.contract.events import PAYLOAD_SCHEMAS, new_envelope
 from services.common.plumbing.testing import (
-    random_resident_id,
     random_school_code,
     wait_until,
 )
 from services.registry_sync.scim import STUDENT_URN
 from services.registry_sync.service import RegistrySyncService
+from tests.integration.registry_sync.stand_ins import IdentityStandIn, own_account
 
 BASE = "http://127.0.0.1:8000/scim/v2"
-
-
-class IdentityStandIn:
-    """What registry_sync asks identity (the account's own real-name data),
-    answered on the same broker from ``ACCOUNTS``: this tier runs
-    registry_sync alone; the e2e tier runs the real identity."""
-
-    name = "identity"
-    ACCOUNTS = {}
-
-    @rpc
-    def real_name_of(self, account_id):
-        return IdentityStandIn.ACCOUNTS[account_id]
-
-
-def own_account(name):
-    """A fresh account with a checksummed resident ID, as identity keeps it."""
-    account_id = str(uuid.uuid4())
-    IdentityStandIn.ACCOUNTS[account_id] = {
-        "account_id": account_id,
-        "name": name,
-        "id_type": "resident_id",
-        "id_number": random_resident_id(2008),
-        "birth_date": date(2008, 1, 1).isoformat(),
-        "school_code": None,
-        "student_number": None,
-    }
-    return account_id
 
 
 @pytest.fixture
