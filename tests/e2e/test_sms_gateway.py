@@ -314,9 +314,16 @@ def service_sql_of(kannel_platform):
 
     conn = psycopg2.connect(kannel_platform.env["VERIFICATION_DB_URI"])
     conn.autocommit = True
+    # The held-answer proxy's handler threads poll through this connection
+    # too, while the test does: one query at a time (green psycopg2 refuses
+    # a second one while the first is underway).
+    one_at_a_time = threading.Lock()
 
     def query(statement, params=None):
-        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        with (
+            one_at_a_time,
+            conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur,
+        ):
             cur.execute(statement, params)
             return cur.fetchall()
 
