@@ -23,6 +23,7 @@ interleave. Config comes from the environment the runner passes:
 ``REGISTRY_SYNC_DB_URI``, ``REGISTRY_ID_SEAL_KEY``, ``REGISTRY_ID_LOOKUP_KEY``.
 """
 
+import itertools
 import json
 import logging
 import multiprocessing
@@ -31,7 +32,7 @@ import resource
 import sys
 import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime, timezone
 
 import psycopg2.extras
@@ -381,15 +382,22 @@ def staged_students(rows, keys, today):
 
 def _staged(chunks, keys, today):
     """``staged_students`` of each chunk, in order. A file that fills its first
-    chunk is worked by a pool of ``IMPORT_POOL_WORKERS`` processes while this
-    one reads the next chunks and COPYs the finished ones: normalising,
-    sealing and hashing the ID numbers, the names and the documents is most
-    of an import's CPU. The workers are spawned, not forked: a forked child
-    shares, then copies, the parent's pages (the pool of #20 doubled the
-    memory), a spawned one holds only the modules the rows need — which is
-    why this module imports no SCIM library (the rows' ID rules live in
-    ``domain``): a spawned worker imports it. They read the keys from the
-    environment, as this process does."""
+    chunk is shared between this process and a pool of
+    ``IMPORT_POOL_WORKERS`` processes: normalising, sealing and hashing the
+    ID numbers, the names and the documents is most of an import's CPU.
+    Each chunk goes to the pool while it has fewer than ``workers + 1``
+    chunks waiting (one at work in each process and one queued, so it never
+    idles); when it is full this process works the chunk itself instead of
+    waiting — one pool process alone was the import's critical path, with
+    this one reading and COPYing a third of the time and idle the rest.
+    The chunks are yielded in file order whoever worked them.
+
+    The workers are spawned, not forked: a forked child shares, then
+    copies, the parent's pages (the pool of #20 doubled the memory), a
+    spawned one holds only the modules the rows need — which is why this
+    module imports no SCIM library (the rows' ID rules live in ``domain``):
+    a spawned worker imports it. They read the keys from the environment,
+    as this process does."""
     chunks = iter(chunks)
     first = next(chunks, None)
     if first is None:
@@ -410,16 +418,35 @@ def _staged(chunks, keys, today):
         initializer=_start_pool_process,
         initargs=(process_cap,),
     )
+    # Futures in file order: the pool's, and finished ones for the chunks
+    # worked here. At most workers + _AHEAD_OF_COPY chunks are held (memory
+    # stays bounded by the chunk).
+    in_flight = deque()
     try:
-        in_flight = deque([pool.submit(_pool_staged_students, first, today)])
-        for chunk in chunks:
-            in_flight.append(pool.submit(_pool_staged_students, chunk, today))
-            if len(in_flight) > workers:
+        for chunk in itertools.chain((first,), chunks):
+            waiting = sum(not future.done() for future in in_flight)
+            if waiting <= workers:
+                in_flight.append(pool.submit(_pool_staged_students, chunk, today))
+            else:
+                in_flight.append(_finished(staged_students(chunk, keys, today)))
+            while in_flight and (
+                in_flight[0].done() or len(in_flight) > workers + _AHEAD_OF_COPY
+            ):
                 yield in_flight.popleft().result()
         while in_flight:
             yield in_flight.popleft().result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+# Chunks held beyond one per pool process before the oldest is waited for.
+_AHEAD_OF_COPY = 2
+
+
+def _finished(result):
+    future = Future()
+    future.set_result(result)
+    return future
 
 
 # The service caps the worker's address space at IMPORT_MEMORY_LIMIT_MB so
