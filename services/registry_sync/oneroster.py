@@ -446,8 +446,16 @@ class _Row:
         return not any(not error.kept for error in self.errors)
 
     def common(self):
+        # PostgreSQL text cannot hold NUL: such a value, even in a row
+        # refused for something else, would end the import's statements
+        # (a bad row's sourcedId is still claimed), not just its row.
+        nul = {column for column, value in self.values.items() if "\x00" in value}
+        for column in sorted(nul):  # a header may hold one too
+            self.refuse(column.replace("\x00", "\\x00"), "contains NUL")
         sourced_id = self.value("sourcedId")
-        if not sourced_id:
+        if "sourcedId" in nul:
+            sourced_id = None  # never claimed: it can name no stored record
+        elif not sourced_id:
             self.refuse("sourcedId", "required")
         elif len(sourced_id) > 255:
             self.refuse("sourcedId", "longer than 255 characters")
@@ -477,8 +485,7 @@ def _text(row, column, maximum=255):
     if len(value) > maximum:
         row.refuse(column, f"longer than {maximum} characters")
         return None
-    if "\x00" in value:
-        row.refuse(column, "contains NUL")
+    if "\x00" in value:  # refused in common()
         return None
     return value or None
 

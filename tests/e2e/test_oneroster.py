@@ -373,3 +373,45 @@ def test_a_flawed_id_number_is_kept_flagged_and_reported_with_its_line(
     assert set(rows) == {"f1", "f2", "f3"}
     assert rows["f1"]["id_hash"] and rows["f2"]["id_hash"] is None
     assert rows["f2"]["id_problem"]
+
+
+def test_a_nul_in_any_value_refuses_its_row_not_the_import(api, school, service_sql):
+    """PostgreSQL text cannot hold NUL. A hostile or broken export with one
+    in a sourcedId (claimed even for a refused row), a class type or a
+    column of its own loses that row only; the rest of the file lands."""
+    code, token = school
+    nul_id = user("n\x001", "N1", "一")
+    nul_org = user("n2", "N2", "二").replace(",org1,", ",org\x001,")
+    classes = (
+        "sourcedId,status,dateLastModified,title,classType,courseSourcedId,"
+        "schoolSourcedId,termSourcedIds,x\x00tra\n"
+        "c1,active,2026-09-01,一班,home\x00room,k1,org1,t1,\n"
+        "c2,active,2026-09-01,二班,homeroom,k1,org1,t1,\x00\n"
+        "c3,active,2026-09-01,三班,homeroom,k1,org1,t1,\n"
+    )
+    done = imported(
+        api,
+        token,
+        zipped(
+            {
+                "manifest.csv": manifest(classes="bulk"),
+                "users.csv": USERS_11 + nul_id + nul_org + user("k1", "K1", "三"),
+                "classes.csv": classes,
+            }
+        ),
+    )
+    assert done["status"] == "succeeded", done
+    refused = {(e["file"], e["line"], e["field"], e["reason"]) for e in done["errors"]}
+    assert refused >= {
+        ("users.csv", 2, "sourcedId", "contains NUL"),
+        ("users.csv", 3, "orgSourcedIds", "contains NUL"),
+        ("classes.csv", 2, "classType", "contains NUL"),
+        ("classes.csv", 3, "x\\x00tra", "contains NUL"),
+    }, done["errors"]
+    assert set(students(service_sql, code)) == {"k1"}
+    kept_classes = service_sql(
+        "registry_sync",
+        "SELECT external_id FROM classes WHERE school_code = %s",
+        (code,),
+    )
+    assert [row["external_id"] for row in kept_classes] == ["c3"]

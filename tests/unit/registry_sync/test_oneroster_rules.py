@@ -66,6 +66,9 @@ def test_delta_rows_need_status_and_date_bulk_rows_do_not():
         ("u1,active,2026-09-01,maybe,o,student,s1,三,张,S1", "enabledUser"),
         (",active,2026-09-01,TRUE,o,student,s1,三,张,S1", "sourcedId"),
         ("u1,active,2026-09-01,TRUE,o,student,,,,", "givenName"),
+        ("u\x001,active,2026-09-01,TRUE,o,student,s1,三,张,S1", "sourcedId"),
+        ("u1,active,2026-09-01,TRUE,o\x00,student,s1,三,张,S1", "orgSourcedIds"),
+        ("u1,active,2026-09-01,TRUE,o,stu\x00dent,s1,三,张,S1", "role"),
     ],
 )
 def test_a_bad_row_is_named_and_the_good_ones_kept(row, field):
@@ -79,6 +82,43 @@ def test_a_bad_row_is_named_and_the_good_ones_kept(row, field):
         field,
     )
     assert [r["sourced_id"] for r in parsed["users"].rows] == ["u2"]
+
+
+class _NotedIds(oneroster.SeenIds):
+    def claim(self, entity, ids):
+        self.claimed = [*getattr(self, "claimed", []), *ids]
+        return super().claim(entity, ids)
+
+
+def test_a_nul_anywhere_refuses_its_row_and_never_reaches_the_database():
+    """PostgreSQL text cannot hold NUL: a value with one would end the whole
+    import in the worker's statements (the sourcedIds of bad rows are
+    claimed too), not just its row."""
+    seen = _NotedIds()
+    classes = (
+        "sourcedId,status,dateLastModified,title,classType,courseSourcedId,"
+        "schoolSourcedId,termSourcedIds\n"
+    )
+    _, readers = oneroster.open_files(
+        {
+            "manifest": manifest(users="bulk", classes="bulk"),
+            "users": USERS
+            + "u\x001,active,2026-09-01,maybe,o,student,s1,三,张,S1\n"
+            + "u2,active,2026-09-01,TRUE,o,student,s2,四,李,S2\n",
+            "classes": classes
+            + "c1,active,2026-09-01,一班,home\x00room,k1,o,t1\n"
+            + "c2,active,2026-09-01,二班,homeroom,k1,o,t1\n",
+        },
+        seen,
+    )
+    kept = {name: list(reader) for name, reader in readers.items()}
+    assert [r["sourced_id"] for r in kept["users"]] == ["u2"]
+    assert [r["sourced_id"] for r in kept["classes"]] == ["c2"]
+    assert {(e.line, e.field, e.reason) for e in readers["users"].errors} >= {
+        (2, "sourcedId", "contains NUL")
+    }
+    assert [(e.line, e.field) for e in readers["classes"].errors] == [(2, "classType")]
+    assert sorted(seen.claimed) == ["c1", "c2", "u2"]
 
 
 def test_a_sourced_id_twice_keeps_the_first():

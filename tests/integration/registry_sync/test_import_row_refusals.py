@@ -1,0 +1,69 @@
+"""OneRoster imports through registry_sync's RPC (start_import,
+import_status), its own import runner and worker, against the real broker
+and database: a row PostgreSQL could not store loses that row only."""
+
+import base64
+import io
+import time
+import zipfile
+
+import pytest
+from nameko.standalone.rpc import ServiceRpcProxy
+
+from services.common.plumbing.testing import random_school_code
+from services.registry_sync.service import RegistrySyncService
+
+USERS = (
+    "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,username,"
+    "givenName,familyName,identifier\n"
+)
+MANIFEST = "propertyName,value\noneroster.version,1.1\nfile.users,bulk\n"
+
+
+@pytest.fixture
+def registry(container_factory, make_config):
+    config = make_config("registry_sync")
+    container_factory(RegistrySyncService, config).start()
+    return config
+
+
+def _package(users):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("manifest.csv", MANIFEST)
+        archive.writestr("users.csv", USERS + users)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _settled(proxy, school, import_id):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        state = proxy.import_status({"school_code": school, "import_id": import_id})
+        if state["status"] in ("succeeded", "failed"):
+            return state
+        time.sleep(0.2)
+    raise AssertionError(f"import {import_id} still {state['status']}")
+
+
+def test_a_nul_in_a_sourced_id_refuses_the_row_not_the_import(registry, db_query):
+    school = random_school_code()
+    with ServiceRpcProxy("registry_sync", registry) as proxy:
+        proxy.onboard_school({"code": school, "name": "学校", "actor": "test"})
+        started = proxy.start_import(
+            {
+                "school_code": school,
+                "package_b64": _package(
+                    "u\x001,active,2026-09-01,TRUE,o,student,s1,一,张,S1\n"
+                    "u2,active,2026-09-01,TRUE,o,student,s2,二,张,S2\n"
+                ),
+            }
+        )
+        state = _settled(proxy, school, started["import_id"])
+    assert state["status"] == "succeeded", state
+    assert [(e["line"], e["field"], e["reason"]) for e in state["errors"]] == [
+        (2, "sourcedId", "contains NUL")
+    ]
+    kept = db_query("registry_sync")(
+        "SELECT external_id FROM students WHERE school_code = %s", (school,)
+    )
+    assert [row["external_id"] for row in kept] == ["u2"]
