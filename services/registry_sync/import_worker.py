@@ -98,7 +98,8 @@ class Import:
 
     def students(self, users, student_ids):
         """Stage the student rows with COPY, a chunk at a time as the file is
-        read, drop the ones that clash, upsert the rest (newest
+        read, drop the ones that clash, deactivate (bulk) the school's
+        records the file no longer names, upsert the rest (newest
         dateLastModified wins)."""
         self.store.stage_students()
         chunks = _chunks(self._students_of(users, student_ids))
@@ -121,10 +122,13 @@ class Import:
                 "identifier" if found["number_taken"] else "username",
                 "already used by another student record of this school",
             )
-        self.store.upsert_students(self.now)
         if users.mode == "bulk":
+            # Before the upsert, which only writes rows the file names (and
+            # so never one this deactivates): a school's first roster has
+            # no record to scan then, not the 100k just written.
             deactivated = self.store.deactivate_missing_students(self.now)
             self.count("users", deactivated=deactivated)
+        self.store.upsert_students(self.now)
 
     def _students_of(self, users, student_ids):
         """The student rows of users.csv as it is read (1.1 says the role
