@@ -15,7 +15,7 @@ would starve the service's event loop.
                                                   row errors reported
 
 Memory is bounded by the chunk, not the file: a package at the size limit
-(1.26M students) peaks at ~175 MiB with its pool (``_staged``); the worker
+(1.26M students) peaks at ~186 MiB with its pool (``_staged``); the worker
 and its pool share the address-space cap of IMPORT_MEMORY_LIMIT_MB.
 Everything is applied in one transaction under a per-school advisory lock,
 so an import is all or nothing and two imports of one school never
