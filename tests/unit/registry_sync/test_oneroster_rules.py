@@ -85,8 +85,14 @@ def test_a_bad_row_is_named_and_the_good_ones_kept(row, field):
 
 
 class _NotedIds(oneroster.SeenIds):
+    """Notes every id handed to ``claim``: the worker's table gets the same."""
+
+    def __init__(self):
+        super().__init__()
+        self.claimed = []
+
     def claim(self, entity, ids):
-        self.claimed = [*getattr(self, "claimed", []), *ids]
+        self.claimed.extend(ids)
         return super().claim(entity, ids)
 
 
