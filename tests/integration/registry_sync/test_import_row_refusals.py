@@ -7,24 +7,15 @@ import io
 import time
 import zipfile
 
-import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
 
 from services.common.plumbing.testing import random_school_code
-from services.registry_sync.service import RegistrySyncService
 
 USERS = (
     "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,username,"
     "givenName,familyName,identifier\n"
 )
 MANIFEST = "propertyName,value\noneroster.version,1.1\nfile.users,bulk\n"
-
-
-@pytest.fixture
-def registry(container_factory, make_config):
-    config = make_config("registry_sync")
-    container_factory(RegistrySyncService, config).start()
-    return config
 
 
 def _package(users):
@@ -45,7 +36,7 @@ def _settled(proxy, school, import_id):
     raise AssertionError(f"import {import_id} still {state['status']}")
 
 
-def test_a_nul_in_a_sourced_id_refuses_the_row_not_the_import(registry, db_query):
+def test_a_nul_in_a_sourced_id_refuses_the_row_not_the_import(registry, registry_sql):
     school = random_school_code()
     with ServiceRpcProxy("registry_sync", registry) as proxy:
         proxy.onboard_school({"code": school, "name": "学校", "actor": "test"})
@@ -63,7 +54,7 @@ def test_a_nul_in_a_sourced_id_refuses_the_row_not_the_import(registry, db_query
     assert [(e["line"], e["field"], e["reason"]) for e in state["errors"]] == [
         (2, "sourcedId", "contains NUL")
     ]
-    kept = db_query("registry_sync")(
+    kept = registry_sql(
         "SELECT external_id FROM students WHERE school_code = %s", (school,)
     )
     assert [row["external_id"] for row in kept] == ["u2"]

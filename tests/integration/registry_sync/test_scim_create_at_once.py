@@ -14,8 +14,7 @@ from nameko.testing.utils import get_extension
 from services.common.plumbing.testing import random_resident_id, random_school_code
 from services.registry_sync.dependencies import KnownSchools
 from services.registry_sync.scim import STUDENT_URN
-from services.registry_sync.service import RegistrySyncService
-from tests.integration.registry_sync.stand_ins import IdentityStandIn, own_account
+from tests.integration.registry_sync.stand_ins import own_account
 
 BASE = "http://127.0.0.1:8000/scim/v2"
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -23,17 +22,9 @@ ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
 
 @pytest.fixture
-def registry(container_factory, make_config):
-    config = make_config("registry_sync")
-    container = container_factory(RegistrySyncService, config)
-    container.start()
-    container_factory(IdentityStandIn, config).start()
-    return config, get_extension(container, KnownSchools)
-
-
-@pytest.fixture
-def registry_sql(db_query):
-    return db_query("registry_sync")
+def known(registry_container):
+    """The running service's per-process memory of school tokens."""
+    return get_extension(registry_container, KnownSchools)
 
 
 def create(proxy, token, user_name, name="张三", **extra):
@@ -95,9 +86,9 @@ def onboard(proxy):
 
 
 def test_a_known_tokens_create_is_audited_in_order_in_one_statement(
-    registry, registry_sql
+    registry, known, registry_sql
 ):
-    config, known = registry
+    config = registry
     with ServiceRpcProxy("registry_sync", config) as proxy:
         code, token = onboard(proxy)
         learn(proxy, token)
@@ -125,8 +116,10 @@ def test_a_known_tokens_create_is_audited_in_order_in_one_statement(
     assert call["at"] == created["at"]
 
 
-def test_a_rotated_token_is_refused_though_the_process_knew_it(registry, registry_sql):
-    config, known = registry
+def test_a_rotated_token_is_refused_though_the_process_knew_it(
+    registry, known, registry_sql
+):
+    config = registry
     with ServiceRpcProxy("registry_sync", config) as proxy:
         code, token = onboard(proxy)
         create(proxy, token, "R1")
@@ -150,7 +143,7 @@ def test_a_rotated_token_is_refused_though_the_process_knew_it(registry, registr
 def test_a_refused_create_by_a_known_token_writes_nothing_but_its_call(
     registry, registry_sql
 ):
-    config, _ = registry
+    config = registry
     with ServiceRpcProxy("registry_sync", config) as proxy:
         code, token = onboard(proxy)
         create(proxy, token, "D1")
@@ -170,7 +163,7 @@ def test_a_refused_create_by_a_known_token_writes_nothing_but_its_call(
 
 
 def test_changed_sources_are_honoured_on_the_next_create(registry):
-    config, _ = registry
+    config = registry
     with ServiceRpcProxy("registry_sync", config) as proxy:
         code, token = onboard(proxy)
         create(proxy, token, "S1")  # known, with the default sources
@@ -192,8 +185,8 @@ def test_changed_sources_are_honoured_on_the_next_create(registry):
     assert made["document"][STUDENT_URN]["idNumber"] == number
 
 
-def test_a_verification_naming_the_new_student_is_judged_again(registry):
-    config, known = registry
+def test_a_verification_naming_the_new_student_is_judged_again(registry, known):
+    config = registry
     with ServiceRpcProxy("registry_sync", config) as proxy:
         code, token = onboard(proxy)
         create(proxy, token, "V1", name="甲")  # the school has a roster now

@@ -7,7 +7,6 @@ published contract."""
 
 import uuid
 
-import pytest
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ServiceRpcProxy
 
@@ -17,23 +16,9 @@ from services.common.plumbing.testing import (
     wait_until,
 )
 from services.registry_sync.scim import STUDENT_URN
-from services.registry_sync.service import RegistrySyncService
 from tests.integration.registry_sync.stand_ins import IdentityStandIn, own_account
 
 BASE = "http://127.0.0.1:8000/scim/v2"
-
-
-@pytest.fixture
-def registry(container_factory, make_config):
-    config = make_config("registry_sync")
-    container_factory(RegistrySyncService, config).start()
-    container_factory(IdentityStandIn, config).start()
-    return config
-
-
-@pytest.fixture
-def registry_sql(db_query):
-    return db_query("registry_sync")
 
 
 def onboard(proxy, school):
