@@ -15,9 +15,10 @@ import uuid
 from datetime import datetime
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extras
 
-__all__ = ["ImportStore", "STAGE_STUDENT_COLUMNS", "copy_text"]
+__all__ = ["ImportStore", "NEW_STUDENT_COLUMNS", "STAGE_STUDENT_COLUMNS", "copy_text"]
 
 WORKER_LOAD_IMPORT_SQL = """
 SELECT id, school_code, package, started_at FROM imports
@@ -94,6 +95,26 @@ STAGE_STUDENT_COLUMNS = (
     "doc",
     "source_modified_at",
 )
+
+# A school's first roster goes straight into students (no staging table, no
+# merge): the staged columns but the line, behind the values the upsert
+# would write for every row of the import (``new_student_lead``).
+NEW_STUDENT_COLUMNS = (
+    "school_code",
+    "source",
+    "created_at",
+    "updated_at",
+    *STAGE_STUDENT_COLUMNS[1:],
+)
+
+# Whether the school has no live student record, whatever its source: then
+# nothing can clash with the file but the file itself, and its unique
+# indexes catch that. Read under the import's lock; a SCIM create racing
+# the import either waits on the COPY's index entries or fails it.
+HAS_LIVE_STUDENTS_SQL = """
+SELECT EXISTS (SELECT 1 FROM students
+                WHERE school_code = %(school_code)s AND deleted_at IS NULL) AS any
+"""
 
 # Rows naming a student number or user name twice in the file: the first wins.
 DUPLICATES_IN_FILE_STAGE = """
@@ -267,6 +288,13 @@ UPDATE imports SET status = 'running', attempts = attempts + 1,
 RETURNING id, school_code
 """
 
+# Around a first roster's COPY into students: a unique index refusing a row
+# undoes the attempt, the staging table's claims included (not PREPAREd, so
+# not _SQL).
+FIRST_ROSTER_SAVEPOINT = "SAVEPOINT first_roster"
+FIRST_ROSTER_UNDO = "ROLLBACK TO SAVEPOINT first_roster"
+FIRST_ROSTER_KEPT = "RELEASE SAVEPOINT first_roster"
+
 HAS_TERMS_SQL = (
     "SELECT EXISTS (SELECT 1 FROM terms WHERE school_code = %(school_code)s) AS any"
 )
@@ -300,10 +328,11 @@ def _copy_value(value):
     return _escaped(value if isinstance(value, str) else str(value))
 
 
-def copy_text(rows):
-    """``rows`` (tuples) in COPY's text format; pure, so the import's pool
+def copy_text(rows, lead=""):
+    """``rows`` (tuples) in COPY's text format, each line starting with
+    ``lead`` (fields already encoded, tab-ended); pure, so the import's pool
     workers encode their chunks themselves."""
-    return "".join("\t".join(map(_copy_value, row)) + "\n" for row in rows)
+    return "".join(lead + "\t".join(map(_copy_value, row)) + "\n" for row in rows)
 
 
 def copy_rows(cursor, table, columns, rows):
@@ -450,6 +479,34 @@ class ImportStore:
         """Stages students given in COPY's text format (``copy_text``)."""
         with self.conn.cursor() as cur:
             copy_encoded(cur, "stage_students", STAGE_STUDENT_COLUMNS, encoded)
+
+    def has_live_students(self):
+        return self._rows(HAS_LIVE_STUDENTS_SQL, {"school_code": self.school_code})[0][
+            "any"
+        ]
+
+    def new_student_lead(self, now):
+        """What every line of ``copy_new_students`` starts with: the values
+        the first NEW_STUDENT_COLUMNS take for each record of the import."""
+        return copy_text([(self.school_code, "oneroster", now, now)])[:-1] + "\t"
+
+    def begin_first_roster(self):
+        self._run(FIRST_ROSTER_SAVEPOINT)
+
+    def copy_new_students(self, encoded):
+        """COPY new records (NEW_STUDENT_COLUMNS, ``copy_text``) straight
+        into students. False, with all since ``begin_first_roster``
+        undone, when a unique index refuses one."""
+        try:
+            with self.conn.cursor() as cur:
+                copy_encoded(cur, "students", NEW_STUDENT_COLUMNS, encoded)
+        except psycopg2.errors.UniqueViolation:
+            self._run(FIRST_ROSTER_UNDO)
+            return False
+        return True
+
+    def keep_first_roster(self):
+        self._run(FIRST_ROSTER_KEPT)
 
     def duplicates_in_file(self):
         return self._rows(DUPLICATES_IN_FILE_STAGE)

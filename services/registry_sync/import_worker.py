@@ -14,6 +14,14 @@ would starve the service's event loop.
                                                   memberships, events;
                                                   row errors reported
 
+    students: school has a live record? ──no──► COPY straight into students
+                    │ yes                            │ (savepoint)
+                    │        ◄── a unique index ─────┤
+                    │            refused a row:      │ all rows in
+                    ▼            undone, read again  ▼
+               stage (COPY), drop clashes,        kept (deactivated: 0)
+               deactivate (bulk), upsert
+
 Memory is bounded by the chunk, not the file: a package at the size limit
 (1.26M students) peaks at ~186 MiB with its pool (``_staged``); the worker
 and its pool share the address-space cap of IMPORT_MEMORY_LIMIT_MB.
@@ -23,6 +31,7 @@ interleave. Config comes from the environment the runner passes:
 ``REGISTRY_SYNC_DB_URI``, ``REGISTRY_ID_SEAL_KEY``, ``REGISTRY_ID_LOOKUP_KEY``.
 """
 
+import contextlib
 import itertools
 import json
 import logging
@@ -96,7 +105,44 @@ class Import:
         if parsed.mode == "bulk":
             self.store.delete_missing_classes(self.now)
 
-    def students(self, users, student_ids):
+    def students(self, users, student_ids, reread_users):
+        """Apply the student rows of ``users``; the reader read to the end.
+
+        A school's first roster (no live record of any source) is COPYd
+        straight into students as it is worked: nothing can clash with it
+        but itself, and the unique indexes catch that. Otherwise — or when
+        they refuse a row of the first roster, which undoes it — the rows
+        are staged and merged (``_merged``), the file read again from the
+        top (``reread_users``)."""
+        if not self.store.has_live_students():
+            if self._first_roster(users, student_ids):
+                return users
+            self.progress.pop("users", None)
+            users = reread_users()
+        self._merged(users, student_ids)
+        return users
+
+    def _first_roster(self, users, student_ids):
+        """The student rows COPYd into students a chunk at a time. False
+        when a unique index refuses one — the file names a student number
+        or user name twice, or a SCIM create won a race for one — with
+        everything since the savepoint undone, sourcedId claims included."""
+        self.store.begin_first_roster()
+        lead = self.store.new_student_lead(self.now)
+        chunks = _chunks(self._students_of(users, student_ids))
+        with contextlib.closing(_staged(chunks, self.keys, self.today, lead)) as worked:
+            for encoded, problems in worked:
+                for problem in problems:
+                    users.report(problem)
+                if not self.store.copy_new_students(encoded):
+                    return False
+                self.beat()
+        self.store.keep_first_roster()
+        if users.mode == "bulk":
+            self.count("users", deactivated=0)  # as _merged would count it
+        return True
+
+    def _merged(self, users, student_ids):
         """Stage the student rows with COPY, a chunk at a time as the file is
         read, drop the ones that clash, deactivate (bulk) the school's
         records the file no longer names, upsert the rest (newest
@@ -223,6 +269,13 @@ class Import:
             },
         )
 
+    def _reread(self, package, entity):
+        """``entity``'s reader from the top of its file again."""
+        _, readers = oneroster.open_files(
+            oneroster.open_package(package), _SeenInTable(self.store)
+        )
+        return readers[entity]
+
     def event(self, event_type, payload):
         self.store.add_event(event_type, payload, f"import:{self.id}")
 
@@ -246,7 +299,11 @@ class Import:
                 for row in readers.get("roles", ())
                 if row["role"] == "student" and row["status"] != "tobedeleted"
             }
-            self.students(readers["users"], student_ids)
+            readers["users"] = self.students(
+                readers["users"],
+                student_ids,
+                lambda: self._reread(package, "users"),
+            )
         self.beat()
         if "enrollments" in readers:
             self.enrollments(
@@ -372,20 +429,21 @@ def student_tuple(row, keys, today):
     ), error
 
 
-def staged_students(rows, keys, today):
+def staged_students(rows, keys, today, lead=None):
     """``(the rows for stage_students in COPY's text format, row errors)``
-    of a chunk of student rows."""
+    of a chunk of student rows; given ``lead`` (``new_student_lead``), the
+    rows for students (NEW_STUDENT_COLUMNS) instead."""
     tuples, errors = [], []
     for row in rows:
         staged, error = student_tuple(row, keys, today)
-        tuples.append(staged)
+        tuples.append(staged if lead is None else staged[1:])  # [0]: the line
         if error is not None:
             errors.append(error)
-    return copy_text(tuples), errors
+    return copy_text(tuples, lead or ""), errors
 
 
-def _staged(chunks, keys, today):
-    """``staged_students`` of each chunk, in order. A file that fills its first
+def _staged(chunks, keys, today, lead=None):
+    """``staged_students`` of each chunk (given ``lead``), in order. A file that fills its first
     chunk is shared between this process and a pool of
     ``IMPORT_POOL_WORKERS`` processes: normalising, sealing and hashing the
     ID numbers, the names and the documents is most of an import's CPU.
@@ -412,9 +470,9 @@ def _staged(chunks, keys, today):
             int(os.environ.get("IMPORT_POOL_WORKERS", DEFAULT_POOL_WORKERS))
         )
     if not workers:
-        yield staged_students(first, keys, today)
+        yield staged_students(first, keys, today, lead)
         for chunk in chunks:
-            yield staged_students(chunk, keys, today)
+            yield staged_students(chunk, keys, today, lead)
         return
     pool = ProcessPoolExecutor(
         workers,
@@ -430,9 +488,9 @@ def _staged(chunks, keys, today):
         for chunk in itertools.chain((first,), chunks):
             waiting = sum(not future.done() for future in in_flight)
             if waiting <= workers:
-                in_flight.append(pool.submit(_pool_staged_students, chunk, today))
+                in_flight.append(pool.submit(_pool_staged_students, chunk, today, lead))
             else:
-                in_flight.append(_finished(staged_students(chunk, keys, today)))
+                in_flight.append(_finished(staged_students(chunk, keys, today, lead)))
             while in_flight and (
                 in_flight[0].done() or len(in_flight) > workers + _AHEAD_OF_COPY
             ):
@@ -489,8 +547,8 @@ def _start_pool_process(process_cap):
     _pool_keys = keys_from(os.environ, _WORKER_KEY_NAMES)
 
 
-def _pool_staged_students(rows, today):
-    return staged_students(rows, _pool_keys, today)
+def _pool_staged_students(rows, today, lead):
+    return staged_students(rows, _pool_keys, today, lead)
 
 
 class _SeenInTable:

@@ -415,3 +415,76 @@ def test_a_nul_in_any_value_refuses_its_row_not_the_import(api, school, service_
         (code,),
     )
     assert [row["external_id"] for row in kept_classes] == ["c3"]
+
+
+def test_a_first_roster_naming_a_student_twice_keeps_the_first(
+    api, school, service_sql
+):
+    """A school's first roster is COPYd straight into its records; a
+    student number or user name the file names twice undoes that and the
+    file is merged as any later roster is: the first row kept, the repeat
+    reported with its line, nothing of the undone attempt left."""
+    code, token = school
+    rows = (
+        user("d1", "D1", "一")
+        + user("d2", "D2", "二")
+        + user("d3", "D1", "三")  # D1's number and user name again
+        + user("d4", "d2", "四")  # D2's user name, in lower case
+    )
+    done = imported(
+        api, token, zipped({"manifest.csv": manifest(), "users.csv": USERS_11 + rows})
+    )
+    assert done["status"] == "succeeded", done
+    twice = {(e["line"], e["field"]) for e in done["errors"] if "twice" in e["reason"]}
+    assert twice == {(4, "identifier"), (5, "identifier")}, done["errors"]
+    assert done["progress"]["users"] == {
+        "read": 4, "kept": 2, "refused": 2, "skipped": 0, "deactivated": 0
+    }, done["progress"]  # fmt: skip
+    assert {k: r["student_number"] for k, r in students(service_sql, code).items()} == {
+        "d1": "D1",
+        "d2": "D2",
+    }
+
+
+def test_a_first_roster_meets_the_records_a_school_made_over_scim(
+    api, school, service_sql
+):
+    """A school that created a student over SCIM before its first roster:
+    the roster is merged, and a row taking that student's number is
+    refused, the SCIM record left as it was."""
+    code, token = school
+    made = api.post(
+        "/scim/v2/Users",
+        json={
+            "schemas": [
+                "urn:ietf:params:scim:schemas:core:2.0:User",
+                "urn:student-selfservice:params:scim:schemas:extension:student:2.0:Student",
+            ],
+            "userName": "scim1",
+            "name": {"formatted": "李四"},
+            "urn:student-selfservice:params:scim:schemas:extension:student:2.0:Student": {
+                "studentNumber": "T1"
+            },
+        },
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert made.status_code == 201, made.text
+    rows = user("t1", "T1", "一") + user("t2", "T2", "二")
+    done = imported(
+        api, token, zipped({"manifest.csv": manifest(), "users.csv": USERS_11 + rows})
+    )
+    assert done["status"] == "succeeded", done
+    taken = {
+        (e["line"], e["field"]) for e in done["errors"] if "another" in e["reason"]
+    }
+    assert taken == {(2, "identifier")}, done["errors"]
+    records = service_sql(
+        "registry_sync",
+        "SELECT source, user_name, student_number FROM students"
+        " WHERE school_code = %s ORDER BY student_number",
+        (code,),
+    )
+    assert [tuple(r.values()) for r in records] == [
+        ("scim", "scim1", "T1"),
+        ("oneroster", "T2", "T2"),
+    ]

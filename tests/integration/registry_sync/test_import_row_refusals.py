@@ -1,6 +1,7 @@
 """OneRoster imports through registry_sync's RPC (start_import,
 import_status), its own import runner and worker, against the real broker
-and database: a row PostgreSQL could not store loses that row only."""
+and database: a row PostgreSQL could not store loses that row only; a first
+roster naming a student twice keeps the first."""
 
 import base64
 import io
@@ -58,3 +59,29 @@ def test_a_nul_in_a_sourced_id_refuses_the_row_not_the_import(registry, registry
         "SELECT external_id FROM students WHERE school_code = %s", (school,)
     )
     assert [row["external_id"] for row in kept] == ["u2"]
+
+
+def test_a_first_roster_naming_a_number_twice_keeps_the_first(registry, registry_sql):
+    """The first roster's COPY straight into students is undone by the
+    repeat and the file merged: the first row kept, the repeat reported."""
+    school = random_school_code()
+    with ServiceRpcProxy("registry_sync", registry) as proxy:
+        proxy.onboard_school({"code": school, "name": "学校", "actor": "test"})
+        started = proxy.start_import(
+            {
+                "school_code": school,
+                "package_b64": _package(
+                    "u1,active,2026-09-01,TRUE,o,student,s1,一,张,S1\n"
+                    "u2,active,2026-09-01,TRUE,o,student,s2,二,张,S2\n"
+                    "u3,active,2026-09-01,TRUE,o,student,s3,三,张,S1\n"
+                ),
+            }
+        )
+        state = _settled(proxy, school, started["import_id"])
+    assert state["status"] == "succeeded", state
+    assert [(e["line"], e["field"]) for e in state["errors"]] == [(4, "identifier")]
+    assert state["progress"]["users"]["kept"] == 2, state
+    kept = registry_sql(
+        "SELECT external_id FROM students WHERE school_code = %s ORDER BY 1", (school,)
+    )
+    assert [row["external_id"] for row in kept] == ["u1", "u2"]

@@ -42,22 +42,47 @@ def chunks(monkeypatch):
     return [[_row(next(lines)) for _ in range(ROWS_PER_CHUNK)] for _ in range(60)]
 
 
+# Staged (None), or for a first roster's COPY straight into students.
+@pytest.mark.parametrize("lead", [None, "SCHOOL\toneroster\t"])
 def test_the_worker_works_chunks_while_the_pool_is_full_and_order_holds(
-    chunks, monkeypatch
+    chunks, monkeypatch, lead
 ):
     keys = keys_from(KEYS, tuple(KEYS))
-    alone = [import_worker.staged_students(c, keys, TODAY) for c in chunks]
+    alone = [import_worker.staged_students(c, keys, TODAY, lead) for c in chunks]
     worked_here = []
     own = import_worker.staged_students
 
-    def noted(rows, keys, today):  # only this process's calls: the pool spawns
+    def noted(rows, keys, today, lead):  # this process's calls: the pool spawns
         worked_here.append(rows[0]["line"])
-        return own(rows, keys, today)
+        return own(rows, keys, today, lead)
 
     monkeypatch.setattr(import_worker, "staged_students", noted)
-    shared = list(import_worker._staged(iter(chunks), keys, TODAY))
+    shared = list(import_worker._staged(iter(chunks), keys, TODAY, lead))
     assert shared == alone
     # The pool's start alone (spawning, importing) outlasts several chunks.
     assert worked_here, "the worker waited on a full pool"
     assert len(worked_here) < len(chunks), "the pool worked nothing"
     assert chunks[0][0]["line"] not in worked_here  # the first goes to the pool
+
+
+def test_a_first_rosters_rows_drop_the_line_behind_the_lead(chunks):
+    """For students itself (NEW_STUDENT_COLUMNS): the stage's line column
+    gone, the values every record of the import shares in front."""
+    keys = keys_from(KEYS, tuple(KEYS))
+    staged, errors = import_worker.staged_students(chunks[0], keys, TODAY)
+    direct, direct_errors = import_worker.staged_students(
+        chunks[0], keys, TODAY, "SCHOOL\toneroster\t"
+    )
+    assert direct_errors == errors
+    staged_lines, direct_lines = staged.splitlines(), direct.splitlines()
+    assert len(direct_lines) == len(staged_lines) == len(chunks[0])
+    pairs = zip(chunks[0], staged_lines, direct_lines, strict=True)
+    for row, staged_line, direct_line in pairs:
+        line, rest = staged_line.split("\t", 1)
+        assert line == str(row["line"])
+        # sealed ID numbers differ (a random nonce each): compare the rest
+        assert _unsealed(direct_line) == "SCHOOL\toneroster\t" + _unsealed(rest)
+
+
+def _unsealed(line):
+    return "\t".join(f for f in line.split("\t") if not f.startswith("\\\\x"))

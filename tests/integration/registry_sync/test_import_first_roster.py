@@ -1,0 +1,199 @@
+"""A school's first OneRoster roster is COPYd straight into students; any
+other import stages its rows and merges them. Both must leave the same
+records, the same row errors and the same progress — and a first roster a
+unique index refuses (a number named twice in the file, a SCIM create
+winning a race for a number) must come out exactly as the merge would
+have left it, nothing of the undone attempt kept. The real worker (its
+pool included) against PostgreSQL, in this process so the store's calls
+can be counted."""
+
+import uuid
+
+import psycopg2
+import psycopg2.extensions
+import pytest
+
+from bench.registry import LOOKUP_KEY, SEAL_KEY, _resident_id, users_zip
+from services.registry_sync import import_worker
+from services.registry_sync.import_store import ImportStore
+
+STUDENTS = 300
+
+
+def _package(repeat_number_at=None, repeat_user_name_at=None):
+    """Students with the kinds of rows an import treats apart: a flawed ID
+    number (kept, flagged), a traditional name, a refused row, a teacher,
+    an inactive student — and, when asked, a row repeating student 10's
+    number or user name (its user name in capitals: unique as lower-case),
+    in a later chunk than student 10's."""
+    rows = []
+    for i in range(STUDENTS):
+        number, family, given = _resident_id(i), "张", f"三{i % 97}"
+        if i % 37 == 5:
+            number = number[:-1] + ("0" if number[-1] != "0" else "1")
+        if i % 41 == 7:
+            family, given = "歐陽", "偉"
+        role = "teacher" if i % 43 == 2 else "student"
+        status = "inactive" if i % 47 == 4 else "active"
+        enabled = "TRUE" if i % 59 != 3 else "maybe"
+        student_number = "S10" if i == repeat_number_at else f"S{i}"
+        user_name = "S10" if i == repeat_user_name_at else f"s{i}"
+        rows.append(
+            f"u{i},{status},2026-09-01,{enabled},org1,{role},{user_name},{given},"
+            f"{family},{student_number},resident_id,{number},{i % 30 + 1}班\n"
+        )
+    return users_zip(rows)
+
+
+@pytest.fixture
+def import_into(databases, monkeypatch, registry_sql):
+    """``import_into(school, package)`` -> ``(paths taken, progress)``: the
+    worker's run of ``package`` for a school that exists, and which ways
+    its students went in ("copied" straight, "merged")."""
+    uri = databases.uris["registry_sync"]
+    for name, value in {
+        "REGISTRY_SYNC_DB_URI": uri,
+        "REGISTRY_ID_SEAL_KEY": SEAL_KEY,
+        "REGISTRY_ID_LOOKUP_KEY": LOOKUP_KEY,
+        "IMPORT_CHUNK_ROWS": "50",  # several chunks, the pool at work
+        "IMPORT_POOL_WORKERS": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    paths = []
+    copy_new, upsert = ImportStore.copy_new_students, ImportStore.upsert_students
+
+    def copied(store, encoded):
+        paths.append("copied")
+        return copy_new(store, encoded)
+
+    def merged(store, now):
+        paths.append("merged")
+        return upsert(store, now)
+
+    monkeypatch.setattr(ImportStore, "copy_new_students", copied)
+    monkeypatch.setattr(ImportStore, "upsert_students", merged)
+
+    # The worker is a process of its own, without the tests' green wait
+    # callback (COPY cannot run under one).
+    green = psycopg2.extensions.get_wait_callback()
+    psycopg2.extensions.set_wait_callback(None)
+
+    def run(school, package):
+        paths.clear()
+        import_id = str(uuid.uuid4())
+        registry_sql(
+            "INSERT INTO imports (id, school_code, status, package, created_at,"
+            " started_at, heartbeat_at) VALUES (%s, %s, 'running', %s, now(),"
+            " now(), now())",
+            (import_id, school, psycopg2.Binary(package)),
+        )
+        assert import_worker.main(import_id) == 0
+        (row,) = registry_sql(
+            "SELECT status, progress FROM imports WHERE id = %s", (import_id,)
+        )
+        assert row["status"] == "succeeded", row
+        return sorted(set(paths)), row["progress"]
+
+    yield run
+    psycopg2.extensions.set_wait_callback(green)
+
+
+def _school_with(registry_sql, code, scim_number=None):
+    """A school; with ``scim_number``, holding one live SCIM-created record
+    of that student number (user name ``scim-<number>``)."""
+    registry_sql(
+        "INSERT INTO schools (code, name, token_hash, token_issued_at, created_at)"
+        " VALUES (%s, 'first roster', %s, now(), now())",
+        (code, uuid.uuid4().hex),
+    )
+    if scim_number:
+        registry_sql(
+            "INSERT INTO students (id, school_code, user_name, student_number,"
+            " source, created_at, updated_at) VALUES (gen_random_uuid(), %s, %s,"
+            " %s, 'scim', now(), now())",
+            (code, f"scim-{scim_number}", scim_number),
+        )
+    return code
+
+
+def _left_in(registry_sql, school):
+    """Every column of the school's OneRoster records but those an import
+    makes afresh (id, school, times, the sealed ID number's random nonce),
+    and the import's row errors."""
+    students = registry_sql(
+        "SELECT to_jsonb(s) - 'id' - 'school_code' - 'created_at' - 'updated_at'"
+        " - 'id_sealed' AS record, id_sealed IS NOT NULL AS sealed,"
+        " created_at = updated_at AS fresh FROM students s"
+        " WHERE school_code = %s AND source = 'oneroster' ORDER BY external_id",
+        (school,),
+    )
+    errors = registry_sql(
+        "SELECT e.file, e.line, e.field, e.reason, e.kept FROM import_errors e"
+        " JOIN imports i ON i.id = e.import_id WHERE i.school_code = %s"
+        " ORDER BY e.file, e.line, e.field",
+        (school,),
+    )
+    return students, errors
+
+
+def test_a_first_roster_is_copied_in_and_leaves_what_the_merge_leaves(
+    import_into, registry_sql
+):
+    package = _package()
+    first = _school_with(registry_sql, "FIRST")
+    merged = _school_with(registry_sql, "MERGED", scim_number="X1")
+    first_paths, first_progress = import_into(first, package)
+    merged_paths, merged_progress = import_into(merged, package)
+    assert (first_paths, merged_paths) == (["copied"], ["merged"])
+    assert first_progress == merged_progress
+    assert first_progress["users"]["deactivated"] == 0
+    assert _left_in(registry_sql, first) == _left_in(registry_sql, merged)
+    students, errors = _left_in(registry_sql, first)
+    assert len(students) > 250 and all(student["fresh"] for student in students)
+    assert not all(student["record"]["active"] for student in students)
+    assert {error["field"] for error in errors} >= {"metadata.idNumber", "enabledUser"}
+    # The school's second roster is merged, whatever its first was.
+    assert import_into(first, package)[0] == ["merged"]
+
+
+@pytest.mark.parametrize(
+    ("school", "repeat"),
+    [("NUMBER", {"repeat_number_at": 261}), ("USERNAME", {"repeat_user_name_at": 130})],
+)
+def test_a_first_roster_naming_a_student_twice_is_undone_and_merged(
+    import_into, registry_sql, school, repeat
+):
+    package = _package(**repeat)
+    first = _school_with(registry_sql, f"FIRST{school}")
+    merged = _school_with(registry_sql, f"MERGED{school}", scim_number="X1")
+    first_paths, first_progress = import_into(first, package)
+    assert first_paths == ["copied", "merged"]
+    assert import_into(merged, package) == (["merged"], first_progress)
+    assert _left_in(registry_sql, first) == _left_in(registry_sql, merged)
+    _, errors = _left_in(registry_sql, first)
+    twice = {(e["line"], e["field"]) for e in errors if "twice" in e["reason"]}
+    assert twice == {(2 + next(iter(repeat.values())), "identifier")}
+
+
+def test_a_scim_create_winning_the_race_for_a_number_undoes_the_copy(
+    import_into, registry_sql, monkeypatch
+):
+    """The school had no record when the import looked, then a SCIM create
+    took a number the file names before the COPY reached it: stood in for
+    by a school whose one record the import is told is not there."""
+    package = _package()
+    raced = _school_with(registry_sql, "RACED", scim_number="S120")
+    merged = _school_with(registry_sql, "RACEMERGED", scim_number="S120")
+    looked = ImportStore.has_live_students
+    monkeypatch.setattr(
+        ImportStore,
+        "has_live_students",
+        lambda store: store.school_code != raced and looked(store),
+    )
+    raced_paths, raced_progress = import_into(raced, package)
+    assert raced_paths == ["copied", "merged"]
+    assert import_into(merged, package) == (["merged"], raced_progress)
+    assert _left_in(registry_sql, raced) == _left_in(registry_sql, merged)
+    _, errors = _left_in(registry_sql, raced)
+    taken = {(e["line"], e["field"]) for e in errors if "another" in e["reason"]}
+    assert taken == {(122, "identifier")}
