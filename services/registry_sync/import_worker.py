@@ -443,8 +443,8 @@ def staged_students(rows, keys, today, lead=None):
 
 
 def _staged(chunks, keys, today, lead=None):
-    """``staged_students`` of each chunk (given ``lead``), in order. A file that fills its first
-    chunk is shared between this process and a pool of
+    """``staged_students`` of each chunk (given ``lead``), in order. A file
+    that fills its first chunk is shared between this process and a pool of
     ``IMPORT_POOL_WORKERS`` processes: normalising, sealing and hashing the
     ID numbers, the names and the documents is most of an import's CPU.
     Each chunk goes to the pool while it has fewer than ``workers + 1``

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from services.common.plumbing.testing import random_resident_id
+from services.registry_sync.domain import STUDENT_URN
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "oneroster"
 MANIFEST_11 = "propertyName,value\nmanifest.version,1.0\noneroster.version,1.1\n"
@@ -456,15 +457,10 @@ def test_a_first_roster_meets_the_records_a_school_made_over_scim(
     made = api.post(
         "/scim/v2/Users",
         json={
-            "schemas": [
-                "urn:ietf:params:scim:schemas:core:2.0:User",
-                "urn:student-selfservice:params:scim:schemas:extension:student:2.0:Student",
-            ],
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", STUDENT_URN],
             "userName": "scim1",
             "name": {"formatted": "李四"},
-            "urn:student-selfservice:params:scim:schemas:extension:student:2.0:Student": {
-                "studentNumber": "T1"
-            },
+            STUDENT_URN: {"studentNumber": "T1"},
         },
         headers={"Authorization": f"Bearer {token}"},
     )
