@@ -481,9 +481,8 @@ class ImportStore:
             copy_encoded(cur, "stage_students", STAGE_STUDENT_COLUMNS, encoded)
 
     def has_live_students(self):
-        return self._rows(HAS_LIVE_STUDENTS_SQL, {"school_code": self.school_code})[0][
-            "any"
-        ]
+        rows = self._rows(HAS_LIVE_STUDENTS_SQL, {"school_code": self.school_code})
+        return rows[0]["any"]
 
     def new_student_lead(self, now):
         """What every line of ``copy_new_students`` starts with: the values

@@ -37,20 +37,24 @@ def _settled(proxy, school, import_id):
     raise AssertionError(f"import {import_id} still {state['status']}")
 
 
-def test_a_nul_in_a_sourced_id_refuses_the_row_not_the_import(registry, registry_sql):
+def _imported(registry, users):
+    """``users`` (rows of users.csv) imported into a new school through
+    the RPC: ``(school code, the import's settled status)``."""
     school = random_school_code()
     with ServiceRpcProxy("registry_sync", registry) as proxy:
         proxy.onboard_school({"code": school, "name": "学校", "actor": "test"})
         started = proxy.start_import(
-            {
-                "school_code": school,
-                "package_b64": _package(
-                    "u\x001,active,2026-09-01,TRUE,o,student,s1,一,张,S1\n"
-                    "u2,active,2026-09-01,TRUE,o,student,s2,二,张,S2\n"
-                ),
-            }
+            {"school_code": school, "package_b64": _package(users)}
         )
-        state = _settled(proxy, school, started["import_id"])
+        return school, _settled(proxy, school, started["import_id"])
+
+
+def test_a_nul_in_a_sourced_id_refuses_the_row_not_the_import(registry, registry_sql):
+    school, state = _imported(
+        registry,
+        "u\x001,active,2026-09-01,TRUE,o,student,s1,一,张,S1\n"
+        "u2,active,2026-09-01,TRUE,o,student,s2,二,张,S2\n",
+    )
     assert state["status"] == "succeeded", state
     assert [(e["line"], e["field"], e["reason"]) for e in state["errors"]] == [
         (2, "sourcedId", "contains NUL")
@@ -64,20 +68,12 @@ def test_a_nul_in_a_sourced_id_refuses_the_row_not_the_import(registry, registry
 def test_a_first_roster_naming_a_number_twice_keeps_the_first(registry, registry_sql):
     """The first roster's COPY straight into students is undone by the
     repeat and the file merged: the first row kept, the repeat reported."""
-    school = random_school_code()
-    with ServiceRpcProxy("registry_sync", registry) as proxy:
-        proxy.onboard_school({"code": school, "name": "学校", "actor": "test"})
-        started = proxy.start_import(
-            {
-                "school_code": school,
-                "package_b64": _package(
-                    "u1,active,2026-09-01,TRUE,o,student,s1,一,张,S1\n"
-                    "u2,active,2026-09-01,TRUE,o,student,s2,二,张,S2\n"
-                    "u3,active,2026-09-01,TRUE,o,student,s3,三,张,S1\n"
-                ),
-            }
-        )
-        state = _settled(proxy, school, started["import_id"])
+    school, state = _imported(
+        registry,
+        "u1,active,2026-09-01,TRUE,o,student,s1,一,张,S1\n"
+        "u2,active,2026-09-01,TRUE,o,student,s2,二,张,S2\n"
+        "u3,active,2026-09-01,TRUE,o,student,s3,三,张,S1\n",
+    )
     assert state["status"] == "succeeded", state
     assert [(e["line"], e["field"]) for e in state["errors"]] == [(4, "identifier")]
     assert state["progress"]["users"]["kept"] == 2, state
