@@ -487,7 +487,10 @@ class ImportStore:
     def new_student_lead(self, now):
         """What every line of ``copy_new_students`` starts with: the values
         the first NEW_STUDENT_COLUMNS take for each record of the import."""
-        return copy_text([(self.school_code, "oneroster", now, now)])[:-1] + "\t"
+        return "".join(
+            _copy_value(value) + "\t"
+            for value in (self.school_code, "oneroster", now, now)
+        )
 
     def begin_first_roster(self):
         self._run(FIRST_ROSTER_SAVEPOINT)

@@ -114,12 +114,16 @@ class Import:
         they refuse a row of the first roster, which undoes it — the rows
         are staged and merged (``_merged``), the file read again from the
         top (``reread_users``)."""
-        if not self.store.has_live_students():
-            if self._first_roster(users, student_ids):
-                return users
+        if self.store.has_live_students():
+            deactivated = self._merged(users, student_ids)
+        elif self._first_roster(users, student_ids):
+            deactivated = 0  # there was nothing to deactivate
+        else:  # undone by a unique index: the file again, from the top
             self.progress.pop("users", None)
             users = reread_users()
-        self._merged(users, student_ids)
+            deactivated = self._merged(users, student_ids)
+        if users.mode == "bulk":
+            self.count("users", deactivated=deactivated)
         return users
 
     def _first_roster(self, users, student_ids):
@@ -138,15 +142,13 @@ class Import:
                     return False
                 self.beat()
         self.store.keep_first_roster()
-        if users.mode == "bulk":
-            self.count("users", deactivated=0)  # as _merged would count it
         return True
 
     def _merged(self, users, student_ids):
         """Stage the student rows with COPY, a chunk at a time as the file is
         read, drop the ones that clash, deactivate (bulk) the school's
         records the file no longer names, upsert the rest (newest
-        dateLastModified wins)."""
+        dateLastModified wins). Returns how many it deactivated."""
         self.store.stage_students()
         chunks = _chunks(self._students_of(users, student_ids))
         for staged, problems in _staged(chunks, self.keys, self.today):
@@ -168,13 +170,14 @@ class Import:
                 "identifier" if found["number_taken"] else "username",
                 "already used by another student record of this school",
             )
+        deactivated = 0
         if users.mode == "bulk":
             # Before the upsert, which only writes rows the file names (and
-            # so never one this deactivates): a school's first roster has
-            # no record to scan then, not the 100k just written.
+            # so never one this deactivates): it scans the school's records
+            # as they were, not the rows just written too.
             deactivated = self.store.deactivate_missing_students(self.now)
-            self.count("users", deactivated=deactivated)
         self.store.upsert_students(self.now)
+        return deactivated
 
     def _students_of(self, users, student_ids):
         """The student rows of users.csv as it is read (1.1 says the role

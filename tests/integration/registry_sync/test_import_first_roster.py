@@ -136,6 +136,16 @@ def _left_in(registry_sql, school):
     return students, errors
 
 
+def _undone_then_merged(import_into, registry_sql, package, first, merged):
+    """``package`` into the school ``first`` is COPYd, undone and merged,
+    and leaves what it leaves merged into ``merged``: the row errors."""
+    paths, progress = import_into(first, package)
+    assert paths == ["copied", "merged"]
+    assert import_into(merged, package) == (["merged"], progress)
+    assert _left_in(registry_sql, first) == _left_in(registry_sql, merged)
+    return _left_in(registry_sql, first)[1]
+
+
 def test_a_first_roster_is_copied_in_and_leaves_what_the_merge_leaves(
     import_into, registry_sql
 ):
@@ -163,14 +173,11 @@ def test_a_first_roster_is_copied_in_and_leaves_what_the_merge_leaves(
 def test_a_first_roster_naming_a_student_twice_is_undone_and_merged(
     import_into, registry_sql, school, repeat
 ):
-    package = _package(**repeat)
     first = _school_with(registry_sql, f"FIRST{school}")
     merged = _school_with(registry_sql, f"MERGED{school}", scim_number="X1")
-    first_paths, first_progress = import_into(first, package)
-    assert first_paths == ["copied", "merged"]
-    assert import_into(merged, package) == (["merged"], first_progress)
-    assert _left_in(registry_sql, first) == _left_in(registry_sql, merged)
-    _, errors = _left_in(registry_sql, first)
+    errors = _undone_then_merged(
+        import_into, registry_sql, _package(**repeat), first, merged
+    )
     twice = {(e["line"], e["field"]) for e in errors if "twice" in e["reason"]}
     assert twice == {(2 + next(iter(repeat.values())), "identifier")}
 
@@ -190,10 +197,6 @@ def test_a_scim_create_winning_the_race_for_a_number_undoes_the_copy(
         "has_live_students",
         lambda store: store.school_code != raced and looked(store),
     )
-    raced_paths, raced_progress = import_into(raced, package)
-    assert raced_paths == ["copied", "merged"]
-    assert import_into(merged, package) == (["merged"], raced_progress)
-    assert _left_in(registry_sql, raced) == _left_in(registry_sql, merged)
-    _, errors = _left_in(registry_sql, raced)
+    errors = _undone_then_merged(import_into, registry_sql, package, raced, merged)
     taken = {(e["line"], e["field"]) for e in errors if "another" in e["reason"]}
     assert taken == {(122, "identifier")}
