@@ -11,6 +11,7 @@ alone (tests/integration/test_migrations.py prepares every *_SQL).
 
 import io
 import json
+import threading
 import uuid
 from datetime import datetime
 
@@ -354,6 +355,13 @@ class ImportStore:
         self.conn = conn
         self.progress_conn = progress_conn
         self.school_code = None
+        # The worker COPYs each chunk on a thread of its own while its
+        # reader claims the next rows' sourcedIds (``_CopiesBehind``): the
+        # two share the import's transaction, and psycopg2 does not keep a
+        # COPY in progress from another thread's statement, so the two
+        # calls that can overlap take turns here. Everything else runs
+        # only once the COPYs are drained.
+        self._copy_or_claim = threading.Lock()
 
     @classmethod
     def connect(cls, dsn):
@@ -433,7 +441,7 @@ class ImportStore:
 
     def claim_file_ids(self, entity, ids):
         """Which of ``ids`` (distinct) no earlier row of ``entity`` named."""
-        with self.conn.cursor() as cur:
+        with self._copy_or_claim, self.conn.cursor() as cur:
             cur.execute(CLAIM_FILE_IDS_STAGE, {"entity": entity, "ids": list(ids)})
             return {row[0] for row in cur.fetchall()}
 
@@ -477,7 +485,7 @@ class ImportStore:
 
     def copy_students(self, encoded):
         """Stages students given in COPY's text format (``copy_text``)."""
-        with self.conn.cursor() as cur:
+        with self._copy_or_claim, self.conn.cursor() as cur:
             copy_encoded(cur, "stage_students", STAGE_STUDENT_COLUMNS, encoded)
 
     def has_live_students(self):
@@ -499,13 +507,21 @@ class ImportStore:
         """COPY new records (NEW_STUDENT_COLUMNS, ``copy_text``) straight
         into students. False, with all since ``begin_first_roster``
         undone, when a unique index refuses one."""
-        try:
-            with self.conn.cursor() as cur:
-                copy_encoded(cur, "students", NEW_STUDENT_COLUMNS, encoded)
-        except psycopg2.errors.UniqueViolation:
-            self._run(FIRST_ROSTER_UNDO)
-            return False
+        with self._copy_or_claim:
+            try:
+                with self.conn.cursor() as cur:
+                    copy_encoded(cur, "students", NEW_STUDENT_COLUMNS, encoded)
+            except psycopg2.errors.UniqueViolation:
+                # At once, before the reader's next claim: it would fail
+                # on the aborted transaction.
+                self._run(FIRST_ROSTER_UNDO)
+                return False
         return True
+
+    def undo_first_roster(self):
+        """All since ``begin_first_roster`` undone (again: what ran after
+        a refused COPY, before the worker saw the refusal)."""
+        self._run(FIRST_ROSTER_UNDO)
 
     def keep_first_roster(self):
         self._run(FIRST_ROSTER_KEPT)

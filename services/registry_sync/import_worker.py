@@ -41,7 +41,7 @@ import resource
 import sys
 import time
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import psycopg2.extras
@@ -134,13 +134,23 @@ class Import:
         self.store.begin_first_roster()
         lead = self.store.new_student_lead(self.now)
         chunks = _chunks(self._students_of(users, student_ids))
-        with contextlib.closing(_staged(chunks, self.keys, self.today, lead)) as worked:
+        with (
+            contextlib.closing(_staged(chunks, self.keys, self.today, lead)) as worked,
+            _CopiesBehind(self.store.copy_new_students) as copies,
+        ):
             for encoded, problems in worked:
                 for problem in problems:
                     users.report(problem)
-                if not self.store.copy_new_students(encoded):
-                    return False
+                copies.copy(encoded)
+                if copies.refused:
+                    break
                 self.beat()
+            copies.wait()
+        if copies.refused:
+            # The reader's claims and the COPYs queued behind the refused
+            # one ran on after it: undone too.
+            self.store.undo_first_roster()
+            return False
         self.store.keep_first_roster()
         return True
 
@@ -151,11 +161,13 @@ class Import:
         dateLastModified wins). Returns how many it deactivated."""
         self.store.stage_students()
         chunks = _chunks(self._students_of(users, student_ids))
-        for staged, problems in _staged(chunks, self.keys, self.today):
-            for problem in problems:
-                users.report(problem)
-            self.store.copy_students(staged)
-            self.beat()
+        with _CopiesBehind(self.store.copy_students) as copies:
+            for staged, problems in _staged(chunks, self.keys, self.today):
+                for problem in problems:
+                    users.report(problem)
+                copies.copy(staged)
+                self.beat()
+            copies.wait()
         for found in self.store.duplicates_in_file():
             self.refuse(
                 "users",
@@ -502,6 +514,54 @@ def _staged(chunks, keys, today, lead=None):
             yield in_flight.popleft().result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _CopiesBehind:
+    """Each chunk's COPY (``copy``, a store method) on a thread of its own,
+    in file order, while this thread reads and checks the next rows. A
+    COPY is mostly waiting on PostgreSQL (the GIL released), and this
+    thread — reading, checking, claiming, handing chunks to the pool — was
+    the import's critical path with the two in series. At most
+    ``_COPIES_HELD`` chunks wait or run: memory stays bounded by the chunk.
+
+    A COPY's error is raised in this thread. ``refused`` turns true when a
+    COPY returns False (``copy_new_students``: a unique index refused a
+    row); the COPYs queued behind it are not run, or if already running,
+    not looked at: the caller undoes what they did."""
+
+    def __init__(self, copy):
+        self._copy = copy
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="import-copy")
+        self._held = deque()
+        self.refused = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._thread.shutdown(wait=True, cancel_futures=True)
+
+    def copy(self, encoded):
+        """Queue ``encoded``'s COPY; waits only while the queue is full."""
+        self._held.append(self._thread.submit(self._copy, encoded))
+        while self._held and (self._held[0].done() or len(self._held) > _COPIES_HELD):
+            self._settle(self._held.popleft())
+
+    def wait(self):
+        """Every queued COPY done."""
+        while self._held:
+            self._settle(self._held.popleft())
+
+    def _settle(self, future):
+        if self.refused:
+            if not future.cancel():
+                future.exception()  # ran behind the refusal: to be undone
+        elif future.result() is False:
+            self.refused = True
+
+
+# Chunks whose COPY runs or waits at once.
+_COPIES_HELD = 2
 
 
 # Chunks held beyond one per pool process before the oldest is waited for.

@@ -3,10 +3,15 @@ other import stages its rows and merges them. Both must leave the same
 records, the same row errors and the same progress — and a first roster a
 unique index refuses (a number named twice in the file, a SCIM create
 winning a race for a number) must come out exactly as the merge would
-have left it, nothing of the undone attempt kept. The real worker (its
-pool included) against PostgreSQL, in this process so the store's calls
-can be counted."""
+have left it, nothing of the undone attempt kept. Either way each chunk's
+COPY runs on a thread of its own while the worker reads on: what runs
+behind a refused COPY is undone with it, and a COPY's error fails the
+import. The real worker (its pool included) against PostgreSQL, in this
+process so the store's calls can be counted."""
 
+import io
+import threading
+import time
 import uuid
 
 import psycopg2
@@ -14,20 +19,20 @@ import psycopg2.extensions
 import pytest
 
 from bench.registry import LOOKUP_KEY, SEAL_KEY, _resident_id, users_zip
-from services.registry_sync import import_worker
+from services.registry_sync import import_store, import_worker
 from services.registry_sync.import_store import ImportStore
 
 STUDENTS = 300
 
 
-def _package(repeat_number_at=None, repeat_user_name_at=None):
+def _package(repeat_number_at=None, repeat_user_name_at=None, students=STUDENTS):
     """Students with the kinds of rows an import treats apart: a flawed ID
     number (kept, flagged), a traditional name, a refused row, a teacher,
     an inactive student — and, when asked, a row repeating student 10's
     number or user name (its user name in capitals: unique as lower-case),
     in a later chunk than student 10's."""
     rows = []
-    for i in range(STUDENTS):
+    for i in range(students):
         number, family, given = _resident_id(i), "张", f"三{i % 97}"
         if i % 37 == 5:
             number = number[:-1] + ("0" if number[-1] != "0" else "1")
@@ -78,7 +83,7 @@ def import_into(databases, monkeypatch, registry_sql):
     green = psycopg2.extensions.get_wait_callback()
     psycopg2.extensions.set_wait_callback(None)
 
-    def run(school, package):
+    def run(school, package, status="succeeded"):
         paths.clear()
         import_id = str(uuid.uuid4())
         registry_sql(
@@ -87,11 +92,12 @@ def import_into(databases, monkeypatch, registry_sql):
             " now(), now())",
             (import_id, school, psycopg2.Binary(package)),
         )
-        assert import_worker.main(import_id) == 0
+        assert import_worker.main(import_id) == (0 if status == "succeeded" else 1)
         (row,) = registry_sql(
-            "SELECT status, progress FROM imports WHERE id = %s", (import_id,)
+            "SELECT status, progress, error_code FROM imports WHERE id = %s",
+            (import_id,),
         )
-        assert row["status"] == "succeeded", row
+        assert row["status"] == status, row
         return sorted(set(paths)), row["progress"]
 
     yield run
@@ -200,3 +206,128 @@ def test_a_scim_create_winning_the_race_for_a_number_undoes_the_copy(
     errors = _undone_then_merged(import_into, registry_sql, package, raced, merged)
     taken = {(e["line"], e["field"]) for e in errors if "another" in e["reason"]}
     assert taken == {(122, "identifier")}
+
+
+@pytest.mark.parametrize(
+    ("copy", "scim_number"),
+    [("copy_new_students", None), ("copy_students", "X1")],
+    ids=["first roster", "merged"],
+)
+def test_each_chunk_is_copied_on_a_thread_of_its_own(
+    import_into, registry_sql, monkeypatch, copy, scim_number
+):
+    """The COPYs leave the reading thread — the one claiming the rows'
+    sourcedIds — free to read on (``_CopiesBehind``)."""
+    threads = {"copy": set(), "claim": set()}
+    for name, kind in ((copy, "copy"), ("claim_file_ids", "claim")):
+        real = getattr(ImportStore, name)
+
+        def watched(store, *args, _real=real, _kind=kind):
+            threads[_kind].add(threading.get_ident())
+            return _real(store, *args)
+
+        monkeypatch.setattr(ImportStore, name, watched)
+    school = _school_with(registry_sql, f"THREAD{copy.upper()}", scim_number)
+    import_into(school, _package())
+    assert threads["copy"] and threads["claim"]
+    assert not threads["copy"] & threads["claim"]
+
+
+def test_what_ran_behind_a_refused_copy_is_undone_with_it(
+    import_into, registry_sql, monkeypatch
+):
+    """The reader claims on while a COPY the indexes refuse runs: a claim
+    landing after the refusal, before the worker sees it — forced here
+    right after the refused COPY, for a row near the end of the file —
+    must be undone with the attempt, or the second reading would refuse
+    that row as named twice."""
+    copy = ImportStore.copy_new_students
+    late = []
+
+    def refused_then_claimed(store, encoded):
+        kept = copy(store, encoded)
+        if not kept and not late:
+            late.append(store.claim_file_ids("users", ["u999"]))
+        return kept
+
+    monkeypatch.setattr(ImportStore, "copy_new_students", refused_then_claimed)
+    package = _package(repeat_number_at=261, students=1000)
+    first = _school_with(registry_sql, "LATECLAIM")
+    merged = _school_with(registry_sql, "LATEMERGED", scim_number="X1")
+    errors = _undone_then_merged(import_into, registry_sql, package, first, merged)
+    assert late == [{"u999"}]  # claimed after the refusal, not before
+    assert not [e for e in errors if e["line"] == 1001]
+
+
+@pytest.mark.parametrize(
+    ("copy", "scim_number"),
+    [("copy_new_students", None), ("copy_students", "X1")],
+    ids=["first roster", "merged"],
+)
+def test_a_copy_failing_on_its_thread_fails_the_import_and_keeps_nothing(
+    import_into, registry_sql, monkeypatch, copy, scim_number
+):
+    real, calls = getattr(ImportStore, copy), []
+
+    def failing_third(store, encoded):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("the COPY broke")
+        return real(store, encoded)
+
+    monkeypatch.setattr(ImportStore, copy, failing_third)
+    school = _school_with(registry_sql, f"BROKEN{copy.upper()}", scim_number)
+    import_into(school, _package(), status="failed")
+    (row,) = registry_sql(
+        "SELECT error_code, error_detail FROM imports WHERE school_code = %s",
+        (school,),
+    )
+    assert (row["error_code"], row["error_detail"]) == ("import_error", "RuntimeError")
+    assert _left_in(registry_sql, school) == ([], [])
+
+
+def test_a_claim_waits_for_the_copy_in_progress_on_the_connection(
+    import_into, databases, monkeypatch
+):
+    """psycopg2 does not keep one thread's statement out of another's COPY
+    in progress on the same connection (the transaction breaks): the store
+    makes a claim wait for it. Here a claim is made from another thread in
+    the middle of a COPY that is held open for a moment."""
+    mid_copy = threading.Event()
+
+    class HeldOpen(io.StringIO):
+        def read(self, size=-1):
+            if self.tell() == 0:  # the first row goes at once
+                return self.readline()
+            if not mid_copy.is_set():  # then the COPY is held open a moment
+                mid_copy.set()
+                time.sleep(0.5)
+            return super().read(size)
+
+    def held_open(cursor, table, columns, text):
+        cursor.copy_expert(
+            f"COPY {table} ({', '.join(columns)}) FROM STDIN", HeldOpen(text)
+        )
+
+    monkeypatch.setattr(import_store, "copy_encoded", held_open)
+    store = ImportStore.connect(databases.uris["registry_sync"])
+    try:
+        store.stage_file_ids()
+        store.stage_students()
+        blank = (None,) * (len(import_store.STAGE_STUDENT_COLUMNS) - 3)
+        rows = [(n, f"s{n}", f"u{n}", *blank) for n in range(3)]
+        encoded = import_store.copy_text(rows)
+        claimed = []
+        claim = threading.Thread(
+            target=lambda: claimed.append(store.claim_file_ids("users", ["u1", "u2"]))
+        )
+        copy = threading.Thread(target=store.copy_students, args=(encoded,))
+        copy.start()
+        assert mid_copy.wait(timeout=10)
+        claim.start()
+        copy.join(timeout=10)
+        claim.join(timeout=10)
+        assert claimed == [{"u1", "u2"}]
+        assert store._rows("SELECT count(*) AS n FROM stage_students")[0]["n"] == 3
+    finally:
+        store.close()
