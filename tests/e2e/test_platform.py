@@ -107,6 +107,31 @@ def test_a_backend_service_exposes_its_own_prometheus_metrics(api, platform):
     )
 
 
+def test_a_backend_service_counts_its_refusals_by_code(api, platform):
+    import requests
+
+    port = platform.env["IDENTITY_METRICS_PORT"]
+    series = (
+        'entrypoint_refusals_total{code="invalid_credentials",'
+        'entrypoint="login",service="identity"}'
+    )
+
+    def refused_logins():
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        found = [line for line in text.splitlines() if line.startswith(series)]
+        return float(found[0].split()[-1]) if found else 0.0
+
+    before = refused_logins()
+    answer = api.post(
+        "/api/v1/sessions",
+        json={"login": f"nobody-{uuid.uuid4().hex[:8]}", "password": "not the one"},
+        headers={"X-Device-Id": f"metrics-{uuid.uuid4().hex[:12]}"},
+    )
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["code"] == "invalid_credentials"
+    assert refused_logins() == before + 1
+
+
 def test_stock_nameko_cluster_proxy_still_calls_every_service(platform):
     """`nameko shell` / ClusterRpcProxy (stock Nameko: confirms, its own reply
     queue) against services answering on the project's reply channel."""

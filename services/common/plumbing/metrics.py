@@ -1,6 +1,7 @@
 """Prometheus metrics per service (prometheus-client).
 
-``Metrics`` times every entrypoint and counts outcomes. Services without an
+``Metrics`` times every entrypoint and counts outcomes, and each refusal by
+its stable error code (a bounded set: ``services.common.contract``). Services without an
 HTTP surface expose ``/metrics`` on ``METRICS_PORT`` (0 or absent: not
 exposed, e.g. in tests); the gateway serves its own on ``GET /metrics``.
 """
@@ -14,7 +15,13 @@ from prometheus_client import Counter, Histogram, start_http_server
 
 from services.common.contract.errors import ServiceError
 
-__all__ = ["Metrics", "ENTRYPOINT_SECONDS", "ENTRYPOINT_CALLS", "EVENTS_PARKED"]
+__all__ = [
+    "Metrics",
+    "ENTRYPOINT_SECONDS",
+    "ENTRYPOINT_CALLS",
+    "ENTRYPOINT_REFUSALS",
+    "EVENTS_PARKED",
+]
 
 ENTRYPOINT_SECONDS = Histogram(
     "entrypoint_duration_seconds",
@@ -26,6 +33,13 @@ ENTRYPOINT_CALLS = Counter(
     "entrypoint_calls_total",
     "Entrypoint calls by outcome (ok, refused: a ServiceError, error: a crash)",
     ["service", "entrypoint", "outcome"],
+)
+# Which refusals: a burst of database_conflict or resend_too_soon reads
+# differently from one of invalid_credentials.
+ENTRYPOINT_REFUSALS = Counter(
+    "entrypoint_refusals_total",
+    "Entrypoint calls refused, by the refusal's stable error code",
+    ["service", "entrypoint", "code"],
 )
 
 EVENTS_PARKED = Counter(
@@ -66,6 +80,7 @@ class Metrics(DependencyProvider):
             outcome = "ok"
         elif isinstance(exc_info[1], ServiceError):
             outcome = f"refused {exc_info[1].code}"
+            ENTRYPOINT_REFUSALS.labels(service, name, exc_info[1].code).inc()
         else:
             outcome = "error"
         ENTRYPOINT_CALLS.labels(service, name, outcome.split()[0]).inc()
