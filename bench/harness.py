@@ -246,13 +246,17 @@ def metric_samples(platform, service, metric):
 
 def entrypoint_outcomes(platform, service, entrypoint):
     """``service``'s ``entrypoint`` calls so far by outcome (``ok``,
-    ``refused``: a stable error code, ``error``: a crash); wrk counts only
-    the non-2xx statuses."""
+    ``refused``: a stable error code, ``error``: a crash), and the refusals
+    by code (``refused <code>``); wrk counts only the non-2xx statuses."""
     counted = {}
-    for labels, value in metric_samples(platform, service, "entrypoint_calls_total"):
-        if labels.get("entrypoint") == entrypoint:
-            outcome = labels["outcome"]
-            counted[outcome] = counted.get(outcome, 0) + int(value)
+    for metric, key in (
+        ("entrypoint_calls_total", lambda labels: labels["outcome"]),
+        ("entrypoint_refusals_total", lambda labels: f"refused {labels['code']}"),
+    ):
+        for labels, value in metric_samples(platform, service, metric):
+            if labels.get("entrypoint") == entrypoint:
+                outcome = key(labels)
+                counted[outcome] = counted.get(outcome, 0) + int(value)
     return counted
 
 

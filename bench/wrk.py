@@ -44,8 +44,9 @@ end
 
 # A phone no earlier request of the platform's life used: a repeat within
 # the resend cooldown is a 429 (drawn at random, ~30k phones a bench run made
-# one likely). 13 + the run's start second (4 digits: runs are seconds
-# apart) + the thread (1) + the thread's count (4). Needs SEEDED_THREADS_LUA.
+# one likely). 13 (the Python loads draw 18x) + the run's start second (4
+# digits: runs are seconds apart) + the thread (1) + the thread's count (4).
+# Needs SEEDED_THREADS_LUA.
 FRESH_PHONE_LUA = """
 local sent = 0
 local started = os.time() % 10000
