@@ -1,9 +1,10 @@
 """Prometheus metrics per service (prometheus-client).
 
 ``Metrics`` times every entrypoint and counts outcomes, and each refusal by
-its stable error code (a bounded set: ``services.common.contract``). Services without an
-HTTP surface expose ``/metrics`` on ``METRICS_PORT`` (0 or absent: not
-exposed, e.g. in tests); the gateway serves its own on ``GET /metrics``.
+its stable error code (a bounded set: ``services.common.contract``).
+Services without an HTTP surface expose ``/metrics`` on ``METRICS_PORT`` (0
+or absent: not exposed, e.g. in tests); the gateway serves its own on
+``GET /metrics``.
 """
 
 import logging
