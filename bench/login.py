@@ -25,11 +25,12 @@ from bench.harness import (
     cpu_seconds,
     emit,
     entrypoint_outcomes,
+    fresh_resident_id,
     load,
     metric_samples,
     outcomes_between,
 )
-from services.common.plumbing.testing import random_phone, random_resident_id
+from services.common.plumbing.testing import random_phone
 from services.identity.passwords import new_hasher
 
 KEYCLOAK_LOGINS_PER_VCPU = 15
@@ -226,7 +227,7 @@ def register_accounts(platform, count, clients):
             "password": PASSWORD,
             "name": "基准测试",
             "id_type": "resident_id",
-            "id_number": random_resident_id(),
+            "id_number": fresh_resident_id(),
         }
 
     result = load(

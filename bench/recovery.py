@@ -22,10 +22,9 @@ import uuid
 
 import requests
 
-from bench.harness import emit, load
+from bench.harness import emit, fresh_resident_id, load
 from services.common.plumbing.testing import (
     random_phone,
-    random_resident_id,
     random_school_code,
     scim_student,
 )
@@ -99,7 +98,7 @@ def _enrolled_students(client, school, token, count, class_name="一班"):
                 "password": PASSWORD,
                 "name": name,
                 "id_type": "resident_id",
-                "id_number": random_resident_id(),
+                "id_number": fresh_resident_id(),
             },
             headers={"X-Device-Id": device},
         )

@@ -1,5 +1,6 @@
 """``make bench``'s report: each figure judged against its target, the
-Markdown table and the chart written (pure; no benchmark is run here)."""
+Markdown table and the chart written; and the accounts a run registers
+(pure; no benchmark is run here)."""
 
 from bench.report import chart, curve_markdown, curves, evaluate, markdown
 
@@ -89,3 +90,18 @@ def test_the_pumping_simulation_is_judged_on_real_users_refused():
     assert [(r[2], r[5]) for r in judged] == [(0, True), (3, False)]
     reported = [r for r in evaluate(records) if r[1] == "pumping_through"]
     assert [r[2] for r in reported] == [394, 145]
+
+
+def test_a_bench_run_never_registers_one_id_number_twice(monkeypatch):
+    """The platform refuses a second account on one number: the login and
+    recovery benchmarks draw theirs from ``fresh_resident_id``."""
+    from bench import harness
+    from services.common.plumbing import testing
+
+    drawn = iter(["110101199001011234", "110101199001011234", "11010119900101123X"])
+    monkeypatch.setattr(testing, "random_resident_id", lambda: next(drawn))
+    monkeypatch.setattr(harness, "_issued_id_numbers", set())
+    assert [harness.fresh_resident_id() for _ in range(2)] == [
+        "110101199001011234",
+        "11010119900101123X",
+    ]
