@@ -61,6 +61,23 @@ ON CONFLICT DO NOTHING
 RETURNING sourced_id
 """
 
+# The users roles.csv (OneRoster 1.2) makes students: looked up a chunk of
+# users.csv at a time, never held whole in the worker's memory.
+STAGE_STUDENT_ROLES_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS stage_student_roles (
+    user_id text PRIMARY KEY
+) ON COMMIT DROP
+"""
+
+ADD_STUDENT_ROLES_STAGE = """
+INSERT INTO stage_student_roles (user_id) SELECT unnest(%(ids)s::text[])
+ON CONFLICT DO NOTHING
+"""
+
+STUDENTS_AMONG_STAGE = """
+SELECT user_id FROM stage_student_roles WHERE user_id = ANY(%(ids)s::text[])
+"""
+
 STAGE_STUDENTS_STAGE = """
 CREATE TEMP TABLE stage_students (
     line integer, id uuid DEFAULT gen_random_uuid(), user_name text, external_id text, student_number text,
@@ -355,13 +372,13 @@ class ImportStore:
         self.conn = conn
         self.progress_conn = progress_conn
         self.school_code = None
-        # The worker COPYs each chunk on a thread of its own while its
-        # reader claims the next rows' sourcedIds (``_CopiesBehind``): the
-        # two share the import's transaction, and psycopg2 does not keep a
-        # COPY in progress from another thread's statement, so the two
-        # calls that can overlap take turns here. Everything else runs
-        # only once the COPYs are drained.
-        self._copy_or_claim = threading.Lock()
+        # The worker COPYs each chunk on a thread of its own while it reads
+        # on (``_CopiesBehind``), claiming the next rows' sourcedIds and
+        # looking up their roles: all share the import's transaction, and
+        # psycopg2 does not keep a COPY in progress from another thread's
+        # statement, so the calls that can overlap take turns here.
+        # Everything else runs only once the COPYs are drained.
+        self._turns = threading.Lock()
 
     @classmethod
     def connect(cls, dsn):
@@ -441,8 +458,20 @@ class ImportStore:
 
     def claim_file_ids(self, entity, ids):
         """Which of ``ids`` (distinct) no earlier row of ``entity`` named."""
-        with self._copy_or_claim, self.conn.cursor() as cur:
+        with self._turns, self.conn.cursor() as cur:
             cur.execute(CLAIM_FILE_IDS_STAGE, {"entity": entity, "ids": list(ids)})
+            return {row[0] for row in cur.fetchall()}
+
+    def stage_student_roles(self):
+        self._run(STAGE_STUDENT_ROLES_STAGE)
+
+    def add_student_roles(self, user_ids):
+        self._run(ADD_STUDENT_ROLES_STAGE, {"ids": user_ids})
+
+    def students_among(self, user_ids):
+        """Which of ``user_ids`` roles.csv made students."""
+        with self._turns, self.conn.cursor() as cur:
+            cur.execute(STUDENTS_AMONG_STAGE, {"ids": user_ids})
             return {row[0] for row in cur.fetchall()}
 
     def lock_school(self):
@@ -485,7 +514,7 @@ class ImportStore:
 
     def copy_students(self, encoded):
         """Stages students given in COPY's text format (``copy_text``)."""
-        with self._copy_or_claim, self.conn.cursor() as cur:
+        with self._turns, self.conn.cursor() as cur:
             copy_encoded(cur, "stage_students", STAGE_STUDENT_COLUMNS, encoded)
 
     def has_live_students(self):
@@ -507,7 +536,7 @@ class ImportStore:
         """COPY new records (NEW_STUDENT_COLUMNS, ``copy_text``) straight
         into students. False, with all since ``begin_first_roster``
         undone, when a unique index refuses one."""
-        with self._copy_or_claim:
+        with self._turns:
             try:
                 with self.conn.cursor() as cur:
                     copy_encoded(cur, "students", NEW_STUDENT_COLUMNS, encoded)

@@ -105,7 +105,7 @@ class Import:
         if parsed.mode == "bulk":
             self.store.delete_missing_classes(self.now)
 
-    def students(self, users, student_ids, reread_users):
+    def students(self, users, reread_users):
         """Apply the student rows of ``users``; the reader read to the end.
 
         A school's first roster (no live record of any source) is COPYd
@@ -115,25 +115,25 @@ class Import:
         are staged and merged (``_merged``), the file read again from the
         top (``reread_users``)."""
         if self.store.has_live_students():
-            deactivated = self._merged(users, student_ids)
-        elif self._first_roster(users, student_ids):
+            deactivated = self._merged(users)
+        elif self._first_roster(users):
             deactivated = 0  # there was nothing to deactivate
         else:  # undone by a unique index: the file again, from the top
             self.progress.pop("users", None)
             users = reread_users()
-            deactivated = self._merged(users, student_ids)
+            deactivated = self._merged(users)
         if users.mode == "bulk":
             self.count("users", deactivated=deactivated)
         return users
 
-    def _first_roster(self, users, student_ids):
+    def _first_roster(self, users):
         """The student rows COPYd into students a chunk at a time. False
         when a unique index refuses one — the file names a student number
         or user name twice, or a SCIM create won a race for one — with
         everything since the savepoint undone, sourcedId claims included."""
         self.store.begin_first_roster()
         lead = self.store.new_student_lead(self.now)
-        chunks = _chunks(self._students_of(users, student_ids))
+        chunks = _chunks(self._students_of(users))
         with (
             contextlib.closing(_staged(chunks, self.keys, self.today, lead)) as worked,
             _CopiesBehind(self.store.copy_new_students) as copies,
@@ -154,13 +154,13 @@ class Import:
         self.store.keep_first_roster()
         return True
 
-    def _merged(self, users, student_ids):
+    def _merged(self, users):
         """Stage the student rows with COPY, a chunk at a time as the file is
         read, drop the ones that clash, deactivate (bulk) the school's
         records the file no longer names, upsert the rest (newest
         dateLastModified wins). Returns how many it deactivated."""
         self.store.stage_students()
-        chunks = _chunks(self._students_of(users, student_ids))
+        chunks = _chunks(self._students_of(users))
         with _CopiesBehind(self.store.copy_students) as copies:
             for staged, problems in _staged(chunks, self.keys, self.today):
                 for problem in problems:
@@ -191,18 +191,36 @@ class Import:
         self.store.upsert_students(self.now)
         return deactivated
 
-    def _students_of(self, users, student_ids):
+    def _students_of(self, users):
         """The student rows of users.csv as it is read (1.1 says the role
-        in a column, 1.2 in roles.csv)."""
-        for row in users:
-            if row["role"]:
-                is_student = row["role"] == "student"
-            else:
-                is_student = row["sourced_id"] in student_ids
-            if not is_student:
-                self.count("users", skipped=1, kept=-1)
-                continue
-            yield row
+        in a column, 1.2 in roles.csv: those rows' roles are looked up a
+        chunk at a time in the table ``stage_roles`` filled)."""
+        for chunk in _chunks(users):
+            unsaid = sorted({row["sourced_id"] for row in chunk if not row["role"]})
+            students = self.store.students_among(unsaid) if unsaid else set()
+            for row in chunk:
+                if row["role"]:
+                    is_student = row["role"] == "student"
+                else:
+                    is_student = row["sourced_id"] in students
+                if not is_student:
+                    self.count("users", skipped=1, kept=-1)
+                    continue
+                yield row
+
+    def stage_roles(self, roles):
+        """Note which users roles.csv makes students (live roles), in the
+        import's table: a school's whole roster is never held in memory
+        (1.26M ids took more than the worker's cap allows)."""
+        self.store.stage_student_roles()
+        for chunk in _chunks(roles):
+            ids = {
+                row["user_id"]
+                for row in chunk
+                if row["role"] == "student" and row["status"] != "tobedeleted"
+            }
+            if ids:
+                self.store.add_student_roles(sorted(ids))
 
     def _live_targets(self, chunk):
         """The live classes and students a chunk of enrolments names (looked
@@ -309,15 +327,9 @@ class Import:
         if "classes" in readers:
             self.classes(readers["classes"])
         if "users" in readers:
-            student_ids = {
-                row["user_id"]
-                for row in readers.get("roles", ())
-                if row["role"] == "student" and row["status"] != "tobedeleted"
-            }
+            self.stage_roles(readers.get("roles", ()))
             readers["users"] = self.students(
-                readers["users"],
-                student_ids,
-                lambda: self._reread(package, "users"),
+                readers["users"], lambda: self._reread(package, "users")
             )
         self.beat()
         if "enrollments" in readers:
@@ -644,10 +656,13 @@ def main(import_id):
         if row is None:
             log.warning("import %s is not running; nothing to do", import_id)
             return 0
+        # The fetched buffer is let go once copied: kept in ``row`` it held
+        # the package twice for the whole import (~20 MiB at the size limit).
+        package = bytes(row.pop("package"))
         job = Import(store, row, keys, datetime.now(timezone.utc))
         started = time.monotonic()
         try:
-            job.run(bytes(row["package"]))
+            job.run(package)
         except oneroster.PackageError as exc:
             store.rollback()
             store.fail(import_id, exc.code, exc.detail)
@@ -666,7 +681,18 @@ def main(import_id):
         )
         return 0
     finally:
+        _stop_pool_processes()
         store.close()
+
+
+def _stop_pool_processes():
+    """A pool whose shutdown failed — its manager thread never started, the
+    address space spent — leaves its processes waiting for work, and this
+    interpreter's exit would wait on them for ever (the import long since
+    marked failed). None are left after a clean import."""
+    for child in multiprocessing.active_children():
+        child.terminate()
+        child.join(5)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,13 @@ import io
 import threading
 import time
 import uuid
+import zipfile
 
 import psycopg2
 import psycopg2.extensions
 import pytest
 
-from bench.registry import LOOKUP_KEY, SEAL_KEY, _resident_id, users_zip
+from bench.registry import LOOKUP_KEY, SEAL_KEY, USERS_HEADER, _resident_id, users_zip
 from services.registry_sync import import_store, import_worker
 from services.registry_sync.import_store import ImportStore
 
@@ -26,6 +27,10 @@ STUDENTS = 300
 
 
 def _package(repeat_number_at=None, repeat_user_name_at=None, students=STUDENTS):
+    return users_zip(_rows(repeat_number_at, repeat_user_name_at, students))
+
+
+def _rows(repeat_number_at=None, repeat_user_name_at=None, students=STUDENTS):
     """Students with the kinds of rows an import treats apart: a flawed ID
     number (kept, flagged), a traditional name, a refused row, a teacher,
     an inactive student — and, when asked, a row repeating student 10's
@@ -47,7 +52,7 @@ def _package(repeat_number_at=None, repeat_user_name_at=None, students=STUDENTS)
             f"u{i},{status},2026-09-01,{enabled},org1,{role},{user_name},{given},"
             f"{family},{student_number},resident_id,{number},{i % 30 + 1}班\n"
         )
-    return users_zip(rows)
+    return rows
 
 
 @pytest.fixture
@@ -331,3 +336,102 @@ def test_a_claim_waits_for_the_copy_in_progress_on_the_connection(
         assert store._rows("SELECT count(*) AS n FROM stage_students")[0]["n"] == 3
     finally:
         store.close()
+
+
+def test_a_pool_that_cannot_start_leaves_no_process_behind(
+    import_into, registry_sql, monkeypatch
+):
+    """Under the worker's address-space cap a pool's manager thread may not
+    start ("can't start new thread"): the import fails as import_error, and
+    the pool's processes, already spawned, must not outlive it — the
+    worker's exit would wait on them for ever."""
+    import multiprocessing
+    from concurrent.futures import process
+
+    def cannot_start(thread):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(process._ExecutorManagerThread, "start", cannot_start)
+    school = _school_with(registry_sql, "NOTHREAD")
+    import_into(school, _package(), status="failed")
+    left = multiprocessing.active_children()
+    for child in left:  # so that a regression fails here, not hangs the run
+        child.kill()
+    assert left == []
+    assert _left_in(registry_sql, school) == ([], [])
+
+
+def _package_12(rows):
+    """The OneRoster 1.2 twin of ``users_zip(rows)``: the role column moved
+    to roles.csv — each row's role, plus a teacher role for a student (still
+    a student), a student role marked tobedeleted for a teacher (still not
+    one), and a role for a user the file does not name."""
+    fields = USERS_HEADER.rstrip("\n").split(",")
+    at = fields.index("role")
+    users = [",".join(fields[:at] + fields[at + 1 :]) + "\n"]
+    roles = [
+        "sourcedId,status,dateLastModified,userSourcedId,roleType,role,orgSourcedId\n"
+    ]
+    for n, line in enumerate(rows):
+        values = line.rstrip("\n").split(",")
+        user, role = values[0], values.pop(at)
+        users.append(",".join(values) + "\n")
+        roles.append(f"r{n},active,2026-09-01,{user},primary,{role},org1\n")
+        if n % 10 == 1:
+            other = "teacher" if role == "student" else "student"
+            status = "active" if role == "student" else "tobedeleted"
+            roles.append(f"x{n},{status},2026-09-01,{user},secondary,{other},org1\n")
+    roles.append("r-gone,active,2026-09-01,nobody,primary,student,org1\n")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            "manifest.csv",
+            "propertyName,value\noneroster.version,1.2\n"
+            "file.users,bulk\nfile.roles,bulk\n",
+        )
+        archive.writestr("users.csv", "".join(users))
+        archive.writestr("roles.csv", "".join(roles))
+    return buffer.getvalue()
+
+
+def test_roles_csv_makes_the_same_students_looked_up_a_chunk_at_a_time(
+    import_into, registry_sync_roles_spy, registry_sql
+):
+    """A 1.2 package (roles in roles.csv) leaves what its 1.1 twin (roles
+    in a column) leaves; the student roles go to the import's table a chunk
+    at a time and are asked about a chunk of users at a time — a school's
+    whole roster is never a set in the worker's memory (1.26M ids at the
+    size limit took it past its cap)."""
+    rows = _rows(students=600)
+    by_column = _school_with(registry_sql, "ROLECOLUMN")
+    by_file = _school_with(registry_sql, "ROLEFILE")
+    column_paths, column_progress = import_into(by_column, users_zip(rows))
+    assert registry_sync_roles_spy == {"added": [], "asked": []}
+    file_paths, file_progress = import_into(by_file, _package_12(rows))
+    assert file_paths == column_paths == ["copied"]
+    assert file_progress["users"] == column_progress["users"]
+    assert file_progress["roles"]["kept"] > 600
+    assert _left_in(registry_sql, by_file) == _left_in(registry_sql, by_column)
+    chunk = int(import_worker._chunk_rows())
+    added, asked = registry_sync_roles_spy["added"], registry_sync_roles_spy["asked"]
+    assert len(added) > 1 and max(added) <= chunk
+    assert len(asked) == -(-600 // chunk) and max(asked) <= chunk
+
+
+@pytest.fixture
+def registry_sync_roles_spy(monkeypatch):
+    """How many user ids each call staged as students, and asked about."""
+    seen = {"added": [], "asked": []}
+    add, among = ImportStore.add_student_roles, ImportStore.students_among
+
+    def added(store, ids):
+        seen["added"].append(len(ids))
+        return add(store, ids)
+
+    def asked(store, ids):
+        seen["asked"].append(len(ids))
+        return among(store, ids)
+
+    monkeypatch.setattr(ImportStore, "add_student_roles", added)
+    monkeypatch.setattr(ImportStore, "students_among", asked)
+    return seen
