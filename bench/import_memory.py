@@ -9,7 +9,10 @@ whole process tree. Prints one JSON line: students, zip and unpacked bytes,
 seconds, peak memory and its ratio to the cap; exits non-zero if the import
 did not succeed under the cap.
 
-    python -m bench.import_memory [--cap-mib 448] [--zip-mib 20]
+    python -m bench.import_memory [--cap-mib 448] [--zip-mib 20] [--roles-file]
+
+``--roles-file``: the same students as OneRoster 1.2 has them (roles.csv
+beside users.csv, so the zip is larger).
 
 448 MiB is the registry_sync pod's 512 Mi limit less what the service
 itself holds (~64 MiB of it here; measure yours)."""
@@ -24,7 +27,7 @@ import zipfile
 import psycopg2
 
 from bench.harness import emit
-from bench.registry import LOOKUP_KEY, SEAL_KEY, _school, roster_zip
+from bench.registry import LOOKUP_KEY, SEAL_KEY, _school, roster_zip, roster_zip_12
 from services.common.plumbing.testing import (
     TestDatabases,
     check_infra,
@@ -33,10 +36,10 @@ from services.common.plumbing.testing import (
 )
 
 
-def students_for(zip_bytes):
-    """How many bench students make a zip of about ``zip_bytes``."""
+def students_for(zip_bytes, build=roster_zip):
+    """How many bench students make a zip (``build``) of about ``zip_bytes``."""
     sample = 20_000
-    per_student = len(roster_zip(sample)) / sample
+    per_student = len(build(sample)) / sample
     return int(zip_bytes / per_student)
 
 
@@ -81,10 +84,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--cap-mib", type=int, default=448)
     parser.add_argument("--zip-mib", type=float, default=20)
+    parser.add_argument("--roles-file", action="store_true")
     args = parser.parse_args()
     check_infra()
-    students = students_for(args.zip_mib * 1024 * 1024 * 0.97)
-    package = roster_zip(students)
+    build = roster_zip_12 if args.roles_file else roster_zip
+    students = students_for(args.zip_mib * 1024 * 1024 * 0.97, build)
+    package = build(students)
     unpacked = sum(i.file_size for i in zipfile.ZipFile(io.BytesIO(package)).infolist())
     dbs = TestDatabases(run_id=random_ref("benchmem"), services=("registry_sync",))
     dbs.create()
@@ -97,6 +102,7 @@ def main():
     emit(
         {
             "bench": "oneroster_import_memory",
+            "oneroster_version": "1.2" if args.roles_file else "1.1",
             "students": students,
             "zip_bytes": len(package),
             "unpacked_bytes": unpacked,

@@ -62,6 +62,34 @@ def roster_zip(students):
     )
 
 
+def roster_zip_12(students):
+    """``roster_zip``'s students as OneRoster 1.2 has them: no role column
+    in users.csv, each student's role a row of roles.csv."""
+    fields = USERS_HEADER.rstrip("\n").split(",")
+    at = fields.index("role")
+    users = [",".join(fields[:at] + fields[at + 1 :]) + "\n"]
+    users += (
+        f"u{i},active,2026-09-01,TRUE,org1,s{i},三{i % 97},张,S{i},"
+        f"resident_id,{_resident_id(i)},{i % 30 + 1}班\n"
+        for i in range(students)
+    )
+    roles = [
+        "sourcedId,status,dateLastModified,userSourcedId,roleType,role,orgSourcedId\n"
+    ]
+    roles += (
+        f"r{i},active,2026-09-01,u{i},primary,student,org1\n" for i in range(students)
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            "manifest.csv",
+            "propertyName,value\noneroster.version,1.2\nfile.users,bulk\nfile.roles,bulk\n",
+        )
+        archive.writestr("users.csv", "".join(users))
+        archive.writestr("roles.csv", "".join(roles))
+    return buffer.getvalue()
+
+
 def users_zip(rows):
     """A OneRoster 1.1 package of users.csv: ``USERS_HEADER`` and ``rows``."""
     lines = [USERS_HEADER, *rows]
