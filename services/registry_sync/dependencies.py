@@ -96,7 +96,8 @@ class ImportRunner(DependencyProvider):
         # The worker's address space is capped: an import that would outgrow
         # the pod fails on its own (MemoryError -> import_error) instead of
         # the kernel killing the service with it. 448 MiB: a 512 Mi pod less
-        # the service; an import at the package size limit peaks at ~250 MiB.
+        # the service; an import at the package size limit peaks at ~175 MiB
+        # (bench.import_memory, 1.1 and 1.2 packages alike).
         self.memory_limit_mib = int(config.get("IMPORT_MEMORY_LIMIT_MB", 448))
         self.env = {
             **os.environ,

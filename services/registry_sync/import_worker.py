@@ -23,8 +23,10 @@ would starve the service's event loop.
                deactivate (bulk), upsert
 
 Memory is bounded by the chunk, not the file: a package at the size limit
-(1.26M students) peaks at ~186 MiB with its pool (``_staged``); the worker
-and its pool share the address-space cap of IMPORT_MEMORY_LIMIT_MB.
+(1.26M students) peaks at ~175 MiB with its pool (``_staged``); no set of the
+roster's ids is held (sourcedIds and 1.2's student roles are in the
+import's temporary tables); the worker and its pool share the address-space
+cap of IMPORT_MEMORY_LIMIT_MB.
 Everything is applied in one transaction under a per-school advisory lock,
 so an import is all or nothing and two imports of one school never
 interleave. Config comes from the environment the runner passes:
