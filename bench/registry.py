@@ -54,52 +54,62 @@ def _resident_id(index):
     return first17 + resident_check_char(first17)
 
 
-def roster_zip(students):
-    return users_zip(
+def _roster_rows(students):
+    return (
         f"u{i},active,2026-09-01,TRUE,org1,student,s{i},三{i % 97},张,S{i},"
         f"resident_id,{_resident_id(i)},{i % 30 + 1}班\n"
         for i in range(students)
     )
 
 
+def roster_zip(students):
+    return users_zip(_roster_rows(students))
+
+
 def roster_zip_12(students):
-    """``roster_zip``'s students as OneRoster 1.2 has them: no role column
-    in users.csv, each student's role a row of roles.csv."""
-    fields = USERS_HEADER.rstrip("\n").split(",")
-    at = fields.index("role")
-    users = [",".join(fields[:at] + fields[at + 1 :]) + "\n"]
-    users += (
-        f"u{i},active,2026-09-01,TRUE,org1,s{i},三{i % 97},张,S{i},"
-        f"resident_id,{_resident_id(i)},{i % 30 + 1}班\n"
-        for i in range(students)
-    )
-    roles = [
-        "sourcedId,status,dateLastModified,userSourcedId,roleType,role,orgSourcedId\n"
-    ]
-    roles += (
-        f"r{i},active,2026-09-01,u{i},primary,student,org1\n" for i in range(students)
-    )
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(
-            "manifest.csv",
-            "propertyName,value\noneroster.version,1.2\nfile.users,bulk\nfile.roles,bulk\n",
-        )
-        archive.writestr("users.csv", "".join(users))
-        archive.writestr("roles.csv", "".join(roles))
-    return buffer.getvalue()
+    """``roster_zip``'s students as a OneRoster 1.2 package."""
+    return users_zip_12(_roster_rows(students))
+
+
+ROLES_HEADER = (
+    "sourcedId,status,dateLastModified,userSourcedId,roleType,role,orgSourcedId\n"
+)
 
 
 def users_zip(rows):
     """A OneRoster 1.1 package of users.csv: ``USERS_HEADER`` and ``rows``."""
-    lines = [USERS_HEADER, *rows]
+    return _package("1.1", {"users": USERS_HEADER + "".join(rows)})
+
+
+def users_zip_12(rows, more_roles=()):
+    """``users_zip``'s rows as OneRoster 1.2 has them: the role column moved
+    to roles.csv, a role row for each user, then the ``more_roles`` lines."""
+    at = USERS_HEADER.split(",").index("role")
+    users, roles = [_without(USERS_HEADER, at)], [ROLES_HEADER]
+    for n, line in enumerate(rows):
+        values = line.split(",")
+        users.append(_without(line, at))
+        roles.append(f"r{n},active,2026-09-01,{values[0]},primary,{values[at]},org1\n")
+    roles.extend(more_roles)
+    return _package("1.2", {"users": "".join(users), "roles": "".join(roles)})
+
+
+def _without(line, at):
+    """A CSV line (no quoted commas) without its field ``at``."""
+    values = line.rstrip("\n").split(",")
+    return ",".join(values[:at] + values[at + 1 :]) + "\n"
+
+
+def _package(version, files):
+    """A zip of ``files`` ({entity: CSV text}), each a bulk file."""
+    manifest = f"propertyName,value\noneroster.version,{version}\n" + "".join(
+        f"file.{entity},bulk\n" for entity in files
+    )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(
-            "manifest.csv",
-            "propertyName,value\noneroster.version,1.1\nfile.users,bulk\n",
-        )
-        archive.writestr("users.csv", "".join(lines))
+        archive.writestr("manifest.csv", manifest)
+        for entity, text in files.items():
+            archive.writestr(f"{entity}.csv", text)
     return buffer.getvalue()
 
 

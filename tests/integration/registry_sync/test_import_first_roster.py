@@ -13,13 +13,19 @@ import io
 import threading
 import time
 import uuid
-import zipfile
 
 import psycopg2
 import psycopg2.extensions
 import pytest
 
-from bench.registry import LOOKUP_KEY, SEAL_KEY, USERS_HEADER, _resident_id, users_zip
+from bench.registry import (
+    LOOKUP_KEY,
+    SEAL_KEY,
+    USERS_HEADER,
+    _resident_id,
+    users_zip,
+    users_zip_12,
+)
 from services.registry_sync import import_store, import_worker
 from services.registry_sync.import_store import ImportStore
 
@@ -213,11 +219,16 @@ def test_a_scim_create_winning_the_race_for_a_number_undoes_the_copy(
     assert taken == {(122, "identifier")}
 
 
-@pytest.mark.parametrize(
+# Each COPY test runs on both paths: a first roster (straight into
+# students) and a school holding a SCIM record (staged, then merged).
+_EITHER_PATH = pytest.mark.parametrize(
     ("copy", "scim_number"),
     [("copy_new_students", None), ("copy_students", "X1")],
     ids=["first roster", "merged"],
 )
+
+
+@_EITHER_PATH
 def test_each_chunk_is_copied_on_a_thread_of_its_own(
     import_into, registry_sql, monkeypatch, copy, scim_number
 ):
@@ -264,11 +275,7 @@ def test_what_ran_behind_a_refused_copy_is_undone_with_it(
     assert not [e for e in errors if e["line"] == 1001]
 
 
-@pytest.mark.parametrize(
-    ("copy", "scim_number"),
-    [("copy_new_students", None), ("copy_students", "X1")],
-    ids=["first roster", "merged"],
-)
+@_EITHER_PATH
 def test_a_copy_failing_on_its_thread_fails_the_import_and_keeps_nothing(
     import_into, registry_sql, monkeypatch, copy, scim_number
 ):
@@ -362,36 +369,20 @@ def test_a_pool_that_cannot_start_leaves_no_process_behind(
 
 
 def _package_12(rows):
-    """The OneRoster 1.2 twin of ``users_zip(rows)``: the role column moved
-    to roles.csv — each row's role, plus a teacher role for a student (still
-    a student), a student role marked tobedeleted for a teacher (still not
-    one), and a role for a user the file does not name."""
-    fields = USERS_HEADER.rstrip("\n").split(",")
-    at = fields.index("role")
-    users = [",".join(fields[:at] + fields[at + 1 :]) + "\n"]
-    roles = [
-        "sourcedId,status,dateLastModified,userSourcedId,roleType,role,orgSourcedId\n"
-    ]
-    for n, line in enumerate(rows):
-        values = line.rstrip("\n").split(",")
-        user, role = values[0], values.pop(at)
-        users.append(",".join(values) + "\n")
-        roles.append(f"r{n},active,2026-09-01,{user},primary,{role},org1\n")
-        if n % 10 == 1:
-            other = "teacher" if role == "student" else "student"
-            status = "active" if role == "student" else "tobedeleted"
-            roles.append(f"x{n},{status},2026-09-01,{user},secondary,{other},org1\n")
-    roles.append("r-gone,active,2026-09-01,nobody,primary,student,org1\n")
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(
-            "manifest.csv",
-            "propertyName,value\noneroster.version,1.2\n"
-            "file.users,bulk\nfile.roles,bulk\n",
+    """The OneRoster 1.2 twin of ``users_zip(rows)`` (roles in roles.csv),
+    with more roles: a teacher role for a student (still a student), a
+    student role marked tobedeleted for a teacher (still not one), and a
+    role for a user the file does not name."""
+    at = USERS_HEADER.split(",").index("role")
+    more = []
+    for n in range(1, len(rows), 10):
+        user, role = rows[n].split(",")[0], rows[n].split(",")[at]
+        other, status = (
+            ("teacher", "active") if role == "student" else ("student", "tobedeleted")
         )
-        archive.writestr("users.csv", "".join(users))
-        archive.writestr("roles.csv", "".join(roles))
-    return buffer.getvalue()
+        more.append(f"x{n},{status},2026-09-01,{user},secondary,{other},org1\n")
+    more.append("r-gone,active,2026-09-01,nobody,primary,student,org1\n")
+    return users_zip_12(rows, more)
 
 
 def test_roles_csv_makes_the_same_students_looked_up_a_chunk_at_a_time(
