@@ -196,7 +196,8 @@ class Import:
     def _students_of(self, users):
         """The student rows of users.csv as it is read (1.1 says the role
         in a column, 1.2 in roles.csv: those rows' roles are looked up a
-        chunk at a time in the table ``stage_roles`` filled)."""
+        chunk at a time in ``stage_student_roles``, which
+        ``stage_roles`` filled)."""
         for chunk in _chunks(users):
             unsaid = sorted({row["sourced_id"] for row in chunk if not row["role"]})
             students = self.store.students_among(unsaid) if unsaid else set()
