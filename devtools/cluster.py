@@ -998,6 +998,17 @@ listen stats
             instance_env=self.instance_env,
         )
         self.platform.start(wait=wait)
+        # That readiness asked one gateway, through HAProxy, which routes by
+        # /health/live (the process answers) — a gateway still joining the
+        # broker answered a test's first send 503 service_unavailable. The
+        # cluster is ready when every gateway reaches every service.
+        _wait(
+            "every gateway reaching every service",
+            lambda: all(
+                self.gateway_instance_healthy(k) for k in range(1, self.gateways + 1)
+            ),
+            wait,
+        )
         return self.platform
 
     # -- faults ----------------------------------------------------------
