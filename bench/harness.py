@@ -250,32 +250,41 @@ def emit(record):
 def metric_samples(platform, service, metric):
     """``(labels, value)`` of each sample of ``metric`` that ``service``
     exports now (its metrics endpoint, read with prometheus_client's parser)."""
+    return [
+        (labels, value)
+        for name, labels, value in _exported(platform, service)
+        if name == metric
+    ]
+
+
+def _exported(platform, service):
+    """``(name, labels, value)`` of every sample ``service`` exports now."""
     import requests
     from prometheus_client.parser import text_string_to_metric_families
 
     port = platform.metrics_port(service)
     text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     return [
-        (sample.labels, sample.value)
+        (sample.name, sample.labels, sample.value)
         for family in text_string_to_metric_families(text)
         for sample in family.samples
-        if sample.name == metric
     ]
 
 
 def entrypoint_outcomes(platform, service, entrypoint):
     """``service``'s ``entrypoint`` calls so far by outcome (``ok``,
     ``refused``: a stable error code, ``error``: a crash), and the refusals
-    by code (``refused <code>``); wrk counts only the non-2xx statuses."""
+    by code (``refused <code>``); wrk counts only the non-2xx statuses.
+    One read of the service's metrics."""
+    outcome_of = {
+        "entrypoint_calls_total": lambda labels: labels["outcome"],
+        "entrypoint_refusals_total": lambda labels: f"refused {labels['code']}",
+    }
     counted = {}
-    for metric, key in (
-        ("entrypoint_calls_total", lambda labels: labels["outcome"]),
-        ("entrypoint_refusals_total", lambda labels: f"refused {labels['code']}"),
-    ):
-        for labels, value in metric_samples(platform, service, metric):
-            if labels.get("entrypoint") == entrypoint:
-                outcome = key(labels)
-                counted[outcome] = counted.get(outcome, 0) + int(value)
+    for name, labels, value in _exported(platform, service):
+        if name in outcome_of and labels.get("entrypoint") == entrypoint:
+            outcome = outcome_of[name](labels)
+            counted[outcome] = counted.get(outcome, 0) + int(value)
     return counted
 
 

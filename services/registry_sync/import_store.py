@@ -61,8 +61,8 @@ ON CONFLICT DO NOTHING
 RETURNING sourced_id
 """
 
-# The users roles.csv (OneRoster 1.2) makes students: looked up a chunk of
-# users.csv at a time, never held whole in the worker's memory.
+# The users that roles.csv (OneRoster 1.2) makes students: looked up a chunk
+# of users.csv at a time, never held whole in the worker's memory.
 STAGE_STUDENT_ROLES_STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS stage_student_roles (
     user_id text PRIMARY KEY

@@ -217,11 +217,7 @@ class Import:
         (1.26M ids took more than the worker's cap allows)."""
         self.store.stage_student_roles()
         for chunk in _chunks(roles):
-            ids = {
-                row["user_id"]
-                for row in chunk
-                if row["role"] == "student" and row["status"] != "tobedeleted"
-            }
+            ids = {row["user_id"] for row in chunk if oneroster.makes_student(row)}
             if ids:
                 self.store.add_student_roles(sorted(ids))
 

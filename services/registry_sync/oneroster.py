@@ -569,6 +569,12 @@ def _role(row):
     return record
 
 
+def makes_student(role):
+    """Whether a roles.csv record (OneRoster 1.2) makes its user a student:
+    a student role not marked for deletion."""
+    return role["role"] == "student" and role["status"] != "tobedeleted"
+
+
 def _enrollment(row):
     record = row.common()
     record["class_id"] = row.value("classSourcedId")
